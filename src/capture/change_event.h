@@ -1,0 +1,53 @@
+// ChangeEvent: one captured change on its way from the campaign database to the history, and its
+// wire form on a change bus (docs/formats/change-message.md, schema_version 1).
+//
+//   log     every committed version: the full row image (for deletes, the last content), the
+//           commit time, the actor and the transaction id.
+//   notify  the reference design: {campaign_id, customer_id, op, version} published after commit;
+//           the row rides along only on delete; the publisher fetches the current row.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "campaign/campaign.h"
+#include "campaign/change.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace ch {
+
+// DO NOT CHANGE the meaning of a released version; add fields and bump it.
+inline constexpr int kChangeMessageSchemaVersion = 1;
+
+struct ChangeEvent {
+  CaptureMode capture = CaptureMode::kLog;
+  ChangeOp op = ChangeOp::kUpdated;
+  int64_t campaign_id = 0;
+  int64_t customer_id = 0;
+  // The campaign's version after the change (for deletes: the last version + 1).
+  int64_t version = 0;
+  // Commit time of the change.
+  Timestamp event_time{};
+  std::string actor;
+  std::string transaction_id;
+  // log: always set (for deletes: the row before it). notify: set only for deletes.
+  std::optional<Campaign> row;
+  // Opaque position in the source (outbox sequence number, WAL LSN); informational on the wire.
+  std::string source_position;
+
+  bool operator==(const ChangeEvent&) const = default;
+};
+
+// Return the JSON message for `e`.
+std::string EncodeChangeMessage(const ChangeEvent& e);
+
+// Parse a message. Fails with InvalidArgument naming what is wrong (malformed JSON, missing or
+// mistyped field, unknown schema_version, a log message without a row, ...).
+Result<ChangeEvent> DecodeChangeMessage(std::string_view data);
+
+}  // namespace ch

@@ -1,0 +1,49 @@
+// ChangeSource: where captured changes come from, in commit order: the SQLite outbox
+// (SqliteOutboxSource) or a PostgreSQL logical replication slot (later).
+//
+// Delivery semantics: at least once. Poll returns events after the last polled position, in
+// commit order, whole transactions only (a transaction is never split across two batches).
+// Nothing is discarded by the source until Confirm(position) says everything up to and including
+// `position` is durable downstream; after a restart, Poll resumes after the last confirmed
+// position, so unconfirmed events are delivered again.
+//
+// Thread-safety: one consumer thread per source object.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "capture/change_event.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace ch {
+
+struct SourceBatch {
+  std::vector<ChangeEvent> events;
+  // The position to Confirm once every event of the batch is durable downstream. Empty when the
+  // batch is empty.
+  std::string end_position;
+};
+
+class ChangeSource {
+ public:
+  ChangeSource() = default;
+  ChangeSource(const ChangeSource&) = delete;
+  ChangeSource& operator=(const ChangeSource&) = delete;
+  virtual ~ChangeSource() = default;
+
+  // Return the next events (about `max_events`, more when needed to finish a transaction),
+  // waiting up to `wait` for the first one. An empty batch means nothing new arrived in time.
+  virtual Result<SourceBatch> Poll(size_t max_events, Micros wait) = 0;
+
+  // Declare everything up to and including `position` durable downstream; the source may discard
+  // it. Confirming a position at or before an earlier confirmed one is a no-op.
+  virtual Status Confirm(const std::string& position) = 0;
+
+  // Return how many captured events are not yet confirmed (the backlog), when the source knows.
+  virtual Result<int64_t> Backlog() = 0;
+};
+
+}  // namespace ch

@@ -1,0 +1,172 @@
+#include "common/sqlite.h"
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+namespace ch {
+
+namespace {
+Status TranslateSqlite(int rc, std::string_view what, const char* detail) {
+  std::string msg = fmt::format("{}: {} ({})", what, detail ? detail : sqlite3_errstr(rc),
+                                sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW: return Status::OK();
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_CANTOPEN:
+    case SQLITE_IOERR:
+    case SQLITE_PROTOCOL: return UnavailableError(std::move(msg));
+    case SQLITE_CONSTRAINT: return AlreadyExistsError(std::move(msg));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return DataLossError(std::move(msg));
+    case SQLITE_FULL:
+    case SQLITE_NOMEM: return ResourceExhaustedError(std::move(msg));
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: return PermissionDeniedError(std::move(msg));
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE:
+    case SQLITE_MISMATCH: return InvalidArgumentError(std::move(msg));
+    default: return InternalError(std::move(msg));
+  }
+}
+}  // namespace
+
+SqliteStmt::~SqliteStmt() { sqlite3_finalize(stmt_); }
+
+SqliteStmt& SqliteStmt::Bind(int idx, int64_t v) {
+  sqlite3_bind_int64(stmt_, idx, v);
+  return *this;
+}
+SqliteStmt& SqliteStmt::Bind(int idx, std::string_view v) {
+  sqlite3_bind_text(stmt_, idx, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+SqliteStmt& SqliteStmt::BindBlob(int idx, std::string_view v) {
+  sqlite3_bind_blob(stmt_, idx, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+SqliteStmt& SqliteStmt::BindNull(int idx) {
+  sqlite3_bind_null(stmt_, idx);
+  return *this;
+}
+
+Result<bool> SqliteStmt::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Status s = TranslateSqlite(rc, sqlite3_sql(stmt_), sqlite3_errmsg(db_));
+  sqlite3_reset(stmt_);
+  return s;
+}
+
+Status SqliteStmt::Run() {
+  Result<bool> r = Step();
+  while (r.ok() && *r) r = Step();
+  Reset();
+  return r.status();
+}
+
+int64_t SqliteStmt::ColumnInt64(int col) const { return sqlite3_column_int64(stmt_, col); }
+double SqliteStmt::ColumnDouble(int col) const { return sqlite3_column_double(stmt_, col); }
+std::string_view SqliteStmt::ColumnText(int col) const {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+  if (p == nullptr) return {};
+  return std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+}
+bool SqliteStmt::ColumnIsNull(int col) const {
+  return sqlite3_column_type(stmt_, col) == SQLITE_NULL;
+}
+void SqliteStmt::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
+                                                 const SqliteOptions& options) {
+  sqlite3* raw = nullptr;
+  int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string detail = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    sqlite3_close(raw);
+    return UnavailableError(fmt::format("cannot open SQLite database '{}': {}", path, detail));
+  }
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path));
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  sqlite3_extended_result_codes(raw, 1);
+  std::string pragmas = fmt::format("PRAGMA cache_size=-{}; PRAGMA foreign_keys=ON;", options.cache_kib);
+  if (!options.read_only) {
+    if (options.wal) pragmas += "PRAGMA journal_mode=WAL;";
+    pragmas += fmt::format("PRAGMA synchronous={};", options.synchronous);
+  }
+  Status s = db->Exec(pragmas);
+  if (!s.ok()) return s.WithContext(fmt::format("cannot open SQLite database '{}'", path));
+  return db;
+}
+
+SqliteDb::~SqliteDb() {
+  cache_.clear();  // finalize statements before closing
+  sqlite3_close(db_);
+}
+
+Status SqliteDb::Exec(std::string_view sql) {
+  std::string text(sql);
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status::OK();
+  Status s = TranslateSqlite(rc, fmt::format("SQLite error in '{}'", path_), err);
+  sqlite3_free(err);
+  return s;
+}
+
+Result<SqliteStmt*> SqliteDb::Prepare(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it != cache_.end()) {
+    it->second->Reset();
+    return it->second.get();
+  }
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    return TranslateSqlite(rc, fmt::format("cannot prepare '{}'", sql), sqlite3_errmsg(db_));
+  }
+  auto owned = std::make_unique<SqliteStmt>(db_, stmt);
+  SqliteStmt* p = owned.get();
+  cache_.emplace(sql, std::move(owned));
+  return p;
+}
+
+int64_t SqliteDb::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
+
+Status SqliteDb::ToStatus(int rc, std::string_view what) const {
+  return TranslateSqlite(rc, what, sqlite3_errmsg(db_));
+}
+
+Result<std::unique_ptr<SqliteTransaction>> SqliteTransaction::Begin(SqliteDb& db,
+                                                                   bool immediate) {
+  RETURN_IF_ERROR(db.Exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"));
+  return std::unique_ptr<SqliteTransaction>(new SqliteTransaction(db));
+}
+
+SqliteTransaction::~SqliteTransaction() { Rollback(); }
+
+Status SqliteTransaction::Commit() {
+  if (!open_) return FailedPreconditionError("transaction already finished");
+  Status s = db_.Exec("COMMIT");
+  if (s.ok()) open_ = false;
+  return s;
+}
+
+void SqliteTransaction::Rollback() {
+  if (!open_) return;
+  open_ = false;
+  db_.Exec("ROLLBACK").IgnoreError();
+}
+
+}  // namespace ch

@@ -1,0 +1,65 @@
+#include "common/sqlite.h"
+
+#include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::TempDir;
+
+TEST(SqliteTest, PreparesBindsAndReads) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir.File("t.db")));
+  ASSERT_OK(db->Exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT)"));
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * ins, db->Prepare("INSERT INTO t(k, v) VALUES (?1, ?2)"));
+  ASSERT_OK(ins->Bind(1, int64_t{1}).Bind(2, "caf\xc3\xa9").Run());
+  ASSERT_OK(ins->Bind(1, int64_t{2}).BindNull(2).Run());
+  EXPECT_THAT(ins->Bind(1, int64_t{1}).Bind(2, "dup").Run(),
+              StatusIs(StatusCode::kAlreadyExists));
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * sel, db->Prepare("SELECT k, v FROM t ORDER BY k"));
+  ASSERT_OK_AND_ASSIGN(bool row, sel->Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(sel->ColumnInt64(0), 1);
+  EXPECT_EQ(sel->ColumnText(1), "caf\xc3\xa9");
+  ASSERT_OK_AND_ASSIGN(row, sel->Step());
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(sel->ColumnIsNull(1));
+  ASSERT_OK_AND_ASSIGN(row, sel->Step());
+  EXPECT_FALSE(row);
+}
+
+TEST(SqliteTest, TransactionRollsBackUnlessCommitted) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir.File("t.db")));
+  ASSERT_OK(db->Exec("CREATE TABLE t(k INTEGER)"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto tx, SqliteTransaction::Begin(*db));
+    ASSERT_OK(db->Exec("INSERT INTO t VALUES (1)"));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto tx, SqliteTransaction::Begin(*db));
+    ASSERT_OK(db->Exec("INSERT INTO t VALUES (2)"));
+    ASSERT_OK(tx->Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * sel, db->Prepare("SELECT group_concat(k) FROM t"));
+  ASSERT_OK_AND_ASSIGN(bool row, sel->Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(sel->ColumnText(0), "2");
+}
+
+TEST(SqliteTest, OpenFailureNamesThePath) {
+  auto r = SqliteDb::Open("/nonexistent-dir/x/y.db");
+  EXPECT_THAT(r, StatusIs(StatusCode::kUnavailable));
+  EXPECT_NE(r.status().message().find("/nonexistent-dir/x/y.db"), std::string::npos);
+}
+
+TEST(SqliteTest, BadSqlIsAnError) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir.File("t.db")));
+  EXPECT_FALSE(db->Exec("SELEC nonsense").ok());
+  EXPECT_FALSE(db->Prepare("SELECT * FROM missing").ok());
+}
+
+}  // namespace
+}  // namespace ch

@@ -1,0 +1,147 @@
+#include "common/time_util.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+
+namespace ch {
+namespace {
+
+using std::chrono::days;
+using std::chrono::sys_days;
+
+Status Bad(std::string_view text, std::string_view why) {
+  return InvalidArgumentError(fmt::format(
+      "invalid time '{}': {} (expected RFC 3339, e.g. 2026-11-03T14:05:00Z or 2026-11-03 14:05)",
+      text, why));
+}
+
+// Read exactly `n` digits at `pos`; advance `pos`.
+bool Digits(std::string_view s, size_t& pos, int n, int& out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (int i = 0; i < n; ++i) {
+    char c = s[pos + i];
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  out = v;
+  pos += n;
+  return true;
+}
+
+}  // namespace
+
+Result<Timestamp> ParseTimestamp(std::string_view text) {
+  std::string_view s = text;
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  if (s.empty()) return Bad(text, "empty");
+  size_t pos = 0;
+  int y, mo, d;
+  if (!Digits(s, pos, 4, y) || pos >= s.size() || s[pos++] != '-' || !Digits(s, pos, 2, mo) ||
+      pos >= s.size() || s[pos++] != '-' || !Digits(s, pos, 2, d)) {
+    return Bad(text, "date must be YYYY-MM-DD");
+  }
+  std::chrono::year_month_day ymd{std::chrono::year(y), std::chrono::month(mo),
+                                  std::chrono::day(d)};
+  if (!ymd.ok()) return Bad(text, "no such date");
+  int hh = 0, mm = 0, ss = 0;
+  int64_t frac_us = 0;
+  int64_t offset_s = 0;
+  if (pos < s.size()) {
+    char sep = s[pos];
+    if (sep != 'T' && sep != 't' && sep != ' ') return Bad(text, "expected 'T' after the date");
+    ++pos;
+    if (!Digits(s, pos, 2, hh) || pos >= s.size() || s[pos++] != ':' || !Digits(s, pos, 2, mm)) {
+      return Bad(text, "time must be hh:mm[:ss[.fraction]]");
+    }
+    if (pos < s.size() && s[pos] == ':') {
+      ++pos;
+      if (!Digits(s, pos, 2, ss)) return Bad(text, "seconds must be two digits");
+      if (pos < s.size() && (s[pos] == '.' || s[pos] == ',')) {
+        ++pos;
+        int n = 0;
+        int64_t scale = 100000;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+          if (n < 6) frac_us += (s[pos] - '0') * scale;
+          scale /= 10;
+          ++n;
+          ++pos;
+        }
+        if (n == 0) return Bad(text, "empty fraction of a second");
+        if (n > 9) return Bad(text, "more than 9 fractional digits");
+      }
+    }
+    if (hh > 23 || mm > 59 || ss > 60) return Bad(text, "hour, minute or second out of range");
+    if (ss == 60) ss = 59;  // leap second: clamp, we have no leap-second table
+    if (pos < s.size()) {
+      char z = s[pos];
+      if (z == 'Z' || z == 'z') {
+        ++pos;
+      } else if (z == '+' || z == '-') {
+        ++pos;
+        int oh, om;
+        if (!Digits(s, pos, 2, oh) || pos >= s.size() || s[pos++] != ':' ||
+            !Digits(s, pos, 2, om) || oh > 23 || om > 59) {
+          return Bad(text, "offset must be +hh:mm or -hh:mm");
+        }
+        offset_s = (oh * 3600 + om * 60) * (z == '+' ? 1 : -1);
+      } else {
+        return Bad(text, fmt::format("unexpected '{}'", z));
+      }
+    }
+  }
+  if (pos != s.size()) return Bad(text, "trailing characters");
+  auto day_point = sys_days(ymd);
+  Timestamp t = std::chrono::time_point_cast<Micros>(day_point) +
+                std::chrono::hours(hh) + std::chrono::minutes(mm) + std::chrono::seconds(ss) +
+                Micros(frac_us) - std::chrono::seconds(offset_s);
+  return t;
+}
+
+std::string FormatTimestamp(Timestamp t) {
+  auto dp = std::chrono::floor<days>(t);
+  std::chrono::year_month_day ymd(dp);
+  auto rem = t - dp;
+  auto h = std::chrono::duration_cast<std::chrono::hours>(rem);
+  rem -= h;
+  auto m = std::chrono::duration_cast<std::chrono::minutes>(rem);
+  rem -= m;
+  auto sec = std::chrono::duration_cast<std::chrono::seconds>(rem);
+  rem -= sec;
+  return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:06d}Z", int(ymd.year()),
+                     unsigned(ymd.month()), unsigned(ymd.day()), h.count(), m.count(),
+                     sec.count(), rem.count());
+}
+
+std::string FormatTimestampHuman(Timestamp t, bool with_zone) {
+  std::string s = FormatTimestamp(t);  // 2026-11-03T14:05:00.123456Z
+  s[10] = ' ';
+  s.resize(23);  // drop micro digits beyond milliseconds and the Z
+  if (with_zone) s += "Z";
+  return s;
+}
+
+Result<Micros> ParseDuration(std::string_view text) {
+  std::string_view s = text;
+  int64_t value = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || p == s.data() || value < 0) {
+    return InvalidArgumentError(fmt::format(
+        "invalid duration '{}': expected a non-negative number with a unit (us, ms, s, m, h, d)",
+        text));
+  }
+  std::string_view unit(p, s.data() + s.size() - p);
+  if (unit == "us") return Micros(value);
+  if (unit == "ms") return Micros(value * 1000);
+  if (unit == "s" || unit.empty()) return Micros(value * 1000000);
+  if (unit == "m") return Micros(value * 60 * 1000000);
+  if (unit == "h") return Micros(value * 3600 * 1000000);
+  if (unit == "d") return Micros(value * 86400 * 1000000);
+  return InvalidArgumentError(
+      fmt::format("invalid duration '{}': unknown unit '{}' (use us, ms, s, m, h, d)", text, unit));
+}
+
+}  // namespace ch

@@ -1,0 +1,32 @@
+// Parsing and formatting of instants as RFC 3339 text.
+//
+// Input accepts what a person or a script would type: "2026-11-03T14:05:00Z",
+// "2026-11-03T14:05:00.123456+01:00", "2026-11-03 14:05" (UTC), "2026-11-03" (midnight UTC).
+// A missing offset means UTC. Fractional seconds up to 9 digits are accepted; precision beyond
+// microseconds is truncated. Output is always UTC ("Z").
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace ch {
+
+// Parse `text` as an instant. Fails with InvalidArgument naming the text and what is wrong.
+Result<Timestamp> ParseTimestamp(std::string_view text);
+
+// Return "YYYY-MM-DDThh:mm:ss.uuuuuuZ" (always six fractional digits; sorts as text).
+std::string FormatTimestamp(Timestamp t);
+
+// Return a shorter form for people: "YYYY-MM-DD hh:mm:ss.mmm" in UTC, without the zone letter
+// when `with_zone` is false.
+std::string FormatTimestampHuman(Timestamp t, bool with_zone = true);
+
+// Parse a duration such as "250ms", "5s", "2m", "1h", "1500us", "3d". Fails with InvalidArgument.
+Result<Micros> ParseDuration(std::string_view text);
+
+}  // namespace ch

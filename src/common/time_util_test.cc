@@ -1,0 +1,62 @@
+#include "common/time_util.h"
+
+#include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+
+Timestamp At(const char* s) {
+  auto r = ParseTimestamp(s);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : Timestamp{};
+}
+
+TEST(TimeUtilTest, ParsesRfc3339WithZoneAndFraction) {
+  EXPECT_EQ(FormatTimestamp(At("2026-11-03T14:05:00Z")), "2026-11-03T14:05:00.000000Z");
+  EXPECT_EQ(FormatTimestamp(At("2026-11-03T14:05:00.123456789Z")),
+            "2026-11-03T14:05:00.123456Z");
+  EXPECT_EQ(FormatTimestamp(At("2026-11-03T15:05:00.5+01:00")), "2026-11-03T14:05:00.500000Z");
+  EXPECT_EQ(FormatTimestamp(At("2026-11-03T09:35:00-04:30")), "2026-11-03T14:05:00.000000Z");
+}
+
+TEST(TimeUtilTest, AcceptsShortFormsAsUtc) {
+  EXPECT_EQ(At("2026-11-03 14:05"), At("2026-11-03T14:05:00Z"));
+  EXPECT_EQ(At("2026-11-03"), At("2026-11-03T00:00:00Z"));
+  EXPECT_EQ(At("  2026-11-03t14:05:00z "), At("2026-11-03T14:05:00Z"));
+}
+
+TEST(TimeUtilTest, RoundTripsMicroseconds) {
+  Timestamp t = FromUnixMicros(1'700'000'000'123'456);
+  ASSERT_OK_AND_ASSIGN(Timestamp back, ParseTimestamp(FormatTimestamp(t)));
+  EXPECT_EQ(back, t);
+  EXPECT_EQ(FormatTimestampHuman(t), "2023-11-14 22:13:20.123Z");
+}
+
+TEST(TimeUtilTest, BeforeEpoch) {
+  EXPECT_EQ(FormatTimestamp(At("1969-12-31T23:59:59.5Z")), "1969-12-31T23:59:59.500000Z");
+}
+
+TEST(TimeUtilTest, RejectsBadTimesWithAClearMessage) {
+  for (const char* bad : {"", "yesterday", "2026-13-01", "2026-02-30", "2026-11-03T25:00",
+                          "2026-11-03T14:05:00+0100", "2026-11-03T14:05:00.Z",
+                          "2026-11-03T14:05:00Zjunk", "2026/11/03"}) {
+    auto r = ParseTimestamp(bad);
+    EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("invalid time"), std::string::npos);
+    }
+  }
+}
+
+TEST(TimeUtilTest, ParsesDurations) {
+  EXPECT_EQ(*ParseDuration("250ms"), Micros(250000));
+  EXPECT_EQ(*ParseDuration("2m"), Micros(120000000));
+  EXPECT_EQ(*ParseDuration("7"), Micros(7000000));
+  EXPECT_THAT(ParseDuration("5 parsecs"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseDuration("-1s"), StatusIs(StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace ch

@@ -1,0 +1,57 @@
+// HistoryRecord: one captured version of one campaign, as every history store keeps it.
+//
+// The columns map 1:1 onto the BigQuery table of the design (partitioned by DATE(event_time),
+// clustered by customer_id, campaign_id); docs/formats/history-record.md is the spec.
+//
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "campaign/change.h"
+#include "common/clock.h"
+
+namespace ch {
+
+// Bump when a field is added; readers accept every version up to the current one.
+inline constexpr int kHistoryRecordSchemaVersion = 1;
+
+struct HistoryRecord {
+  int64_t customer_id = 0;
+  int64_t campaign_id = 0;
+  // The campaign's version after this change (for deletes: the last version + 1).
+  int64_t version = 0;
+  // Commit time of the change.
+  Timestamp event_time{};
+  ChangeOp event_type = ChangeOp::kUpdated;
+  // Who made the change.
+  std::string actor;
+  // Groups the changes one action made (a create and its priority shifts).
+  std::string transaction_id;
+  CaptureMode capture = CaptureMode::kLog;
+  // Versions known to exist but not captured (notify mode only; 0 otherwise).
+  int64_t missed_versions = 0;
+  // Canonical snapshot JSON (campaign/campaign.h CampaignToJson): the campaign after the change;
+  // for deletes, the last content before it.
+  std::string snapshot;
+  // The snapshot's priority, kept beside it so stores can order as-of answers without parsing.
+  int64_t priority = 0;
+  // When the history store got it (set by the store on Append).
+  Timestamp ingested_at{};
+
+  bool operator==(const HistoryRecord&) const = default;
+};
+
+// Return a compact rendering for tests and logs: "c7@v3 updated p1 by user:1 tx 12".
+std::string DebugString(const HistoryRecord& r);
+
+// Return the BigQuery-compatible JSON row of `r` (docs/formats/history-record.md): snapshot as a
+// JSON string, times as RFC 3339 UTC, plus "schema_version".
+std::string HistoryRecordToJson(const HistoryRecord& r);
+// Parse a row written by HistoryRecordToJson (any schema_version <= current). Fails with
+// InvalidArgument naming the field.
+Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text);
+
+}  // namespace ch

@@ -1,0 +1,92 @@
+// HistoryStore: where history records live and the primitives every query is built from.
+// Implementations: InMemoryHistoryStore (tests, reference semantics), SqliteHistoryStore
+// (embedded default), later PostgreSQL and ClickHouse. tests/contract/history_store_contract_test
+// runs one suite against all of them; documented deviations are capability flags.
+//
+// Delivery semantics: writers deliver at least once. Append is idempotent on
+// (campaign_id, version): a record whose key is already stored is skipped and the stored one is
+// kept. Append is atomic (all new records of a call become visible together) and durable when it
+// returns OK, so a caller may acknowledge upstream afterwards.
+//
+// Time semantics (the same on every store):
+//   as-of(customer, T): for each campaign of the customer, the record with the greatest
+//   (event_time, version) whose event_time <= T; campaigns whose record is a delete are left out;
+//   ordered by priority (then campaign id).
+//
+// Thread-safety: safe to use from several threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "history/history_record.h"
+
+namespace ch {
+
+// A closed time interval; an absent bound is unbounded.
+struct TimeRange {
+  std::optional<Timestamp> from;
+  std::optional<Timestamp> to;
+  bool Contains(Timestamp t) const { return (!from || t >= *from) && (!to || t <= *to); }
+};
+
+struct HistoryStats {
+  int64_t records = 0;
+  int64_t campaigns = 0;
+  int64_t customers = 0;
+  std::optional<Timestamp> first_event;
+  std::optional<Timestamp> last_event;
+  // Bytes on disk (0 when not applicable).
+  int64_t bytes = 0;
+};
+
+class HistoryStore {
+ public:
+  HistoryStore() = default;
+  HistoryStore(const HistoryStore&) = delete;
+  HistoryStore& operator=(const HistoryStore&) = delete;
+  virtual ~HistoryStore() = default;
+
+  // Store `records` durably and atomically, stamping ingested_at; skip keys already stored.
+  // Return how many were newly stored. Fails without storing anything (InvalidArgument for a
+  // record with a non-positive id/version or an empty snapshot; Unavailable when the backend is
+  // unreachable).
+  virtual Result<int64_t> Append(std::span<const HistoryRecord> records) = 0;
+
+  // Return the as-of answer (see the file comment).
+  virtual Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) = 0;
+
+  // Return the campaign's records whose event_time is in `range`, ordered by version.
+  virtual Result<std::vector<HistoryRecord>> CampaignLog(int64_t campaign_id,
+                                                         const TimeRange& range) = 0;
+
+  // Return the record of (campaign_id, version), or nullopt.
+  virtual Result<std::optional<HistoryRecord>> GetVersion(int64_t campaign_id,
+                                                          int64_t version) = 0;
+
+  // Return the campaign's record with the greatest (event_time, version) at or before `at`
+  // (deletes included), or nullopt.
+  virtual Result<std::optional<HistoryRecord>> LatestAt(int64_t campaign_id, Timestamp at) = 0;
+
+  // Return the campaign's highest stored version, or nullopt when none is stored.
+  virtual Result<std::optional<int64_t>> LatestVersion(int64_t campaign_id) = 0;
+
+  // Return up to `limit` of the customer's records with event_time in `range`, ordered by
+  // (event_time, transaction_id, campaign_id, version).
+  virtual Result<std::vector<HistoryRecord>> CustomerChanges(int64_t customer_id,
+                                                             const TimeRange& range,
+                                                             int64_t limit) = 0;
+
+  // Return every customer id with at least one record, ascending.
+  virtual Result<std::vector<int64_t>> ListCustomers() = 0;
+
+  virtual Result<HistoryStats> Stats() = 0;
+};
+
+}  // namespace ch
