@@ -67,8 +67,7 @@ class HistoryStore {
                                                          const TimeRange& range) = 0;
 
   // Return the record of (campaign_id, version), or nullopt.
-  virtual Result<std::optional<HistoryRecord>> GetVersion(int64_t campaign_id,
-                                                          int64_t version) = 0;
+  virtual Result<std::optional<HistoryRecord>> GetVersion(int64_t campaign_id, int64_t version) = 0;
 
   // Return the campaign's record with the greatest (event_time, version) at or before `at`
   // (deletes included), or nullopt.

@@ -1,0 +1,122 @@
+#include "history/history_record.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/time_util.h"
+#include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
+
+HistoryRecord Sample() {
+  HistoryRecord r;
+  r.customer_id = 7;
+  r.campaign_id = 42;
+  r.version = 3;
+  r.event_time = *ParseTimestamp("2026-11-03T14:05:00.123456Z");
+  r.event_type = ChangeOp::kUpdated;
+  r.actor = "user:701";
+  r.transaction_id = "981";
+  r.capture = CaptureMode::kLog;
+  r.snapshot = R"({"id":42,"priority":2,"name":"caf\u00e9 \"quoted\" \\ 🎉","content":{}})";
+  r.priority = 2;
+  r.ingested_at = *ParseTimestamp("2026-11-03T14:05:01Z");
+  return r;
+}
+
+TEST(HistoryRecordTest, DebugStringIsCompact) {
+  HistoryRecord r = Sample();
+  EXPECT_EQ(DebugString(r), "c42@v3 updated p2 by user:701 tx 981");
+  r.capture = CaptureMode::kNotify;
+  r.missed_versions = 2;
+  r.event_type = ChangeOp::kDeleted;
+  EXPECT_EQ(DebugString(r), "c42@v3 deleted p2 by user:701 tx 981 notify missed 2");
+}
+
+TEST(HistoryRecordTest, JsonRowRoundTrips) {
+  HistoryRecord r = Sample();
+  std::string row = HistoryRecordToJson(r);
+  ASSERT_OK_AND_ASSIGN(HistoryRecord back, HistoryRecordFromJson(row));
+  EXPECT_EQ(back, r);
+  EXPECT_EQ(back.snapshot, r.snapshot);  // byte for byte
+}
+
+TEST(HistoryRecordTest, JsonRowHasTheBigQueryColumnsInOrder) {
+  std::string row = HistoryRecordToJson(Sample());
+  auto j = nlohmann::ordered_json::parse(row);
+  std::vector<std::string> keys;
+  for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+  EXPECT_THAT(
+      keys, ::testing::ElementsAre("customer_id", "campaign_id", "version", "event_time",
+                                   "event_type", "actor", "transaction_id", "capture",
+                                   "missed_versions", "snapshot", "ingested_at", "schema_version"));
+  EXPECT_EQ(j["event_time"], "2026-11-03T14:05:00.123456Z");
+  EXPECT_TRUE(j["snapshot"].is_string());
+  EXPECT_EQ(j["schema_version"], kHistoryRecordSchemaVersion);
+}
+
+TEST(HistoryRecordTest, UnsetIngestedAtIsNull) {
+  HistoryRecord r = Sample();
+  r.ingested_at = Timestamp{};
+  auto j = nlohmann::json::parse(HistoryRecordToJson(r));
+  EXPECT_TRUE(j["ingested_at"].is_null());
+  ASSERT_OK_AND_ASSIGN(HistoryRecord back, HistoryRecordFromJson(j.dump()));
+  EXPECT_EQ(back.ingested_at, Timestamp{});
+}
+
+TEST(HistoryRecordTest, AcceptsBigQueryExportShapes) {
+  // BigQuery exports INT64 as strings and a JSON column as an object.
+  auto j = nlohmann::json::parse(HistoryRecordToJson(Sample()));
+  j["campaign_id"] = "42";
+  j["snapshot"] = nlohmann::json::parse(R"({"id":42,"priority":5})");
+  ASSERT_OK_AND_ASSIGN(HistoryRecord back, HistoryRecordFromJson(j.dump()));
+  EXPECT_EQ(back.campaign_id, 42);
+  EXPECT_EQ(back.priority, 5);
+  EXPECT_EQ(back.snapshot, R"({"id":42,"priority":5})");
+}
+
+TEST(HistoryRecordTest, RejectsBadRowsNamingTheField) {
+  auto with = [](const char* field, nlohmann::json v) {
+    auto j = nlohmann::json::parse(HistoryRecordToJson(Sample()));
+    if (v.is_discarded()) {
+      j.erase(field);
+    } else {
+      j[field] = v;
+    }
+    return HistoryRecordFromJson(j.dump());
+  };
+  EXPECT_THAT(HistoryRecordFromJson("not json"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(HistoryRecordFromJson("[1]"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(with("schema_version", 2),
+              StatusIsWith(StatusCode::kInvalidArgument, "schema_version"));
+  EXPECT_THAT(with("schema_version", nlohmann::json(nlohmann::json::value_t::discarded)),
+              StatusIsWith(StatusCode::kInvalidArgument, "schema_version"));
+  EXPECT_THAT(with("event_type", "renamed"),
+              StatusIsWith(StatusCode::kInvalidArgument, "event_type"));
+  EXPECT_THAT(with("capture", "poll"), StatusIsWith(StatusCode::kInvalidArgument, "capture"));
+  EXPECT_THAT(with("event_time", "yesterday"),
+              StatusIsWith(StatusCode::kInvalidArgument, "event_time"));
+  EXPECT_THAT(with("version", 1.5), StatusIsWith(StatusCode::kInvalidArgument, "version"));
+  EXPECT_THAT(with("snapshot", "{oops"), StatusIsWith(StatusCode::kInvalidArgument, "snapshot"));
+  EXPECT_THAT(with("snapshot", "[]"), StatusIsWith(StatusCode::kInvalidArgument, "snapshot"));
+  EXPECT_THAT(with("actor", nlohmann::json(nlohmann::json::value_t::discarded)),
+              StatusIsWith(StatusCode::kInvalidArgument, "actor"));
+}
+
+TEST(HistoryRecordTest, ParsesTheDocumentedExampleRow) {
+  // The example in docs/formats/history-record.md; keep them in sync.
+  const char* row =
+      R"({"customer_id":7,"campaign_id":42,"version":3,"event_time":"2026-11-03T14:05:00.123456Z",)"
+      R"("event_type":"updated","actor":"user:701","transaction_id":"981","capture":"log",)"
+      R"("missed_versions":0,"snapshot":"{\"id\":42,\"customer_id\":7,\"priority\":2}",)"
+      R"("ingested_at":"2026-11-03T14:05:01.002000Z","schema_version":1})";
+  ASSERT_OK_AND_ASSIGN(HistoryRecord r, HistoryRecordFromJson(row));
+  EXPECT_EQ(DebugString(r), "c42@v3 updated p2 by user:701 tx 981");
+  EXPECT_EQ(FormatTimestamp(r.ingested_at), "2026-11-03T14:05:01.002000Z");
+}
+
+}  // namespace
+}  // namespace ch

@@ -1,0 +1,447 @@
+#include "history/snapshot_codec.h"
+
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "common/time_util.h"
+
+namespace ch {
+namespace {
+
+// Body blob format tag. DO NOT CHANGE (stored in every body row); a new layout gets a new tag.
+constexpr char kBodyTag = 'S';
+
+// Hole kinds as stored in the hole table. DO NOT CHANGE.
+constexpr char kHolePriority = 'p';
+constexpr char kHoleVersion = 'v';
+constexpr char kHoleUpdatedAt = 'u';
+constexpr char kHoleUpdatedBy = 'b';
+
+// Extras entry tags. DO NOT CHANGE.
+constexpr char kExtraRaw = 'r';        // kind byte, varint length, the value's raw text
+constexpr char kExtraPriority = 'P';   // zigzag varint: columns.priority - value
+constexpr char kExtraVersion = 'V';    // zigzag varint: columns.version - value
+constexpr char kExtraUpdatedAt = 'U';  // zigzag varint: event_time - value, in microseconds
+
+// Index of a hole kind in per-kind arrays: priority 0, version 1, updated_at 2, updated_by 3.
+constexpr size_t kHoleKinds = 4;
+int HoleIndex(char kind) {
+  switch (kind) {
+    case kHolePriority:
+      return 0;
+    case kHoleVersion:
+      return 1;
+    case kHoleUpdatedAt:
+      return 2;
+    case kHoleUpdatedBy:
+      return 3;
+  }
+  return -1;
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    auto b = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// Advance `i` past a JSON string starting at s[i] == '"'. Return false when unterminated.
+bool SkipString(std::string_view s, size_t& i) {
+  ++i;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '\\') {
+      i += 2;
+    } else if (c == '"') {
+      ++i;
+      return true;
+    } else {
+      ++i;
+    }
+  }
+  return false;
+}
+
+// Advance `i` past one JSON value (string, object, array or scalar). Nested containers are
+// skipped by depth counting; strings inside them are skipped with their escapes.
+bool SkipValue(std::string_view s, size_t& i) {
+  if (i >= s.size()) return false;
+  char c = s[i];
+  if (c == '"') return SkipString(s, i);
+  if (c == '{' || c == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      c = s[i];
+      if (c == '"') {
+        if (!SkipString(s, i)) return false;
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) {
+          ++i;
+          return true;
+        }
+      }
+      ++i;
+    }
+    return false;
+  }
+  size_t start = i;
+  while (i < s.size() && s[i] != ',' && s[i] != '}' && s[i] != ']' && !IsSpace(s[i])) ++i;
+  return i > start;
+}
+
+struct Hole {
+  char kind;
+  size_t begin;  // value span in the snapshot
+  size_t end;
+};
+
+// Find the holes of a top-level JSON object, in text order. Return none for text that is not a
+// well-formed object at the top level (the whole text then becomes the body).
+std::vector<Hole> FindHoles(std::string_view s) {
+  std::vector<Hole> holes;
+  std::array<bool, kHoleKinds> seen{};
+  size_t i = 0;
+  auto ws = [&] {
+    while (i < s.size() && IsSpace(s[i])) ++i;
+  };
+  ws();
+  if (i >= s.size() || s[i] != '{') return {};
+  ++i;
+  ws();
+  if (i < s.size() && s[i] == '}') return {};
+  while (true) {
+    ws();
+    if (i >= s.size() || s[i] != '"') return {};
+    size_t key_begin = i + 1;
+    if (!SkipString(s, i)) return {};
+    std::string_view key = s.substr(key_begin, i - 1 - key_begin);
+    ws();
+    if (i >= s.size() || s[i] != ':') return {};
+    ++i;
+    ws();
+    size_t vbegin = i;
+    if (!SkipValue(s, i)) return {};
+    char kind = 0;
+    if (key == "priority") {
+      kind = kHolePriority;
+    } else if (key == "version") {
+      kind = kHoleVersion;
+    } else if (key == "updated_at") {
+      kind = kHoleUpdatedAt;
+    } else if (key == "updated_by") {
+      kind = kHoleUpdatedBy;
+    }
+    if (kind != 0 && !seen[HoleIndex(kind)]) {
+      seen[HoleIndex(kind)] = true;
+      holes.push_back({kind, vbegin, i});
+    }
+    ws();
+    if (i >= s.size()) return {};
+    if (s[i] == ',') {
+      ++i;
+      continue;
+    }
+    if (s[i] != '}') return {};
+    ++i;
+    ws();
+    if (i != s.size()) return {};  // trailing garbage: treat as opaque text
+    return holes;
+  }
+}
+
+std::string Quote(std::string_view v) {
+  std::string q;
+  q.reserve(v.size() + 2);
+  q.push_back('"');
+  q.append(v);
+  q.push_back('"');
+  return q;
+}
+
+// Return the hole's value implied by the columns.
+std::string DefaultValue(char kind, const SnapshotColumns& c) {
+  switch (kind) {
+    case kHolePriority:
+      return std::to_string(c.priority);
+    case kHoleVersion:
+      return std::to_string(c.version);
+    case kHoleUpdatedAt:
+      return Quote(FormatTimestamp(c.event_time));
+    case kHoleUpdatedBy:
+      return Quote(c.actor);
+  }
+  return {};
+}
+
+// Parse a canonical decimal integer (no '+', no leading zeros, at most 18 digits).
+std::optional<int64_t> CanonicalInt(std::string_view v) {
+  std::string_view digits = v;
+  if (!digits.empty() && digits.front() == '-') digits.remove_prefix(1);
+  if (digits.empty() || digits.size() > 18) return std::nullopt;
+  if (digits.size() > 1 && digits.front() == '0') return std::nullopt;
+  if (v == "-0") return std::nullopt;
+  int64_t out = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || p != v.data() + v.size()) return std::nullopt;
+  return out;
+}
+
+// Parse a quoted timestamp exactly as FormatTimestamp writes it.
+std::optional<Timestamp> CanonicalTime(std::string_view v) {
+  if (v.size() != 29 || v.front() != '"' || v.back() != '"') return std::nullopt;
+  std::string_view inner = v.substr(1, 27);
+  auto t = ParseTimestamp(inner);
+  if (!t.ok() || FormatTimestamp(*t) != inner) return std::nullopt;
+  return *t;
+}
+
+void PutExtra(std::string& extras, char kind, std::string_view raw, const SnapshotColumns& c) {
+  if (kind == kHolePriority || kind == kHoleVersion) {
+    if (auto n = CanonicalInt(raw)) {
+      int64_t base = kind == kHolePriority ? c.priority : c.version;
+      extras.push_back(kind == kHolePriority ? kExtraPriority : kExtraVersion);
+      PutVarint(extras, ZigZag(base - *n));
+      return;
+    }
+  } else if (kind == kHoleUpdatedAt) {
+    if (auto t = CanonicalTime(raw)) {
+      extras.push_back(kExtraUpdatedAt);
+      PutVarint(extras, ZigZag(ToUnixMicros(c.event_time) - ToUnixMicros(*t)));
+      return;
+    }
+  }
+  extras.push_back(kExtraRaw);
+  extras.push_back(kind);
+  PutVarint(extras, raw.size());
+  extras.append(raw);
+}
+
+Status Corrupt(std::string_view what) {
+  return DataLossError(std::string("history snapshot storage is corrupt: ") + std::string(what));
+}
+
+// Delta instructions: a varint header h; h & 1 == 1 is COPY of h >> 1 bytes from the base at
+// (end of the previous copy + zigzag varint), h & 1 == 0 is INSERT of the h >> 1 bytes that
+// follow. DO NOT CHANGE (stored).
+constexpr size_t kMinMatch = 8;
+
+uint32_t HashAt(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return static_cast<uint32_t>((v * 0x9E3779B97F4A7C15ULL) >> 32);
+}
+
+}  // namespace
+
+SplitSnapshot SplitSnapshotText(std::string_view snapshot, const SnapshotColumns& columns) {
+  SplitSnapshot out;
+  std::vector<Hole> holes = FindHoles(snapshot);
+  out.body.reserve(snapshot.size() + 16);
+  out.body.push_back(kBodyTag);
+  PutVarint(out.body, holes.size());
+  // Offsets in the body text: the text before each hole, minus the values cut before it.
+  size_t removed = 0;
+  size_t prev = 0;
+  for (const Hole& h : holes) {
+    size_t offset = h.begin - removed;
+    PutVarint(out.body, offset - prev);
+    out.body.push_back(h.kind);
+    prev = offset;
+    removed += h.end - h.begin;
+  }
+  size_t pos = 0;
+  for (const Hole& h : holes) {
+    out.body.append(snapshot.substr(pos, h.begin - pos));
+    pos = h.end;
+    std::string_view raw = snapshot.substr(h.begin, h.end - h.begin);
+    if (raw != DefaultValue(h.kind, columns)) PutExtra(out.extras, h.kind, raw, columns);
+  }
+  out.body.append(snapshot.substr(pos));
+  return out;
+}
+
+Result<std::string> JoinSnapshotText(std::string_view body, std::string_view extras,
+                                     const SnapshotColumns& columns) {
+  std::array<std::optional<std::string>, kHoleKinds> values;
+  while (!extras.empty()) {
+    char tag = extras.front();
+    extras.remove_prefix(1);
+    uint64_t v = 0;
+    if (tag == kExtraRaw) {
+      if (extras.empty()) return Corrupt("truncated extras");
+      char kind = extras.front();
+      extras.remove_prefix(1);
+      int idx = HoleIndex(kind);
+      if (idx < 0 || !GetVarint(extras, v) || v > extras.size()) return Corrupt("bad extras");
+      values[idx] = std::string(extras.substr(0, v));
+      extras.remove_prefix(v);
+      continue;
+    }
+    if (!GetVarint(extras, v)) return Corrupt("truncated extras");
+    int64_t d = UnZigZag(v);
+    if (tag == kExtraPriority) {
+      values[HoleIndex(kHolePriority)] = std::to_string(columns.priority - d);
+    } else if (tag == kExtraVersion) {
+      values[HoleIndex(kHoleVersion)] = std::to_string(columns.version - d);
+    } else if (tag == kExtraUpdatedAt) {
+      values[HoleIndex(kHoleUpdatedAt)] = Quote(FormatTimestamp(columns.event_time - Micros(d)));
+    } else {
+      return Corrupt("unknown extras tag");
+    }
+  }
+  if (body.empty() || body.front() != kBodyTag) return Corrupt("unknown body format");
+  body.remove_prefix(1);
+  uint64_t n = 0;
+  if (!GetVarint(body, n) || n > kHoleKinds) return Corrupt("bad hole count");
+  std::array<std::pair<size_t, size_t>, kHoleKinds> holes{};  // offset, kind index
+  size_t prev = 0;
+  for (uint64_t k = 0; k < n; ++k) {
+    uint64_t gap = 0;
+    if (!GetVarint(body, gap) || body.empty()) return Corrupt("bad hole table");
+    prev += gap;
+    int idx = HoleIndex(body.front());
+    if (idx < 0) return Corrupt("bad hole kind");
+    holes[k] = {prev, static_cast<size_t>(idx)};
+    body.remove_prefix(1);
+  }
+  std::string out;
+  out.reserve(body.size() + 96);
+  size_t pos = 0;
+  for (uint64_t k = 0; k < n; ++k) {
+    auto [offset, idx] = holes[k];
+    if (offset < pos || offset > body.size()) return Corrupt("hole outside the body");
+    out.append(body.substr(pos, offset - pos));
+    pos = offset;
+    const auto& v = values[idx % kHoleKinds];
+    if (v) {
+      out.append(*v);
+    } else if (idx == 0) {
+      out.append(std::to_string(columns.priority));
+    } else if (idx == 1) {
+      out.append(std::to_string(columns.version));
+    } else if (idx == 2) {
+      out.push_back('"');
+      out.append(FormatTimestamp(columns.event_time));
+      out.push_back('"');
+    } else {
+      out.push_back('"');
+      out.append(columns.actor);
+      out.push_back('"');
+    }
+  }
+  out.append(body.substr(pos));
+  return out;
+}
+
+void EncodeDelta(std::string_view base, std::string_view target, std::string& out) {
+  auto emit_insert = [&](size_t from, size_t to) {
+    if (to <= from) return;
+    PutVarint(out, static_cast<uint64_t>(to - from) << 1);
+    out.append(target.substr(from, to - from));
+  };
+  if (base.size() < kMinMatch || target.size() < kMinMatch) {
+    emit_insert(0, target.size());
+    return;
+  }
+  // Index every position of the base by the hash of the 8 bytes starting there; a later
+  // position overwrites an earlier one, which is as good as any for text edits.
+  size_t bits = 4;
+  while ((size_t{1} << bits) < base.size() * 2) ++bits;
+  std::vector<int32_t> table(size_t{1} << bits, -1);
+  const size_t mask = table.size() - 1;
+  for (size_t i = 0; i + kMinMatch <= base.size(); ++i) {
+    table[HashAt(base.data() + i) & mask] = static_cast<int32_t>(i);
+  }
+  size_t literal = 0;   // start of the pending insert
+  size_t expected = 0;  // base position right after the previous copy
+  size_t j = 0;
+  while (j + kMinMatch <= target.size()) {
+    // Prefer continuing where the previous copy ended (the common case after a small insert).
+    size_t cand = expected;
+    bool found = cand + kMinMatch <= base.size() &&
+                 std::memcmp(base.data() + cand, target.data() + j, kMinMatch) == 0;
+    if (!found) {
+      int32_t c = table[HashAt(target.data() + j) & mask];
+      found = c >= 0 && std::memcmp(base.data() + c, target.data() + j, kMinMatch) == 0;
+      cand = static_cast<size_t>(c);
+    }
+    if (!found) {
+      ++j;
+      continue;
+    }
+    // Extend backwards into the pending literal, then forwards.
+    size_t b = cand;
+    size_t t = j;
+    while (t > literal && b > 0 && base[b - 1] == target[t - 1]) {
+      --b;
+      --t;
+    }
+    size_t len = (j - t) + kMinMatch;
+    while (b + len < base.size() && t + len < target.size() && base[b + len] == target[t + len]) {
+      ++len;
+    }
+    emit_insert(literal, t);
+    PutVarint(out, (static_cast<uint64_t>(len) << 1) | 1);
+    PutVarint(out, ZigZag(static_cast<int64_t>(b) - static_cast<int64_t>(expected)));
+    expected = b + len;
+    j = t + len;
+    literal = j;
+  }
+  emit_insert(literal, target.size());
+}
+
+Result<std::string> ApplyDelta(std::string_view base, std::string_view delta) {
+  std::string out;
+  out.reserve(base.size() + 64);
+  size_t expected = 0;
+  while (!delta.empty()) {
+    uint64_t h = 0;
+    if (!GetVarint(delta, h)) return Corrupt("truncated delta");
+    uint64_t len = h >> 1;
+    if (h & 1) {
+      uint64_t z = 0;
+      if (!GetVarint(delta, z)) return Corrupt("truncated delta");
+      int64_t from = static_cast<int64_t>(expected) + UnZigZag(z);
+      if (from < 0 || static_cast<uint64_t>(from) > base.size() ||
+          len > base.size() - static_cast<uint64_t>(from)) {
+        return Corrupt("delta copies outside its base");
+      }
+      out.append(base.substr(static_cast<size_t>(from), len));
+      expected = static_cast<size_t>(from) + len;
+    } else {
+      if (len > delta.size()) return Corrupt("truncated delta insert");
+      out.append(delta.substr(0, len));
+      delta.remove_prefix(len);
+    }
+  }
+  return out;
+}
+
+}  // namespace ch

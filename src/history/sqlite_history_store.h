@@ -1,0 +1,105 @@
+// SqliteHistoryStore: the embedded history store, one SQLite file (WAL mode).
+//
+// Built for a customer with thousands of campaigns and millions of versions, most of which are
+// priority shifts that change one field:
+//   * as-of(customer, T) costs about one index seek per campaign of the customer (a per-customer
+//     campaign list, then per campaign a seek on (campaign_id, event_time, version), all in one
+//     SQL statement), never a scan of the customer's history;
+//   * a version that only moved the campaign shares its snapshot body with the previous version;
+//     a body that did change is stored as a small delta against a full body of the same
+//     campaign (history/snapshot_codec.h), so a stored version costs tens of bytes, not the
+//     kilobyte its snapshot has;
+//   * Append writes one transaction per call and is durable when it returns (synchronous=FULL by
+//     default), so callers may acknowledge upstream afterwards.
+// The on-disk layout is specified in docs/formats/history-record.md ("SQLite layout").
+//
+// Memory is bounded: no per-record state is kept in memory, only LRU caches of recent bodies
+// and small dictionaries (actors, batches), each with a fixed capacity.
+//
+// Several processes may open the same file: SQLite's locking serializes writers, and WAL lets
+// readers proceed during a write. The caches hold only immutable facts (a body id's text, an
+// actor id's name), so they stay valid whatever other writers do.
+//
+// Thread-safety: safe to use from several threads; calls are serialized on one connection.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "history/history_store.h"
+
+namespace ch {
+
+class SqliteDb;
+
+struct SqliteHistoryOptions {
+  // Path of the database file; created (with its schema) when missing unless read_only.
+  // REQUIRES: non-empty.
+  std::string path;
+  // Source of ingested_at. Not owned; must outlive the store. Default: SystemClock::Default().
+  const Clock* clock = nullptr;
+  // Open without write access: Append fails with FailedPrecondition, and a missing or foreign
+  // file fails Open. Default: false.
+  bool read_only = false;
+  // PRAGMA synchronous. "FULL" makes every Append survive power loss before it returns, which
+  // is what lets callers acknowledge upstream afterwards. "NORMAL" survives process crashes only
+  // (for benchmarks and throwaway data). Default: "FULL".
+  std::string synchronous = "FULL";
+  // SQLite page cache in KiB. Default: 65536 (64 MiB; the hot index of a 2,000-campaign
+  // customer is a few MiB).
+  int cache_kib = 64 * 1024;
+  // Capacity of the cache of recently written bodies (used to share and delta-encode the next
+  // version of the same campaign), in bytes. Default: 16 MiB.
+  size_t body_cache_bytes = 16 << 20;
+};
+
+class SqliteHistoryStore final : public HistoryStore {
+ public:
+  // Open (and, unless read_only, create or migrate) the store at options.path.
+  // Fails with InvalidArgument for an empty path, Unavailable when the file cannot be opened,
+  // FailedPrecondition when the file holds a newer schema_version than this build understands or
+  // is not a history store, DataLoss when it is corrupt.
+  static Result<std::unique_ptr<SqliteHistoryStore>> Open(const SqliteHistoryOptions& options);
+
+  ~SqliteHistoryStore() override;
+
+  // See HistoryStore. Additionally fails with FailedPrecondition on a read-only store and with
+  // Unavailable when another writer holds the lock longer than the busy timeout.
+  Result<int64_t> Append(std::span<const HistoryRecord> records) override;
+  Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) override;
+  Result<std::vector<HistoryRecord>> CampaignLog(int64_t campaign_id,
+                                                 const TimeRange& range) override;
+  Result<std::optional<HistoryRecord>> GetVersion(int64_t campaign_id, int64_t version) override;
+  Result<std::optional<HistoryRecord>> LatestAt(int64_t campaign_id, Timestamp at) override;
+  Result<std::optional<int64_t>> LatestVersion(int64_t campaign_id) override;
+  Result<std::vector<HistoryRecord>> CustomerChanges(int64_t customer_id, const TimeRange& range,
+                                                     int64_t limit) override;
+  Result<std::vector<int64_t>> ListCustomers() override;
+  // bytes is the file size (pages in use times page size; the WAL is not counted).
+  Result<HistoryStats> Stats() override;
+
+  // Return a breakdown of the bytes on disk by table and index (SQLite's dbstat), e.g.
+  // {"history": 51234567, "history_by_customer": 2345678, "bodies": ...}. For benchmarks and
+  // capacity planning; scans the whole file.
+  Result<std::vector<std::pair<std::string, int64_t>>> SpaceByObject();
+
+  // Run PRAGMA wal_checkpoint(TRUNCATE) so the main file holds everything (for measurements and
+  // backups). Fails with FailedPrecondition on a read-only store.
+  Status Checkpoint();
+
+  // Return the SQL of the as-of query, for EXPLAIN in tests and benchmarks.
+  static const char* AsOfSqlForTesting();
+
+ private:
+  struct Impl;
+  explicit SqliteHistoryStore(std::unique_ptr<Impl> impl);
+
+  std::mutex mu_;
+  std::unique_ptr<Impl> impl_;  // guarded by mu_
+};
+
+}  // namespace ch

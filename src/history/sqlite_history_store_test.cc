@@ -1,0 +1,246 @@
+// SqliteHistoryStore specifics. The query semantics are checked by the contract suite
+// (tests/contract/history_store_contract_test.cc); this file covers what only the SQLite store
+// has: persistence, read-only access, the file's identity and version, compact storage, caches.
+#include "history/sqlite_history_store.h"
+
+#include <fmt/format.h>
+
+#include "common/sqlite.h"
+#include "common/time_util.h"
+#include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
+using ::ch::testing::TempDir;
+
+Timestamp T(int seconds) {
+  return *ParseTimestamp("2026-03-01T00:00:00Z") + Micros(seconds * 1000000LL);
+}
+
+std::string Snapshot(int64_t id, int64_t customer, int64_t priority, int64_t version, Timestamp at,
+                     const std::string& actor, const std::string& body = "Hello") {
+  return fmt::format(
+      R"({{"id":{},"customer_id":{},"name":"Campaign {}","status":"active","priority":{},)"
+      R"("trigger_event":"app_open","audience_segment":"vip","start_at":null,"end_at":null,)"
+      R"("frequency_cap":3,"version":{},"created_at":"2026-01-01T00:00:00.000000Z",)"
+      R"("updated_at":"{}","updated_by":"{}","content":{{"body":"{}","title":"T"}}}})",
+      id, customer, id, priority, version, FormatTimestamp(at), actor, body);
+}
+
+HistoryRecord Rec(int64_t customer, int64_t id, int64_t version, int seconds, int64_t priority,
+                  const std::string& actor = "user:1", const std::string& body = "Hello") {
+  HistoryRecord r;
+  r.customer_id = customer;
+  r.campaign_id = id;
+  r.version = version;
+  r.event_time = T(seconds);
+  r.event_type = version == 1 ? ChangeOp::kCreated : ChangeOp::kUpdated;
+  r.actor = actor;
+  r.transaction_id = std::to_string(seconds);
+  r.priority = priority;
+  r.snapshot = Snapshot(id, customer, priority, version, r.event_time, actor, body);
+  return r;
+}
+
+class SqliteHistoryStoreTest : public ::testing::Test {
+ protected:
+  Result<std::unique_ptr<SqliteHistoryStore>> Open(bool read_only = false) {
+    SqliteHistoryOptions o;
+    o.path = dir_.File("history.db");
+    o.clock = &clock_;
+    o.read_only = read_only;
+    return SqliteHistoryStore::Open(o);
+  }
+  int64_t Count(const char* sql) {
+    auto db = SqliteDb::Open(dir_.File("history.db"));
+    EXPECT_OK(db);
+    auto s = (*db)->Prepare(sql);
+    EXPECT_OK(s);
+    auto row = (*s)->Step();
+    EXPECT_OK(row);
+    int64_t n = (*s)->ColumnInt64(0);
+    (*s)->Reset();
+    return n;
+  }
+
+  TempDir dir_;
+  FakeClock clock_;
+};
+
+TEST_F(SqliteHistoryStoreTest, PersistsAcrossReopen) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, Open());
+    std::vector<HistoryRecord> batch = {Rec(1, 10, 1, 0, 1), Rec(1, 10, 2, 5, 2)};
+    ASSERT_OK_AND_ASSIGN(int64_t n, store->Append(batch));
+    EXPECT_EQ(n, 2);
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  ASSERT_OK_AND_ASSIGN(auto rec, store->GetVersion(10, 2));
+  ASSERT_TRUE(rec.has_value());
+  HistoryRecord want = Rec(1, 10, 2, 5, 2);
+  want.ingested_at = clock_.Now();
+  EXPECT_EQ(*rec, want);
+  std::vector<HistoryRecord> again = {Rec(1, 10, 2, 5, 2)};
+  ASSERT_OK_AND_ASSIGN(int64_t n, store->Append(again));
+  EXPECT_EQ(n, 0);
+}
+
+TEST_F(SqliteHistoryStoreTest, ReadOnlyStoreReadsButDoesNotWrite) {
+  EXPECT_THAT(Open(/*read_only=*/true), StatusIs(StatusCode::kUnavailable));  // no file yet
+  ASSERT_OK_AND_ASSIGN(auto writer, Open());
+  std::vector<HistoryRecord> batch = {Rec(1, 10, 1, 0, 1)};
+  ASSERT_OK(writer->Append(batch));
+  ASSERT_OK_AND_ASSIGN(auto reader, Open(/*read_only=*/true));
+  ASSERT_OK_AND_ASSIGN(auto asof, reader->AsOf(1, T(1)));
+  EXPECT_EQ(asof.size(), 1u);
+  EXPECT_THAT(reader->Append(batch), StatusIs(StatusCode::kFailedPrecondition));
+  // The reader sees later writes of the other connection.
+  std::vector<HistoryRecord> more = {Rec(1, 11, 1, 2, 1)};
+  ASSERT_OK(writer->Append(more));
+  ASSERT_OK_AND_ASSIGN(asof, reader->AsOf(1, T(3)));
+  EXPECT_EQ(asof.size(), 2u);
+}
+
+TEST_F(SqliteHistoryStoreTest, RefusesForeignFilesAndNewerSchemas) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("other.db")));
+    ASSERT_OK(db->Exec("CREATE TABLE x(a)"));
+  }
+  SqliteHistoryOptions o;
+  o.path = dir_.File("other.db");
+  EXPECT_THAT(SqliteHistoryStore::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition, "not a campaign-history"));
+  o.path = "";
+  EXPECT_THAT(SqliteHistoryStore::Open(o), StatusIs(StatusCode::kInvalidArgument));
+  { ASSERT_OK(Open()); }
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
+    ASSERT_OK(db->Exec("UPDATE meta SET value = 99 WHERE key = 'schema_version'"));
+  }
+  EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "schema_version 99"));
+}
+
+TEST_F(SqliteHistoryStoreTest, PriorityShiftsShareBodiesAndEditsAreDeltas) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  // 20 campaigns created, then 50 shifts of every campaign, then one content edit each.
+  std::vector<HistoryRecord> batch;
+  for (int id = 1; id <= 20; ++id) batch.push_back(Rec(1, id, 1, 0, id));
+  ASSERT_OK(store->Append(batch));
+  for (int v = 2; v <= 51; ++v) {
+    batch.clear();
+    for (int id = 1; id <= 20; ++id) batch.push_back(Rec(1, id, v, v, id + v, "worker:rebalance"));
+    ASSERT_OK(store->Append(batch));
+  }
+  EXPECT_EQ(Count("SELECT count(*) FROM bodies"), 20);
+  EXPECT_EQ(Count("SELECT count(*) FROM history WHERE extras IS NOT NULL"), 0);
+  batch.clear();
+  std::string long_body(600, 'x');
+  for (int id = 1; id <= 20; ++id) {
+    batch.push_back(Rec(1, id, 52, 60, 1, "user:2", "Hello there, " + long_body));
+  }
+  ASSERT_OK(store->Append(batch));
+  batch.clear();
+  for (int id = 1; id <= 20; ++id) {
+    batch.push_back(Rec(1, id, 53, 61, 1, "user:2", "Hello here, " + long_body));
+  }
+  ASSERT_OK(store->Append(batch));
+  EXPECT_EQ(Count("SELECT count(*) FROM bodies WHERE base IS NOT NULL"), 20);
+  EXPECT_LT(Count("SELECT max(length(data)) FROM bodies WHERE base IS NOT NULL"), 40);
+  // Everything reads back byte for byte, through a fresh store (cold caches) too.
+  store.reset();
+  ASSERT_OK_AND_ASSIGN(store, Open());
+  for (int id : {1, 7, 20}) {
+    ASSERT_OK_AND_ASSIGN(auto log, store->CampaignLog(id, {}));
+    ASSERT_EQ(log.size(), 53u);
+    EXPECT_EQ(log[30].snapshot, Rec(1, id, 31, 31, id + 31, "worker:rebalance").snapshot);
+    EXPECT_EQ(log[52].snapshot,
+              Rec(1, id, 53, 61, 1, "user:2", "Hello here, " + long_body).snapshot);
+  }
+}
+
+TEST_F(SqliteHistoryStoreTest, TransactionIdsRoundTripAsText) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::vector<std::string> ids = {
+      "0", "007", "12", "", "tx-1", "-3", "123456789012345678", "18446744073709551616"};
+  std::vector<HistoryRecord> batch;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    batch.push_back(Rec(1, 10, static_cast<int64_t>(i) + 1, static_cast<int>(i), 1));
+    batch.back().transaction_id = ids[i];
+  }
+  ASSERT_OK(store->Append(batch));
+  ASSERT_OK_AND_ASSIGN(auto log, store->CampaignLog(10, {}));
+  ASSERT_EQ(log.size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(log[i].transaction_id, ids[i]);
+}
+
+TEST_F(SqliteHistoryStoreTest, RedeliveryWithAnotherEventTimeKeepsTheStoredRecord) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::vector<HistoryRecord> batch = {Rec(1, 10, 1, 0, 1), Rec(1, 10, 2, 10, 1)};
+  ASSERT_OK(store->Append(batch));
+  std::vector<HistoryRecord> again = {Rec(1, 10, 1, 3, 1, "user:other")};
+  ASSERT_OK_AND_ASSIGN(int64_t n, store->Append(again));
+  EXPECT_EQ(n, 0);
+  ASSERT_OK_AND_ASSIGN(auto rec, store->GetVersion(10, 1));
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->actor, "user:1");
+  EXPECT_EQ(rec->event_time, T(0));
+}
+
+TEST_F(SqliteHistoryStoreTest, FailedAppendLeavesNoTraceInCachesOrFile) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::vector<HistoryRecord> first = {Rec(1, 10, 1, 0, 1)};
+  ASSERT_OK(store->Append(first));
+  // New actor, new campaign, new bodies, then a record that names another customer.
+  std::vector<HistoryRecord> bad = {Rec(1, 11, 1, 1, 1, "user:new", "fresh"),
+                                    Rec(1, 10, 2, 2, 2, "user:new", "edited"), Rec(2, 10, 3, 3, 1)};
+  EXPECT_THAT(store->Append(bad), StatusIsWith(StatusCode::kInvalidArgument, "customer"));
+  EXPECT_EQ(Count("SELECT count(*) FROM history"), 1);
+  // Ids handed out inside the rolled-back transaction are reused now; nothing may point at them.
+  std::vector<HistoryRecord> good = {Rec(1, 12, 1, 4, 1, "user:other", "other"),
+                                     Rec(1, 10, 2, 5, 2, "user:new", "edited")};
+  ASSERT_OK(store->Append(good));
+  ASSERT_OK_AND_ASSIGN(auto rec, store->GetVersion(10, 2));
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->snapshot, good[1].snapshot);
+  EXPECT_EQ(rec->actor, "user:new");
+  ASSERT_OK_AND_ASSIGN(rec, store->GetVersion(12, 1));
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->snapshot, good[0].snapshot);
+  EXPECT_EQ(rec->actor, "user:other");
+}
+
+TEST_F(SqliteHistoryStoreTest, AsOfSeeksPerCampaignAndNeverScansHistory) {
+  { ASSERT_OK(Open()); }
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * s, db->Prepare(std::string("EXPLAIN QUERY PLAN ") +
+                                                   SqliteHistoryStore::AsOfSqlForTesting()));
+  std::string plan;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(bool row, s->Step());
+    if (!row) break;
+    plan += s->ColumnString(3) + "\n";
+  }
+  s->Reset();
+  EXPECT_THAT(plan, ::testing::HasSubstr("SEARCH c USING COVERING INDEX campaigns_by_customer"));
+  EXPECT_THAT(plan, ::testing::HasSubstr("SEARCH h USING PRIMARY KEY (campaign_id=? AND t=? AND "
+                                         "version=?)"));
+  EXPECT_THAT(plan, ::testing::HasSubstr("SEARCH i USING PRIMARY KEY (campaign_id=? AND t<?)"));
+  EXPECT_THAT(plan, ::testing::Not(::testing::HasSubstr("SCAN")));
+}
+
+TEST_F(SqliteHistoryStoreTest, StatsCountBytesOnDisk) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  std::vector<HistoryRecord> batch = {Rec(1, 10, 1, 0, 1), Rec(2, 20, 1, 1, 1)};
+  ASSERT_OK(store->Append(batch));
+  ASSERT_OK_AND_ASSIGN(HistoryStats st, store->Stats());
+  EXPECT_GT(st.bytes, 0);
+  ASSERT_OK_AND_ASSIGN(auto space, store->SpaceByObject());
+  EXPECT_FALSE(space.empty());
+  EXPECT_OK(store->Checkpoint());
+}
+
+}  // namespace
+}  // namespace ch
