@@ -32,6 +32,12 @@
 
 namespace ch {
 
+// What a store records in the same transaction as each change.
+//   kNone  nothing (notify capture, if any, happens after commit through a CommitObserver).
+//   kLog   the full row image of every insert/update/delete, with version, actor, transaction id
+//          and commit time (the outbox on SQLite; the WAL on PostgreSQL).
+enum class StoreCapture { kNone, kLog };
+
 class CampaignTransaction {
  public:
   CampaignTransaction() = default;
@@ -49,6 +55,8 @@ class CampaignTransaction {
   virtual Result<std::optional<Campaign>> Get(int64_t id) = 0;
   // Return the number of campaigns of the customer.
   virtual Result<int64_t> CountCustomer(int64_t customer_id) = 0;
+  // Return the customer's campaigns ordered by priority (then id), as this transaction sees them.
+  virtual Result<std::vector<Campaign>> List(int64_t customer_id) = 0;
   // Return an id never used before in this database (greater than every id ever inserted).
   virtual Result<int64_t> AllocateId() = 0;
 

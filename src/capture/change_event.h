@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "campaign/campaign.h"
+#include "campaign/captured_change.h"
 #include "campaign/change.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -49,5 +50,10 @@ std::string EncodeChangeMessage(const ChangeEvent& e);
 // Parse a message. Fails with InvalidArgument naming what is wrong (malformed JSON, missing or
 // mistyped field, unknown schema_version, a log message without a row, ...).
 Result<ChangeEvent> DecodeChangeMessage(std::string_view data);
+
+// Return the log-capture event for a captured row image (the outbox's and the in-memory
+// store's capture log): capture kLog, the row image, source_position = the seq as text.
+ChangeEvent ChangeEventFromCapture(const CapturedChange& c);
+ChangeEvent ChangeEventFromCapture(CapturedChange&& c);
 
 }  // namespace ch

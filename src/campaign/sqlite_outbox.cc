@@ -1,0 +1,101 @@
+#include "campaign/sqlite_outbox.h"
+
+#include <fmt/format.h>
+
+#include "campaign/sqlite_schema_internal.h"
+
+namespace ch {
+
+using sqlite_schema::StmtReset;
+
+namespace {
+
+constexpr char kSelectColumns[] =
+    "SELECT seq, txn_id, commit_us, op, actor, version, " CH_OUTBOX_IMAGE_COLUMNS " FROM outbox ";
+
+Result<CapturedChange> ReadRow(const SqliteStmt& st) {
+  CapturedChange c;
+  c.seq = st.ColumnInt64(0);
+  c.transaction_id = std::to_string(st.ColumnInt64(1));
+  c.commit_time = FromUnixMicros(st.ColumnInt64(2));
+  auto op = ParseChangeOp(st.ColumnText(3));
+  if (!op.ok())
+    return DataLossError(fmt::format("outbox row {}: {}", c.seq, op.status().message()));
+  c.op = *op;
+  c.actor = st.ColumnString(4);
+  c.version = st.ColumnInt64(5);
+  ASSIGN_OR_RETURN(c.row, sqlite_schema::ReadCampaignColumns(st, 6));
+  return c;
+}
+
+Status ReadAll(SqliteStmt* st, std::vector<CapturedChange>& out) {
+  StmtReset reset(st);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    if (!row) return Status::OK();
+    ASSIGN_OR_RETURN(CapturedChange c, ReadRow(*st));
+    out.push_back(std::move(c));
+  }
+}
+
+}  // namespace
+
+Status CheckOutbox(SqliteDb& db) {
+  ASSIGN_OR_RETURN(SqliteStmt * st,
+                   db.Prepare("SELECT value FROM meta WHERE key = 'outbox_version'"));
+  StmtReset reset(st);
+  auto row = st->Step();
+  if (!row.ok() || !*row) {
+    return FailedPreconditionError(fmt::format(
+        "'{}' has no outbox: open the campaign store with capture 'log' first", db.path()));
+  }
+  int64_t version = st->ColumnInt64(0);
+  if (version > kOutboxFormatVersion) {
+    return FailedPreconditionError(
+        fmt::format("'{}' has outbox format {}, newer than the supported {}", db.path(), version,
+                    kOutboxFormatVersion));
+  }
+  return Status::OK();
+}
+
+Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, size_t max_rows) {
+  std::vector<CapturedChange> out;
+  if (max_rows == 0) max_rows = 1;
+  ASSIGN_OR_RETURN(SqliteStmt * first, db.Prepare(std::string(kSelectColumns) +
+                                                  "WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
+  first->Bind(1, after_seq).Bind(2, static_cast<int64_t>(max_rows));
+  RETURN_IF_ERROR(ReadAll(first, out));
+  if (out.size() < max_rows) return out;
+  // Read on to the end of the last transaction. Its rows are contiguous in seq (writers are
+  // serialized) and were committed together, so they are all visible now. Stop at the first row
+  // of the next transaction rather than filtering: the backlog behind it may be long.
+  ASSIGN_OR_RETURN(SqliteStmt * rest,
+                   db.Prepare(std::string(kSelectColumns) + "WHERE seq > ?1 ORDER BY seq"));
+  const std::string last_txn = out.back().transaction_id;
+  rest->Bind(1, out.back().seq);
+  StmtReset reset(rest);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, rest->Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(CapturedChange c, ReadRow(*rest));
+    if (c.transaction_id != last_txn) break;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<int64_t> DeleteOutboxThrough(SqliteDb& db, int64_t through_seq) {
+  ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare("DELETE FROM outbox WHERE seq <= ?1"));
+  st->Bind(1, through_seq);
+  RETURN_IF_ERROR(st->Run());
+  return db.Changes();
+}
+
+Result<int64_t> CountOutbox(SqliteDb& db) {
+  ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare("SELECT count(*) FROM outbox"));
+  StmtReset reset(st);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  return row ? st->ColumnInt64(0) : 0;
+}
+
+}  // namespace ch

@@ -1,0 +1,156 @@
+// The SQLite campaign database's schema (docs/formats/outbox.md), shared by the store and the
+// outbox reader of this module. Never include from outside src/campaign/.
+//
+// Times are stored as INTEGER microseconds since the Unix epoch (UTC); status and op as their
+// persisted names.
+#pragma once
+
+#include <cstdint>
+
+#include "campaign/campaign.h"
+#include "common/sqlite.h"
+#include "common/status.h"
+
+namespace ch::sqlite_schema {
+
+// Version of the campaign tables (meta key "schema_version"). DO NOT CHANGE the meaning.
+inline constexpr int kSchemaVersion = 1;
+
+// The tables every database has. `txn_context` is the one-row context table: the stamp of the
+// newest write transaction (also the persisted "last commit time" and "last transaction id")
+// and the highest campaign id ever used.
+inline constexpr char kCreateTables[] = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS campaigns (
+  id               INTEGER PRIMARY KEY,
+  customer_id      INTEGER NOT NULL,
+  name             TEXT NOT NULL,
+  status           TEXT NOT NULL,
+  priority         INTEGER NOT NULL,
+  trigger_event    TEXT NOT NULL,
+  audience_segment TEXT NOT NULL,
+  start_at         INTEGER,
+  end_at           INTEGER,
+  frequency_cap    INTEGER NOT NULL,
+  content          TEXT NOT NULL,
+  version          INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  updated_by       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS campaigns_by_customer_priority ON campaigns (customer_id, priority);
+CREATE INDEX IF NOT EXISTS campaigns_active_by_end ON campaigns (end_at)
+  WHERE status = 'active' AND end_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS deleted_campaigns (id INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS txn_context (
+  id        INTEGER PRIMARY KEY CHECK (id = 1),
+  txn_id    INTEGER NOT NULL,
+  commit_us INTEGER NOT NULL,
+  actor     TEXT NOT NULL,
+  max_id    INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO txn_context (id, txn_id, commit_us, actor, max_id) VALUES (1, 0, 0, '', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+)sql";
+
+// The outbox and its triggers (capture "log"). Format version: meta key "outbox_version".
+inline constexpr int kOutboxVersion = 1;
+inline constexpr char kCreateOutbox[] = R"sql(
+CREATE TABLE IF NOT EXISTS outbox (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  txn_id           INTEGER NOT NULL,
+  commit_us        INTEGER NOT NULL,
+  op               TEXT NOT NULL,
+  actor            TEXT NOT NULL,
+  version          INTEGER NOT NULL,
+  campaign_id      INTEGER NOT NULL,
+  customer_id      INTEGER NOT NULL,
+  name             TEXT NOT NULL,
+  status           TEXT NOT NULL,
+  priority         INTEGER NOT NULL,
+  trigger_event    TEXT NOT NULL,
+  audience_segment TEXT NOT NULL,
+  start_at         INTEGER,
+  end_at           INTEGER,
+  frequency_cap    INTEGER NOT NULL,
+  content          TEXT NOT NULL,
+  row_version      INTEGER NOT NULL,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  updated_by       TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('outbox_version', '1');
+CREATE TRIGGER IF NOT EXISTS campaigns_capture_insert AFTER INSERT ON campaigns
+BEGIN
+  INSERT INTO outbox (txn_id, commit_us, op, actor, version, campaign_id, customer_id, name,
+                      status, priority, trigger_event, audience_segment, start_at, end_at,
+                      frequency_cap, content, row_version, created_at, updated_at, updated_by)
+  SELECT t.txn_id, t.commit_us, 'created', NEW.updated_by, NEW.version, NEW.id, NEW.customer_id,
+         NEW.name, NEW.status, NEW.priority, NEW.trigger_event, NEW.audience_segment,
+         NEW.start_at, NEW.end_at, NEW.frequency_cap, NEW.content, NEW.version, NEW.created_at,
+         NEW.updated_at, NEW.updated_by
+    FROM txn_context AS t WHERE t.id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS campaigns_capture_update AFTER UPDATE ON campaigns
+BEGIN
+  INSERT INTO outbox (txn_id, commit_us, op, actor, version, campaign_id, customer_id, name,
+                      status, priority, trigger_event, audience_segment, start_at, end_at,
+                      frequency_cap, content, row_version, created_at, updated_at, updated_by)
+  SELECT t.txn_id, t.commit_us, 'updated', NEW.updated_by, NEW.version, NEW.id, NEW.customer_id,
+         NEW.name, NEW.status, NEW.priority, NEW.trigger_event, NEW.audience_segment,
+         NEW.start_at, NEW.end_at, NEW.frequency_cap, NEW.content, NEW.version, NEW.created_at,
+         NEW.updated_at, NEW.updated_by
+    FROM txn_context AS t WHERE t.id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS campaigns_capture_delete AFTER DELETE ON campaigns
+BEGIN
+  INSERT INTO outbox (txn_id, commit_us, op, actor, version, campaign_id, customer_id, name,
+                      status, priority, trigger_event, audience_segment, start_at, end_at,
+                      frequency_cap, content, row_version, created_at, updated_at, updated_by)
+  SELECT t.txn_id, t.commit_us, 'deleted', t.actor, OLD.version + 1, OLD.id, OLD.customer_id,
+         OLD.name, OLD.status, OLD.priority, OLD.trigger_event, OLD.audience_segment,
+         OLD.start_at, OLD.end_at, OLD.frequency_cap, OLD.content, OLD.version, OLD.created_at,
+         OLD.updated_at, OLD.updated_by
+    FROM txn_context AS t WHERE t.id = 1;
+END;
+)sql";
+
+inline constexpr char kDropCaptureTriggers[] = R"sql(
+DROP TRIGGER IF EXISTS campaigns_capture_insert;
+DROP TRIGGER IF EXISTS campaigns_capture_update;
+DROP TRIGGER IF EXISTS campaigns_capture_delete;
+)sql";
+
+// The campaign columns in the order ReadCampaignColumns expects.
+#define CH_CAMPAIGN_COLUMNS                                                              \
+  "id, customer_id, name, status, priority, trigger_event, audience_segment, start_at, " \
+  "end_at, frequency_cap, content, version, created_at, updated_at, updated_by"
+// The same columns of an outbox row's image.
+#define CH_OUTBOX_IMAGE_COLUMNS                                                         \
+  "campaign_id, customer_id, name, status, priority, trigger_event, audience_segment, " \
+  "start_at, end_at, frequency_cap, content, row_version, created_at, updated_at, updated_by"
+inline constexpr int kCampaignColumnCount = 15;
+
+// Decode the campaign columns starting at column `first`. Fails with DataLoss on an unknown
+// status name (the table was written by something else).
+Result<Campaign> ReadCampaignColumns(const SqliteStmt& st, int first);
+
+// Bind `c`'s columns, in CH_CAMPAIGN_COLUMNS order, to parameters first, first + 1, ...
+void BindCampaignColumns(SqliteStmt& st, int first, const Campaign& c);
+
+// Resets a cached statement when leaving a scope, so no read snapshot stays open.
+class StmtReset {
+ public:
+  explicit StmtReset(SqliteStmt* st) : st_(st) {}
+  ~StmtReset() { st_->Reset(); }
+  StmtReset(const StmtReset&) = delete;
+  StmtReset& operator=(const StmtReset&) = delete;
+
+ private:
+  SqliteStmt* st_;
+};
+
+}  // namespace ch::sqlite_schema

@@ -1,0 +1,189 @@
+#include "capture/change_event.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "campaign/campaign_json.h"
+#include "common/time_util.h"
+
+namespace ch {
+
+using nlohmann::json;
+
+namespace {
+
+Status Field(std::string_view name, std::string_view problem) {
+  return InvalidArgumentError(fmt::format("change message: {}: {}", name, problem));
+}
+
+Status WrongType(std::string_view name, std::string_view expected, const json& v) {
+  return Field(name, fmt::format("must be {} (got {})", expected, v.type_name()));
+}
+
+const json* Find(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it == j.end() ? nullptr : &*it;
+}
+
+Status GetInt(const json& j, const char* name, bool required, int64_t& out) {
+  const json* v = Find(j, name);
+  if (v == nullptr) return required ? Field(name, "missing") : Status::OK();
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    return Field(name, "out of the 64-bit range");
+  }
+  if (!v->is_number_integer()) return WrongType(name, "an integer", *v);
+  out = v->get<int64_t>();
+  return Status::OK();
+}
+
+Status GetString(const json& j, const char* name, bool required, std::string& out) {
+  const json* v = Find(j, name);
+  if (v == nullptr || (!required && v->is_null())) {
+    return required ? Field(name, "missing") : Status::OK();
+  }
+  if (!v->is_string()) return WrongType(name, "a string", *v);
+  out = v->get_ref<const std::string&>();
+  return Status::OK();
+}
+
+Result<ChangeEvent> Decode(const json& j) {
+  if (!j.is_object()) {
+    return InvalidArgumentError(
+        fmt::format("change message: must be a JSON object (got {})", j.type_name()));
+  }
+  int64_t schema_version = 0;
+  RETURN_IF_ERROR(GetInt(j, "schema_version", true, schema_version));
+  if (schema_version < 1)
+    return Field("schema_version", fmt::format("{} is not valid", schema_version));
+  if (schema_version > kChangeMessageSchemaVersion) {
+    return Field("schema_version",
+                 fmt::format("{} is newer than the supported {} (upgrade the reader)",
+                             schema_version, kChangeMessageSchemaVersion));
+  }
+  ChangeEvent e;
+  std::string text;
+  RETURN_IF_ERROR(GetString(j, "capture", true, text));
+  auto capture = ParseCaptureMode(text);
+  if (!capture.ok())
+    return Field("capture", fmt::format("unknown value '{}' (expected log, notify)", text));
+  e.capture = *capture;
+  RETURN_IF_ERROR(GetString(j, "op", true, text));
+  auto op = ParseChangeOp(text);
+  if (!op.ok()) {
+    return Field("op",
+                 fmt::format("unknown value '{}' (expected created, updated, deleted)", text));
+  }
+  e.op = *op;
+  RETURN_IF_ERROR(GetInt(j, "campaign_id", true, e.campaign_id));
+  if (e.campaign_id <= 0)
+    return Field("campaign_id", fmt::format("must be positive (got {})", e.campaign_id));
+  RETURN_IF_ERROR(GetInt(j, "customer_id", true, e.customer_id));
+  if (e.customer_id <= 0)
+    return Field("customer_id", fmt::format("must be positive (got {})", e.customer_id));
+  RETURN_IF_ERROR(GetInt(j, "version", true, e.version));
+  if (e.version <= 0) return Field("version", fmt::format("must be positive (got {})", e.version));
+  RETURN_IF_ERROR(GetString(j, "event_time", true, text));
+  auto t = ParseTimestamp(text);
+  if (!t.ok()) return Field("event_time", t.status().message());
+  e.event_time = *t;
+  const bool log = e.capture == CaptureMode::kLog;
+  RETURN_IF_ERROR(GetString(j, "actor", log, e.actor));
+  RETURN_IF_ERROR(GetString(j, "transaction_id", log, e.transaction_id));
+  RETURN_IF_ERROR(GetString(j, "source_position", false, e.source_position));
+
+  const json* row = Find(j, "row");
+  if (row != nullptr && !row->is_null()) {
+    auto c = CampaignFromJsonValue(*row, "row.");
+    if (!c.ok()) return c.status().WithContext("change message");
+    if (c->id != e.campaign_id) {
+      return Field("row.id", fmt::format("{} differs from campaign_id {}", c->id, e.campaign_id));
+    }
+    if (c->customer_id != e.customer_id) {
+      return Field("row.customer_id",
+                   fmt::format("{} differs from customer_id {}", c->customer_id, e.customer_id));
+    }
+    // The row is the campaign after the change; for deletes, the version before the tombstone.
+    int64_t expected = e.op == ChangeOp::kDeleted ? e.version - 1 : e.version;
+    if (c->version != expected) {
+      return Field("row.version", fmt::format("{} does not match a {} of version {} (expected {})",
+                                              c->version, ChangeOpName(e.op), e.version, expected));
+    }
+    e.row = std::move(*c);
+  } else if (log) {
+    return Field("row", "missing (a log message carries the row image)");
+  }
+  return e;
+}
+
+}  // namespace
+
+std::string EncodeChangeMessage(const ChangeEvent& e) {
+  std::string out;
+  out.reserve(256 + (e.row ? e.row->content.size() + 512 : 0));
+  out.append("{\"schema_version\":");
+  AppendJsonInt(out, kChangeMessageSchemaVersion);
+  out.append(",\"capture\":\"");
+  out.append(CaptureModeName(e.capture));
+  out.append("\",\"op\":\"");
+  out.append(ChangeOpName(e.op));
+  out.append("\",\"campaign_id\":");
+  AppendJsonInt(out, e.campaign_id);
+  out.append(",\"customer_id\":");
+  AppendJsonInt(out, e.customer_id);
+  out.append(",\"version\":");
+  AppendJsonInt(out, e.version);
+  out.append(",\"event_time\":");
+  AppendJsonTimestamp(out, e.event_time);
+  out.append(",\"actor\":");
+  AppendJsonString(out, e.actor);
+  out.append(",\"transaction_id\":");
+  AppendJsonString(out, e.transaction_id);
+  out.append(",\"source_position\":");
+  AppendJsonString(out, e.source_position);
+  out.append(",\"row\":");
+  if (e.row) {
+    AppendCampaignJson(out, *e.row);
+  } else {
+    out.append("null");
+  }
+  out.push_back('}');
+  return out;
+}
+
+Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
+  try {
+    json j = json::parse(data);
+    return Decode(j);
+  } catch (const json::exception& e) {
+    std::string what = e.what();
+    if (!what.empty() && what[0] == '[') {
+      size_t p = what.find("] ");
+      if (p != std::string::npos) what.erase(0, p + 2);
+    }
+    return InvalidArgumentError(fmt::format("change message: malformed JSON ({})", what));
+  } catch (const std::exception& e) {
+    return InvalidArgumentError(fmt::format("change message: {}", e.what()));
+  }
+}
+
+ChangeEvent ChangeEventFromCapture(CapturedChange&& c) {
+  ChangeEvent e;
+  e.capture = CaptureMode::kLog;
+  e.op = c.op;
+  e.campaign_id = c.row.id;
+  e.customer_id = c.row.customer_id;
+  e.version = c.version;
+  e.event_time = c.commit_time;
+  e.actor = std::move(c.actor);
+  e.transaction_id = std::move(c.transaction_id);
+  e.source_position = std::to_string(c.seq);
+  e.row = std::move(c.row);
+  return e;
+}
+
+ChangeEvent ChangeEventFromCapture(const CapturedChange& c) {
+  return ChangeEventFromCapture(CapturedChange(c));
+}
+
+}  // namespace ch

@@ -1,0 +1,91 @@
+// SqliteOutboxSource: the ChangeSource of log capture on SQLite. It relays the outbox that
+// SqliteCampaignStore's triggers fill (docs/formats/outbox.md), in commit order, through its own
+// connection to the campaign database file.
+//
+// Delivery: at least once, as ChangeSource says. Poll returns the events after the last polled
+// outbox seq, whole transactions only; each event's row is the full Campaign image and its
+// source_position the seq as text. Confirm(position) deletes the outbox rows with seq <=
+// position, so after a restart Poll starts again after the last confirmed position (confirmed
+// rows are gone; unconfirmed ones are delivered again).
+//
+// Latency: Poll checks the outbox every `poll_interval` while it waits; an in-process committer
+// can cut that short by calling Wake() after each commit (or by registering commit_observer()
+// with the CampaignService).
+//
+// Thread-safety: Poll, Confirm and Backlog from one consumer thread; Wake (and the commit
+// observer) from any thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "campaign/campaign_service.h"
+#include "capture/change_source.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace ch {
+
+class SqliteDb;
+
+struct SqliteOutboxSourceOptions {
+  // The campaign database file (written by SqliteCampaignStore with capture log). REQUIRES: the
+  // file exists and has an outbox.
+  std::string path;
+  // How often a waiting Poll looks at the outbox. Default: 5 ms.
+  Micros poll_interval = std::chrono::milliseconds(5);
+  // How long a statement waits for the database lock (Confirm deletes rows). Default: 10000 ms.
+  int busy_timeout_ms = 10000;
+};
+
+class SqliteOutboxSource final : public ChangeSource {
+ public:
+  // Open a connection to options.path. Fails with Unavailable when the file is missing or cannot
+  // be opened, FailedPrecondition when it has no outbox (the store was opened without capture
+  // log) or an outbox format newer than this code.
+  static Result<std::unique_ptr<SqliteOutboxSource>> Open(const SqliteOutboxSourceOptions& options);
+  ~SqliteOutboxSource() override;
+
+  // See ChangeSource. `max_events` 0 is treated as 1. Fails with the database's error
+  // (Unavailable when locked too long, DataLoss when a row cannot be decoded).
+  Result<SourceBatch> Poll(size_t max_events, Micros wait) override;
+  // See ChangeSource. Fails with InvalidArgument when `position` is not an outbox seq.
+  Status Confirm(const std::string& position) override;
+  // Return the number of outbox rows not yet confirmed.
+  Result<int64_t> Backlog() override;
+
+  // Make a waiting (or the next) Poll look at the outbox now. Safe from any thread.
+  void Wake();
+
+  // Return an observer that calls Wake() after each commit; register it with the CampaignService
+  // that writes the same file. Lives as long as this source.
+  CommitObserver& commit_observer() { return waker_; }
+
+ private:
+  class Waker final : public CommitObserver {
+   public:
+    explicit Waker(SqliteOutboxSource& source) : source_(source) {}
+    void OnCommit(const CommitInfo&) override { source_.Wake(); }
+
+   private:
+    SqliteOutboxSource& source_;
+  };
+
+  SqliteOutboxSource(SqliteOutboxSourceOptions options, std::unique_ptr<SqliteDb> db);
+
+  const SqliteOutboxSourceOptions options_;
+  std::unique_ptr<SqliteDb> db_;  // used by the consumer thread only
+  int64_t last_polled_ = 0;       // consumer thread only
+  int64_t last_confirmed_ = 0;    // consumer thread only
+
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  bool wake_pending_ = false;  // guarded by wake_mu_
+  Waker waker_{*this};
+};
+
+}  // namespace ch
