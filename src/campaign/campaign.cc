@@ -5,6 +5,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "campaign/campaign_internal.h"
 #include "campaign/campaign_json.h"
 #include "common/text.h"
 #include "common/time_util.h"
@@ -302,7 +303,9 @@ Status ValidateActor(std::string_view actor) {
   return CheckText("actor", actor, 1, kMaxActorChars);
 }
 
-Status ValidateCampaign(const Campaign& c) {
+Status ValidateCampaign(const Campaign& c) { return campaign_internal::ValidateCampaign(c, true); }
+
+Status campaign_internal::ValidateCampaign(const Campaign& c, bool check_content) {
   if (c.id < 0) return InvalidArgumentError(fmt::format("id: must be positive (got {})", c.id));
   if (c.customer_id <= 0) {
     return InvalidArgumentError(
@@ -328,6 +331,12 @@ Status ValidateCampaign(const Campaign& c) {
   if (c.frequency_cap < 0 || c.frequency_cap > kMaxFrequencyCap) {
     return InvalidArgumentError(
         fmt::format("frequency_cap: must be 0..{} (got {})", kMaxFrequencyCap, c.frequency_cap));
+  }
+  if (!check_content) {
+    if (!c.updated_by.empty()) {
+      RETURN_IF_ERROR(CheckText("updated_by", c.updated_by, 1, kMaxActorChars));
+    }
+    return Status::OK();
   }
   if (c.content.size() > kMaxContentBytes) {
     return InvalidArgumentError(fmt::format("content: {} bytes exceeds the {}-byte limit",

@@ -6,6 +6,8 @@
 #include <set>
 #include <utility>
 
+#include "campaign/campaign_internal.h"
+
 namespace ch {
 
 namespace {
@@ -76,7 +78,7 @@ Result<CommitInfo> CampaignService::Create(const Campaign& draft, const WriteCon
   row.priority = 1;
   row.version = 1;
   row.updated_by = ctx.actor;
-  RETURN_IF_ERROR(ValidateCampaign(row));
+  RETURN_IF_ERROR(campaign_internal::ValidateCampaign(row, /*check_content=*/false));
   if (ctx.expect_customer && *ctx.expect_customer != row.customer_id) {
     return FailedPreconditionError(fmt::format("the campaign is for customer {}, not {}",
                                                row.customer_id, *ctx.expect_customer));
@@ -129,7 +131,8 @@ Result<CommitInfo> CampaignService::Update(int64_t id, const CampaignPatch& patc
   row.version += 1;
   row.updated_at = tx->commit_time();
   row.updated_by = ctx.actor;
-  RETURN_IF_ERROR(ValidateCampaign(row));
+  // Content, when set, was canonicalized (and so checked) above; otherwise it is unchanged.
+  RETURN_IF_ERROR(campaign_internal::ValidateCampaign(row, /*check_content=*/false));
   RETURN_IF_ERROR(tx->Replace(row));
   CommitInfo info = StartInfo(*tx, ctx.actor);
   RETURN_IF_ERROR(tx->Commit());
@@ -226,7 +229,8 @@ Result<CommitInfo> CampaignService::Import(int64_t customer_id, const std::vecto
     if (!content.ok()) return content.status().WithContext(where);
     row.content = std::move(*content);
     row.version = 1;
-    RETURN_IF_ERROR(ValidateCampaign(row).WithContext(where));
+    RETURN_IF_ERROR(
+        campaign_internal::ValidateCampaign(row, /*check_content=*/false).WithContext(where));
     RETURN_IF_ERROR(ValidateActor(row.updated_by).WithContext(where + ": updated_by"));
     if (row.id != 0 && !ids.insert(row.id).second) {
       return InvalidArgumentError(fmt::format("{}: id: {} appears twice", where, row.id));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <limits>
 #include <mutex>
 #include <utility>
@@ -337,6 +338,20 @@ Result<std::unique_ptr<SqliteCampaignStore>> SqliteCampaignStore::Open(
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->clock = options.clock != nullptr ? options.clock : &SystemClock::Default();
+  std::error_code ec;
+  if (options.page_size > 0 && !std::filesystem::exists(options.path, ec)) {
+    // The page size of a new database is fixed by its first write, and cannot change once it
+    // is in WAL mode: set it on a bootstrap connection before anything else touches the file.
+    SqliteOptions boot;
+    boot.wal = false;
+    boot.busy_timeout_ms = options.busy_timeout_ms;
+    ASSIGN_OR_RETURN(auto db, SqliteDb::Open(options.path, boot));
+    RETURN_IF_ERROR(
+        db->Exec(fmt::format("PRAGMA page_size = {}; PRAGMA journal_mode = WAL; "
+                             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
+                             "value TEXT NOT NULL) WITHOUT ROWID;",
+                             options.page_size)));
+  }
   SqliteOptions o;
   o.wal = true;
   o.synchronous = options.synchronous;

@@ -61,6 +61,9 @@ struct SqliteCampaignStoreOptions {
   int busy_timeout_ms = 10000;
   // Page cache per connection, in KiB. Default: 32768 (32 MiB).
   int cache_kib = 32768;
+  // Page size of a newly created file, in bytes (a power of two, 512..65536); 0 keeps SQLite's
+  // default (4096). Ignored for an existing file. Default: 0.
+  int page_size = 0;
 };
 
 class SqliteCampaignStore final : public CampaignStore {

@@ -84,15 +84,32 @@ Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, 
   return out;
 }
 
-Result<int64_t> DeleteOutboxThrough(SqliteDb& db, int64_t through_seq) {
-  ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare("DELETE FROM outbox WHERE seq <= ?1"));
-  st->Bind(1, through_seq);
-  RETURN_IF_ERROR(st->Run());
-  return db.Changes();
+Result<int64_t> ReadConfirmedSeq(SqliteDb& db) {
+  ASSIGN_OR_RETURN(SqliteStmt * st,
+                   db.Prepare("SELECT confirmed_seq FROM outbox_state WHERE id = 1"));
+  StmtReset reset(st);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  return row ? st->ColumnInt64(0) : 0;
 }
 
-Result<int64_t> CountOutbox(SqliteDb& db) {
-  ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare("SELECT count(*) FROM outbox"));
+Status ConfirmOutboxThrough(SqliteDb& db, int64_t through_seq) {
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/true));
+  ASSIGN_OR_RETURN(SqliteStmt * mark, db.Prepare("UPDATE outbox_state SET confirmed_seq = ?1 "
+                                                 "WHERE id = 1 AND confirmed_seq < ?1"));
+  mark->Bind(1, through_seq);
+  RETURN_IF_ERROR(mark->Run());
+  if (db.Changes() == 0) return Status::OK();  // at or below the confirmed seq: nothing to do
+  // The outbox_keep_newest trigger skips the newest row.
+  ASSIGN_OR_RETURN(SqliteStmt * del, db.Prepare("DELETE FROM outbox WHERE seq <= ?1"));
+  del->Bind(1, through_seq);
+  RETURN_IF_ERROR(del->Run());
+  return tx->Commit();
+}
+
+Result<int64_t> CountUnconfirmed(SqliteDb& db) {
+  ASSIGN_OR_RETURN(SqliteStmt * st,
+                   db.Prepare("SELECT count(*) FROM outbox WHERE seq > "
+                              "(SELECT confirmed_seq FROM outbox_state WHERE id = 1)"));
   StmtReset reset(st);
   ASSIGN_OR_RETURN(bool row, st->Step());
   return row ? st->ColumnInt64(0) : 0;

@@ -32,11 +32,15 @@ Status CheckOutbox(SqliteDb& db);
 // is never split. Empty when there is nothing new. REQUIRES: CheckOutbox(db) is OK.
 Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, size_t max_rows);
 
-// Delete the outbox rows with seq <= `through_seq` and return how many were deleted
-// (idempotent: 0 the second time).
-Result<int64_t> DeleteOutboxThrough(SqliteDb& db, int64_t through_seq);
+// Return the relay's last confirmed seq (0 when nothing was confirmed yet). Poll after it.
+Result<int64_t> ReadConfirmedSeq(SqliteDb& db);
 
-// Return the number of outbox rows.
-Result<int64_t> CountOutbox(SqliteDb& db);
+// Record that everything up to and including `through_seq` is durable downstream and delete those
+// rows (except the newest row of the outbox, which is kept so that seq is never reused), in one
+// transaction. Confirming a seq at or below the recorded one changes nothing (idempotent).
+Status ConfirmOutboxThrough(SqliteDb& db, int64_t through_seq);
+
+// Return the number of outbox rows after the confirmed seq (the relay's backlog).
+Result<int64_t> CountUnconfirmed(SqliteDb& db);
 
 }  // namespace ch

@@ -26,7 +26,11 @@ Result<std::unique_ptr<SqliteOutboxSource>> SqliteOutboxSource::Open(
   o.cache_kib = 8192;
   ASSIGN_OR_RETURN(auto db, SqliteDb::Open(options.path, o));
   RETURN_IF_ERROR(CheckOutbox(*db));
-  return std::unique_ptr<SqliteOutboxSource>(new SqliteOutboxSource(options, std::move(db)));
+  ASSIGN_OR_RETURN(int64_t confirmed, ReadConfirmedSeq(*db));
+  std::unique_ptr<SqliteOutboxSource> source(new SqliteOutboxSource(options, std::move(db)));
+  // Resume after the confirmed position: what is before it is durable downstream.
+  source->last_polled_ = source->last_confirmed_ = confirmed;
+  return source;
 }
 
 SqliteOutboxSource::SqliteOutboxSource(SqliteOutboxSourceOptions options,
@@ -68,13 +72,12 @@ Status SqliteOutboxSource::Confirm(const std::string& position) {
         fmt::format("position: '{}' is not an outbox sequence number", position));
   }
   if (seq <= last_confirmed_) return Status::OK();
-  ASSIGN_OR_RETURN(int64_t deleted, DeleteOutboxThrough(*db_, seq));
-  (void)deleted;
+  RETURN_IF_ERROR(ConfirmOutboxThrough(*db_, seq));
   last_confirmed_ = seq;
   return Status::OK();
 }
 
-Result<int64_t> SqliteOutboxSource::Backlog() { return CountOutbox(*db_); }
+Result<int64_t> SqliteOutboxSource::Backlog() { return CountUnconfirmed(*db_); }
 
 void SqliteOutboxSource::Wake() {
   {

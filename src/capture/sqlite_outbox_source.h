@@ -4,9 +4,11 @@
 //
 // Delivery: at least once, as ChangeSource says. Poll returns the events after the last polled
 // outbox seq, whole transactions only; each event's row is the full Campaign image and its
-// source_position the seq as text. Confirm(position) deletes the outbox rows with seq <=
-// position, so after a restart Poll starts again after the last confirmed position (confirmed
-// rows are gone; unconfirmed ones are delivered again).
+// source_position the seq as text. Confirm(position) records the position in the database and
+// deletes the outbox rows with seq <= position (the newest row of the outbox is kept, so that seq
+// is never reused), so after a restart Poll starts again after the last confirmed position
+// (unconfirmed events are delivered again). One source per database: two relays on one outbox
+// would each deliver and confirm the other's rows.
 //
 // Latency: Poll checks the outbox every `poll_interval` while it waits; an in-process committer
 // can cut that short by calling Wake() after each commit (or by registering commit_observer()
