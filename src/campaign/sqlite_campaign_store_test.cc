@@ -1,1 +1,353 @@
+#include "campaign/sqlite_campaign_store.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "campaign/campaign_service.h"
+#include "campaign/sqlite_outbox.h"
+#include "common/sqlite.h"
+#include "common/time_util.h"
 #include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
+using ::testing::ElementsAre;
+
+Campaign Draft(int64_t customer, std::string name) {
+  Campaign c;
+  c.customer_id = customer;
+  c.name = std::move(name);
+  c.content = R"({"body":"b","title":"t"})";
+  return c;
+}
+
+WriteContext As(std::string actor) {
+  WriteContext w;
+  w.actor = std::move(actor);
+  return w;
+}
+
+class SqliteCampaignStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<SqliteCampaignStore> Open(StoreCapture capture = StoreCapture::kLog,
+                                            bool disable = false) {
+    SqliteCampaignStoreOptions o;
+    o.path = path_;
+    o.clock = &clock_;
+    o.capture = capture;
+    o.disable_existing_capture = disable;
+    auto r = SqliteCampaignStore::Open(o);
+    EXPECT_OK(r);
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  // Read the outbox through a connection of its own, as the relay does.
+  std::vector<CapturedChange> Outbox() {
+    auto db = SqliteDb::Open(path_);
+    EXPECT_OK(db);
+    if (!db.ok()) return {};
+    auto rows = ReadOutbox(**db, 0, 1'000'000);
+    EXPECT_OK(rows);
+    return rows.ok() ? *rows : std::vector<CapturedChange>{};
+  }
+
+  std::vector<std::string> OutboxStrings() {
+    std::vector<std::string> out;
+    for (const auto& c : Outbox()) out.push_back(DebugString(c));
+    return out;
+  }
+
+  testing::TempDir dir_;
+  std::string path_ = dir_.File("campaigns.db");
+  FakeClock clock_;
+};
+
+TEST_F(SqliteCampaignStoreTest, OutboxHasOneFullRowImagePerVersion) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK_AND_ASSIGN(auto a, service.Create(Draft(1, "a"), As("user:1")));
+  clock_.Advance(Micros(10));
+  Campaign b = Draft(1, "b \"quoted\" \xf0\x9f\x8e\x89");
+  b.end_at = ParseTimestamp("2026-06-01").value();
+  ASSERT_OK_AND_ASSIGN(auto created, service.Create(b, As("user:2")));
+  CampaignPatch p;
+  p.status = CampaignStatus::kPaused;
+  ASSERT_OK_AND_ASSIGN(auto updated, service.Update(2, p, As("api:k")));
+  ASSERT_OK_AND_ASSIGN(auto deleted, service.Delete(1, As("user:3")));
+
+  EXPECT_THAT(
+      OutboxStrings(),
+      ElementsAre("#1 tx 1 c1@v1 created p1 by user:1", "#2 tx 2 c1@v2 updated p2 by user:2",
+                  "#3 tx 2 c2@v1 created p1 by user:2", "#4 tx 3 c2@v2 updated p1 by api:k",
+                  "#5 tx 4 c1@v3 deleted p2 by user:3"));
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 5u);
+  // Every image is the whole row as the service committed it.
+  EXPECT_EQ(rows[0].row, *a.row);
+  EXPECT_EQ(rows[2].row, *created.row);
+  EXPECT_EQ(rows[3].row, *updated.row);
+  EXPECT_EQ(rows[4].row, *deleted.row);  // the row before the delete
+  EXPECT_EQ(rows[4].row.updated_by, "user:2");
+  EXPECT_EQ(rows[1].commit_time, created.committed_at);
+  EXPECT_EQ(rows[1].transaction_id, created.transaction_id);
+  EXPECT_EQ(rows[4].commit_time, deleted.committed_at);
+}
+
+TEST_F(SqliteCampaignStoreTest, RolledBackChangesLeaveNoOutboxRows) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  WriteContext ctx = As("user:1");
+  ctx.expect_shifted = 3;  // fails after the shift statement ran
+  EXPECT_THAT(service.Create(Draft(1, "b"), ctx), StatusIs(StatusCode::kFailedPrecondition));
+  {
+    ASSERT_OK_AND_ASSIGN(auto tx, store->BeginWrite("user:9"));
+    ASSERT_OK(tx->Remove(1, "user:9"));
+  }  // destroyed without Commit
+  EXPECT_EQ(Outbox().size(), 1u);
+  ASSERT_OK_AND_ASSIGN(auto row, store->Get(1));
+  EXPECT_EQ(row->version, 1);
+}
+
+TEST_F(SqliteCampaignStoreTest, WritesThatBypassTheStoreAreCapturedToo) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK(
+      db->Exec("UPDATE campaigns SET name = 'by hand', version = version + 1, "
+               "updated_by = 'user:dba' WHERE id = 1"));
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1].row.name, "by hand");
+  EXPECT_EQ(rows[1].actor, "user:dba");
+}
+
+TEST_F(SqliteCampaignStoreTest, NoCaptureWritesNoOutbox) {
+  auto store = Open(StoreCapture::kNone);
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  EXPECT_THAT(CheckOutbox(*db), StatusIsWith(StatusCode::kFailedPrecondition, "no outbox"));
+  EXPECT_THAT(db->Prepare("SELECT 1 FROM outbox"), StatusIs(StatusCode::kInternal));
+}
+
+TEST_F(SqliteCampaignStoreTest, CaptureIsAPropertyOfTheFile) {
+  { auto store = Open(StoreCapture::kLog); }
+  SqliteCampaignStoreOptions o;
+  o.path = path_;
+  o.capture = StoreCapture::kNone;
+  EXPECT_THAT(SqliteCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition, "disable_existing_capture"));
+  {
+    auto store = Open(StoreCapture::kNone, /*disable=*/true);
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  }
+  EXPECT_TRUE(Outbox().empty());
+  {
+    auto store = Open(StoreCapture::kLog);
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
+  }
+  EXPECT_EQ(Outbox().size(), 2u);  // c2 created, c1 shifted
+}
+
+TEST_F(SqliteCampaignStoreTest, CommitTimesTransactionIdsAndIdsPersistAcrossReopen) {
+  Timestamp first;
+  {
+    auto store = Open();
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+    ASSERT_OK_AND_ASSIGN(auto b, service.Create(Draft(1, "b"), As("user:1")));
+    ASSERT_OK(service.Delete(2, As("user:1")));
+    first = b.committed_at;
+  }
+  clock_.Advance(-std::chrono::hours(1));  // a restart with a clock that went back
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK_AND_ASSIGN(auto c, service.Create(Draft(1, "c"), As("user:1")));
+  EXPECT_EQ(c.committed_at, first + Micros(2));
+  EXPECT_EQ(c.transaction_id, "4");
+  EXPECT_EQ(c.row->id, 3);  // 2 was deleted and is never reused
+  Campaign again = Draft(1, "again");
+  again.id = 2;
+  EXPECT_THAT(service.Create(again, As("user:1")),
+              StatusIsWith(StatusCode::kAlreadyExists, "never reused"));
+}
+
+TEST_F(SqliteCampaignStoreTest, TwoConnectionsShareStampsAndSeeEachOthersCommits) {
+  auto one = Open();
+  auto two = Open();
+  CampaignService s1(*one);
+  CampaignService s2(*two);
+  std::set<std::string> txns;
+  Timestamp last{};
+  for (int i = 0; i < 10; ++i) {
+    auto& s = i % 2 == 0 ? s1 : s2;
+    ASSERT_OK_AND_ASSIGN(auto info, s.Create(Draft(1, "x"), As("user:1")));
+    EXPECT_GT(info.committed_at, last);
+    last = info.committed_at;
+    txns.insert(info.transaction_id);
+    ASSERT_OK_AND_ASSIGN(auto seen, (i % 2 == 0 ? *two : *one).List(1));
+    EXPECT_EQ(seen.size(), size_t(i + 1));
+    EXPECT_EQ(seen.front().id, info.row->id);
+  }
+  EXPECT_EQ(txns.size(), 10u);
+}
+
+TEST_F(SqliteCampaignStoreTest, AnotherProcessWritesConsistently) {
+  { auto store = Open(); }
+  constexpr int kEach = 20;
+  pid_t child = fork();
+  ASSERT_NE(child, -1);
+  if (child == 0) {
+    // The child: its own store (and system clock) on the same file.
+    SqliteCampaignStoreOptions o;
+    o.path = path_;
+    auto store = SqliteCampaignStore::Open(o);
+    if (!store.ok()) _exit(2);
+    CampaignService service(**store);
+    for (int i = 0; i < kEach; ++i) {
+      if (!service.Create(Draft(1, "child"), As("user:child")).ok()) _exit(3);
+    }
+    _exit(0);
+  }
+  {
+    auto store = Open();
+    CampaignService service(*store);
+    for (int i = 0; i < kEach; ++i)
+      ASSERT_OK(service.Create(Draft(1, "parent"), As("user:parent")));
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+
+  auto store = Open();
+  ASSERT_OK_AND_ASSIGN(auto rows, store->List(1));
+  ASSERT_EQ(rows.size(), size_t{2 * kEach});
+  for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(rows[i].priority, int64_t(i + 1));
+  // In commit (= seq) order, commit times strictly increase and transactions never interleave.
+  auto outbox = Outbox();
+  std::set<std::string> finished;
+  for (size_t i = 1; i < outbox.size(); ++i) {
+    const auto& prev = outbox[i - 1];
+    const auto& cur = outbox[i];
+    if (cur.transaction_id == prev.transaction_id) {
+      EXPECT_EQ(cur.commit_time, prev.commit_time);
+    } else {
+      EXPECT_GT(cur.commit_time, prev.commit_time);
+      EXPECT_GT(std::stoll(cur.transaction_id), std::stoll(prev.transaction_id));
+      EXPECT_TRUE(finished.insert(prev.transaction_id).second)
+          << "interleaved " << prev.transaction_id;
+    }
+  }
+  // 40 creates: 40 inserts + 0 + 1 + ... + 39 shifted rows.
+  EXPECT_EQ(outbox.size(), size_t{2 * kEach + (2 * kEach - 1) * 2 * kEach / 2});
+}
+
+TEST_F(SqliteCampaignStoreTest, OutboxSeqIsNeverReusedAfterEverythingIsConfirmed) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // seq 2, 3
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK(ConfirmOutboxThrough(*db, 3));
+  EXPECT_EQ(*CountUnconfirmed(*db), 0);
+  EXPECT_EQ(*ReadConfirmedSeq(*db), 3);
+  // Even deleting by hand keeps the newest row, so the next change is seq 4, not 1.
+  ASSERT_OK(db->Exec("DELETE FROM outbox"));
+  ASSERT_OK(service.Create(Draft(1, "c"), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto rows, ReadOutbox(*db, 3, 100));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].seq, 4);
+  EXPECT_EQ(*CountUnconfirmed(*db), 3);
+  ASSERT_OK(ConfirmOutboxThrough(*db, 2));  // older: no-op
+  EXPECT_EQ(*ReadConfirmedSeq(*db), 3);
+}
+
+TEST_F(SqliteCampaignStoreTest, ReadOutboxNeverSplitsATransaction) {
+  auto store = Open();
+  CampaignService service(*store);
+  for (int i = 0; i < 4; ++i) ASSERT_OK(service.Create(Draft(1, "x"), As("user:1")));
+  // seq 1 (tx1) | 2,3 (tx2) | 4,5,6 (tx3) | 7..10 (tx4)
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK_AND_ASSIGN(auto a, ReadOutbox(*db, 0, 2));
+  EXPECT_EQ(a.size(), 3u);  // tx1 + the whole of tx2
+  ASSERT_OK_AND_ASSIGN(auto b, ReadOutbox(*db, 3, 1));
+  EXPECT_EQ(b.size(), 3u);
+  ASSERT_OK_AND_ASSIGN(auto c, ReadOutbox(*db, 6, 100));
+  EXPECT_EQ(c.size(), 4u);
+  ASSERT_OK_AND_ASSIGN(auto d, ReadOutbox(*db, 10, 100));
+  EXPECT_TRUE(d.empty());
+}
+
+TEST_F(SqliteCampaignStoreTest, RejectsNewerSchemasAndBadOptions) {
+  { auto store = Open(); }
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+    ASSERT_OK(db->Exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'"));
+  }
+  SqliteCampaignStoreOptions o;
+  o.path = path_;
+  EXPECT_THAT(SqliteCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition, "schema version 99"));
+  o.path = dir_.File("other.db");
+  o.synchronous = "SOMETIMES";
+  EXPECT_THAT(SqliteCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kInvalidArgument, "synchronous"));
+  o.synchronous = "full";
+  EXPECT_OK(SqliteCampaignStore::Open(o));
+  o.path = "";
+  EXPECT_THAT(SqliteCampaignStore::Open(o), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST_F(SqliteCampaignStoreTest, PageSizeAppliesToNewFiles) {
+  SqliteCampaignStoreOptions o;
+  o.path = path_;
+  o.page_size = 16384;
+  { ASSERT_OK(SqliteCampaignStore::Open(o)); }
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK_AND_ASSIGN(auto st, db->Prepare("PRAGMA page_size"));
+  ASSERT_OK_AND_ASSIGN(bool row, st->Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(st->ColumnInt64(0), 16384);
+  st->Reset();
+  ASSERT_OK_AND_ASSIGN(auto mode, db->Prepare("PRAGMA journal_mode"));
+  ASSERT_OK_AND_ASSIGN(row, mode->Step());
+  EXPECT_EQ(mode->ColumnString(0), "wal");
+  mode->Reset();
+}
+
+TEST_F(SqliteCampaignStoreTest, ExpiryAndPriorityQueriesUseTheirIndexes) {
+  auto store = Open();
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  auto plan = [&](const std::string& sql) {
+    auto st = db->Prepare("EXPLAIN QUERY PLAN " + sql);
+    EXPECT_OK(st);
+    std::string out;
+    if (!st.ok()) return out;
+    while (true) {
+      auto row = (*st)->Step();
+      if (!row.ok() || !*row) break;
+      out += (*st)->ColumnString(3) + "; ";
+    }
+    (*st)->Reset();
+    return out;
+  };
+  EXPECT_THAT(plan("SELECT * FROM campaigns WHERE status = 'active' AND end_at IS NOT NULL AND "
+                   "end_at <= 5 ORDER BY end_at, id LIMIT 10"),
+              ::testing::HasSubstr("campaigns_active_by_end"));
+  EXPECT_THAT(plan("UPDATE campaigns SET priority = priority + 1 WHERE customer_id = 1 AND "
+                   "priority >= 1 AND priority <= 9"),
+              ::testing::HasSubstr("campaigns_by_customer_priority"));
+}
+
+}  // namespace
+}  // namespace ch
