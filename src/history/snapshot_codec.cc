@@ -42,46 +42,20 @@ int HoleIndex(char kind) {
   return -1;
 }
 
-void PutVarint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view& in, uint64_t& v) {
-  v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (in.empty()) return false;
-    auto b = static_cast<uint8_t>(in.front());
-    in.remove_prefix(1);
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-uint64_t ZigZag(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
-
 bool IsSpace(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 // Advance `i` past a JSON string starting at s[i] == '"'. Return false when unterminated.
 bool SkipString(std::string_view s, size_t& i) {
   ++i;
   while (i < s.size()) {
-    char c = s[i];
-    if (c == '\\') {
-      i += 2;
-    } else if (c == '"') {
-      ++i;
-      return true;
-    } else {
-      ++i;
-    }
+    // Jump to the next quote; it ends the string unless an odd number of backslashes precede it.
+    const void* q = std::memchr(s.data() + i, '"', s.size() - i);
+    if (q == nullptr) return false;
+    size_t end = static_cast<size_t>(static_cast<const char*>(q) - s.data());
+    size_t backslashes = 0;
+    while (end - backslashes > i && s[end - backslashes - 1] == '\\') ++backslashes;
+    i = end + 1;
+    if (backslashes % 2 == 0) return true;
   }
   return false;
 }
@@ -122,32 +96,32 @@ struct Hole {
   size_t end;
 };
 
-// Find the holes of a top-level JSON object, in text order. Return none for text that is not a
-// well-formed object at the top level (the whole text then becomes the body).
-std::vector<Hole> FindHoles(std::string_view s) {
-  std::vector<Hole> holes;
+// Find the holes of a top-level JSON object, in text order; return how many. Return 0 for text
+// that is not a well-formed object at the top level (the whole text then becomes the body).
+size_t FindHoles(std::string_view s, std::array<Hole, kHoleKinds>& holes) {
+  size_t n = 0;
   std::array<bool, kHoleKinds> seen{};
   size_t i = 0;
   auto ws = [&] {
     while (i < s.size() && IsSpace(s[i])) ++i;
   };
   ws();
-  if (i >= s.size() || s[i] != '{') return {};
+  if (i >= s.size() || s[i] != '{') return 0;
   ++i;
   ws();
-  if (i < s.size() && s[i] == '}') return {};
+  if (i < s.size() && s[i] == '}') return 0;
   while (true) {
     ws();
-    if (i >= s.size() || s[i] != '"') return {};
+    if (i >= s.size() || s[i] != '"') return 0;
     size_t key_begin = i + 1;
-    if (!SkipString(s, i)) return {};
+    if (!SkipString(s, i)) return 0;
     std::string_view key = s.substr(key_begin, i - 1 - key_begin);
     ws();
-    if (i >= s.size() || s[i] != ':') return {};
+    if (i >= s.size() || s[i] != ':') return 0;
     ++i;
     ws();
     size_t vbegin = i;
-    if (!SkipValue(s, i)) return {};
+    if (!SkipValue(s, i)) return 0;
     char kind = 0;
     if (key == "priority") {
       kind = kHolePriority;
@@ -160,19 +134,22 @@ std::vector<Hole> FindHoles(std::string_view s) {
     }
     if (kind != 0 && !seen[HoleIndex(kind)]) {
       seen[HoleIndex(kind)] = true;
-      holes.push_back({kind, vbegin, i});
+      holes[n++] = Hole{kind, vbegin, i};
+      // All found: the rest is kept verbatim whatever it is, so it need not be scanned (in a
+      // canonical snapshot this skips the content object, the bulk of the text).
+      if (n == kHoleKinds) return n;
     }
     ws();
-    if (i >= s.size()) return {};
+    if (i >= s.size()) return 0;
     if (s[i] == ',') {
       ++i;
       continue;
     }
-    if (s[i] != '}') return {};
+    if (s[i] != '}') return 0;
     ++i;
     ws();
-    if (i != s.size()) return {};  // trailing garbage: treat as opaque text
-    return holes;
+    if (i != s.size()) return 0;  // trailing garbage: treat as opaque text
+    return n;
   }
 }
 
@@ -185,19 +162,66 @@ std::string Quote(std::string_view v) {
   return q;
 }
 
-// Return the hole's value implied by the columns.
-std::string DefaultValue(char kind, const SnapshotColumns& c) {
+// Write the timestamp as FormatTimestamp does into `buf` (27 bytes). Return false for years
+// outside 1000..9999, which the caller then formats the slow way.
+bool FormatTimestamp27(Timestamp t, char* buf) {
+  using std::chrono::days;
+  auto dp = std::chrono::floor<days>(t);
+  std::chrono::year_month_day ymd(dp);
+  int year = static_cast<int>(ymd.year());
+  if (year < 1000 || year > 9999) return false;
+  int64_t us = (t - dp).count();
+  auto put = [&](int pos, int64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) {
+      buf[pos + i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+  };
+  put(0, year, 4);
+  buf[4] = '-';
+  put(5, static_cast<unsigned>(ymd.month()), 2);
+  buf[7] = '-';
+  put(8, static_cast<unsigned>(ymd.day()), 2);
+  buf[10] = 'T';
+  put(11, us / 3'600'000'000LL, 2);
+  buf[13] = ':';
+  put(14, us / 60'000'000LL % 60, 2);
+  buf[16] = ':';
+  put(17, us / 1'000'000LL % 60, 2);
+  buf[19] = '.';
+  put(20, us % 1'000'000LL, 6);
+  buf[26] = 'Z';
+  return true;
+}
+
+void AppendInt(std::string& out, int64_t v) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<size_t>(p - buf));
+}
+
+// Return true when `raw` is exactly the hole's value implied by the columns.
+bool MatchesDefault(char kind, std::string_view raw, const SnapshotColumns& c) {
   switch (kind) {
     case kHolePriority:
-      return std::to_string(c.priority);
-    case kHoleVersion:
-      return std::to_string(c.version);
-    case kHoleUpdatedAt:
-      return Quote(FormatTimestamp(c.event_time));
+    case kHoleVersion: {
+      char buf[24];
+      auto [p, ec] =
+          std::to_chars(buf, buf + sizeof buf, kind == kHolePriority ? c.priority : c.version);
+      return raw == std::string_view(buf, static_cast<size_t>(p - buf));
+    }
+    case kHoleUpdatedAt: {
+      char buf[27];
+      if (raw.size() != 29 || raw.front() != '"' || raw.back() != '"') return false;
+      if (FormatTimestamp27(c.event_time, buf))
+        return raw.substr(1, 27) == std::string_view(buf, 27);
+      return raw.substr(1, 27) == FormatTimestamp(c.event_time);
+    }
     case kHoleUpdatedBy:
-      return Quote(c.actor);
+      return raw.size() == c.actor.size() + 2 && raw.front() == '"' && raw.back() == '"' &&
+             raw.substr(1, c.actor.size()) == c.actor;
   }
-  return {};
+  return false;
 }
 
 // Parse a canonical decimal integer (no '+', no leading zeros, at most 18 digits).
@@ -260,35 +284,115 @@ uint32_t HashAt(const char* p) {
 
 }  // namespace
 
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool GetVarint(std::string_view& in, uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) return false;
+    auto b = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+void AppendTimestamp(std::string& out, Timestamp t) {
+  char buf[27];
+  if (FormatTimestamp27(t, buf)) {
+    out.append(buf, sizeof buf);
+  } else {
+    out.append(FormatTimestamp(t));
+  }
+}
+
 SplitSnapshot SplitSnapshotText(std::string_view snapshot, const SnapshotColumns& columns) {
   SplitSnapshot out;
-  std::vector<Hole> holes = FindHoles(snapshot);
-  out.body.reserve(snapshot.size() + 16);
-  out.body.push_back(kBodyTag);
-  PutVarint(out.body, holes.size());
-  // Offsets in the body text: the text before each hole, minus the values cut before it.
-  size_t removed = 0;
-  size_t prev = 0;
-  for (const Hole& h : holes) {
-    size_t offset = h.begin - removed;
-    PutVarint(out.body, offset - prev);
-    out.body.push_back(h.kind);
-    prev = offset;
-    removed += h.end - h.begin;
-  }
-  size_t pos = 0;
-  for (const Hole& h : holes) {
-    out.body.append(snapshot.substr(pos, h.begin - pos));
-    pos = h.end;
-    std::string_view raw = snapshot.substr(h.begin, h.end - h.begin);
-    if (raw != DefaultValue(h.kind, columns)) PutExtra(out.extras, h.kind, raw, columns);
-  }
-  out.body.append(snapshot.substr(pos));
+  SplitSnapshotText(snapshot, columns, &out);
   return out;
+}
+
+void SplitSnapshotText(std::string_view snapshot, const SnapshotColumns& columns,
+                       SplitSnapshot* out) {
+  SplitSnapshotUnlessSame(snapshot, columns, std::string_view(), out);
+}
+
+bool SplitSnapshotUnlessSame(std::string_view snapshot, const SnapshotColumns& columns,
+                             std::string_view current_body, SplitSnapshot* out) {
+  std::array<Hole, kHoleKinds> holes;
+  size_t n = FindHoles(snapshot, holes);
+  out->body.clear();
+  out->extras.clear();
+  for (size_t k = 0; k < n; ++k) {
+    const Hole& h = holes[k];
+    std::string_view raw = snapshot.substr(h.begin, h.end - h.begin);
+    if (!MatchesDefault(h.kind, raw, columns)) PutExtra(out->extras, h.kind, raw, columns);
+  }
+  // The header: format tag, hole count, hole table. Offsets are in the body text: the text
+  // before each hole, minus the values cut before it.
+  char header[2 + kHoleKinds * 11];
+  size_t header_size = 0;
+  {
+    std::string h;  // small: stays in the string's inline buffer
+    h.push_back(kBodyTag);
+    PutVarint(h, n);
+    size_t removed = 0;
+    size_t prev = 0;
+    for (size_t k = 0; k < n; ++k) {
+      size_t offset = holes[k].begin - removed;
+      PutVarint(h, offset - prev);
+      h.push_back(holes[k].kind);
+      prev = offset;
+      removed += holes[k].end - holes[k].begin;
+    }
+    header_size = h.size();
+    std::memcpy(header, h.data(), header_size);
+  }
+  // Compare with the current body piece by piece before building anything: most versions of a
+  // campaign (priority shifts) have the same body as the previous one.
+  if (!current_body.empty()) {
+    size_t text_size = snapshot.size();
+    for (size_t k = 0; k < n; ++k) text_size -= holes[k].end - holes[k].begin;
+    bool same = current_body.size() == header_size + text_size &&
+                std::memcmp(current_body.data(), header, header_size) == 0;
+    size_t at = header_size;
+    size_t pos = 0;
+    for (size_t k = 0; same && k <= n; ++k) {
+      size_t end = k < n ? holes[k].begin : snapshot.size();
+      same = std::memcmp(current_body.data() + at, snapshot.data() + pos, end - pos) == 0;
+      at += end - pos;
+      if (k < n) pos = holes[k].end;
+    }
+    if (same) return true;
+  }
+  out->body.reserve(header_size + snapshot.size());
+  out->body.append(header, header_size);
+  size_t pos = 0;
+  for (size_t k = 0; k < n; ++k) {
+    out->body.append(snapshot.substr(pos, holes[k].begin - pos));
+    pos = holes[k].end;
+  }
+  out->body.append(snapshot.substr(pos));
+  return false;
 }
 
 Result<std::string> JoinSnapshotText(std::string_view body, std::string_view extras,
                                      const SnapshotColumns& columns) {
+  std::string out;
+  RETURN_IF_ERROR(JoinSnapshotText(body, extras, columns, &out));
+  return out;
+}
+
+Status JoinSnapshotText(std::string_view body, std::string_view extras,
+                        const SnapshotColumns& columns, std::string* out_ptr) {
+  std::string& out = *out_ptr;
   std::array<std::optional<std::string>, kHoleKinds> values;
   while (!extras.empty()) {
     char tag = extras.front();
@@ -331,7 +435,7 @@ Result<std::string> JoinSnapshotText(std::string_view body, std::string_view ext
     holes[k] = {prev, static_cast<size_t>(idx)};
     body.remove_prefix(1);
   }
-  std::string out;
+  out.clear();
   out.reserve(body.size() + 96);
   size_t pos = 0;
   for (uint64_t k = 0; k < n; ++k) {
@@ -343,12 +447,12 @@ Result<std::string> JoinSnapshotText(std::string_view body, std::string_view ext
     if (v) {
       out.append(*v);
     } else if (idx == 0) {
-      out.append(std::to_string(columns.priority));
+      AppendInt(out, columns.priority);
     } else if (idx == 1) {
-      out.append(std::to_string(columns.version));
+      AppendInt(out, columns.version);
     } else if (idx == 2) {
       out.push_back('"');
-      out.append(FormatTimestamp(columns.event_time));
+      AppendTimestamp(out, columns.event_time);
       out.push_back('"');
     } else {
       out.push_back('"');
@@ -357,7 +461,7 @@ Result<std::string> JoinSnapshotText(std::string_view body, std::string_view ext
     }
   }
   out.append(body.substr(pos));
-  return out;
+  return Status::OK();
 }
 
 void EncodeDelta(std::string_view base, std::string_view target, std::string& out) {

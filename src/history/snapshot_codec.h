@@ -56,11 +56,37 @@ struct SplitSnapshot {
 // Split `snapshot` against `columns`. Never fails: text without recognizable holes becomes a body
 // without holes.
 SplitSnapshot SplitSnapshotText(std::string_view snapshot, const SnapshotColumns& columns);
+// As above, reusing the buffers of `*out`.
+void SplitSnapshotText(std::string_view snapshot, const SnapshotColumns& columns,
+                       SplitSnapshot* out);
+// As above, but when the body would equal `current_body` return true and leave out->body empty
+// (out->extras is always filled). Comparing in place is what makes a priority shift cheap: its
+// body is the previous version's, and building a kilobyte copy of it only to compare is waste.
+bool SplitSnapshotUnlessSame(std::string_view snapshot, const SnapshotColumns& columns,
+                             std::string_view current_body, SplitSnapshot* out);
 
 // Rebuild the snapshot from a full body blob, the extras and the record's columns. Fails with
 // DataLoss when `body` or `extras` is not something SplitSnapshotText produced.
 Result<std::string> JoinSnapshotText(std::string_view body, std::string_view extras,
                                      const SnapshotColumns& columns);
+// As above, writing into `*out` (replacing its contents; the read path calls this per record).
+Status JoinSnapshotText(std::string_view body, std::string_view extras,
+                        const SnapshotColumns& columns, std::string* out);
+
+// Append `v` to `out` as a LEB128 varint (7 bits per byte, low bits first).
+void PutVarint(std::string& out, uint64_t v);
+// Read a varint from the front of `in` and advance it. Return false when truncated.
+bool GetVarint(std::string_view& in, uint64_t& v);
+// Map signed to unsigned so that small magnitudes stay small (0, -1, 1, -2, ... -> 0, 1, 2, 3).
+inline uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+inline int64_t UnZigZag(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// Append FormatTimestamp(t) (time_util.h) to `out` without allocating in the common case.
+void AppendTimestamp(std::string& out, Timestamp t);
 
 // Append to `out` a delta that turns `base` into `target` (copy/insert instructions). A target
 // unrelated to `base` yields a delta a few bytes larger than the target; callers that store

@@ -49,6 +49,47 @@ TEST(SnapshotCodecTest, PriorityShiftsShareOneBody) {
   EXPECT_EQ(RoundTrip(moved, c2), moved);
 }
 
+TEST(SnapshotCodecTest, SplitUnlessSameComparesWithoutBuilding) {
+  auto c1 = Columns(3, 12, "2026-02-01T10:00:00.5Z", "user:101");
+  const std::string body = SplitSnapshotText(kSnapshot, c1).body;
+  SplitSnapshot out;
+  // A shift: other hole values, same body.
+  std::string moved = kSnapshot;
+  moved.replace(moved.find(R"("priority":3)"), 12, R"("priority":40)");
+  auto c2 = Columns(40, 12, "2026-02-01T10:00:00.5Z", "user:101");
+  EXPECT_TRUE(SplitSnapshotUnlessSame(moved, c2, body, &out));
+  EXPECT_TRUE(out.body.empty());
+  EXPECT_TRUE(out.extras.empty());
+  // Same body, but the snapshot's version is not the record's: extras still come out.
+  auto c3 = Columns(40, 13, "2026-02-01T10:00:00.5Z", "user:101");
+  EXPECT_TRUE(SplitSnapshotUnlessSame(moved, c3, body, &out));
+  EXPECT_FALSE(out.extras.empty());
+  // Edits before, between and after the holes, and a length change: a new body.
+  for (auto [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"Banner", "Bonner"}, {"app_open", "app_shut"}, {"Hi", "Hey"}, {"}}", "} }"}}) {
+    std::string edited = kSnapshot;
+    edited.replace(edited.find(from), from.size(), to);
+    EXPECT_FALSE(SplitSnapshotUnlessSame(edited, c1, body, &out)) << from;
+    EXPECT_EQ(out.body, SplitSnapshotText(edited, c1).body) << from;
+  }
+  EXPECT_FALSE(SplitSnapshotUnlessSame(kSnapshot, c1, "", &out));
+  EXPECT_EQ(out.body, body);
+}
+
+TEST(SnapshotCodecTest, AppendTimestampMatchesFormatTimestamp) {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 2000; ++i) {
+    // From year 1000 to 9999, and a few outside (the slow path).
+    int64_t us =
+        static_cast<int64_t>(rng() % 253'000'000'000'000'000ULL) - 30'610'000'000'000'000LL;
+    if (i % 500 == 0) us = -62'200'000'000'000'000LL + i;
+    Timestamp t = FromUnixMicros(us);
+    std::string got;
+    AppendTimestamp(got, t);
+    ASSERT_EQ(got, FormatTimestamp(t)) << us;
+  }
+}
+
 TEST(SnapshotCodecTest, DeleteSnapshotCarriesThePreviousVersionInExtras) {
   // A delete's record is version 13 by worker:x at a later time, its snapshot still says v12.
   auto c = Columns(3, 13, "2026-02-03T00:00:00Z", "worker:x");

@@ -25,24 +25,24 @@ constexpr int64_t kSqliteSchemaVersion = 1;
 // Written to meta.time_epoch_us on creation and read back from there. DO NOT CHANGE.
 constexpr int64_t kDefaultEpochUs = int64_t{1735689600} * 1000000;
 
-// history.kind = event_type | capture << 2. DO NOT CHANGE (stored).
+// Row kind = event_type | capture << 2. DO NOT CHANGE (stored).
 //   event_type: 0 created, 1 updated, 2 deleted;  capture: 0 log, 1 notify.
-// "updated, log" is 1, which SQLite stores in zero bytes.
-constexpr int64_t kKindDeleted = 2;
-int64_t EncodeKind(const HistoryRecord& r) {
-  int64_t op = r.event_type == ChangeOp::kCreated ? 0 : r.event_type == ChangeOp::kUpdated ? 1 : 2;
+constexpr uint64_t kKindDeleted = 2;
+uint64_t EncodeKind(const HistoryRecord& r) {
+  uint64_t op = r.event_type == ChangeOp::kCreated ? 0 : r.event_type == ChangeOp::kUpdated ? 1 : 2;
   return op | (r.capture == CaptureMode::kNotify ? 4 : 0);
 }
-void DecodeKind(int64_t kind, HistoryRecord& r) {
-  int64_t op = kind & 3;
+void DecodeKind(uint64_t kind, HistoryRecord& r) {
+  uint64_t op = kind & 3;
   r.event_type = op == 0 ? ChangeOp::kCreated : op == 1 ? ChangeOp::kUpdated : ChangeOp::kDeleted;
   r.capture = (kind & 4) ? CaptureMode::kNotify : CaptureMode::kLog;
 }
 
-// A body whose delta against the campaign's key body is larger than this fraction of its own
-// size is stored in full and becomes the new key body (see docs/formats/history-record.md).
+// A body whose delta against the campaign's key body is larger than 1/kDeltaDivisor of its own
+// size is stored in full and becomes the campaign's new key body.
 constexpr size_t kDeltaDivisor = 5;
 
+// See docs/formats/history-record.md ("SQLite layout") for every table and the row encoding.
 constexpr char kSchemaSql[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS actors(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -54,44 +54,51 @@ CREATE TABLE IF NOT EXISTS campaigns(
   max_version INTEGER NOT NULL,
   records INTEGER NOT NULL,
   first_t INTEGER NOT NULL,
-  last_t INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS campaigns_by_customer ON campaigns(customer_id, first_t);
+  last_t INTEGER NOT NULL,
+  last_version INTEGER NOT NULL,
+  dead_t INTEGER,
+  recent_first_t INTEGER);
+CREATE INDEX IF NOT EXISTS campaigns_by_customer
+  ON campaigns(customer_id, first_t, dead_t, recent_first_t);
 CREATE TABLE IF NOT EXISTS history(
   campaign_id INTEGER NOT NULL,
   t INTEGER NOT NULL,
   version INTEGER NOT NULL,
   customer_id INTEGER NOT NULL,
-  priority INTEGER NOT NULL,
-  kind INTEGER NOT NULL,
-  actor INTEGER NOT NULL,
-  tx,
-  missed INTEGER NOT NULL,
-  batch INTEGER NOT NULL,
-  body INTEGER NOT NULL,
-  extras BLOB,
+  row BLOB NOT NULL,
   PRIMARY KEY(campaign_id, t, version)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_by_customer ON history(customer_id, t);
+CREATE TABLE IF NOT EXISTS recent(
+  campaign_id INTEGER NOT NULL,
+  t INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  customer_id INTEGER NOT NULL,
+  row BLOB NOT NULL,
+  PRIMARY KEY(campaign_id, t, version)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS recent_by_customer ON recent(customer_id, t);
 )sql";
 
-// The columns every read returns, in this order, and the joins that produce them.
-constexpr char kRowColumns[] =
-    "h.campaign_id, h.t, h.version, h.customer_id, h.priority, h.kind, h.actor, h.tx, "
-    "h.missed, h.batch, h.extras, b.base, b.data, k.data";
-constexpr char kRowJoins[] = " JOIN bodies b ON b.id = h.body LEFT JOIN bodies k ON k.id = b.base";
-
 // One index seek per campaign of the customer, all inside SQLite's VM: the correlated subquery
-// finds the (t, version) of the campaign's latest record at or before ?2 on the primary key, and
-// the join fetches that row by the same key. Campaigns first seen after ?2 are skipped without a
-// seek. Sorting by priority happens in C++ (cheaper than moving the bodies through a sorter).
+// finds the campaign's latest row at or before ?2 on the primary key and returns its packed
+// `row`, which carries every field. A second seek, into the small `recent` table, happens only
+// for campaigns with recent rows at or before ?2 (recent_first_t); C++ keeps the later of the
+// two. Campaigns first seen after ?2, and campaigns whose last record is a delete at or before
+// ?2 (dead_t), are skipped without a seek. Other deletes are dropped in C++, as is the sorting
+// by priority.
 constexpr char kAsOfSql[] =
-    "SELECT h.campaign_id, h.t, h.version, h.customer_id, h.priority, h.kind, h.actor, h.tx, "
-    "h.missed, h.batch, h.extras, b.base, b.data, k.data "
-    "FROM campaigns c "
-    "JOIN history h ON h.campaign_id = c.campaign_id AND (h.t, h.version) = "
-    "(SELECT i.t, i.version FROM history i WHERE i.campaign_id = c.campaign_id AND i.t <= ?2 "
-    "ORDER BY i.t DESC, i.version DESC LIMIT 1) "
-    "JOIN bodies b ON b.id = h.body LEFT JOIN bodies k ON k.id = b.base "
-    "WHERE c.customer_id = ?1 AND c.first_t <= ?2 AND (h.kind & 3) <> 2";
+    "SELECT c.campaign_id, (SELECT i.row FROM history i WHERE i.campaign_id = c.campaign_id "
+    "AND i.t <= ?2 ORDER BY i.t DESC, i.version DESC LIMIT 1), "
+    "CASE WHEN c.recent_first_t <= ?2 THEN (SELECT r.row FROM recent r "
+    "WHERE r.campaign_id = c.campaign_id AND r.t <= ?2 ORDER BY r.t DESC, r.version DESC "
+    "LIMIT 1) END "
+    "FROM campaigns c WHERE c.customer_id = ?1 AND c.first_t <= ?2 "
+    "AND (c.dead_t IS NULL OR c.dead_t > ?2)";
+
+// Every history row of one selection, from both tables (?1.. as in `where`).
+std::string FromBoth(std::string_view columns, std::string_view where) {
+  return fmt::format("SELECT {0} FROM history WHERE {1} UNION ALL SELECT {0} FROM recent WHERE {1}",
+                     columns, where);
+}
 
 // Resets a cached statement when it goes out of scope, so that no statement keeps a read
 // transaction (and the WAL) pinned after a partial read.
@@ -106,8 +113,8 @@ class StmtScope {
   SqliteStmt* s_;
 };
 
-// Return true when `tx` is a canonical non-negative decimal that fits 60 bits: such ids are
-// stored as SQLite integers (a few bytes) and read back as the same text.
+// Return true when `tx` is a canonical non-negative decimal of at most 18 digits: such ids are
+// stored as integers (a few bytes) and written back as the same text.
 bool IsCanonicalDecimal(std::string_view tx) {
   if (tx.empty() || tx.size() > 18) return false;
   if (tx.size() > 1 && tx.front() == '0') return false;
@@ -124,18 +131,93 @@ int64_t SaturatingSub(int64_t a, int64_t b) {
   return a - b;
 }
 
-// A small LRU map bounded by the summed "cost" of its values.
+// The fields of one history row (table history, column `row`), decoded.
+struct PackedRow {
+  int64_t t = 0;
+  int64_t version = 0;
+  int64_t priority = 0;
+  uint64_t kind = 0;
+  int64_t actor = 0;
+  int64_t missed = 0;
+  int64_t batch = 0;
+  int64_t body = 0;
+  std::string_view tx_text;  // when the transaction id is text
+  int64_t tx_number = -1;    // when it is a canonical decimal
+  std::string_view extras;
+};
+
+// Row encoding (version 1): varints t (zigzag), version, priority (zigzag), kind, actor, missed,
+// batch, body; then the transaction id as varint n << 1 (a canonical decimal n) or
+// varint len << 1 | 1 followed by len bytes; then the snapshot extras up to the end.
+// DO NOT CHANGE (stored); a new layout needs a new schema_version.
+void EncodeRow(const PackedRow& r, std::string_view tx, std::string& out) {
+  out.clear();
+  PutVarint(out, ZigZag(r.t));
+  PutVarint(out, static_cast<uint64_t>(r.version));
+  PutVarint(out, ZigZag(r.priority));
+  PutVarint(out, r.kind);
+  PutVarint(out, static_cast<uint64_t>(r.actor));
+  PutVarint(out, static_cast<uint64_t>(r.missed));
+  PutVarint(out, static_cast<uint64_t>(r.batch));
+  PutVarint(out, static_cast<uint64_t>(r.body));
+  if (IsCanonicalDecimal(tx)) {
+    uint64_t n = 0;
+    std::from_chars(tx.data(), tx.data() + tx.size(), n);
+    PutVarint(out, n << 1);
+  } else {
+    PutVarint(out, (static_cast<uint64_t>(tx.size()) << 1) | 1);
+    out.append(tx);
+  }
+  out.append(r.extras);
+}
+
+bool DecodeRow(std::string_view in, PackedRow& r) {
+  uint64_t v[8];
+  for (uint64_t& x : v) {
+    if (!GetVarint(in, x)) return false;
+  }
+  r.t = UnZigZag(v[0]);
+  r.version = static_cast<int64_t>(v[1]);
+  r.priority = UnZigZag(v[2]);
+  r.kind = v[3];
+  r.actor = static_cast<int64_t>(v[4]);
+  r.missed = static_cast<int64_t>(v[5]);
+  r.batch = static_cast<int64_t>(v[6]);
+  r.body = static_cast<int64_t>(v[7]);
+  uint64_t tx = 0;
+  if (!GetVarint(in, tx)) return false;
+  if (tx & 1) {
+    uint64_t len = tx >> 1;
+    if (len > in.size()) return false;
+    r.tx_text = in.substr(0, len);
+    r.tx_number = -1;
+    in.remove_prefix(len);
+  } else {
+    r.tx_text = {};
+    r.tx_number = static_cast<int64_t>(tx >> 1);
+  }
+  r.extras = in;
+  return true;
+}
+
+// A small LRU map from int64 keys, bounded by the summed cost of its values. Pointers returned by
+// Get stay valid until the next Put or Clear.
 template <typename V>
 class LruMap {
  public:
   explicit LruMap(size_t capacity) : capacity_(capacity) {}
 
-  // Return the value or nullptr; a hit becomes the most recent entry.
   const V* Get(int64_t key) {
     auto it = index_.find(key);
     if (it == index_.end()) return nullptr;
     order_.splice(order_.begin(), order_, it->second);
     return &it->second->value;
+  }
+
+  void Clear() {
+    order_.clear();
+    index_.clear();
+    used_ = 0;
   }
 
   void Put(int64_t key, V value, size_t cost) {
@@ -155,12 +237,6 @@ class LruMap {
     }
   }
 
-  void Clear() {
-    order_.clear();
-    index_.clear();
-    used_ = 0;
-  }
-
  private:
   struct Entry {
     int64_t key;
@@ -173,12 +249,10 @@ class LruMap {
   std::unordered_map<int64_t, typename std::list<Entry>::iterator> index_;
 };
 
-// The latest body written for a campaign and the full body its delta refers to.
-struct BodyState {
-  int64_t body_id = 0;
-  std::string body;  // full body blob
-  int64_t key_id = 0;
-  std::string key;  // full body blob of key_id (equal to body when body_id == key_id)
+// The campaign's latest written body and the full body its delta refers to (itself when full).
+struct BodyRef {
+  int64_t body = 0;
+  int64_t key = 0;
 };
 
 // Per-campaign bookkeeping row (table campaigns), staged during an Append.
@@ -188,11 +262,19 @@ struct CampaignRow {
   int64_t records = 0;
   int64_t first_t = 0;
   int64_t last_t = 0;
+  int64_t last_version = 0;
+  bool dead = false;
+  // Earliest t of the campaign's rows in `recent`, if any.
+  std::optional<int64_t> recent_first_t;
   bool dirty = false;
 };
 
 // Bound for the id -> name/time dictionaries; they are cleared when they grow past it.
 constexpr size_t kDictionaryLimit = 1 << 16;
+// Bound for the campaign -> latest body map (entries, ~100 bytes each).
+constexpr size_t kBodyRefLimit = 1 << 17;
+// Bound for the campaign -> bookkeeping row cache (entries, ~150 bytes each).
+constexpr size_t kCampaignRowLimit = 1 << 17;
 
 }  // namespace
 
@@ -201,35 +283,62 @@ struct SqliteHistoryStore::Impl {
   const Clock* clock = nullptr;
   bool read_only = false;
   int64_t epoch_us = kDefaultEpochUs;
+  int64_t merge_rows = 16384;
 
-  // Immutable facts, safe to cache across transactions and other writers.
+  // Caches of immutable facts (a body id's text, an actor id's name, a batch's time): valid
+  // whatever other writers do. Filled only with committed data.
+  LruMap<std::string> bodies{32 << 20};
   std::unordered_map<int64_t, std::string> actor_names;
   std::unordered_map<std::string, int64_t> actor_ids;
   std::unordered_map<int64_t, int64_t> batch_times;
-  LruMap<BodyState> body_states{16 << 20};
+  // campaign -> its latest body as this process last wrote or read it (a hint for sharing and
+  // delta-encoding; never trusted for correctness).
+  LruMap<BodyRef> latest_body{kBodyRefLimit};
+  // Size of the last as-of answer, to size the next one's vector.
+  size_t last_asof_size = 0;
+  // campaign -> its bookkeeping row as of this connection's last commit; valid while no other
+  // connection has committed (PRAGMA data_version unchanged), cleared otherwise.
+  LruMap<CampaignRow> campaign_rows{kCampaignRowLimit};
+  int64_t data_version = -1;
 
   int64_t ToT(Timestamp t) const { return SaturatingSub(ToUnixMicros(t), epoch_us); }
   Timestamp FromT(int64_t t) const { return FromUnixMicros(t + epoch_us); }
 
-  Result<std::string> ActorName(int64_t id);
+  // The pointer is valid until the next call.
+  Result<const std::string*> ActorName(int64_t id);
   Result<Timestamp> BatchTime(int64_t id);
-  // Decode the current row of `s` (columns as in kRowColumns).
-  Result<HistoryRecord> ReadRow(SqliteStmt& s);
-  // Run `s` (bound) and decode every row.
+  // Return the full body blob of `id` from the cache or the file. The pointer is valid until
+  // the next call.
+  Result<const std::string*> Body(int64_t id);
+  // Turn a decoded row into a record (REQUIRES: the campaign and customer ids are set in `r`).
+  Status Fill(const PackedRow& p, HistoryRecord& r);
+  // Step `s` (columns: campaign_id, customer_id, row) to the end and decode every row.
   Result<std::vector<HistoryRecord>> ReadAll(SqliteStmt& s);
-  Result<std::optional<HistoryRecord>> ReadOne(SqliteStmt& s);
+  // Move every row of `recent` into `history`. REQUIRES: inside a write transaction.
+  Status MergeRecent();
 };
 
-Result<std::string> SqliteHistoryStore::Impl::ActorName(int64_t id) {
+Status SqliteHistoryStore::Impl::MergeRecent() {
+  RETURN_IF_ERROR(db->Exec(
+      "INSERT INTO history(campaign_id, t, version, customer_id, row) "
+      "SELECT campaign_id, t, version, customer_id, row FROM recent ORDER BY campaign_id, t, "
+      "version; "
+      "DELETE FROM recent; "
+      "UPDATE campaigns SET recent_first_t = NULL WHERE recent_first_t IS NOT NULL;"));
+  campaign_rows.Clear();  // their recent_first_t changed
+  return Status::OK();
+}
+
+Result<const std::string*> SqliteHistoryStore::Impl::ActorName(int64_t id) {
   auto it = actor_names.find(id);
-  if (it != actor_names.end()) return it->second;
+  if (it != actor_names.end()) return &it->second;
   ASSIGN_OR_RETURN(SqliteStmt * s, db->Prepare("SELECT name FROM actors WHERE id = ?1"));
   StmtScope scope(s);
   s->Bind(1, id);
   ASSIGN_OR_RETURN(bool row, s->Step());
   if (!row) return DataLossError(fmt::format("history: actor id {} is missing", id));
   if (actor_names.size() >= kDictionaryLimit) actor_names.clear();
-  return actor_names.emplace(id, s->ColumnString(0)).first->second;
+  return &actor_names.emplace(id, s->ColumnString(0)).first->second;
 }
 
 Result<Timestamp> SqliteHistoryStore::Impl::BatchTime(int64_t id) {
@@ -246,49 +355,59 @@ Result<Timestamp> SqliteHistoryStore::Impl::BatchTime(int64_t id) {
   return FromUnixMicros(v);
 }
 
-Result<HistoryRecord> SqliteHistoryStore::Impl::ReadRow(SqliteStmt& s) {
-  HistoryRecord r;
-  r.campaign_id = s.ColumnInt64(0);
-  r.event_time = FromT(s.ColumnInt64(1));
-  r.version = s.ColumnInt64(2);
-  r.customer_id = s.ColumnInt64(3);
-  r.priority = s.ColumnInt64(4);
-  DecodeKind(s.ColumnInt64(5), r);
-  ASSIGN_OR_RETURN(r.actor, ActorName(s.ColumnInt64(6)));
-  r.transaction_id = s.ColumnString(7);
-  r.missed_versions = s.ColumnInt64(8);
-  ASSIGN_OR_RETURN(r.ingested_at, BatchTime(s.ColumnInt64(9)));
-  std::string_view extras = s.ColumnText(10);
-  SnapshotColumns cols{r.priority, r.version, r.event_time, r.actor};
-  if (s.ColumnIsNull(11)) {
-    ASSIGN_OR_RETURN(r.snapshot, JoinSnapshotText(s.ColumnText(12), extras, cols));
+Result<const std::string*> SqliteHistoryStore::Impl::Body(int64_t id) {
+  if (const std::string* hit = bodies.Get(id)) return hit;
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   db->Prepare("SELECT b.base, b.data, k.data FROM bodies b "
+                               "LEFT JOIN bodies k ON k.id = b.base WHERE b.id = ?1"));
+  StmtScope scope(s);
+  s->Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return DataLossError(fmt::format("history: body {} is missing", id));
+  std::string body;
+  if (s->ColumnIsNull(0)) {
+    body = s->ColumnString(1);
   } else {
-    // ColumnText views are invalidated by later column calls of another type only; all
-    // accesses here are text, so both views stay valid together.
-    std::string_view delta = s.ColumnText(12);
-    std::string_view key = s.ColumnText(13);
-    ASSIGN_OR_RETURN(std::string body, ApplyDelta(key, delta));
-    ASSIGN_OR_RETURN(r.snapshot, JoinSnapshotText(body, extras, cols));
+    ASSIGN_OR_RETURN(body, ApplyDelta(s->ColumnText(2), s->ColumnText(1)));
   }
-  return r;
+  size_t cost = body.size() + 64;
+  bodies.Put(id, std::move(body), cost);
+  return bodies.Get(id);
+}
+
+Status SqliteHistoryStore::Impl::Fill(const PackedRow& p, HistoryRecord& r) {
+  r.version = p.version;
+  r.event_time = FromT(p.t);
+  r.priority = p.priority;
+  DecodeKind(p.kind, r);
+  ASSIGN_OR_RETURN(const std::string* actor, ActorName(p.actor));
+  r.actor = *actor;
+  if (p.tx_number >= 0) {
+    r.transaction_id = std::to_string(p.tx_number);
+  } else {
+    r.transaction_id = std::string(p.tx_text);
+  }
+  r.missed_versions = p.missed;
+  ASSIGN_OR_RETURN(r.ingested_at, BatchTime(p.batch));
+  ASSIGN_OR_RETURN(const std::string* body, Body(p.body));
+  return JoinSnapshotText(
+      *body, p.extras, SnapshotColumns{r.priority, r.version, r.event_time, r.actor}, &r.snapshot);
 }
 
 Result<std::vector<HistoryRecord>> SqliteHistoryStore::Impl::ReadAll(SqliteStmt& s) {
   std::vector<HistoryRecord> out;
+  PackedRow p;
   while (true) {
     ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    ASSIGN_OR_RETURN(HistoryRecord r, ReadRow(s));
+    if (!DecodeRow(s.ColumnText(2), p)) return DataLossError("history: undecodable row");
+    HistoryRecord r;
+    r.campaign_id = s.ColumnInt64(0);
+    r.customer_id = s.ColumnInt64(1);
+    RETURN_IF_ERROR(Fill(p, r));
     out.push_back(std::move(r));
   }
   return out;
-}
-
-Result<std::optional<HistoryRecord>> SqliteHistoryStore::Impl::ReadOne(SqliteStmt& s) {
-  ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return std::optional<HistoryRecord>();
-  ASSIGN_OR_RETURN(HistoryRecord r, ReadRow(s));
-  return std::optional<HistoryRecord>(std::move(r));
 }
 
 SqliteHistoryStore::SqliteHistoryStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -307,10 +426,12 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   ASSIGN_OR_RETURN(impl->db, SqliteDb::Open(options.path, so));
   impl->clock = options.clock ? options.clock : &SystemClock::Default();
   impl->read_only = options.read_only;
-  impl->body_states = LruMap<BodyState>(options.body_cache_bytes);
+  impl->bodies = LruMap<std::string>(options.body_cache_bytes);
+  impl->merge_rows = std::max<int64_t>(1, options.merge_threshold_rows);
   SqliteDb& db = *impl->db;
-  auto context = [&](const Status& s) {
-    return s.WithContext(fmt::format("history store '{}'", options.path));
+  auto not_ours = [&] {
+    return FailedPreconditionError(
+        fmt::format("'{}' is not a campaign-history SQLite history store", options.path));
   };
   if (!options.read_only) {
     ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db));
@@ -319,39 +440,47 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
     ASSIGN_OR_RETURN(SqliteStmt * probe,
                      db.Prepare("SELECT (SELECT count(*) FROM sqlite_master), "
                                 "(SELECT count(*) FROM sqlite_master WHERE name = 'meta')"));
-    bool foreign = false;
+    int64_t objects = 0;
+    int64_t metas = 0;
     {
       StmtScope scope(probe);
       ASSIGN_OR_RETURN(bool row, probe->Step());
-      foreign = row && probe->ColumnInt64(0) > 0 && probe->ColumnInt64(1) == 0;
+      if (row) {
+        objects = probe->ColumnInt64(0);
+        metas = probe->ColumnInt64(1);
+      }
     }
-    if (foreign) {
-      return FailedPreconditionError(
-          fmt::format("'{}' is not a campaign-history SQLite history store", options.path));
+    if (objects > 0 && metas == 0) return not_ours();
+    if (objects == 0 && options.page_size != 4096) {
+      // A WAL file's page size is fixed once written; an empty one can still be rebuilt.
+      RETURN_IF_ERROR(tx->Commit());
+      RETURN_IF_ERROR(db.Exec(fmt::format(
+          "PRAGMA journal_mode=DELETE; PRAGMA page_size={}; VACUUM; PRAGMA journal_mode=WAL;",
+          options.page_size)));
+      ASSIGN_OR_RETURN(tx, SqliteTransaction::Begin(db));
     }
     Status s = db.Exec(kSchemaSql);
-    if (!s.ok()) return context(s);
-    s =
-        db.Exec(fmt::format("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', '{}'), "
-                            "('schema_version', {}), ('time_epoch_us', {})",
-                            kFormatName, kSqliteSchemaVersion, kDefaultEpochUs));
-    if (!s.ok()) return context(s);
+    if (s.ok()) {
+      s =
+          db.Exec(fmt::format("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', '{}'), "
+                              "('schema_version', {}), ('time_epoch_us', {})",
+                              kFormatName, kSqliteSchemaVersion, kDefaultEpochUs));
+    }
+    if (!s.ok()) return s.WithContext(fmt::format("history store '{}'", options.path));
     RETURN_IF_ERROR(tx->Commit());
+    RETURN_IF_ERROR(
+        db.Exec(fmt::format("PRAGMA wal_autocheckpoint={}", options.wal_autocheckpoint_pages)));
   }
   auto read_meta = [&](const char* key) -> Result<std::optional<std::string>> {
-    Result<SqliteStmt*> s = db.Prepare("SELECT value FROM meta WHERE key = ?1");
-    if (!s.ok()) return s.status();
-    StmtScope scope(*s);
-    (*s)->Bind(1, key);
-    ASSIGN_OR_RETURN(bool row, (*s)->Step());
+    ASSIGN_OR_RETURN(SqliteStmt * s, db.Prepare("SELECT value FROM meta WHERE key = ?1"));
+    StmtScope scope(s);
+    s->Bind(1, key);
+    ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) return std::optional<std::string>();
-    return std::optional<std::string>((*s)->ColumnString(0));
+    return std::optional<std::string>(s->ColumnString(0));
   };
   Result<std::optional<std::string>> format = read_meta("format");
-  if (!format.ok() || !*format || **format != kFormatName) {
-    return FailedPreconditionError(
-        fmt::format("'{}' is not a campaign-history SQLite history store", options.path));
-  }
+  if (!format.ok() || !*format || **format != kFormatName) return not_ours();
   ASSIGN_OR_RETURN(std::optional<std::string> version, read_meta("schema_version"));
   int64_t v = version ? std::atoll(version->c_str()) : 0;
   if (v < 1 || v > kSqliteSchemaVersion) {
@@ -379,46 +508,72 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
   SqliteDb& db = *m.db;
 
   ASSIGN_OR_RETURN(SqliteStmt * get_campaign,
-                   db.Prepare("SELECT customer_id, max_version, records, first_t, last_t "
-                              "FROM campaigns WHERE campaign_id = ?1"));
-  ASSIGN_OR_RETURN(SqliteStmt * exists_exact,
-                   db.Prepare("SELECT 1 FROM history WHERE campaign_id = ?1 AND t = ?2 "
-                              "AND version = ?3"));
-  ASSIGN_OR_RETURN(SqliteStmt * exists_version,
-                   db.Prepare("SELECT 1 FROM history WHERE campaign_id = ?1 AND version = ?2 "
-                              "LIMIT 1"));
+                   db.Prepare("SELECT customer_id, max_version, records, first_t, last_t, "
+                              "last_version, dead_t IS NOT NULL, recent_first_t FROM campaigns "
+                              "WHERE campaign_id = ?1"));
   ASSIGN_OR_RETURN(
-      SqliteStmt * latest_body,
-      db.Prepare(std::string("SELECT b.id, b.base, b.data, k.data FROM history h") + kRowJoins +
-                 " WHERE h.campaign_id = ?1 ORDER BY h.t DESC, h.version DESC "
-                 "LIMIT 1"));
+      SqliteStmt * exists_exact,
+      db.Prepare("SELECT EXISTS (SELECT 1 FROM recent WHERE campaign_id = ?1 AND t = ?2 "
+                 "AND version = ?3) OR EXISTS (SELECT 1 FROM history WHERE campaign_id = ?1 "
+                 "AND t = ?2 AND version = ?3)"));
+  ASSIGN_OR_RETURN(
+      SqliteStmt * exists_version,
+      db.Prepare("SELECT EXISTS (SELECT 1 FROM recent WHERE campaign_id = ?1 AND version = ?2) "
+                 "OR EXISTS (SELECT 1 FROM history WHERE campaign_id = ?1 AND version = ?2)"));
+  ASSIGN_OR_RETURN(SqliteStmt * latest_row,
+                   db.Prepare(FromBoth("row, t, version", "campaign_id = ?1") +
+                              " ORDER BY 2 DESC, 3 DESC LIMIT 1"));
+  ASSIGN_OR_RETURN(SqliteStmt * count_recent, db.Prepare("SELECT count(*) FROM recent"));
+  ASSIGN_OR_RETURN(SqliteStmt * body_base, db.Prepare("SELECT base FROM bodies WHERE id = ?1"));
   ASSIGN_OR_RETURN(SqliteStmt * insert_body,
                    db.Prepare("INSERT INTO bodies(base, data) VALUES (?1, ?2)"));
   ASSIGN_OR_RETURN(SqliteStmt * find_actor, db.Prepare("SELECT id FROM actors WHERE name = ?1"));
   ASSIGN_OR_RETURN(SqliteStmt * insert_actor, db.Prepare("INSERT INTO actors(name) VALUES (?1)"));
   ASSIGN_OR_RETURN(SqliteStmt * insert_batch,
                    db.Prepare("INSERT INTO batches(ingested_at) VALUES (?1)"));
-  ASSIGN_OR_RETURN(
-      SqliteStmt * insert_history,
-      db.Prepare("INSERT INTO history(campaign_id, t, version, customer_id, priority, kind, "
-                 "actor, tx, missed, batch, body, extras) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+  ASSIGN_OR_RETURN(SqliteStmt * insert_history,
+                   db.Prepare("INSERT INTO recent(campaign_id, t, version, customer_id, row) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5)"));
   ASSIGN_OR_RETURN(
       SqliteStmt * upsert_campaign,
       db.Prepare("INSERT INTO campaigns(campaign_id, customer_id, max_version, records, first_t, "
-                 "last_t) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(campaign_id) DO UPDATE SET "
-                 "max_version = excluded.max_version, records = excluded.records, "
-                 "first_t = excluded.first_t, last_t = excluded.last_t"));
+                 "last_t, last_version, dead_t, recent_first_t) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+                 "ON CONFLICT(campaign_id) DO UPDATE SET max_version = excluded.max_version, "
+                 "records = excluded.records, first_t = excluded.first_t, "
+                 "last_t = excluded.last_t, last_version = excluded.last_version, "
+                 "dead_t = excluded.dead_t, recent_first_t = excluded.recent_first_t"));
 
   ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db));
+  // Another connection may have written since our last commit: then the cached campaign rows may
+  // be stale. (Bodies and dictionaries are immutable and stay valid.)
+  {
+    ASSIGN_OR_RETURN(SqliteStmt * dv, db.Prepare("PRAGMA data_version"));
+    StmtScope scope(dv);
+    ASSIGN_OR_RETURN(bool row, dv->Step());
+    int64_t version = row ? dv->ColumnInt64(0) : -1;
+    if (version != m.data_version) m.campaign_rows.Clear();
+    m.data_version = version;
+  }
   // Everything learned in this transaction is staged here and reaches the caches only after a
-  // successful commit: a rolled-back id must never be reused from a cache.
+  // successful commit: an id handed out by a rolled-back transaction is reused later and must
+  // not be remembered.
   std::unordered_map<int64_t, std::optional<CampaignRow>> campaigns;
-  std::unordered_map<int64_t, BodyState> bodies;
+  std::unordered_map<int64_t, BodyRef> body_refs;       // campaign -> latest body
+  std::unordered_map<int64_t, std::string> new_bodies;  // body id -> full body
   std::unordered_map<std::string, int64_t> new_actors;
   int64_t batch_id = 0;
   const int64_t ingested_us = ToUnixMicros(m.clock->Now());
   int64_t stored = 0;
+  SplitSnapshot split;
+  std::string delta;
+  std::string row;
+
+  // Return the full text of body `id` (written in this transaction, cached, or read).
+  auto body_text = [&](int64_t id) -> Result<const std::string*> {
+    if (auto it = new_bodies.find(id); it != new_bodies.end()) return &it->second;
+    return m.Body(id);
+  };
 
   for (size_t i = 0; i < records.size(); ++i) {
     const HistoryRecord& r = records[i];
@@ -427,14 +582,25 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     // The campaign's bookkeeping row: owner check and the "is this version new?" fast path.
     auto cit = campaigns.find(r.campaign_id);
     if (cit == campaigns.end()) {
+      if (const CampaignRow* cached = m.campaign_rows.Get(r.campaign_id)) {
+        cit = campaigns.emplace(r.campaign_id, *cached).first;
+      }
+    }
+    if (cit == campaigns.end()) {
       StmtScope scope(get_campaign);
       get_campaign->Bind(1, r.campaign_id);
-      ASSIGN_OR_RETURN(bool row, get_campaign->Step());
+      ASSIGN_OR_RETURN(bool found, get_campaign->Step());
       std::optional<CampaignRow> c;
-      if (row) {
-        c = CampaignRow{get_campaign->ColumnInt64(0), get_campaign->ColumnInt64(1),
-                        get_campaign->ColumnInt64(2), get_campaign->ColumnInt64(3),
-                        get_campaign->ColumnInt64(4), false};
+      if (found) {
+        c = CampaignRow{get_campaign->ColumnInt64(0),
+                        get_campaign->ColumnInt64(1),
+                        get_campaign->ColumnInt64(2),
+                        get_campaign->ColumnInt64(3),
+                        get_campaign->ColumnInt64(4),
+                        get_campaign->ColumnInt64(5),
+                        get_campaign->ColumnInt64(6) != 0,
+                        get_campaign->ColumnOptInt64(7),
+                        false};
       }
       cit = campaigns.emplace(r.campaign_id, c).first;
     }
@@ -446,74 +612,74 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     }
     if (c && r.version <= c->max_version) {
       // Possibly a redelivery. Exact key first (the usual duplicate), then any record with this
-      // version (a redelivery with a different event_time; scans only this campaign).
+      // version (a redelivery with another event_time; scans only this campaign).
       bool found = false;
       {
         StmtScope scope(exists_exact);
         exists_exact->Bind(1, r.campaign_id).Bind(2, t).Bind(3, r.version);
-        ASSIGN_OR_RETURN(found, exists_exact->Step());
+        ASSIGN_OR_RETURN(bool row, exists_exact->Step());
+        found = row && exists_exact->ColumnInt64(0) != 0;
       }
       if (!found) {
         StmtScope scope(exists_version);
         exists_version->Bind(1, r.campaign_id).Bind(2, r.version);
-        ASSIGN_OR_RETURN(found, exists_version->Step());
+        ASSIGN_OR_RETURN(bool row, exists_version->Step());
+        found = row && exists_version->ColumnInt64(0) != 0;
       }
       if (found) continue;  // at-least-once delivery: the stored record wins
     }
 
     // The body: shared with the campaign's previous version when equal, else a delta against
     // the campaign's key body when small enough, else a new key body.
-    SplitSnapshot split =
-        SplitSnapshotText(r.snapshot, {r.priority, r.version, r.event_time, r.actor});
-    const BodyState* prev = nullptr;
-    if (auto bit = bodies.find(r.campaign_id); bit != bodies.end()) {
-      prev = &bit->second;
-    } else if (const BodyState* cached = m.body_states.Get(r.campaign_id)) {
-      prev = cached;
+    std::optional<BodyRef> prev;
+    bool loaded_ref = false;
+    if (auto b = body_refs.find(r.campaign_id); b != body_refs.end()) {
+      prev = b->second;
+    } else if (const BodyRef* hint = m.latest_body.Get(r.campaign_id)) {
+      prev = *hint;
     } else if (c) {
-      StmtScope scope(latest_body);
-      latest_body->Bind(1, r.campaign_id);
-      ASSIGN_OR_RETURN(bool row, latest_body->Step());
-      if (row) {
-        BodyState loaded;
-        loaded.body_id = latest_body->ColumnInt64(0);
-        if (latest_body->ColumnIsNull(1)) {
-          loaded.body = latest_body->ColumnString(2);
-          loaded.key_id = loaded.body_id;
-          loaded.key = loaded.body;
-        } else {
-          loaded.key_id = latest_body->ColumnInt64(1);
-          loaded.key = latest_body->ColumnString(3);
-          ASSIGN_OR_RETURN(loaded.body, ApplyDelta(loaded.key, latest_body->ColumnText(2)));
-        }
-        prev = &(bodies[r.campaign_id] = std::move(loaded));
+      StmtScope scope(latest_row);
+      latest_row->Bind(1, r.campaign_id);
+      ASSIGN_OR_RETURN(bool found, latest_row->Step());
+      PackedRow p;
+      if (found && DecodeRow(latest_row->ColumnText(0), p)) {
+        StmtScope base_scope(body_base);
+        body_base->Bind(1, p.body);
+        ASSIGN_OR_RETURN(bool has_body, body_base->Step());
+        if (!has_body) return DataLossError(fmt::format("history: body {} is missing", p.body));
+        prev = BodyRef{p.body, body_base->ColumnIsNull(0) ? p.body : body_base->ColumnInt64(0)};
+        loaded_ref = true;
       }
     }
     int64_t body_id = 0;
-    if (prev != nullptr && prev->body == split.body) {
-      body_id = prev->body_id;
-      if (bodies.find(r.campaign_id) == bodies.end()) bodies[r.campaign_id] = *prev;
+    const SnapshotColumns columns{r.priority, r.version, r.event_time, r.actor};
+    if (prev) {
+      ASSIGN_OR_RETURN(const std::string* prev_body, body_text(prev->body));
+      if (SplitSnapshotUnlessSame(r.snapshot, columns, *prev_body, &split)) body_id = prev->body;
     } else {
-      BodyState next;
-      std::string delta;
-      if (prev != nullptr) EncodeDelta(prev->key, split.body, delta);
+      SplitSnapshotText(r.snapshot, columns, &split);
+    }
+    if (body_id == 0) {
+      BodyRef next;
+      bool as_delta = false;
+      if (prev) {
+        ASSIGN_OR_RETURN(const std::string* key, body_text(prev->key));
+        delta.clear();
+        EncodeDelta(*key, split.body, delta);
+        as_delta = delta.size() * kDeltaDivisor <= split.body.size();
+      }
       StmtScope scope(insert_body);
-      if (prev != nullptr && delta.size() * kDeltaDivisor <= split.body.size()) {
-        insert_body->Bind(1, prev->key_id).BindBlob(2, delta);
-        next.key_id = prev->key_id;
-        next.key = prev->key;
+      if (as_delta) {
+        insert_body->Bind(1, prev->key).BindBlob(2, delta);
       } else {
         insert_body->BindNull(1).BindBlob(2, split.body);
       }
       RETURN_IF_ERROR(insert_body->Run());
-      next.body_id = db.LastInsertRowId();
-      if (next.key_id == 0) {
-        next.key_id = next.body_id;
-        next.key = split.body;
-      }
-      next.body = std::move(split.body);
-      body_id = next.body_id;
-      bodies[r.campaign_id] = std::move(next);
+      body_id = db.LastInsertRowId();
+      new_bodies[body_id] = split.body;
+      body_refs[r.campaign_id] = BodyRef{body_id, as_delta ? prev->key : body_id};
+    } else if (loaded_ref) {
+      body_refs[r.campaign_id] = *prev;  // read from the file: remember it for the next batch
     }
 
     // The actor, through the dictionary.
@@ -526,8 +692,8 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
       {
         StmtScope scope(find_actor);
         find_actor->Bind(1, r.actor);
-        ASSIGN_OR_RETURN(bool row, find_actor->Step());
-        if (row) actor_id = find_actor->ColumnInt64(0);
+        ASSIGN_OR_RETURN(bool found, find_actor->Step());
+        if (found) actor_id = find_actor->ColumnInt64(0);
       }
       if (actor_id == 0) {
         RETURN_IF_ERROR(insert_actor->Bind(1, r.actor).Run());
@@ -541,37 +707,35 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
       batch_id = db.LastInsertRowId();
     }
 
-    insert_history->Bind(1, r.campaign_id)
-        .Bind(2, t)
-        .Bind(3, r.version)
-        .Bind(4, r.customer_id)
-        .Bind(5, r.priority)
-        .Bind(6, EncodeKind(r))
-        .Bind(7, actor_id);
-    if (IsCanonicalDecimal(r.transaction_id)) {
-      int64_t n = 0;
-      std::from_chars(r.transaction_id.data(), r.transaction_id.data() + r.transaction_id.size(),
-                      n);
-      insert_history->Bind(8, n);
-    } else {
-      insert_history->Bind(8, r.transaction_id);
-    }
-    insert_history->Bind(9, r.missed_versions).Bind(10, batch_id).Bind(11, body_id);
-    if (split.extras.empty()) {
-      insert_history->BindNull(12);
-    } else {
-      insert_history->BindBlob(12, split.extras);
-    }
-    RETURN_IF_ERROR(insert_history->Run());
+    PackedRow p;
+    p.t = t;
+    p.version = r.version;
+    p.priority = r.priority;
+    p.kind = EncodeKind(r);
+    p.actor = actor_id;
+    p.missed = r.missed_versions;
+    p.batch = batch_id;
+    p.body = body_id;
+    p.extras = split.extras;
+    EncodeRow(p, r.transaction_id, row);
+    RETURN_IF_ERROR(insert_history->Bind(1, r.campaign_id)
+                        .Bind(2, t)
+                        .Bind(3, r.version)
+                        .Bind(4, r.customer_id)
+                        .BindBlob(5, row)
+                        .Run());
     ++stored;
 
-    if (!c) {
-      c = CampaignRow{r.customer_id, r.version, 0, t, t, true};
-    }
+    if (!c) c = CampaignRow{r.customer_id, r.version, 0, t, t, r.version, false, t, true};
     c->max_version = std::max(c->max_version, r.version);
     c->records += 1;
     c->first_t = std::min(c->first_t, t);
-    c->last_t = std::max(c->last_t, t);
+    c->recent_first_t = std::min(c->recent_first_t.value_or(t), t);
+    if (std::pair(t, r.version) >= std::pair(c->last_t, c->last_version)) {
+      c->last_t = t;
+      c->last_version = r.version;
+      c->dead = r.event_type == ChangeOp::kDeleted;
+    }
     c->dirty = true;
   }
 
@@ -583,8 +747,18 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
                         .Bind(4, c->records)
                         .Bind(5, c->first_t)
                         .Bind(6, c->last_t)
+                        .Bind(7, c->last_version)
+                        .Bind(8, c->dead ? std::optional<int64_t>(c->last_t) : std::nullopt)
+                        .Bind(9, c->recent_first_t)
                         .Run());
   }
+  bool merged = false;
+  {
+    StmtScope scope(count_recent);
+    ASSIGN_OR_RETURN(bool row, count_recent->Step());
+    merged = row && count_recent->ColumnInt64(0) >= m.merge_rows;
+  }
+  if (merged) RETURN_IF_ERROR(m.MergeRecent());
   RETURN_IF_ERROR(tx->Commit());
 
   // Committed: the staged facts are now true for every reader.
@@ -594,31 +768,68 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     if (m.batch_times.size() >= kDictionaryLimit) m.batch_times.clear();
     m.batch_times.emplace(batch_id, ingested_us);
   }
-  for (auto& [campaign_id, state] : bodies) {
-    size_t cost = state.body.size() + (state.key_id == state.body_id ? 0 : state.key.size()) + 64;
-    m.body_states.Put(campaign_id, std::move(state), cost);
+  for (auto& [id, body] : new_bodies) {
+    size_t cost = body.size() + 64;
+    m.bodies.Put(id, std::move(body), cost);
+  }
+  for (const auto& [campaign_id, ref] : body_refs) m.latest_body.Put(campaign_id, ref, 1);
+  for (auto& [campaign_id, c] : campaigns) {
+    if (!c || merged) continue;  // a merge cleared every recent_first_t: reload them
+    c->dirty = false;
+    m.campaign_rows.Put(campaign_id, *c, 1);
   }
   return stored;
 }
 
 Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id, Timestamp at) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStmt * s, impl_->db->Prepare(kAsOfSql));
+  Impl& m = *impl_;
+  ASSIGN_OR_RETURN(SqliteStmt * s, m.db->Prepare(kAsOfSql));
   StmtScope scope(s);
-  s->Bind(1, customer_id).Bind(2, impl_->ToT(at));
-  ASSIGN_OR_RETURN(std::vector<HistoryRecord> out, impl_->ReadAll(*s));
-  SortByPriority(out);
-  return out;
+  s->Bind(1, customer_id).Bind(2, m.ToT(at));
+  std::vector<HistoryRecord> out;
+  out.reserve(m.last_asof_size + 16);
+  PackedRow p;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    bool in_history = !s->ColumnIsNull(1);
+    bool in_recent = !s->ColumnIsNull(2);
+    if (!in_history && !in_recent) continue;  // no record at or before `at`
+    if (in_history && !DecodeRow(s->ColumnText(1), p)) {
+      return DataLossError("history: undecodable row");
+    }
+    if (in_recent) {
+      PackedRow q;
+      if (!DecodeRow(s->ColumnText(2), q)) return DataLossError("history: undecodable row");
+      if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) p = q;
+    }
+    if ((p.kind & 3) == kKindDeleted) continue;
+    HistoryRecord& r = out.emplace_back();
+    r.campaign_id = s->ColumnInt64(0);
+    r.customer_id = customer_id;
+    RETURN_IF_ERROR(m.Fill(p, r));
+  }
+  m.last_asof_size = out.size();
+  // Sort positions, then move each record once (cheaper than swapping records around).
+  std::vector<uint32_t> order(out.size());
+  for (uint32_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    if (out[a].priority != out[b].priority) return out[a].priority < out[b].priority;
+    return out[a].campaign_id < out[b].campaign_id;
+  });
+  std::vector<HistoryRecord> sorted;
+  sorted.reserve(out.size());
+  for (uint32_t k : order) sorted.push_back(std::move(out[k]));
+  return sorted;
 }
 
 Result<std::vector<HistoryRecord>> SqliteHistoryStore::CampaignLog(int64_t campaign_id,
                                                                    const TimeRange& range) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(
-      SqliteStmt * s,
-      impl_->db->Prepare(std::string("SELECT ") + kRowColumns + " FROM history h" + kRowJoins +
-                         " WHERE h.campaign_id = ?1 AND h.t >= ?2 AND h.t <= ?3 "
-                         "ORDER BY h.t, h.version"));
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   impl_->db->Prepare(FromBoth("campaign_id, customer_id, row",
+                                               "campaign_id = ?1 AND t >= ?2 AND t <= ?3")));
   StmtScope scope(s);
   s->Bind(1, campaign_id)
       .Bind(2, range.from ? impl_->ToT(*range.from) : std::numeric_limits<int64_t>::min())
@@ -633,25 +844,29 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::CampaignLog(int64_t campa
 Result<std::optional<HistoryRecord>> SqliteHistoryStore::GetVersion(int64_t campaign_id,
                                                                     int64_t version) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(
-      SqliteStmt * s,
-      impl_->db->Prepare(std::string("SELECT ") + kRowColumns + " FROM history h" + kRowJoins +
-                         " WHERE h.campaign_id = ?1 AND h.version = ?2 LIMIT 1"));
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   impl_->db->Prepare(FromBoth("campaign_id, customer_id, row",
+                                               "campaign_id = ?1 AND version = ?2") +
+                                      " LIMIT 1"));
   StmtScope scope(s);
   s->Bind(1, campaign_id).Bind(2, version);
-  return impl_->ReadOne(*s);
+  ASSIGN_OR_RETURN(std::vector<HistoryRecord> out, impl_->ReadAll(*s));
+  if (out.empty()) return std::optional<HistoryRecord>();
+  return std::optional<HistoryRecord>(std::move(out.front()));
 }
 
 Result<std::optional<HistoryRecord>> SqliteHistoryStore::LatestAt(int64_t campaign_id,
                                                                   Timestamp at) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(SqliteStmt * s, impl_->db->Prepare(std::string("SELECT ") + kRowColumns +
-                                                      " FROM history h" + kRowJoins +
-                                                      " WHERE h.campaign_id = ?1 AND h.t <= ?2 "
-                                                      "ORDER BY h.t DESC, h.version DESC LIMIT 1"));
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   impl_->db->Prepare(FromBoth("campaign_id, customer_id, row, t, version",
+                                               "campaign_id = ?1 AND t <= ?2") +
+                                      " ORDER BY 4 DESC, 5 DESC LIMIT 1"));
   StmtScope scope(s);
   s->Bind(1, campaign_id).Bind(2, impl_->ToT(at));
-  return impl_->ReadOne(*s);
+  ASSIGN_OR_RETURN(std::vector<HistoryRecord> out, impl_->ReadAll(*s));
+  if (out.empty()) return std::optional<HistoryRecord>();
+  return std::optional<HistoryRecord>(std::move(out.front()));
 }
 
 Result<std::optional<int64_t>> SqliteHistoryStore::LatestVersion(int64_t campaign_id) {
@@ -669,29 +884,33 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::CustomerChanges(int64_t c
                                                                        const TimeRange& range,
                                                                        int64_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
+  Impl& m = *impl_;
   std::vector<HistoryRecord> out;
   if (limit <= 0) return out;
   // The index gives event_time order; ties are put in (transaction_id, campaign_id, version)
-  // order in C++ (transaction ids compare as text on every store). Read whole groups of equal
-  // event_time so the cut at `limit` falls in the right place.
-  ASSIGN_OR_RETURN(
-      SqliteStmt * s,
-      impl_->db->Prepare(std::string("SELECT ") + kRowColumns + " FROM history h" + kRowJoins +
-                         " WHERE h.customer_id = ?1 AND h.t >= ?2 AND h.t <= ?3 "
-                         "ORDER BY h.customer_id, h.t"));
+  // order in C++ (transaction ids compare as text on every store). Whole groups of equal
+  // event_time are read so that the cut at `limit` falls in the right place.
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   m.db->Prepare(FromBoth("campaign_id, customer_id, row, t",
+                                          "customer_id = ?1 AND t >= ?2 AND t <= ?3") +
+                                 " ORDER BY 4"));
   StmtScope scope(s);
   s->Bind(1, customer_id)
-      .Bind(2, range.from ? impl_->ToT(*range.from) : std::numeric_limits<int64_t>::min())
-      .Bind(3, range.to ? impl_->ToT(*range.to) : std::numeric_limits<int64_t>::max());
+      .Bind(2, range.from ? m.ToT(*range.from) : std::numeric_limits<int64_t>::min())
+      .Bind(3, range.to ? m.ToT(*range.to) : std::numeric_limits<int64_t>::max());
+  PackedRow p;
   while (true) {
     ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) break;
     if (out.size() >= static_cast<size_t>(limit) &&
-        impl_->FromT(s->ColumnInt64(1)) != out.back().event_time) {
+        m.FromT(s->ColumnInt64(3)) != out.back().event_time) {
       break;
     }
-    ASSIGN_OR_RETURN(HistoryRecord r, impl_->ReadRow(*s));
-    out.push_back(std::move(r));
+    if (!DecodeRow(s->ColumnText(2), p)) return DataLossError("history: undecodable row");
+    HistoryRecord& r = out.emplace_back();
+    r.campaign_id = s->ColumnInt64(0);
+    r.customer_id = s->ColumnInt64(1);
+    RETURN_IF_ERROR(m.Fill(p, r));
   }
   SortCustomerChanges(out);
   if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
@@ -757,6 +976,11 @@ Result<std::vector<std::pair<std::string, int64_t>>> SqliteHistoryStore::SpaceBy
 Status SqliteHistoryStore::Checkpoint() {
   std::lock_guard<std::mutex> lock(mu_);
   if (impl_->read_only) return FailedPreconditionError("history store is read-only");
+  {
+    ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(*impl_->db));
+    RETURN_IF_ERROR(impl_->MergeRecent());
+    RETURN_IF_ERROR(tx->Commit());
+  }
   return impl_->db->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
