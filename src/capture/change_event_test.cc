@@ -1,1 +1,161 @@
+#include "capture/change_event.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/time_util.h"
 #include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
+
+Timestamp T(const char* text) { return ParseTimestamp(text).value(); }
+
+Campaign Row() {
+  Campaign c;
+  c.id = 7;
+  c.customer_id = 3;
+  c.name = "Caf\xc3\xa9 \"sale\" \xf0\x9f\x8e\x89";
+  c.status = CampaignStatus::kActive;
+  c.priority = 1;
+  c.trigger_event = "app_open";
+  c.content = R"({"body":"a\\b","title":"x"})";
+  c.version = 4;
+  c.created_at = T("2026-01-01T00:00:00Z");
+  c.updated_at = T("2026-01-02T00:00:00.000001Z");
+  c.updated_by = "user:1";
+  return c;
+}
+
+ChangeEvent LogEvent() {
+  ChangeEvent e;
+  e.capture = CaptureMode::kLog;
+  e.op = ChangeOp::kUpdated;
+  e.campaign_id = 7;
+  e.customer_id = 3;
+  e.version = 4;
+  e.event_time = T("2026-01-02T00:00:00.000001Z");
+  e.actor = "user:1";
+  e.transaction_id = "42";
+  e.row = Row();
+  e.source_position = "1001";
+  return e;
+}
+
+TEST(ChangeEventTest, EncodesTheDocumentedForm) {
+  ChangeEvent e = LogEvent();
+  e.row->name = "n";
+  EXPECT_EQ(EncodeChangeMessage(e),
+            R"({"schema_version":1,"capture":"log","op":"updated","campaign_id":7,)"
+            R"("customer_id":3,"version":4,"event_time":"2026-01-02T00:00:00.000001Z",)"
+            R"("actor":"user:1","transaction_id":"42","source_position":"1001",)"
+            R"("row":{"id":7,"customer_id":3,"name":"n","status":"active","priority":1,)"
+            R"("trigger_event":"app_open","audience_segment":"","start_at":null,"end_at":null,)"
+            R"("frequency_cap":0,"version":4,"created_at":"2026-01-01T00:00:00.000000Z",)"
+            R"("updated_at":"2026-01-02T00:00:00.000001Z","updated_by":"user:1",)"
+            R"("content":{"body":"a\\b","title":"x"}}})");
+}
+
+TEST(ChangeEventTest, LogAndNotifyMessagesRoundTrip) {
+  ChangeEvent log = LogEvent();
+  ASSERT_OK_AND_ASSIGN(auto back, DecodeChangeMessage(EncodeChangeMessage(log)));
+  EXPECT_EQ(back, log);
+
+  ChangeEvent notify;
+  notify.capture = CaptureMode::kNotify;
+  notify.op = ChangeOp::kUpdated;
+  notify.campaign_id = 7;
+  notify.customer_id = 3;
+  notify.version = 5;
+  notify.event_time = T("2026-01-03");
+  ASSERT_OK_AND_ASSIGN(back, DecodeChangeMessage(EncodeChangeMessage(notify)));
+  EXPECT_EQ(back, notify);
+  EXPECT_FALSE(back.row.has_value());
+
+  ChangeEvent tombstone = notify;
+  tombstone.op = ChangeOp::kDeleted;
+  tombstone.row = Row();
+  tombstone.version = 5;  // the last version (4) + 1
+  ASSERT_OK_AND_ASSIGN(back, DecodeChangeMessage(EncodeChangeMessage(tombstone)));
+  EXPECT_EQ(back, tombstone);
+}
+
+TEST(ChangeEventTest, DecodesHandWrittenMessagesAndIgnoresUnknownFields) {
+  ASSERT_OK_AND_ASSIGN(
+      auto e, DecodeChangeMessage(R"({"schema_version":1,"capture":"notify","op":"created",)"
+                                  R"("campaign_id":9,"customer_id":2,"version":1,)"
+                                  R"("event_time":"2026-05-01T10:00:00Z","trace":"abc"})"));
+  EXPECT_EQ(e.capture, CaptureMode::kNotify);
+  EXPECT_EQ(e.op, ChangeOp::kCreated);
+  EXPECT_EQ(e.actor, "");
+  EXPECT_EQ(e.source_position, "");
+}
+
+TEST(ChangeEventTest, DecodeErrorsNameTheField) {
+  auto mutate = [](std::function<void(nlohmann::json&)> f) {
+    auto j = nlohmann::json::parse(EncodeChangeMessage(LogEvent()));
+    f(j);
+    return DecodeChangeMessage(j.dump());
+  };
+  using J = nlohmann::json;
+  EXPECT_THAT(mutate([](J& j) { j["schema_version"] = 2; }),
+              StatusIsWith(StatusCode::kInvalidArgument,
+                           "schema_version: 2 is newer than the supported 1"));
+  EXPECT_THAT(mutate([](J& j) { j.erase("schema_version"); }),
+              StatusIsWith(StatusCode::kInvalidArgument, "schema_version: missing"));
+  EXPECT_THAT(mutate([](J& j) { j["capture"] = "cdc"; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "capture: unknown value 'cdc'"));
+  EXPECT_THAT(mutate([](J& j) { j["op"] = "removed"; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "op: unknown value 'removed'"));
+  EXPECT_THAT(
+      mutate([](J& j) { j["campaign_id"] = "7"; }),
+      StatusIsWith(StatusCode::kInvalidArgument, "campaign_id: must be an integer (got string)"));
+  EXPECT_THAT(mutate([](J& j) { j["version"] = 0; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "version: must be positive"));
+  EXPECT_THAT(mutate([](J& j) { j["event_time"] = "soon"; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "event_time"));
+  EXPECT_THAT(mutate([](J& j) { j.erase("actor"); }),
+              StatusIsWith(StatusCode::kInvalidArgument, "actor: missing"));
+  EXPECT_THAT(mutate([](J& j) { j["row"] = nullptr; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "row: missing"));
+  EXPECT_THAT(mutate([](J& j) { j["row"]["name"] = 5; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "row.name: must be a string"));
+  EXPECT_THAT(mutate([](J& j) { j["row"].erase("content"); }),
+              StatusIsWith(StatusCode::kInvalidArgument, "row.content: missing"));
+  EXPECT_THAT(mutate([](J& j) { j["row"]["id"] = 8; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "row.id: 8 differs from campaign_id 7"));
+  EXPECT_THAT(mutate([](J& j) { j["row"]["version"] = 3; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "row.version"));
+  EXPECT_THAT(DecodeChangeMessage("{not json"),
+              StatusIsWith(StatusCode::kInvalidArgument, "malformed"));
+  EXPECT_THAT(DecodeChangeMessage("[]"), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(ChangeEventTest, BuildsLogEventsFromCapturedRows) {
+  CapturedChange c;
+  c.seq = 12;
+  c.transaction_id = "5";
+  c.commit_time = T("2026-01-02");
+  c.op = ChangeOp::kDeleted;
+  c.actor = "user:9";
+  c.version = 5;
+  c.row = Row();
+  ChangeEvent e = ChangeEventFromCapture(c);
+  EXPECT_EQ(e.capture, CaptureMode::kLog);
+  EXPECT_EQ(e.op, ChangeOp::kDeleted);
+  EXPECT_EQ(e.campaign_id, 7);
+  EXPECT_EQ(e.customer_id, 3);
+  EXPECT_EQ(e.version, 5);
+  EXPECT_EQ(e.event_time, c.commit_time);
+  EXPECT_EQ(e.actor, "user:9");
+  EXPECT_EQ(e.transaction_id, "5");
+  EXPECT_EQ(e.source_position, "12");
+  EXPECT_EQ(e.row, c.row);
+  ASSERT_OK_AND_ASSIGN(auto back, DecodeChangeMessage(EncodeChangeMessage(e)));
+  EXPECT_EQ(back, e);
+}
+
+}  // namespace
+}  // namespace ch

@@ -1,1 +1,166 @@
+#include "capture/sqlite_outbox_source.h"
+
+#include <thread>
+
+#include "campaign/campaign_service.h"
+#include "campaign/sqlite_campaign_store.h"
 #include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
+using ::testing::ElementsAre;
+
+Campaign Draft(int64_t customer) {
+  Campaign c;
+  c.customer_id = customer;
+  c.name = "x";
+  return c;
+}
+
+WriteContext As(std::string actor) {
+  WriteContext w;
+  w.actor = std::move(actor);
+  return w;
+}
+
+std::vector<std::string> Render(const SourceBatch& b) {
+  std::vector<std::string> out;
+  for (const auto& e : b.events) {
+    out.push_back(e.source_position + " tx" + e.transaction_id + " " +
+                  std::string(ChangeOpName(e.op)) + " c" + std::to_string(e.campaign_id) + "@v" +
+                  std::to_string(e.version));
+  }
+  return out;
+}
+
+class SqliteOutboxSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SqliteCampaignStoreOptions o;
+    o.path = path_;
+    o.clock = &clock_;
+    ASSERT_OK_AND_ASSIGN(store_, SqliteCampaignStore::Open(o));
+    service_ = std::make_unique<CampaignService>(*store_);
+  }
+
+  std::unique_ptr<SqliteOutboxSource> OpenSource(Micros poll = std::chrono::milliseconds(5)) {
+    SqliteOutboxSourceOptions o;
+    o.path = path_;
+    o.poll_interval = poll;
+    auto r = SqliteOutboxSource::Open(o);
+    EXPECT_OK(r);
+    return r.ok() ? std::move(r).value() : nullptr;
+  }
+
+  testing::TempDir dir_;
+  std::string path_ = dir_.File("campaigns.db");
+  FakeClock clock_;
+  std::unique_ptr<SqliteCampaignStore> store_;
+  std::unique_ptr<CampaignService> service_;
+};
+
+TEST_F(SqliteOutboxSourceTest, PollReturnsWholeTransactionsInCommitOrder) {
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  auto source = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto a, source->Poll(2, Micros(0)));
+  EXPECT_THAT(Render(a),
+              ElementsAre("1 tx1 created c1@v1", "2 tx2 updated c1@v2", "3 tx2 created c2@v1"));
+  EXPECT_EQ(a.end_position, "3");
+  ASSERT_OK_AND_ASSIGN(auto b, source->Poll(1, Micros(0)));
+  EXPECT_THAT(Render(b),
+              ElementsAre("4 tx3 updated c1@v3", "5 tx3 updated c2@v2", "6 tx3 created c3@v1"));
+  ASSERT_OK_AND_ASSIGN(auto c, source->Poll(100, Micros(0)));
+  EXPECT_TRUE(c.events.empty());
+  EXPECT_EQ(c.end_position, "");
+  // The events carry the full row.
+  const ChangeEvent& e = b.events.back();
+  ASSERT_TRUE(e.row.has_value());
+  EXPECT_EQ(e.row->name, "x");
+  EXPECT_EQ(e.row->version, 1);
+  EXPECT_EQ(e.capture, CaptureMode::kLog);
+  EXPECT_EQ(e.actor, "user:1");
+  EXPECT_EQ(e.event_time, e.row->updated_at);
+}
+
+TEST_F(SqliteOutboxSourceTest, ConfirmDeletesAndRestartResumesAfterIt) {
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  {
+    auto source = OpenSource();
+    EXPECT_EQ(*source->Backlog(), 6);
+    ASSERT_OK_AND_ASSIGN(auto a, source->Poll(1, Micros(0)));  // seq 1
+    ASSERT_OK_AND_ASSIGN(auto b, source->Poll(1, Micros(0)));  // seq 2, 3
+    ASSERT_OK(source->Confirm(a.end_position));
+    EXPECT_EQ(*source->Backlog(), 5);
+    ASSERT_OK(source->Confirm(a.end_position));  // idempotent
+    ASSERT_OK(source->Confirm("0"));             // older: no-op
+    EXPECT_EQ(*source->Backlog(), 5);
+    EXPECT_THAT(source->Confirm("abc"), StatusIsWith(StatusCode::kInvalidArgument, "position"));
+    EXPECT_THAT(source->Confirm("-1"), StatusIs(StatusCode::kInvalidArgument));
+    // b (seq 2, 3) was polled but never confirmed: it must come again after a restart.
+  }
+  auto source = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto again, source->Poll(100, Micros(0)));
+  EXPECT_THAT(Render(again),
+              ElementsAre("2 tx2 updated c1@v2", "3 tx2 created c2@v1", "4 tx3 updated c1@v3",
+                          "5 tx3 updated c2@v2", "6 tx3 created c3@v1"));
+  ASSERT_OK(source->Confirm(again.end_position));
+  EXPECT_EQ(*source->Backlog(), 0);
+  // Everything confirmed: a new source starts after it (the kept newest row is not redelivered).
+  auto fresh = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto none, fresh->Poll(100, Micros(0)));
+  EXPECT_TRUE(none.events.empty());
+  ASSERT_OK(service_->Delete(1, As("user:2")));
+  ASSERT_OK_AND_ASSIGN(auto next, fresh->Poll(100, Micros(0)));
+  EXPECT_THAT(Render(next), ElementsAre("7 tx4 deleted c1@v4"));
+}
+
+TEST_F(SqliteOutboxSourceTest, PollWaitsAndWakeCutsTheWaitShort) {
+  // A poll interval of an hour: only Wake() can make the source look again in time.
+  auto source = OpenSource(std::chrono::hours(1));
+  service_->AddObserver(&source->commit_observer());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(auto empty, source->Poll(10, std::chrono::milliseconds(30)));
+  EXPECT_TRUE(empty.events.empty());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(30));
+
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_OK(service_->Create(Draft(1), As("user:1")));  // the observer wakes the source
+  });
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(auto batch, source->Poll(10, std::chrono::seconds(20)));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  writer.join();
+  EXPECT_EQ(batch.events.size(), 1u);
+  EXPECT_LT(waited, std::chrono::seconds(10));
+}
+
+TEST_F(SqliteOutboxSourceTest, PollingFindsCommitsOfOtherProcessesWithoutWake) {
+  auto source = OpenSource(std::chrono::milliseconds(2));
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_OK(service_->Create(Draft(1), As("user:1")));
+  });
+  ASSERT_OK_AND_ASSIGN(auto batch, source->Poll(10, std::chrono::seconds(20)));
+  writer.join();
+  EXPECT_EQ(batch.events.size(), 1u);
+}
+
+TEST_F(SqliteOutboxSourceTest, OpenFailsWithoutAnOutbox) {
+  SqliteOutboxSourceOptions o;
+  o.path = dir_.File("missing.db");
+  EXPECT_THAT(SqliteOutboxSource::Open(o), StatusIs(StatusCode::kUnavailable));
+  SqliteCampaignStoreOptions so;
+  so.path = dir_.File("plain.db");
+  so.capture = StoreCapture::kNone;
+  ASSERT_OK(SqliteCampaignStore::Open(so));
+  o.path = so.path;
+  EXPECT_THAT(SqliteOutboxSource::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition, "no outbox"));
+}
+
+}  // namespace
+}  // namespace ch
