@@ -1,0 +1,48 @@
+// The campaign-history command line: shared state of one invocation and the registration of each
+// subcommand. Every command returns a Status; main() prints "error: <message>" on stderr and
+// exits with ExitCodeFor(code) (2 bad input, 3 not found, 4 precondition, 5 unavailable, ...).
+//
+// Output contract: data goes to stdout (tables for people, --json for scripts), progress and
+// hints to stderr.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "app/backend_config.h"
+#include "app/runtime.h"
+#include "common/status.h"
+
+namespace ch::cli {
+
+// Global flags, as given on the command line (absent = not given).
+struct GlobalFlags {
+  std::optional<std::string> data_dir;
+  std::optional<std::string> campaign_db;
+  std::optional<std::string> bus;
+  std::optional<std::string> history;
+  std::optional<std::string> capture;
+  std::optional<std::string> config_file;
+  std::string log_level = "warn";
+};
+
+class Context {
+ public:
+  GlobalFlags flags;
+
+  // Defaults, then the config file, then the flags. Fails naming the bad value.
+  Result<BackendConfig> ResolveConfig() const;
+  // Create a runtime for the resolved config (nothing is opened until used).
+  Result<std::unique_ptr<Runtime>> MakeRuntime(Clock* clock = nullptr) const;
+
+  // The action of the selected subcommand.
+  std::function<Status()> action;
+};
+
+void RegisterGenerate(CLI::App& app, Context& ctx);
+void RegisterReplay(CLI::App& app, Context& ctx);
+
+}  // namespace ch::cli

@@ -1,0 +1,100 @@
+// campaign-history: the one binary with every subcommand (docs/design "Roles and binaries").
+#include <spdlog/cfg/helpers.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/cli.h"
+
+namespace ch::cli {
+
+Result<BackendConfig> Context::ResolveConfig() const {
+  BackendConfig config;
+  if (flags.config_file) RETURN_IF_ERROR(LoadConfigFile(*flags.config_file, config));
+  if (flags.data_dir) config.data_dir = *flags.data_dir;
+  if (flags.campaign_db) config.campaign_db = *flags.campaign_db;
+  if (flags.bus) config.bus = *flags.bus;
+  if (flags.history) config.history = *flags.history;
+  if (flags.capture) {
+    ASSIGN_OR_RETURN(config.capture, ParseCaptureSetting(*flags.capture));
+  }
+  if (config.data_dir.empty()) return InvalidArgumentError("--data: must not be empty");
+  return config;
+}
+
+Result<std::unique_ptr<Runtime>> Context::MakeRuntime(Clock* clock) const {
+  RuntimeOptions options;
+  ASSIGN_OR_RETURN(options.config, ResolveConfig());
+  options.clock = clock;
+  return Runtime::Create(options);
+}
+
+namespace {
+
+int Run(int argc, char** argv) {
+  CLI::App app{
+      "campaign-history: every committed version of every campaign, with when and who, "
+      "and the state of a customer's campaigns at any past moment."};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  Context ctx;
+  auto* g = app.add_option_group("Backends", "Where data lives (the same flags on every command)");
+  g->add_option("--data", ctx.flags.data_dir,
+                "Embedded setup directory (SQLite campaign DB, outbox, history) "
+                "[default: ./campaign-history-data]");
+  g->add_option("--campaign-db", ctx.flags.campaign_db,
+                "Campaign database URL: sqlite:PATH | postgresql://... [default: from --data]");
+  g->add_option("--bus", ctx.flags.bus,
+                "Change bus: embedded | pubsub://PROJECT [default: embedded]");
+  g->add_option("--history", ctx.flags.history,
+                "History store URL: sqlite:PATH | postgresql://... | clickhouse://HOST:PORT/DB "
+                "[default: from --data]");
+  g->add_option("--capture", ctx.flags.capture, "Capture mode: log | notify | none [default: log]");
+  g->add_option("--config", ctx.flags.config_file,
+                "Config file with 'key = value' lines (data, campaign-db, bus, history, capture); "
+                "flags override it");
+  app.add_option("--log-level", ctx.flags.log_level,
+                 "Log level on stderr: trace, debug, info, warn, error, off [default: warn]");
+
+  RegisterGenerate(app, ctx);
+  RegisterReplay(app, ctx);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n(run 'campaign-history --help' for usage)\n";
+    return ExitCodeFor(StatusCode::kInvalidArgument);
+  }
+
+  auto logger = spdlog::stderr_color_mt("campaign-history");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  auto level = spdlog::level::from_str(ctx.flags.log_level);
+  if (level == spdlog::level::off && ctx.flags.log_level != "off") {
+    std::cerr << "error: --log-level: unknown level '" << ctx.flags.log_level
+              << "' (expected trace, debug, info, warn, error, off)\n";
+    return ExitCodeFor(StatusCode::kInvalidArgument);
+  }
+  spdlog::set_level(level);
+
+  if (!ctx.action) {
+    std::cerr << "error: no command given\n";
+    return ExitCodeFor(StatusCode::kInvalidArgument);
+  }
+  Status s = ctx.action();
+  if (!s.ok()) {
+    std::cerr << "error: " << s.message() << "\n";
+    return ExitCodeFor(s.code());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace ch::cli
+
+int main(int argc, char** argv) { return ch::cli::Run(argc, argv); }

@@ -1,0 +1,82 @@
+// Publisher ("campaign-big-query-publish"): turns captured changes into history records and
+// writes them durably to a HistoryStore.
+//
+//   log events carry the full row image: the record is built from it directly.
+//   notify events carry only {campaign_id, customer_id, op, version} (the row only on delete):
+//   the publisher fetches the campaign's current row from the CampaignStore, records it if it is
+//   newer than what the history holds, and counts the versions in between that were never
+//   captured in `missed_versions`. A fetched version already recorded is dropped.
+//
+// Delivery semantics: callers deliver at least once; Process is idempotent on
+// (campaign_id, version) because the history store is. Process returns OK only once every record
+// it produced is durable, so the caller may then acknowledge upstream (confirm the source
+// position, ack the bus messages).
+//
+// Thread-safety: a Publisher may be used from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "campaign/campaign_store.h"
+#include "capture/change_event.h"
+#include "common/status.h"
+#include "history/history_record.h"
+#include "history/history_store.h"
+
+namespace ch {
+
+struct PublisherOptions {
+  // REQUIRES: not null; must outlive the publisher.
+  HistoryStore* history = nullptr;
+  // Where notify events fetch the current row. Not owned; may be null when only log events are
+  // processed (a notify event then fails with FailedPrecondition).
+  CampaignStore* campaigns = nullptr;
+};
+
+struct PublishStats {
+  // Events processed.
+  int64_t events = 0;
+  // Records newly stored (duplicates of stored versions are not counted).
+  int64_t stored = 0;
+  // Notify events dropped because the fetched version was already recorded (or the campaign was
+  // deleted since; its delete event records the tombstone).
+  int64_t dropped = 0;
+  // Sum of missed_versions of the stored notify records.
+  int64_t missed_versions = 0;
+
+  PublishStats& operator+=(const PublishStats& o) {
+    events += o.events;
+    stored += o.stored;
+    dropped += o.dropped;
+    missed_versions += o.missed_versions;
+    return *this;
+  }
+};
+
+// Return the history record of a log event. Fails with InvalidArgument when the event has no row
+// image or the row does not match the event's ids.
+Result<HistoryRecord> BuildLogRecord(const ChangeEvent& event);
+
+class Publisher {
+ public:
+  explicit Publisher(const PublisherOptions& options);
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  // Build the records of `events` (in order) and append them durably in one call. Fails without
+  // acknowledging anything: InvalidArgument for a malformed event (the caller dead-letters it),
+  // Unavailable when a store cannot be reached (the caller retries).
+  Result<PublishStats> Process(std::span<const ChangeEvent> events);
+
+ private:
+  // Resolve one notify event against the campaign store and the history (plus records of this
+  // batch not yet appended, in `pending`). Return nullopt when it is dropped.
+  Result<std::optional<HistoryRecord>> ResolveNotify(const ChangeEvent& event,
+                                                     const std::vector<HistoryRecord>& pending);
+
+  PublisherOptions options_;
+};
+
+}  // namespace ch

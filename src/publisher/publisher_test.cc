@@ -1,0 +1,266 @@
+#include "publisher/publisher.h"
+
+#include <atomic>
+#include <deque>
+
+#include "campaign/campaign_service.h"
+#include "campaign/in_memory_campaign_store.h"
+#include "history/in_memory_history_store.h"
+#include "publisher/source_drainer.h"
+#include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+
+Campaign Row(int64_t id, int64_t version, int64_t priority = 1) {
+  Campaign c;
+  c.id = id;
+  c.customer_id = 1;
+  c.name = "Banner " + std::to_string(id);
+  c.priority = priority;
+  c.version = version;
+  c.content = R"({"title":"Hi"})";
+  c.updated_by = "user:1";
+  return c;
+}
+
+ChangeEvent LogEvent(const Campaign& row, ChangeOp op, int64_t micros) {
+  ChangeEvent e;
+  e.capture = CaptureMode::kLog;
+  e.op = op;
+  e.campaign_id = row.id;
+  e.customer_id = row.customer_id;
+  e.version = op == ChangeOp::kDeleted ? row.version + 1 : row.version;
+  e.event_time = FromUnixMicros(micros);
+  e.actor = "user:1";
+  e.transaction_id = "7";
+  e.row = row;
+  return e;
+}
+
+std::string Render(const std::vector<HistoryRecord>& records) {
+  std::string out;
+  for (const auto& r : records) {
+    if (!out.empty()) out += "; ";
+    out += "c" + std::to_string(r.campaign_id) + "@v" + std::to_string(r.version) + " " +
+           std::string(ChangeOpName(r.event_type)) + " missed " + std::to_string(r.missed_versions);
+  }
+  return out;
+}
+
+TEST(PublisherTest, BuildsLogRecordFromTheRowImage) {
+  ASSERT_OK_AND_ASSIGN(HistoryRecord r,
+                       BuildLogRecord(LogEvent(Row(7, 3, 2), ChangeOp::kUpdated, 5)));
+  EXPECT_EQ(r.campaign_id, 7);
+  EXPECT_EQ(r.version, 3);
+  EXPECT_EQ(r.priority, 2);
+  EXPECT_EQ(r.transaction_id, "7");
+  EXPECT_EQ(r.snapshot, CampaignToJson(Row(7, 3, 2)));
+  EXPECT_EQ(r.capture, CaptureMode::kLog);
+}
+
+TEST(PublisherTest, DeleteRecordKeepsTheLastContent) {
+  ASSERT_OK_AND_ASSIGN(HistoryRecord r, BuildLogRecord(LogEvent(Row(7, 3), ChangeOp::kDeleted, 5)));
+  EXPECT_EQ(r.version, 4);
+  EXPECT_EQ(r.event_type, ChangeOp::kDeleted);
+  EXPECT_EQ(r.snapshot, CampaignToJson(Row(7, 3)));
+}
+
+TEST(PublisherTest, RejectsInconsistentEvents) {
+  ChangeEvent e = LogEvent(Row(7, 3), ChangeOp::kUpdated, 5);
+  e.row->id = 8;
+  EXPECT_THAT(BuildLogRecord(e), StatusIs(StatusCode::kInvalidArgument));
+  e = LogEvent(Row(7, 3), ChangeOp::kUpdated, 5);
+  e.version = 4;
+  EXPECT_THAT(BuildLogRecord(e), StatusIs(StatusCode::kInvalidArgument));
+  e.row.reset();
+  EXPECT_THAT(BuildLogRecord(e), StatusIs(StatusCode::kInvalidArgument));
+}
+
+TEST(PublisherTest, ProcessingTwiceStoresOnce) {
+  InMemoryHistoryStore history;
+  Publisher p({.history = &history});
+  std::vector<ChangeEvent> events = {LogEvent(Row(7, 1), ChangeOp::kCreated, 1),
+                                     LogEvent(Row(7, 2), ChangeOp::kUpdated, 2)};
+  ASSERT_OK_AND_ASSIGN(PublishStats first, p.Process(events));
+  EXPECT_EQ(first.stored, 2);
+  ASSERT_OK_AND_ASSIGN(PublishStats again, p.Process(events));
+  EXPECT_EQ(again.stored, 0);
+  EXPECT_EQ(Render(history.AllRecords()), "c7@v1 created missed 0; c7@v2 updated missed 0");
+}
+
+// Notify capture: the message names a version; the publisher records whatever the database holds
+// now and counts what it never saw.
+class NotifyTest : public ::testing::Test {
+ protected:
+  NotifyTest() : store_(clock_), service_(store_), publisher_({&history_, &store_}) {}
+
+  ChangeEvent Notify(const CommitInfo& info, size_t i = 0) {
+    ChangeEvent e;
+    e.capture = CaptureMode::kNotify;
+    e.op = info.changes[i].op;
+    e.campaign_id = info.changes[i].campaign_id;
+    e.customer_id = info.changes[i].customer_id;
+    e.version = info.changes[i].version;
+    e.event_time = info.committed_at;
+    e.actor = info.actor;
+    e.transaction_id = info.transaction_id;
+    if (e.op == ChangeOp::kDeleted) e.row = info.row;
+    return e;
+  }
+
+  FakeClock clock_;
+  InMemoryCampaignStore store_;
+  CampaignService service_;
+  InMemoryHistoryStore history_;
+  Publisher publisher_;
+};
+
+TEST_F(NotifyTest, CollapsedSavesAreCountedAsMissed) {
+  Campaign draft = Row(0, 0);
+  ASSERT_OK_AND_ASSIGN(CommitInfo created, service_.Create(draft, {.actor = "user:1"}));
+  int64_t id = created.changes[0].campaign_id;
+  ASSERT_OK_AND_ASSIGN(CampaignPatch p1, ParseCampaignPatch(R"({"name":"two"})"));
+  ASSERT_OK_AND_ASSIGN(CommitInfo v2, service_.Update(id, p1, {.actor = "user:2"}));
+  ASSERT_OK_AND_ASSIGN(CampaignPatch p2, ParseCampaignPatch(R"({"name":"three"})"));
+  ASSERT_OK_AND_ASSIGN(CommitInfo v3, service_.Update(id, p2, {.actor = "user:3"}));
+
+  // The worker gets to the first message only now: it sees version 3.
+  ASSERT_OK_AND_ASSIGN(PublishStats s1,
+                       publisher_.Process(std::vector<ChangeEvent>{Notify(created)}));
+  EXPECT_EQ(s1.stored, 1);
+  EXPECT_EQ(s1.missed_versions, 2);
+  ASSERT_OK_AND_ASSIGN(PublishStats s2,
+                       publisher_.Process(std::vector<ChangeEvent>{Notify(v2), Notify(v3)}));
+  EXPECT_EQ(s2.dropped, 2);
+  EXPECT_EQ(Render(history_.AllRecords()), "c" + std::to_string(id) + "@v3 updated missed 2");
+  auto rec = history_.AllRecords()[0];
+  EXPECT_EQ(rec.actor, "user:3");
+  EXPECT_EQ(rec.event_time, v3.committed_at);
+  EXPECT_EQ(rec.transaction_id, "");  // the message's transaction made v1, not v3
+
+  ASSERT_OK_AND_ASSIGN(CommitInfo del, service_.Delete(id, {.actor = "user:4"}));
+  ASSERT_OK_AND_ASSIGN(PublishStats s3, publisher_.Process(std::vector<ChangeEvent>{Notify(del)}));
+  EXPECT_EQ(s3.stored, 1);
+  EXPECT_EQ(Render(history_.AllRecords()), "c" + std::to_string(id) + "@v3 updated missed 2; c" +
+                                               std::to_string(id) + "@v4 deleted missed 0");
+}
+
+TEST_F(NotifyTest, UpdateOfADeletedCampaignIsDroppedAndTheDeleteRecorded) {
+  ASSERT_OK_AND_ASSIGN(CommitInfo created, service_.Create(Row(0, 0), {.actor = "user:1"}));
+  int64_t id = created.changes[0].campaign_id;
+  ASSERT_OK_AND_ASSIGN(CommitInfo del, service_.Delete(id, {.actor = "user:4"}));
+  ASSERT_OK_AND_ASSIGN(PublishStats s,
+                       publisher_.Process(std::vector<ChangeEvent>{Notify(created), Notify(del)}));
+  EXPECT_EQ(s.dropped, 1);
+  EXPECT_EQ(s.stored, 1);
+  EXPECT_EQ(Render(history_.AllRecords()), "c" + std::to_string(id) + "@v2 deleted missed 1");
+}
+
+TEST(PublisherTest, NotifyWithoutACampaignStoreFails) {
+  InMemoryHistoryStore history;
+  Publisher p({.history = &history});
+  ChangeEvent e = LogEvent(Row(7, 1), ChangeOp::kUpdated, 1);
+  e.capture = CaptureMode::kNotify;
+  e.row.reset();
+  EXPECT_THAT(p.Process(std::vector<ChangeEvent>{e}), StatusIs(StatusCode::kFailedPrecondition));
+}
+
+// A source that hands out scripted batches and records confirmations.
+class ScriptedSource final : public ChangeSource {
+ public:
+  std::deque<SourceBatch> batches;
+  std::vector<std::string> confirmed;
+  Result<SourceBatch> Poll(size_t, Micros) override {
+    if (batches.empty()) return SourceBatch{};
+    SourceBatch b = batches.front();
+    batches.pop_front();
+    return b;
+  }
+  Status Confirm(const std::string& position) override {
+    confirmed.push_back(position);
+    return Status::OK();
+  }
+  Result<int64_t> Backlog() override { return static_cast<int64_t>(batches.size()); }
+};
+
+// A history store that fails every Append while `down` is set.
+class FlakyHistory final : public HistoryStore {
+ public:
+  InMemoryHistoryStore inner;
+  std::atomic<bool> down{false};
+  Result<int64_t> Append(std::span<const HistoryRecord> r) override {
+    if (down) return UnavailableError("history down");
+    return inner.Append(r);
+  }
+  Result<std::vector<HistoryRecord>> AsOf(int64_t c, Timestamp t) override {
+    return inner.AsOf(c, t);
+  }
+  Result<std::vector<HistoryRecord>> CampaignLog(int64_t c, const TimeRange& r) override {
+    return inner.CampaignLog(c, r);
+  }
+  Result<std::optional<HistoryRecord>> GetVersion(int64_t c, int64_t v) override {
+    return inner.GetVersion(c, v);
+  }
+  Result<std::optional<HistoryRecord>> LatestAt(int64_t c, Timestamp t) override {
+    return inner.LatestAt(c, t);
+  }
+  Result<std::optional<int64_t>> LatestVersion(int64_t c) override {
+    return inner.LatestVersion(c);
+  }
+  Result<std::vector<HistoryRecord>> CustomerChanges(int64_t c, const TimeRange& r,
+                                                     int64_t l) override {
+    return inner.CustomerChanges(c, r, l);
+  }
+  Result<std::vector<int64_t>> ListCustomers() override { return inner.ListCustomers(); }
+  Result<HistoryStats> Stats() override { return inner.Stats(); }
+};
+
+TEST(SourceDrainerTest, ConfirmsOnlyAfterTheHistoryIsDurable) {
+  ScriptedSource source;
+  FlakyHistory history;
+  Publisher publisher({.history = &history});
+  SourceDrainer drainer({.source = &source, .publisher = &publisher});
+  source.batches.push_back({{LogEvent(Row(7, 1), ChangeOp::kCreated, 1)}, "1"});
+  source.batches.push_back({{LogEvent(Row(7, 2), ChangeOp::kUpdated, 2)}, "2"});
+
+  history.down = true;
+  EXPECT_THAT(drainer.RunOnce(Micros(0)), StatusIs(StatusCode::kUnavailable));
+  EXPECT_TRUE(source.confirmed.empty());
+
+  history.down = false;
+  ASSERT_OK_AND_ASSIGN(PublishStats s, drainer.DrainAll());
+  EXPECT_EQ(s.stored, 2);
+  EXPECT_EQ(source.confirmed, (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(Render(history.inner.AllRecords()), "c7@v1 created missed 0; c7@v2 updated missed 0");
+}
+
+TEST(SourceDrainerTest, BackgroundLoopRetriesUntilTheStoreIsBack) {
+  ScriptedSource source;
+  FlakyHistory history;
+  history.down = true;
+  Publisher publisher({.history = &history});
+  SourceDrainer drainer({.source = &source,
+                         .publisher = &publisher,
+                         .poll_wait = std::chrono::milliseconds(1),
+                         .min_backoff = std::chrono::milliseconds(1),
+                         .max_backoff = std::chrono::milliseconds(5)});
+  source.batches.push_back({{LogEvent(Row(7, 1), ChangeOp::kCreated, 1)}, "1"});
+  ASSERT_OK(drainer.Start());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_THAT(drainer.last_error(), StatusIs(StatusCode::kUnavailable));
+  // The failed batch was not confirmed, and it was not dropped either.
+  EXPECT_TRUE(source.confirmed.empty());
+  history.down = false;
+  for (int i = 0; i < 500 && source.confirmed.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  drainer.Stop();
+  EXPECT_EQ(source.confirmed, (std::vector<std::string>{"1"}));
+  EXPECT_EQ(Render(history.inner.AllRecords()), "c7@v1 created missed 0");
+}
+
+}  // namespace
+}  // namespace ch

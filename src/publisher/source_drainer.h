@@ -1,0 +1,82 @@
+// SourceDrainer: the publisher's loop over a ChangeSource (the embedded pipeline: the SQLite
+// outbox drained straight into the history store, in commit order).
+//
+//   Poll (whole transactions, commit order) -> Publisher::Process (durable history append)
+//   -> ChangeSource::Confirm (the source may now discard them).
+//
+// A failed batch is kept and retried as it is (a source hands out each event once per session).
+// A crash at any point loses nothing (the source keeps everything unconfirmed and delivers it
+// again) and duplicates nothing (the history store is idempotent on (campaign_id, version)).
+// Transient failures (Unavailable, ...) are retried with exponential backoff; the loop never
+// skips an event, so a permanently bad event stops progress and is reported through
+// last_error() and the log, rather than being lost.
+//
+// Thread-safety: Start/Stop/stats/last_error may be called from any thread; RunOnce and DrainAll
+// must not be called while the background thread runs.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "capture/change_source.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "publisher/publisher.h"
+
+namespace ch {
+
+struct SourceDrainerOptions {
+  // REQUIRES: not null; must outlive the drainer.
+  ChangeSource* source = nullptr;
+  // REQUIRES: not null; must outlive the drainer.
+  Publisher* publisher = nullptr;
+  // Events per batch (a transaction is never split, so a batch may be larger). Default: 2000.
+  size_t batch_size = 2000;
+  // How long one Poll waits for new events. Default: 200 ms.
+  Micros poll_wait = std::chrono::milliseconds(200);
+  // Backoff after a failure: starts here, doubles up to max_backoff. Default: 50 ms .. 5 s.
+  Micros min_backoff = std::chrono::milliseconds(50);
+  Micros max_backoff = std::chrono::seconds(5);
+};
+
+class SourceDrainer {
+ public:
+  explicit SourceDrainer(const SourceDrainerOptions& options) : options_(options) {}
+  SourceDrainer(const SourceDrainer&) = delete;
+  SourceDrainer& operator=(const SourceDrainer&) = delete;
+  ~SourceDrainer() { Stop(); }
+
+  // One poll -> process -> confirm cycle, waiting up to `wait` for events.
+  Result<PublishStats> RunOnce(Micros wait);
+  // Run cycles until a poll comes back empty. Stops at the first failure.
+  Result<PublishStats> DrainAll();
+
+  // Start the background loop. OK when already running.
+  Status Start();
+  // Stop the loop after the batch in flight (that batch is completed and confirmed).
+  void Stop();
+
+  PublishStats stats() const;
+  // The most recent failure of the background loop (OK when the last cycle succeeded).
+  Status last_error() const;
+
+ private:
+  void Loop();
+
+  SourceDrainerOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  PublishStats stats_;  // guarded by mu_
+  Status last_error_;   // guarded by mu_
+  bool stop_ = false;   // guarded by mu_
+  std::thread thread_;
+  // The batch being worked on: polled but not yet confirmed. Used only by the thread that runs
+  // RunOnce.
+  std::optional<SourceBatch> pending_;
+};
+
+}  // namespace ch
