@@ -355,8 +355,9 @@ int Run(int argc, char** argv) {
   std::string path;
   bool keep = false;
   int page_size = 4096;
-  int autocheckpoint = 1000;
+  int autocheckpoint = SqliteHistoryOptions().wal_autocheckpoint_pages;
   int64_t merge_rows = SqliteHistoryOptions().merge_threshold_rows;
+  int cache_mib = SqliteHistoryOptions().cache_kib / 1024;
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
   for (int i = 1; i < argc; ++i) {
@@ -382,6 +383,8 @@ int Run(int argc, char** argv) {
       path = next();
     } else if (a == "--page-size") {
       page_size = std::atoi(next().c_str());
+    } else if (a == "--cache-mib") {
+      cache_mib = std::atoi(next().c_str());
     } else if (a == "--merge-rows") {
       merge_rows = std::atoll(next().c_str());
     } else if (a == "--autocheckpoint") {
@@ -415,6 +418,7 @@ int Run(int argc, char** argv) {
   options.page_size = page_size;
   options.wal_autocheckpoint_pages = autocheckpoint;
   options.merge_threshold_rows = merge_rows;
+  options.cache_kib = cache_mib * 1024;
   auto opened = SqliteHistoryStore::Open(options);
   if (!opened.ok()) {
     fmt::print(stderr, "{}\n", opened.status().ToString());

@@ -56,15 +56,16 @@ struct SqliteHistoryOptions {
   // own. Small pages cut the bytes written per Append: a batch of priority shifts touches one
   // page per campaign. Default: 4096.
   int page_size = 4096;
-  // PRAGMA wal_autocheckpoint, in pages. Default: 1000 (SQLite's own default).
-  int wal_autocheckpoint_pages = 1000;
+  // PRAGMA wal_autocheckpoint, in pages. Larger than SQLite's 1000 so that pages rewritten by
+  // consecutive batches are copied into the main file once. Default: 10000 (40 MiB at 4 KiB).
+  int wal_autocheckpoint_pages = 10000;
   // New records go to a small table (`recent`) that is merged into the big, campaign-clustered
   // history table in one sorted pass when it reaches this many rows. Appending to the small
   // table dirties few pages per batch (a batch of priority shifts would otherwise rewrite one
   // page per campaign); the merge rewrites each touched campaign's page once per this many
   // records. The Append that crosses the threshold performs the merge and takes longer.
-  // Default: 16384.
-  int64_t merge_threshold_rows = 16384;
+  // Default: 65536 (about 3 MiB).
+  int64_t merge_threshold_rows = 65536;
   // Capacity of the cache of decoded snapshot bodies, in bytes. Bodies are immutable, so the
   // cache serves every read (as-of, log, ...) and the append path (which compares a new version
   // with the campaign's previous body). Default: 32 MiB (a 2,000-campaign customer's bodies over
