@@ -45,9 +45,30 @@ OJson ParseOwn(std::string_view text) {
   }
 }
 
+// Control characters would break a table's lines: show them as JSON escapes.
+std::string Printable(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      out.push_back(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      out += fmt::format("\\u{:04x}", u);
+    }
+  }
+  return out;
+}
+
 // A JSON value for a table: strings without quotes, everything else as compact JSON.
 std::string Plain(const OJson& v) {
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return Printable(v.get_ref<const std::string&>());
   return v.dump(-1, ' ', false, OJson::error_handler_t::replace);
 }
 
@@ -128,7 +149,7 @@ class TextTable {
 std::string Field(const Json& snapshot, const char* key) {
   auto it = snapshot.find(key);
   if (it == snapshot.end() || it->is_null()) return "";
-  if (it->is_string()) return it->get<std::string>();
+  if (it->is_string()) return Printable(it->get_ref<const std::string&>());
   return it->dump();
 }
 
@@ -217,7 +238,8 @@ std::string DescribeChange(const FieldChange& c, const RenderOptions& options) {
     if (a.is_string() && b.is_string() && !a.get_ref<const std::string&>().empty() &&
         !b.get_ref<const std::string&>().empty()) {
       return c.path + ": " +
-             ShowEdit(a.get<std::string>(), b.get<std::string>(), options.max_value_chars);
+             ShowEdit(Printable(a.get_ref<const std::string&>()),
+                      Printable(b.get_ref<const std::string&>()), options.max_value_chars);
     }
   }
   return c.path + ": " + ShowValue(c.before, options.max_value_chars) + kArrow +
@@ -306,14 +328,15 @@ std::string RenderLogJson(const LogResult& r) {
 
 namespace {
 std::string SideLine(const char* label, const ResolvedState& s) {
-  std::string ref = s.ref.version ? fmt::format("v{}", *s.ref.version) : Human(*s.ref.at);
-  if (!s.record) return fmt::format("{} {}: (absent: no history yet)", label, ref);
+  // "from: v3  2026-11-03 14:00:00.000Z  by user:101", plus the moment when a moment was asked.
+  std::string asked = s.ref.at ? fmt::format("  (state at {})", Human(*s.ref.at)) : "";
+  if (!s.record) return fmt::format("{}: (absent: no history yet){}", label, asked);
   const HistoryRecord& r = *s.record;
   if (!s.exists) {
-    return fmt::format("{} {}: (absent: deleted at {} by {}, v{})", label, ref, Human(r.event_time),
-                       r.actor, r.version);
+    return fmt::format("{}: (absent: deleted as v{} at {} by {}){}", label, r.version,
+                       Human(r.event_time), r.actor, asked);
   }
-  return fmt::format("{} {}: v{}  {}  by {}", label, ref, r.version, Human(r.event_time), r.actor);
+  return fmt::format("{}: v{}  {}  by {}{}", label, r.version, Human(r.event_time), r.actor, asked);
 }
 
 OJson SideJson(const ResolvedState& s) {
@@ -333,7 +356,7 @@ OJson SideJson(const ResolvedState& s) {
 std::string RenderDiffTable(const DiffResult& r, const RenderOptions& options) {
   std::string out = fmt::format("campaign {} (customer {})\n", r.campaign_id, r.customer_id);
   out += SideLine("from", r.from) + "\n";
-  out += SideLine("to  ", r.to) + "\n";
+  out += SideLine("to", r.to) + "\n";
   if (r.changes.empty()) return out + "no field changed\n";
   out += fmt::format("{} field{} changed:\n", r.changes.size(), r.changes.size() == 1 ? "" : "s");
   for (const FieldChange& c : r.changes) out += "  " + DescribeChange(c, options) + "\n";
