@@ -44,5 +44,6 @@ class Context {
 
 void RegisterGenerate(CLI::App& app, Context& ctx);
 void RegisterReplay(CLI::App& app, Context& ctx);
+void RegisterServe(CLI::App& app, Context& ctx);
 
 }  // namespace ch::cli

@@ -59,6 +59,7 @@ int Run(int argc, char** argv) {
 
   RegisterGenerate(app, ctx);
   RegisterReplay(app, ctx);
+  RegisterServe(app, ctx);
 
   try {
     app.parse(argc, argv);

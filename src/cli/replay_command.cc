@@ -21,6 +21,7 @@ void RegisterReplay(CLI::App& app, Context& ctx) {
     bool wait = false;
     std::string wait_timeout = "10m";
     bool quiet = false;
+    bool no_publish = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--ops", args->ops, "Workload file ('-' for stdin)")->required();
@@ -29,13 +30,19 @@ void RegisterReplay(CLI::App& app, Context& ctx) {
   cmd->add_option("--wait-timeout", args->wait_timeout, "Give up waiting after this long")
       ->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "Do not print a line per op");
+  cmd->add_flag("--no-publish", args->no_publish,
+                "Only capture: leave the changes for a separate publisher process "
+                "('serve --roles publisher')");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args]() -> Status {
       ASSIGN_OR_RETURN(Micros wait_timeout, ParseDuration(args->wait_timeout));
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(CampaignService * service, runtime->Service());
       // Publish live while replaying (the embedded pipeline), so --wait has little left to do.
-      ASSIGN_OR_RETURN(bool publishing, runtime->StartPublisher());
+      bool publishing = false;
+      if (!args->no_publish) {
+        ASSIGN_OR_RETURN(publishing, runtime->StartPublisher());
+      }
       spdlog::info("replay: publisher {}", publishing ? "running in this process"
                                                       : "not started (another process publishes)");
       Replayer replayer(*service);
