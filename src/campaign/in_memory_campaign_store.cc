@@ -15,7 +15,17 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
         lock_(std::move(lock)),
         commit_time_(commit_time),
         transaction_id_(std::move(transaction_id)),
-        max_id_(store.state_.max_id) {}
+        max_id_(store.state_.max_id),
+        previous_commit_time_(store.last_commit_time_),
+        previous_transaction_id_(store.last_transaction_id_) {}
+
+  ~Transaction() override {
+    if (done_) return;
+    // A rollback gives back its stamp, as SQLite's does (the stamp is stored in the database):
+    // both stores then number transactions and pick commit times alike.
+    store_.last_commit_time_ = previous_commit_time_;
+    store_.last_transaction_id_ = previous_transaction_id_;
+  }
 
   Timestamp commit_time() const override { return commit_time_; }
   const std::string& transaction_id() const override { return transaction_id_; }
@@ -179,6 +189,8 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
   const Timestamp commit_time_;
   const std::string transaction_id_;
   int64_t max_id_;
+  const Timestamp previous_commit_time_;
+  const int64_t previous_transaction_id_;
   bool done_ = false;
   // Changes not yet committed: id -> new row, or nullopt for a deleted row.
   std::map<int64_t, std::optional<Campaign>> overlay_;
@@ -206,10 +218,11 @@ Result<std::unique_ptr<CampaignTransaction>> InMemoryCampaignStore::BeginWrite(
                     lock_timeout_.count() / 1000));
   }
   Timestamp t = std::max(clock_.Now(), last_commit_time_ + Micros(1));
+  auto tx = std::unique_ptr<CampaignTransaction>(
+      new Transaction(*this, std::move(lock), t, std::to_string(last_transaction_id_ + 1)));
   last_commit_time_ = t;
   ++last_transaction_id_;
-  return std::unique_ptr<CampaignTransaction>(
-      new Transaction(*this, std::move(lock), t, std::to_string(last_transaction_id_)));
+  return tx;
 }
 
 Result<std::optional<Campaign>> InMemoryCampaignStore::Get(int64_t id) {

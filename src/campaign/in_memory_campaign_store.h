@@ -10,7 +10,8 @@
 // transaction) simply drops the overlay.
 //
 // Commit stamps: commit_time = max(clock.Now(), previous commit_time + 1 us), assigned under the
-// writer lock; transaction ids count up from "1".
+// writer lock; transaction ids count up from "1". A rolled-back transaction gives its stamp back
+// (as SqliteCampaignStore's does), so both stores stamp the same actions alike.
 //
 // Thread-safety: safe to use from several threads. A transaction is used by one thread. Starting
 // a second transaction on a thread that still holds one waits for `lock_timeout` and then fails

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -653,6 +655,196 @@ TYPED_TEST(CampaignServiceContractTest, UncommittedTransactionRollsBackOnDestruc
   EXPECT_EQ(this->Dump(), before);
   ASSERT_OK_AND_ASSIGN(auto info, this->service_->Delete(1, As("user:y")));
   EXPECT_THAT(RenderAll(info.changes), ElementsAre("deleted c1@v3"));
+}
+
+// ---- log capture ----------------------------------------------------------------------------
+
+// Apply the same script of actions, at the same fake times, to `service`. Failed actions are part
+// of the script: they must leave no captured change.
+void RunScript(CampaignService& service, FakeClock& clock) {
+  auto step = [&] { clock.Advance(Micros(250)); };
+  std::vector<Campaign> seed;
+  for (int p = 1; p <= 6; ++p) {
+    Campaign c = Draft(2, "seed " + std::to_string(p));
+    c.id = 100 + p;
+    c.priority = p;
+    c.updated_by = "user:seed";
+    seed.push_back(c);
+  }
+  EXPECT_OK(service.Import(2, seed));
+  step();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_OK(service.Create(Draft(1, "c" + std::to_string(i)), As("user:" + std::to_string(i))));
+    step();
+  }
+  CampaignPatch patch;
+  patch.name = "Renamed \xf0\x9f\x8e\x89";
+  patch.content = R"({"title":"new"})";
+  EXPECT_OK(service.Update(102, patch, As("api:key")));
+  step();
+  EXPECT_OK(service.Move(106, 2, As("user:mover")));
+  EXPECT_OK(service.Move(101, 6, As("user:mover")));  // same transaction time as the previous
+  step();
+  WriteContext stale = As("user:late");
+  stale.expect_version = 1;
+  EXPECT_THAT(service.Update(102, patch, stale), StatusIs(StatusCode::kFailedPrecondition));
+  WriteContext wrong_shift = As("user:x");
+  wrong_shift.expect_shifted = 0;
+  EXPECT_THAT(service.Delete(104, wrong_shift), StatusIs(StatusCode::kFailedPrecondition));
+  step();
+  EXPECT_OK(service.Delete(104, As("user:deleter")));
+  EXPECT_OK(service.Delete(107, As("user:deleter")));  // the last of customer 1: no shift
+}
+
+// The captured changes grouped by transaction, each transaction's rows sorted (the order of the
+// rows one statement touches is the store's business).
+std::vector<std::vector<std::string>> ByTransaction(const std::vector<CapturedChange>& changes) {
+  std::vector<std::vector<std::string>> out;
+  std::string txn;
+  for (const CapturedChange& c : changes) {
+    if (out.empty() || c.transaction_id != txn) out.emplace_back();
+    txn = c.transaction_id;
+    CapturedChange copy = c;
+    copy.seq = 0;
+    out.back().push_back(DebugString(copy) + " " + FormatTimestamp(c.commit_time) + " " +
+                         CampaignToJson(c.row));
+  }
+  for (auto& t : out) std::sort(t.begin(), t.end());
+  return out;
+}
+
+TEST(LogCaptureContractTest, EveryStoreCapturesTheSameVersions) {
+  FakeClock mem_clock;
+  InMemoryCampaignStore mem(mem_clock, StoreCapture::kLog);
+  CampaignService mem_service(mem);
+  RunScript(mem_service, mem_clock);
+
+  testing::TempDir dir;
+  FakeClock sql_clock;
+  SqliteCampaignStoreOptions o;
+  o.path = dir.File("campaigns.db");
+  o.clock = &sql_clock;
+  ASSERT_OK_AND_ASSIGN(auto sql, SqliteCampaignStore::Open(o));
+  CampaignService sql_service(*sql);
+  RunScript(sql_service, sql_clock);
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(o.path));
+  ASSERT_OK_AND_ASSIGN(auto outbox, ReadOutbox(*db, 0, 100000));
+
+  auto mem_changes = mem.AllChanges();
+  ASSERT_EQ(mem_changes.size(), outbox.size());
+  // 6 imported + (1 + 2 + 3 + 4) creates + 1 update + (1 + 4) + (1 + 5) moves + (1 + 2) + (1 + 0)
+  // deletes.
+  EXPECT_EQ(outbox.size(), 6u + 10u + 1u + 5u + 6u + 3u + 1u);
+  auto mem_txns = ByTransaction(mem_changes);
+  auto sql_txns = ByTransaction(outbox);
+  ASSERT_EQ(mem_txns.size(), sql_txns.size());
+  for (size_t t = 0; t < mem_txns.size(); ++t) {
+    ASSERT_EQ(mem_txns[t].size(), sql_txns[t].size()) << "transaction #" << t;
+    for (size_t i = 0; i < mem_txns[t].size(); ++i) EXPECT_EQ(mem_txns[t][i], sql_txns[t][i]);
+  }
+  // seq is the commit order on both.
+  for (size_t i = 0; i < outbox.size(); ++i) EXPECT_EQ(mem_changes[i].seq, outbox[i].seq);
+}
+
+// Drive a random mix of actions through the service while a relay drains the outbox on another
+// thread; every committed version must arrive exactly as committed, in whole transactions.
+TEST(LogCaptureContractTest, OutboxSourceDeliversEveryCommittedVersionOnce) {
+  testing::TempDir dir;
+  SqliteCampaignStoreOptions o;
+  o.path = dir.File("campaigns.db");
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteCampaignStore::Open(o));
+  CampaignService service(*store);
+  SqliteOutboxSourceOptions so;
+  so.path = o.path;
+  so.poll_interval = std::chrono::milliseconds(2);
+  ASSERT_OK_AND_ASSIGN(auto source, SqliteOutboxSource::Open(so));
+  service.AddObserver(&source->commit_observer());
+
+  std::atomic<bool> done{false};
+  std::vector<SourceBatch> batches;
+  std::thread relay([&] {
+    while (true) {
+      bool finished = done.load();
+      auto batch = source->Poll(7, std::chrono::milliseconds(20));
+      ASSERT_OK(batch);
+      if (batch->events.empty()) {
+        if (finished) return;
+        continue;
+      }
+      EXPECT_OK(source->Confirm(batch->end_position));
+      batches.push_back(std::move(*batch));
+    }
+  });
+
+  std::mt19937 rng(7);
+  std::vector<CommitInfo> commits;
+  std::vector<std::vector<int64_t>> ids(4);  // per customer (1..3), by creation
+  for (int i = 0; i < 300; ++i) {
+    int64_t customer = 1 + static_cast<int64_t>(rng() % 3);
+    auto& mine = ids[customer];
+    int kind = static_cast<int>(rng() % 10);
+    Result<CommitInfo> r = InternalError("no action");
+    if (mine.size() < 2 || kind < 3) {
+      r = service.Create(Draft(customer, "c"), As("user:" + std::to_string(i % 5)));
+      if (r.ok()) mine.push_back(r->row->id);
+    } else if (kind < 7) {
+      CampaignPatch p;
+      p.frequency_cap = i;
+      r = service.Update(mine[rng() % mine.size()], p, As("user:u"));
+    } else if (kind < 9) {
+      r = service.Move(mine[rng() % mine.size()], 1 + static_cast<int64_t>(rng() % mine.size()),
+                       As("user:m"));
+    } else {
+      size_t k = rng() % mine.size();
+      r = service.Delete(mine[k], As("user:d"));
+      mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(k));
+    }
+    ASSERT_OK(r);
+    commits.push_back(*r);
+  }
+  done = true;
+  relay.join();
+
+  // Every committed version arrives once, with the transaction's id, time and actor.
+  std::map<std::string, std::set<std::string>> expected;
+  std::map<std::string, const CommitInfo*> by_txn;
+  size_t total = 0;
+  for (const CommitInfo& c : commits) {
+    by_txn[c.transaction_id] = &c;
+    for (const RowChange& rc : c.changes) expected[c.transaction_id].insert(Render(rc));
+    total += c.changes.size();
+  }
+  std::map<std::string, std::set<std::string>> got;
+  std::map<int64_t, int64_t> last_version;
+  int64_t last_seq = 0;
+  size_t events = 0;
+  for (size_t b = 0; b < batches.size(); ++b) {
+    const auto& batch = batches[b];
+    // A transaction is never split across batches.
+    if (b > 0) {
+      EXPECT_NE(batches[b - 1].events.back().transaction_id, batch.events.front().transaction_id);
+    }
+    EXPECT_EQ(batch.end_position, batch.events.back().source_position);
+    for (const ChangeEvent& e : batch.events) {
+      ++events;
+      int64_t seq = std::stoll(e.source_position);
+      EXPECT_GT(seq, last_seq);
+      last_seq = seq;
+      RowChange rc{e.op, e.campaign_id, e.customer_id, e.version};
+      got[e.transaction_id].insert(Render(rc));
+      const CommitInfo* c = by_txn.at(e.transaction_id);
+      EXPECT_EQ(e.event_time, c->committed_at);
+      EXPECT_EQ(e.actor, c->actor);
+      ASSERT_TRUE(e.row.has_value());
+      EXPECT_EQ(e.row->version, e.op == ChangeOp::kDeleted ? e.version - 1 : e.version);
+      // Versions of one campaign arrive in order, without gaps.
+      EXPECT_EQ(e.version, last_version[e.campaign_id] + 1) << "campaign " << e.campaign_id;
+      last_version[e.campaign_id] = e.version;
+    }
+  }
+  EXPECT_EQ(events, total);
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(*source->Backlog(), 0);
 }
 
 }  // namespace
