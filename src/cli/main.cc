@@ -60,6 +60,8 @@ int Run(int argc, char** argv) {
   RegisterGenerate(app, ctx);
   RegisterReplay(app, ctx);
   RegisterServe(app, ctx);
+  RegisterQueries(app, ctx);
+  RegisterStatus(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,233 @@
+// The support queries: as-of, log, diff, timeline, blame (docs/queries.md), and status.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/cli.h"
+#include "common/time_util.h"
+#include "history/history_store.h"
+#include "query/query_engine.h"
+#include "query/render.h"
+
+namespace ch::cli {
+namespace {
+
+// Parse a time flag: RFC 3339 (see time_util.h) or "now". Errors name the flag.
+Result<Timestamp> ParseTimeFlag(std::string_view flag, const std::string& text, Clock& clock) {
+  if (text == "now") return clock.Now();
+  Result<Timestamp> t = ParseTimestamp(text);
+  if (!t.ok()) return t.status().WithContext(flag);
+  return t;
+}
+
+Result<TimeRange> ParseRange(const std::optional<std::string>& from,
+                             const std::optional<std::string>& to, Clock& clock) {
+  TimeRange range;
+  if (from) {
+    ASSIGN_OR_RETURN(range.from, ParseTimeFlag("--from", *from, clock));
+  }
+  if (to) {
+    ASSIGN_OR_RETURN(range.to, ParseTimeFlag("--to", *to, clock));
+  }
+  if (range.from && range.to && *range.from > *range.to) {
+    return InvalidArgumentError(fmt::format(
+        "--from {} is after --to {}", FormatTimestamp(*range.from), FormatTimestamp(*range.to)));
+  }
+  return range;
+}
+
+// Open the history for a query. On the embedded setup, first move what the outbox still holds
+// into the history (when no other process is publishing), so a query sees every commit.
+Result<HistoryStore*> OpenForQuery(Runtime& runtime) {
+  Result<PublishStats> caught_up = runtime.CatchUp();
+  if (!caught_up.ok()) {
+    spdlog::warn("could not bring the history up to date first: {}", caught_up.status().ToString());
+  } else if (caught_up->stored > 0) {
+    spdlog::info("moved {} captured changes into the history first", caught_up->stored);
+  }
+  return runtime.History(/*create=*/false);
+}
+
+void Print(const std::string& text) {
+  std::cout << text;
+  if (!text.empty() && text.back() != '\n') std::cout << '\n';
+  std::cout.flush();
+}
+
+Status CheckId(std::string_view flag, int64_t id) {
+  if (id <= 0)
+    return InvalidArgumentError(fmt::format("{}: must be a positive id (got {})", flag, id));
+  return Status::OK();
+}
+
+}  // namespace
+
+void RegisterQueries(CLI::App& app, Context& ctx) {
+  struct Args {
+    int64_t customer = 0;
+    int64_t campaign = 0;
+    std::string at = "now";
+    std::optional<std::string> from, to;
+    int64_t limit = kDefaultTimelineLimit;
+    bool json = false;
+    size_t width = 60;
+  };
+  auto args = std::make_shared<Args>();
+  auto common = [args](CLI::App* cmd) {
+    cmd->add_flag("--json", args->json, "Machine-readable JSON instead of a table");
+    cmd->add_option("--width", args->width, "Longest value shown in a table cell")
+        ->capture_default_str()
+        ->check(CLI::Range(size_t{8}, size_t{100000}));
+  };
+  auto render_options = [args] {
+    RenderOptions o;
+    o.max_value_chars = args->width;
+    return o;
+  };
+
+  auto* as_of = app.add_subcommand(
+      "as-of", "A customer's campaigns exactly as they were at a moment, in priority order");
+  as_of->add_option("--customer", args->customer, "Customer id")->required();
+  as_of->add_option("--at", args->at, "The moment (RFC 3339, e.g. 2026-11-03T14:05:00Z, or now)")
+      ->required();
+  common(as_of);
+  as_of->callback([&ctx, args, render_options] {
+    ctx.action = [&ctx, args, render_options]() -> Status {
+      RETURN_IF_ERROR(CheckId("--customer", args->customer));
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      ASSIGN_OR_RETURN(Timestamp at, ParseTimeFlag("--at", args->at, runtime->clock()));
+      ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      QueryEngine engine(*history);
+      ASSIGN_OR_RETURN(AsOfResult r, engine.AsOf(args->customer, at));
+      Print(args->json ? RenderAsOfJson(r) : RenderAsOfTable(r, render_options()));
+      return Status::OK();
+    };
+  });
+
+  auto* log = app.add_subcommand(
+      "log", "One campaign's versions in order, each with what changed from the one before");
+  log->add_option("--campaign", args->campaign, "Campaign id")->required();
+  log->add_option("--from", args->from, "Only versions at or after this moment");
+  log->add_option("--to", args->to, "Only versions at or before this moment");
+  common(log);
+  log->callback([&ctx, args, render_options] {
+    ctx.action = [&ctx, args, render_options]() -> Status {
+      RETURN_IF_ERROR(CheckId("--campaign", args->campaign));
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      ASSIGN_OR_RETURN(TimeRange range, ParseRange(args->from, args->to, runtime->clock()));
+      ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      QueryEngine engine(*history);
+      ASSIGN_OR_RETURN(LogResult r, engine.Log(args->campaign, range));
+      Print(args->json ? RenderLogJson(r) : RenderLogTable(r, render_options()));
+      return Status::OK();
+    };
+  });
+
+  auto* diff = app.add_subcommand(
+      "diff",
+      "What changed in a campaign between two versions or two moments (RFC 6902 JSON Patch with "
+      "--json)");
+  diff->add_option("--campaign", args->campaign, "Campaign id")->required();
+  diff->add_option("--from", args->from, "A version number (e.g. 3) or a moment")->required();
+  diff->add_option("--to", args->to, "A version number or a moment [default: now]");
+  common(diff);
+  diff->callback([&ctx, args, render_options] {
+    ctx.action = [&ctx, args, render_options]() -> Status {
+      RETURN_IF_ERROR(CheckId("--campaign", args->campaign));
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      auto ref = [&](std::string_view flag, const std::string& text) -> Result<VersionRef> {
+        if (text == "now") return VersionRef::At(runtime->clock().Now());
+        Result<VersionRef> r = VersionRef::Parse(text);
+        if (!r.ok()) return r.status().WithContext(flag);
+        return r;
+      };
+      ASSIGN_OR_RETURN(VersionRef from, ref("--from", *args->from));
+      ASSIGN_OR_RETURN(VersionRef to, ref("--to", args->to.value_or("now")));
+      ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      QueryEngine engine(*history);
+      ASSIGN_OR_RETURN(DiffResult r, engine.Diff(args->campaign, from, to));
+      Print(args->json ? RenderDiffJson(r) : RenderDiffTable(r, render_options()));
+      return Status::OK();
+    };
+  });
+
+  auto* timeline = app.add_subcommand(
+      "timeline", "A customer's changes in a time window, grouped by transaction, with actors");
+  timeline->add_option("--customer", args->customer, "Customer id")->required();
+  timeline->add_option("--from", args->from, "Window start (RFC 3339)")->required();
+  timeline->add_option("--to", args->to, "Window end (RFC 3339 or now) [default: now]");
+  timeline->add_option("--limit", args->limit, "At most this many changes")->capture_default_str();
+  common(timeline);
+  timeline->callback([&ctx, args, render_options] {
+    ctx.action = [&ctx, args, render_options]() -> Status {
+      RETURN_IF_ERROR(CheckId("--customer", args->customer));
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      ASSIGN_OR_RETURN(TimeRange range,
+                       ParseRange(args->from, args->to.value_or("now"), runtime->clock()));
+      ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      QueryEngine engine(*history);
+      ASSIGN_OR_RETURN(TimelineResult r, engine.Timeline(args->customer, range, args->limit));
+      Print(args->json ? RenderTimelineJson(r) : RenderTimelineTable(r, render_options()));
+      return Status::OK();
+    };
+  });
+
+  auto* blame = app.add_subcommand(
+      "blame", "For each field of a campaign, the version, time and actor that last set it");
+  blame->add_option("--campaign", args->campaign, "Campaign id")->required();
+  blame->add_option("--at", args->at, "As of this moment [default: now]");
+  common(blame);
+  blame->callback([&ctx, args, render_options] {
+    ctx.action = [&ctx, args, render_options]() -> Status {
+      RETURN_IF_ERROR(CheckId("--campaign", args->campaign));
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      ASSIGN_OR_RETURN(Timestamp at, ParseTimeFlag("--at", args->at, runtime->clock()));
+      ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      QueryEngine engine(*history);
+      ASSIGN_OR_RETURN(BlameResult r, engine.Blame(args->campaign, at));
+      Print(args->json ? RenderBlameJson(r) : RenderBlameTable(r, render_options()));
+      return Status::OK();
+    };
+  });
+}
+
+void RegisterStatus(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand(
+      "status", "What the history holds and how many captured changes wait to be published");
+  auto json = std::make_shared<bool>(false);
+  cmd->add_flag("--json", *json, "Machine-readable JSON");
+  cmd->callback([&ctx, json] {
+    ctx.action = [&ctx, json]() -> Status {
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
+      ASSIGN_OR_RETURN(HistoryStats stats, history->Stats());
+      int64_t backlog = 0;
+      if (runtime->config().capture == CaptureSetting::kLog) {
+        Result<int64_t> b = runtime->Backlog();
+        if (b.ok()) backlog = *b;
+      }
+      auto time = [](const std::optional<Timestamp>& t) {
+        return t ? FormatTimestamp(*t) : std::string("-");
+      };
+      if (*json) {
+        Print(fmt::format(
+            R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{}}})",
+            stats.records, stats.campaigns, stats.customers,
+            stats.first_event ? "\"" + time(stats.first_event) + "\"" : "null",
+            stats.last_event ? "\"" + time(stats.last_event) + "\"" : "null", stats.bytes,
+            backlog));
+      } else {
+        Print(fmt::format(
+            "history:   {}\nrecords:   {}\ncampaigns: {}\ncustomers: {}\nfirst:     {}\n"
+            "last:      {}\nsize:      {:.1f} MiB\nbacklog:   {} captured changes not yet in the "
+            "history",
+            runtime->config().HistoryUrl(), stats.records, stats.campaigns, stats.customers,
+            time(stats.first_event), time(stats.last_event), stats.bytes / 1048576.0, backlog));
+      }
+      return Status::OK();
+    };
+  });
+}
+
+}  // namespace ch::cli
