@@ -320,7 +320,7 @@ struct SqliteHistoryStore::Impl {
 
 Status SqliteHistoryStore::Impl::MergeRecent() {
   RETURN_IF_ERROR(db->Exec(
-      "INSERT INTO history(campaign_id, t, version, customer_id, row) "
+      "INSERT OR IGNORE INTO history(campaign_id, t, version, customer_id, row) "
       "SELECT campaign_id, t, version, customer_id, row FROM recent ORDER BY campaign_id, t, "
       "version; "
       "DELETE FROM recent; "
@@ -487,6 +487,18 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
     return FailedPreconditionError(
         fmt::format("history store '{}' has schema_version {}; this build understands 1..{}",
                     options.path, version.value_or("?"), kSqliteSchemaVersion));
+  }
+  // Files written by development builds before schema_version 1 was fixed lack some columns.
+  for (const char* probe : {"SELECT campaign_id, t, version, customer_id, row FROM history",
+                            "SELECT campaign_id, t, version, customer_id, row FROM recent",
+                            "SELECT dead_t, recent_first_t, last_version FROM campaigns",
+                            "SELECT base, data FROM bodies"}) {
+    if (!db.Prepare(probe).ok()) {
+      return FailedPreconditionError(fmt::format(
+          "history store '{}' was written by an incompatible development build (missing "
+          "columns); move it away and let it be rebuilt",
+          options.path));
+    }
   }
   ASSIGN_OR_RETURN(std::optional<std::string> epoch, read_meta("time_epoch_us"));
   if (epoch) impl->epoch_us = std::atoll(epoch->c_str());

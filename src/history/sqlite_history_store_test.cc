@@ -121,6 +121,19 @@ TEST_F(SqliteHistoryStoreTest, RefusesForeignFilesAndNewerSchemas) {
     ASSERT_OK(db->Exec("UPDATE meta SET value = 99 WHERE key = 'schema_version'"));
   }
   EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "schema_version 99"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
+    ASSERT_OK(
+        db->Exec("UPDATE meta SET value = 1 WHERE key = 'schema_version'; "
+                 "DROP TABLE recent;"));
+  }
+  {
+    // A missing table is recreated, a missing column cannot be.
+    ASSERT_OK(Open());
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
+    ASSERT_OK(db->Exec("ALTER TABLE campaigns DROP COLUMN recent_first_t"));
+  }
+  EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "incompatible"));
 }
 
 TEST_F(SqliteHistoryStoreTest, PriorityShiftsShareBodiesAndEditsAreDeltas) {
