@@ -433,6 +433,31 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
     return FailedPreconditionError(
         fmt::format("'{}' is not a campaign-history SQLite history store", options.path));
   };
+  // Files written by development builds before schema_version 1 was fixed lack some columns
+  // (tables that are missing altogether are simply created).
+  auto check_columns = [&]() -> Status {
+    for (const char* probe : {"SELECT campaign_id, t, version, customer_id, row FROM history",
+                              "SELECT dead_t, recent_first_t, last_version FROM campaigns",
+                              "SELECT base FROM bodies"}) {
+      ASSIGN_OR_RETURN(SqliteStmt * exists,
+                       db.Prepare("SELECT count(*) FROM sqlite_master WHERE name = ?1"));
+      std::string table = std::string(probe).substr(std::string(probe).rfind(' ') + 1);
+      int64_t n = 0;
+      {
+        StmtScope scope(exists);
+        exists->Bind(1, table);
+        ASSIGN_OR_RETURN(bool row, exists->Step());
+        n = row ? exists->ColumnInt64(0) : 0;
+      }
+      if (n > 0 && !db.Prepare(probe).ok()) {
+        return FailedPreconditionError(fmt::format(
+            "history store '{}' was written by an incompatible development build (table {} "
+            "lacks columns); move it away and let it be rebuilt",
+            options.path, table));
+      }
+    }
+    return Status::OK();
+  };
   if (!options.read_only) {
     ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db));
     // Create the schema only in an empty file or one that is already ours: never add tables to
@@ -451,6 +476,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
       }
     }
     if (objects > 0 && metas == 0) return not_ours();
+    if (objects > 0) RETURN_IF_ERROR(check_columns());
     if (objects == 0 && options.page_size != 4096) {
       // A WAL file's page size is fixed once written; an empty one can still be rebuilt.
       RETURN_IF_ERROR(tx->Commit());
@@ -488,18 +514,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
         fmt::format("history store '{}' has schema_version {}; this build understands 1..{}",
                     options.path, version.value_or("?"), kSqliteSchemaVersion));
   }
-  // Files written by development builds before schema_version 1 was fixed lack some columns.
-  for (const char* probe : {"SELECT campaign_id, t, version, customer_id, row FROM history",
-                            "SELECT campaign_id, t, version, customer_id, row FROM recent",
-                            "SELECT dead_t, recent_first_t, last_version FROM campaigns",
-                            "SELECT base, data FROM bodies"}) {
-    if (!db.Prepare(probe).ok()) {
-      return FailedPreconditionError(fmt::format(
-          "history store '{}' was written by an incompatible development build (missing "
-          "columns); move it away and let it be rebuilt",
-          options.path));
-    }
-  }
+  RETURN_IF_ERROR(check_columns());
   ASSIGN_OR_RETURN(std::optional<std::string> epoch, read_meta("time_epoch_us"));
   if (epoch) impl->epoch_us = std::atoll(epoch->c_str());
   return std::unique_ptr<SqliteHistoryStore>(new SqliteHistoryStore(std::move(impl)));
