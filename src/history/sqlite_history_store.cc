@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <deque>
 #include <limits>
 #include <list>
 #include <unordered_map>
@@ -249,6 +250,39 @@ class LruMap {
   std::unordered_map<int64_t, typename std::list<Entry>::iterator> index_;
 };
 
+// The decoded bodies, by id, bounded by bytes. Bodies never change, so there is nothing to
+// invalidate; eviction is first-in first-out, which keeps a lookup to one hash probe (this sits
+// on the as-of path, once per campaign). Pointers returned by Get stay valid until the next Put.
+class BodyCache {
+ public:
+  explicit BodyCache(size_t capacity_bytes) : capacity_(capacity_bytes) {}
+
+  const std::string* Get(int64_t id) const {
+    auto it = map_.find(id);
+    return it == map_.end() ? nullptr : &it->second;
+  }
+
+  void Put(int64_t id, std::string body) {
+    size_t cost = body.size() + 64;
+    auto [it, inserted] = map_.try_emplace(id, std::move(body));
+    if (!inserted) return;
+    order_.push_back(id);
+    used_ += cost;
+    while (used_ > capacity_ && order_.size() > 1) {
+      auto old = map_.find(order_.front());
+      used_ -= old->second.size() + 64;
+      map_.erase(old);
+      order_.pop_front();
+    }
+  }
+
+ private:
+  size_t capacity_;
+  size_t used_ = 0;
+  std::unordered_map<int64_t, std::string> map_;
+  std::deque<int64_t> order_;
+};
+
 // The campaign's latest written body and the full body its delta refers to (itself when full).
 struct BodyRef {
   int64_t body = 0;
@@ -287,7 +321,7 @@ struct SqliteHistoryStore::Impl {
 
   // Caches of immutable facts (a body id's text, an actor id's name, a batch's time): valid
   // whatever other writers do. Filled only with committed data.
-  LruMap<std::string> bodies{32 << 20};
+  BodyCache bodies{32 << 20};
   std::unordered_map<int64_t, std::string> actor_names;
   std::unordered_map<std::string, int64_t> actor_ids;
   std::unordered_map<int64_t, int64_t> batch_times;
@@ -370,8 +404,7 @@ Result<const std::string*> SqliteHistoryStore::Impl::Body(int64_t id) {
   } else {
     ASSIGN_OR_RETURN(body, ApplyDelta(s->ColumnText(2), s->ColumnText(1)));
   }
-  size_t cost = body.size() + 64;
-  bodies.Put(id, std::move(body), cost);
+  bodies.Put(id, std::move(body));
   return bodies.Get(id);
 }
 
@@ -426,7 +459,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   ASSIGN_OR_RETURN(impl->db, SqliteDb::Open(options.path, so));
   impl->clock = options.clock ? options.clock : &SystemClock::Default();
   impl->read_only = options.read_only;
-  impl->bodies = LruMap<std::string>(options.body_cache_bytes);
+  impl->bodies = BodyCache(options.body_cache_bytes);
   impl->merge_rows = std::max<int64_t>(1, options.merge_threshold_rows);
   SqliteDb& db = *impl->db;
   auto not_ours = [&] {
@@ -795,10 +828,7 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     if (m.batch_times.size() >= kDictionaryLimit) m.batch_times.clear();
     m.batch_times.emplace(batch_id, ingested_us);
   }
-  for (auto& [id, body] : new_bodies) {
-    size_t cost = body.size() + 64;
-    m.bodies.Put(id, std::move(body), cost);
-  }
+  for (auto& [id, body] : new_bodies) m.bodies.Put(id, std::move(body));
   for (const auto& [campaign_id, ref] : body_refs) m.latest_body.Put(campaign_id, ref, 1);
   for (auto& [campaign_id, c] : campaigns) {
     if (!c || merged) continue;  // a merge cleared every recent_first_t: reload them
