@@ -160,6 +160,7 @@ Result<bool> Runtime::StartPublisher() {
   d.source = source_.get();
   d.publisher = publisher_.get();
   d.batch_size = options_.publish_batch;
+  d.TEST_hook = options_.TEST_publisher_hook;
   drainer_ = std::make_unique<SourceDrainer>(d);
   RETURN_IF_ERROR(drainer_->Start());
   return true;

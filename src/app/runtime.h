@@ -12,6 +12,7 @@
 // thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,8 @@ struct RuntimeOptions {
   Clock* clock = nullptr;
   // Events per publisher batch. Default: 2000.
   size_t publish_batch = 2000;
+  // Test-only hook passed to the publisher loop (see SourceDrainerOptions::TEST_hook).
+  std::function<void(std::string_view)> TEST_publisher_hook;
 };
 
 class Runtime {

@@ -1,7 +1,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -76,6 +79,18 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       RuntimeOptions options;
       ASSIGN_OR_RETURN(options.config, ctx.ResolveConfig());
       options.publish_batch = args->batch_size;
+      // Crash tests: CH_TEST_CRASH_AT=<point>:<n> kills this process (SIGKILL) the n-th time the
+      // publisher reaches <point> (after_poll, after_append). Never set in production.
+      if (const char* crash = std::getenv("CH_TEST_CRASH_AT")) {
+        std::string spec(crash);
+        auto colon = spec.find(':');
+        std::string point = spec.substr(0, colon);
+        int remaining = colon == std::string::npos ? 1 : std::atoi(spec.c_str() + colon + 1);
+        auto counter = std::make_shared<std::atomic<int>>(remaining);
+        options.TEST_publisher_hook = [point, counter](std::string_view at) {
+          if (at == point && counter->fetch_sub(1) <= 1) ::kill(::getpid(), SIGKILL);
+        };
+      }
       ASSIGN_OR_RETURN(auto runtime, Runtime::Create(options));
 
       std::unique_ptr<Scheduler> sched;

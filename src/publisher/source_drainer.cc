@@ -13,8 +13,10 @@ Result<PublishStats> SourceDrainer::RunOnce(Micros wait) {
     ASSIGN_OR_RETURN(SourceBatch batch, options_.source->Poll(options_.batch_size, wait));
     if (batch.events.empty()) return PublishStats{};
     pending_ = std::move(batch);
+    if (options_.TEST_hook) options_.TEST_hook("after_poll");
   }
   ASSIGN_OR_RETURN(PublishStats stats, options_.publisher->Process(pending_->events));
+  if (options_.TEST_hook) options_.TEST_hook("after_append");
   // Only now, with the history durable, may the source discard the events.
   RETURN_IF_ERROR(options_.source->Confirm(pending_->end_position));
   pending_.reset();

@@ -18,8 +18,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "capture/change_source.h"
@@ -41,6 +43,9 @@ struct SourceDrainerOptions {
   // Backoff after a failure: starts here, doubles up to max_backoff. Default: 50 ms .. 5 s.
   Micros min_backoff = std::chrono::milliseconds(50);
   Micros max_backoff = std::chrono::seconds(5);
+  // Test-only: called at named points of a cycle ("after_poll", "after_append" — the history
+  // holds the batch but the source was not confirmed). Crash tests kill the process there.
+  std::function<void(std::string_view point)> TEST_hook;
 };
 
 class SourceDrainer {
