@@ -201,53 +201,30 @@ bool DecodeRow(std::string_view in, PackedRow& r) {
   return true;
 }
 
-// A small LRU map from int64 keys, bounded by the summed cost of its values. Pointers returned by
-// Get stay valid until the next Put or Clear.
+// A map from int64 keys that forgets everything when it grows past `limit` entries: the
+// cheapest bound for caches whose entries are hints or easily re-read (one hash probe per
+// lookup, no recency bookkeeping on the append path).
 template <typename V>
-class LruMap {
+class BoundedMap {
  public:
-  explicit LruMap(size_t capacity) : capacity_(capacity) {}
-
-  const V* Get(int64_t key) {
-    auto it = index_.find(key);
-    if (it == index_.end()) return nullptr;
-    order_.splice(order_.begin(), order_, it->second);
-    return &it->second->value;
+  explicit BoundedMap(size_t limit) : limit_(limit) {}
+  V* Find(int64_t key) {
+    auto it = map_.find(key);
+    return it == map_.end() ? nullptr : &it->second;
   }
-
-  void Clear() {
-    order_.clear();
-    index_.clear();
-    used_ = 0;
+  V& operator[](int64_t key) {
+    if (map_.size() >= limit_ && !map_.count(key)) map_.clear();
+    return map_[key];
   }
-
-  void Put(int64_t key, V value, size_t cost) {
-    auto it = index_.find(key);
-    if (it != index_.end()) {
-      used_ -= it->second->cost;
-      order_.erase(it->second);
-      index_.erase(it);
-    }
-    order_.push_front(Entry{key, std::move(value), cost});
-    index_[key] = order_.begin();
-    used_ += cost;
-    while (used_ > capacity_ && order_.size() > 1) {
-      used_ -= order_.back().cost;
-      index_.erase(order_.back().key);
-      order_.pop_back();
-    }
+  void Clear() { map_.clear(); }
+  template <typename F>
+  void ForEach(F f) {
+    for (auto& [key, value] : map_) f(value);
   }
 
  private:
-  struct Entry {
-    int64_t key;
-    V value;
-    size_t cost;
-  };
-  size_t capacity_;
-  size_t used_ = 0;
-  std::list<Entry> order_;
-  std::unordered_map<int64_t, typename std::list<Entry>::iterator> index_;
+  size_t limit_;
+  std::unordered_map<int64_t, V> map_;
 };
 
 // The decoded bodies, by id, bounded by bytes. Bodies never change, so there is nothing to
@@ -305,10 +282,18 @@ struct CampaignRow {
 
 // Bound for the id -> name/time dictionaries; they are cleared when they grow past it.
 constexpr size_t kDictionaryLimit = 1 << 16;
-// Bound for the campaign -> latest body map (entries, ~100 bytes each).
-constexpr size_t kBodyRefLimit = 1 << 17;
-// Bound for the campaign -> bookkeeping row cache (entries, ~150 bytes each).
-constexpr size_t kCampaignRowLimit = 1 << 17;
+// Bound for the per-campaign append cache (entries, ~150 bytes each).
+constexpr size_t kCampaignCacheLimit = 1 << 17;
+
+// What the append path remembers about a campaign between batches.
+struct CampaignCache {
+  // Its bookkeeping row as of this connection's last commit; valid while no other connection
+  // has committed (PRAGMA data_version unchanged) and no merge happened since.
+  std::optional<CampaignRow> row;
+  // Its latest body as this process last wrote or read it: a hint for sharing and delta
+  // encoding, never trusted for correctness (any body id is a valid base).
+  std::optional<BodyRef> body;
+};
 
 }  // namespace
 
@@ -317,7 +302,7 @@ struct SqliteHistoryStore::Impl {
   const Clock* clock = nullptr;
   bool read_only = false;
   int64_t epoch_us = kDefaultEpochUs;
-  int64_t merge_rows = 16384;
+  int64_t merge_rows = SqliteHistoryOptions().merge_threshold_rows;
 
   // Caches of immutable facts (a body id's text, an actor id's name, a batch's time): valid
   // whatever other writers do. Filled only with committed data.
@@ -325,15 +310,12 @@ struct SqliteHistoryStore::Impl {
   std::unordered_map<int64_t, std::string> actor_names;
   std::unordered_map<std::string, int64_t> actor_ids;
   std::unordered_map<int64_t, int64_t> batch_times;
-  // campaign -> its latest body as this process last wrote or read it (a hint for sharing and
-  // delta-encoding; never trusted for correctness).
-  LruMap<BodyRef> latest_body{kBodyRefLimit};
+  BoundedMap<CampaignCache> campaign_cache{kCampaignCacheLimit};
   // Size of the last as-of answer, to size the next one's vector.
   size_t last_asof_size = 0;
-  // campaign -> its bookkeeping row as of this connection's last commit; valid while no other
-  // connection has committed (PRAGMA data_version unchanged), cleared otherwise.
-  LruMap<CampaignRow> campaign_rows{kCampaignRowLimit};
   int64_t data_version = -1;
+  // Forget the cached bookkeeping rows (keep the body hints, which stay valid).
+  void ForgetCampaignRows();
 
   int64_t ToT(Timestamp t) const { return SaturatingSub(ToUnixMicros(t), epoch_us); }
   Timestamp FromT(int64_t t) const { return FromUnixMicros(t + epoch_us); }
@@ -359,8 +341,12 @@ Status SqliteHistoryStore::Impl::MergeRecent() {
       "version; "
       "DELETE FROM recent; "
       "UPDATE campaigns SET recent_first_t = NULL WHERE recent_first_t IS NOT NULL;"));
-  campaign_rows.Clear();  // their recent_first_t changed
+  ForgetCampaignRows();  // their recent_first_t changed
   return Status::OK();
+}
+
+void SqliteHistoryStore::Impl::ForgetCampaignRows() {
+  campaign_cache.ForEach([](CampaignCache& c) { c.row.reset(); });
 }
 
 Result<const std::string*> SqliteHistoryStore::Impl::ActorName(int64_t id) {
@@ -612,13 +598,14 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     StmtScope scope(dv);
     ASSIGN_OR_RETURN(bool row, dv->Step());
     int64_t version = row ? dv->ColumnInt64(0) : -1;
-    if (version != m.data_version) m.campaign_rows.Clear();
+    if (version != m.data_version) m.ForgetCampaignRows();
     m.data_version = version;
   }
   // Everything learned in this transaction is staged here and reaches the caches only after a
   // successful commit: an id handed out by a rolled-back transaction is reused later and must
   // not be remembered.
   std::unordered_map<int64_t, std::optional<CampaignRow>> campaigns;
+  campaigns.reserve(records.size());
   std::unordered_map<int64_t, BodyRef> body_refs;       // campaign -> latest body
   std::unordered_map<int64_t, std::string> new_bodies;  // body id -> full body
   std::unordered_map<std::string, int64_t> new_actors;
@@ -642,8 +629,9 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     // The campaign's bookkeeping row: owner check and the "is this version new?" fast path.
     auto cit = campaigns.find(r.campaign_id);
     if (cit == campaigns.end()) {
-      if (const CampaignRow* cached = m.campaign_rows.Get(r.campaign_id)) {
-        cit = campaigns.emplace(r.campaign_id, *cached).first;
+      const CampaignCache* cached = m.campaign_cache.Find(r.campaign_id);
+      if (cached != nullptr && cached->row) {
+        cit = campaigns.emplace(r.campaign_id, *cached->row).first;
       }
     }
     if (cit == campaigns.end()) {
@@ -695,8 +683,9 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     bool loaded_ref = false;
     if (auto b = body_refs.find(r.campaign_id); b != body_refs.end()) {
       prev = b->second;
-    } else if (const BodyRef* hint = m.latest_body.Get(r.campaign_id)) {
-      prev = *hint;
+    } else if (const CampaignCache* hint = m.campaign_cache.Find(r.campaign_id);
+               hint != nullptr && hint->body) {
+      prev = *hint->body;
     } else if (c) {
       StmtScope scope(latest_row);
       latest_row->Bind(1, r.campaign_id);
@@ -829,11 +818,11 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     m.batch_times.emplace(batch_id, ingested_us);
   }
   for (auto& [id, body] : new_bodies) m.bodies.Put(id, std::move(body));
-  for (const auto& [campaign_id, ref] : body_refs) m.latest_body.Put(campaign_id, ref, 1);
+  for (const auto& [campaign_id, ref] : body_refs) m.campaign_cache[campaign_id].body = ref;
   for (auto& [campaign_id, c] : campaigns) {
     if (!c || merged) continue;  // a merge cleared every recent_first_t: reload them
     c->dirty = false;
-    m.campaign_rows.Put(campaign_id, *c, 1);
+    m.campaign_cache[campaign_id].row = *c;
   }
   return stored;
 }
