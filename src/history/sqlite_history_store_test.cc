@@ -131,8 +131,9 @@ TEST_F(SqliteHistoryStoreTest, RefusesForeignFilesAndNewerSchemas) {
     // A missing table is recreated, a missing column cannot be.
     ASSERT_OK(Open());
     ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
-    ASSERT_OK(db->Exec("DROP INDEX campaigns_by_customer; "
-                       "ALTER TABLE campaigns DROP COLUMN recent_first_t"));
+    ASSERT_OK(
+        db->Exec("DROP INDEX campaigns_by_customer; "
+                 "ALTER TABLE campaigns DROP COLUMN recent_first_t"));
   }
   EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "incompatible"));
 }
