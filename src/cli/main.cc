@@ -32,6 +32,37 @@ Result<std::unique_ptr<Runtime>> Context::MakeRuntime(Clock* clock) const {
 
 namespace {
 
+// Return the first word that is neither a global option nor its value: the command the user
+// meant (every global option takes a value).
+std::string AttemptedCommand(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help" || a == "--help-all") continue;
+    if (a.rfind("-", 0) == 0) {
+      if (a.find('=') == std::string::npos) ++i;
+      continue;
+    }
+    return a;
+  }
+  return "";
+}
+
+bool IsCommand(CLI::App& app, const std::string& name) {
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == name) return true;
+  }
+  return false;
+}
+
+std::string CommandList(CLI::App& app) {
+  std::string out;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (!out.empty()) out += ", ";
+    out += sub->get_name();
+  }
+  return out;
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{
       "campaign-history: every committed version of every campaign, with when and who, "
@@ -70,6 +101,12 @@ int Run(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    std::string command = AttemptedCommand(argc, argv);
+    if (!command.empty() && !IsCommand(app, command)) {
+      std::cerr << "error: unknown command '" << command << "' (commands: " << CommandList(app)
+                << ")\n";
+      return ExitCodeFor(StatusCode::kInvalidArgument);
+    }
     std::cerr << "error: " << e.what() << "\n(run 'campaign-history --help' for usage)\n";
     return ExitCodeFor(StatusCode::kInvalidArgument);
   }
