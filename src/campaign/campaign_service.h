@@ -44,7 +44,8 @@ struct WriteContext {
   std::optional<int64_t> expect_version;
   // The number of other rows the action shifts must be exactly this (workload replays check it).
   std::optional<int64_t> expect_shifted;
-  // Move only: the campaign must currently be at this priority.
+  // The campaign must currently be at this priority (Move, and also Update and Delete when set;
+  // workload lines carry it for moves and deletes).
   std::optional<int64_t> expect_priority;
 };
 
@@ -84,14 +85,31 @@ class CampaignService {
   void AddObserver(CommitObserver* observer) { observers_.push_back(observer); }
 
   // Create `draft` (draft.id 0 = assign a new id; draft.priority, version and timestamps are
-  // ignored) at priority 1 of draft.customer_id.
+  // ignored) at priority 1 of draft.customer_id. Statements: shift every campaign of the
+  // customer down by one, then insert. draft.content is canonicalized; draft.updated_by, when
+  // set, must equal ctx.actor. Fails with AlreadyExists when draft.id exists or existed (ids are
+  // never reused); FailedPrecondition when expect_customer differs from draft.customer_id or
+  // expect_shifted from the number of campaigns shifted.
   Result<CommitInfo> Create(const Campaign& draft, const WriteContext& ctx);
+  // Set the fields of `patch` (content canonicalized; patch.updated_by, when set, must equal
+  // ctx.actor) and validate the result. An empty patch fails with InvalidArgument. Preconditions:
+  // expect_customer, expect_version, expect_priority; expect_shifted must be 0 when set.
   Result<CommitInfo> Update(int64_t id, const CampaignPatch& patch, const WriteContext& ctx);
+  // Move to `to_priority`. Statements: shift the campaigns between the old and the new priority
+  // by one (towards the gap), then set the moved row's priority. Moving to the current priority
+  // shifts nothing and still makes one new version. Fails with InvalidArgument naming the range
+  // when to_priority is outside 1..N (N = the customer's campaign count).
   Result<CommitInfo> Move(int64_t id, int64_t to_priority, const WriteContext& ctx);
+  // Delete. Statements: delete the row (the tombstone change, version = last version + 1,
+  // stamped with ctx.actor), then shift the campaigns below it up by one. CommitInfo.row is the
+  // last content before the delete.
   Result<CommitInfo> Delete(int64_t id, const WriteContext& ctx);
-  // Import rows of one customer as they are (ids, priorities, updated_by kept; version 1).
-  // Fails when an id exists, a priority is taken or out of 1..(existing + rows), or a row
-  // belongs to another customer.
+  // Import rows of one customer as they are (ids, priorities, updated_by kept; version 1;
+  // created_at = updated_at = the commit time; id 0 = assign one), all in one transaction whose
+  // actor is the first row's updated_by. Nothing is shifted. Fails with InvalidArgument when a
+  // row is invalid, has no updated_by, belongs to another customer, or has a priority outside
+  // 1..(existing + rows); FailedPrecondition when a priority is taken; AlreadyExists when an id
+  // exists or existed. `rows` empty fails with InvalidArgument.
   Result<CommitInfo> Import(int64_t customer_id, const std::vector<Campaign>& rows);
 
   Result<std::optional<Campaign>> Get(int64_t id) { return store_.Get(id); }

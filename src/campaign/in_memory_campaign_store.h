@@ -52,6 +52,9 @@ class InMemoryCampaignStore final : public CampaignStore {
   explicit InMemoryCampaignStore(Clock& clock, StoreCapture capture = StoreCapture::kNone);
   ~InMemoryCampaignStore() override;
 
+  // See CampaignStore. BeginWrite fails with Unavailable after waiting `lock_timeout` for
+  // another writer, and with InvalidArgument for an invalid actor. Reads never wait for a writer
+  // (they see the last committed state).
   Result<std::unique_ptr<CampaignTransaction>> BeginWrite(std::string_view actor) override;
   Result<std::optional<Campaign>> Get(int64_t id) override;
   Result<std::vector<Campaign>> List(int64_t customer_id) override;
