@@ -500,13 +500,15 @@ int Run(int argc, char** argv) {
         static_cast<double>(written_before >= 0 ? WrittenBytes() - written_before : 0) /
             static_cast<double>(records));
   }
-  fmt::print(
-      "storage: {:.1f} bytes/version on disk ({:.1f} MB), indexes included; raw snapshots "
-      "{:.0f} bytes/version ({:.1f}x smaller)\n",
-      static_cast<double>(stats->bytes) / static_cast<double>(records),
-      static_cast<double>(stats->bytes) / 1e6,
-      static_cast<double>(gen.raw_bytes()) / static_cast<double>(records),
-      static_cast<double>(gen.raw_bytes()) / static_cast<double>(stats->bytes));
+  fmt::print("storage: {:.1f} bytes/version on disk ({:.1f} MB), indexes included",
+             static_cast<double>(stats->bytes) / static_cast<double>(records),
+             static_cast<double>(stats->bytes) / 1e6);
+  if (!reuse) {
+    fmt::print("; raw snapshots {:.0f} bytes/version ({:.1f}x smaller)",
+               static_cast<double>(gen.raw_bytes()) / static_cast<double>(records),
+               static_cast<double>(gen.raw_bytes()) / static_cast<double>(stats->bytes));
+  }
+  fmt::print("\n");
   if (auto space = store->SpaceByObject(); space.ok()) {
     std::string parts;
     for (const auto& [name, bytes] : *space) {
