@@ -43,6 +43,7 @@ class Context {
 };
 
 void RegisterGenerate(CLI::App& app, Context& ctx);
+void RegisterDemo(CLI::App& app, Context& ctx);
 void RegisterReplay(CLI::App& app, Context& ctx);
 void RegisterServe(CLI::App& app, Context& ctx);
 void RegisterQueries(CLI::App& app, Context& ctx);

@@ -88,6 +88,7 @@ int Run(int argc, char** argv) {
   app.add_option("--log-level", ctx.flags.log_level,
                  "Log level on stderr: trace, debug, info, warn, error, off [default: warn]");
 
+  RegisterDemo(app, ctx);
   RegisterGenerate(app, ctx);
   RegisterReplay(app, ctx);
   RegisterServe(app, ctx);
