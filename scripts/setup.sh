@@ -13,6 +13,7 @@ PACKAGES=(
   libsqlite3-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
+  postgresql-15 postgresql-client-15
 )
 
 missing=()
