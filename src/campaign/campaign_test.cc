@@ -89,6 +89,19 @@ TEST(CampaignTest, SnapshotRoundTripsByteForByte) {
   EXPECT_EQ(nlohmann::ordered_json::parse(json).dump(), json);
 }
 
+TEST(CampaignTest, StringWriterEscapesExactlyLikeNlohmann) {
+  for (int c = 0; c < 0x80; ++c) {
+    std::string s = "a" + std::string(1, static_cast<char>(c)) + "b";
+    std::string ours;
+    AppendJsonString(ours, s);
+    EXPECT_EQ(ours, nlohmann::json(s).dump()) << "byte " << c;
+  }
+  std::string utf8 = "\xc3\xa9\xe6\x97\xa5\xf0\x9f\x8e\x89";
+  std::string ours;
+  AppendJsonString(ours, utf8);
+  EXPECT_EQ(ours, nlohmann::json(utf8).dump());
+}
+
 TEST(CampaignTest, TimestampWriterMatchesFormatTimestamp) {
   for (const char* t :
        {"1970-01-01T00:00:00Z", "1969-12-31T23:59:59.999999Z", "2000-02-29T12:00:00.5Z",

@@ -62,6 +62,7 @@ class InMemoryCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
 
   // Return every captured change in commit order (seq 1, 2, 3, ...). Empty with capture kNone.
+  // The log is never trimmed: this store is for tests and short demos.
   std::vector<CapturedChange> AllChanges() const;
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests.
   std::vector<Campaign> AllCampaigns() const;
