@@ -119,7 +119,7 @@ TEST_F(SchedulerTest, BackgroundWorkerRunsAndStopsPromptly) {
   int64_t id = Make(CampaignStatus::kActive, T("2026-02-01"));
   Scheduler scheduler(service_, clock_);
   scheduler.Start(std::chrono::hours(1));  // runs once at once, then would sleep an hour
-  for (int i = 0; i < 500 && scheduler.ended_total() == 0; ++i) {
+  for (int i = 0; i < 5000 && scheduler.ended_total() == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   EXPECT_EQ(StatusOf(id), CampaignStatus::kEnded);
@@ -132,7 +132,7 @@ TEST_F(SchedulerTest, BackgroundWorkerRunsAndStopsPromptly) {
   int64_t later = Make(CampaignStatus::kActive, T("2026-03-02"));
   scheduler.Start(std::chrono::milliseconds(1));
   clock_.Advance(std::chrono::hours(48));
-  for (int i = 0; i < 1000 && StatusOf(later) != CampaignStatus::kEnded; ++i) {
+  for (int i = 0; i < 5000 && StatusOf(later) != CampaignStatus::kEnded; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   EXPECT_EQ(StatusOf(later), CampaignStatus::kEnded);
