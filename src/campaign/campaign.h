@@ -60,7 +60,8 @@ struct Campaign {
 };
 
 // Return OK when every field of `c` is within the limits above, else InvalidArgument naming the
-// first offending field. Does not check version/timestamps (the service sets those).
+// first offending field. Does not check version/timestamps (the service sets those); id 0 means
+// "not assigned yet" and passes, and an empty updated_by passes (the service sets it).
 Status ValidateCampaign(const Campaign& c);
 
 // Return OK when `actor` is 1-128 characters of valid UTF-8.
