@@ -18,6 +18,8 @@
 
 #include "campaign/campaign_service.h"
 #include "campaign/in_memory_campaign_store.h"
+#include "campaign/pg_campaign_store.h"
+#include "campaign/pg_test_util.h"
 #include "campaign/sqlite_campaign_store.h"
 #include "campaign/sqlite_outbox.h"
 #include "capture/sqlite_outbox_source.h"
@@ -55,7 +57,25 @@ struct SqliteStoreFactory {
   testing::TempDir dir;
 };
 
-using StoreFactories = ::testing::Types<InMemoryStoreFactory, SqliteStoreFactory>;
+// A fresh database per test on the CH_TEST_PG_URL server; skipped when it is unset.
+struct PgStoreFactory {
+  static constexpr const char* kName = "Postgres";
+  std::unique_ptr<CampaignStore> Make(Clock& clock) {
+    auto created = testing::PgTestDatabase::Create();
+    EXPECT_OK(created);
+    if (!created.ok() || *created == nullptr) return nullptr;
+    db = std::move(created).value();
+    PgCampaignStoreOptions o;
+    o.url = db->url();
+    o.clock = &clock;
+    auto store = PgCampaignStore::Open(o);
+    EXPECT_OK(store);
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+  std::unique_ptr<testing::PgTestDatabase> db;
+};
+
+using StoreFactories = ::testing::Types<InMemoryStoreFactory, SqliteStoreFactory, PgStoreFactory>;
 
 struct FactoryNames {
   template <typename T>

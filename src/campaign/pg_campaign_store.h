@@ -1,0 +1,112 @@
+// PgCampaignStore: the campaign database on PostgreSQL (the production topology), with exactly
+// the semantics of SqliteCampaignStore (the CampaignStore contract; tests/contract/ checks both).
+// Tables and row encoding: campaign/pg_schema.h; capture: docs/formats/pg-capture.md.
+//
+// Transactions: BeginWrite takes a connection, runs BEGIN (READ COMMITTED) and, in the same round
+// trip, stamps the transaction by updating the one row of `ch_txn`:
+//   UPDATE ch_txn SET txn_id = txid_current(), commit_us = GREATEST(commit_us + 1, <now µs>)
+//    WHERE id = 1 RETURNING txn_id, commit_us
+// That row lock is held until COMMIT/ROLLBACK, so it serializes the writers of the database
+// across threads, processes and hosts (a waiting writer re-reads the row once the holder
+// commits). Hence, per database:
+//   commit_time    = max(clock.Now(), previous commit_time + 1 us): strictly increasing, in commit
+//                    order, whatever the clocks say (a rolled-back transaction gives its stamp
+//                    back)
+//   transaction_id = the PostgreSQL transaction id (txid_current(), 64-bit, as decimal text): what
+//                    PgLogicalSource reports for the same transaction
+// Inside a process, writers also queue on an in-process timed mutex first, so that at most one
+// connection per process waits on the row lock. A writer that cannot get the lock within
+// lock_timeout_ms fails with Unavailable (PostgreSQL's lock_timeout does the same for writers of
+// other processes). Ids are never reused: AllocateId returns 1 + the highest id in campaigns and
+// ch_deleted_campaigns (every deleted id is kept there).
+//
+// Reads (Get, List, ...) run as single statements on pooled connections outside any write
+// transaction: each sees the last committed state and never waits for a writer (MVCC).
+//
+// Capture "log" (StoreCapture::kLog): PostgreSQL's WAL is the capture (PgLogicalSource reads it
+// through a replication slot), so inserts and updates cost no extra statement. A delete's actor
+// is not in the deleted row, so Remove first writes it into the WAL, in the same transaction,
+// with pg_logical_emit_message(true, 'campaign-history.actor', actor). Opening with kLog also
+// makes campaigns REPLICA IDENTITY FULL (deletes then carry the whole old row). Opening with
+// kNone a database whose campaigns table is published (someone captures it) fails with
+// FailedPrecondition, because its deletes would be captured without an actor; see
+// PgCampaignStoreOptions::ignore_existing_capture.
+//
+// Errors (one translation, campaign/pg_client.h): server unreachable or connection lost ->
+// Unavailable naming host:port/db (never the password); bad URL -> InvalidArgument; unique
+// violation -> AlreadyExists; serialization failure or deadlock -> Aborted; lock wait too long ->
+// Unavailable. A connection lost during COMMIT fails with Unavailable and the outcome is unknown
+// (the transaction may have committed), as with any client/server database.
+//
+// Thread-safety: safe to use from several threads; a transaction is used by one thread. Several
+// processes may open the same database.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "campaign/campaign_store.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace ch {
+
+struct PgCampaignStoreOptions {
+  // postgresql://user[:password]@host[:port]/dbname[?param=value] or a libpq key=value conninfo.
+  // REQUIRES: not empty. The database must exist and use the UTF8 encoding.
+  std::string url;
+  // The source of commit times. Not owned; must outlive the store.
+  // Default: nullptr, meaning SystemClock::Default().
+  Clock* clock = nullptr;
+  // What the store records with each change. Default: kLog (the lossless default of the design).
+  StoreCapture capture = StoreCapture::kLog;
+  // Open with capture kNone even though the campaigns table is in a publication (deletes then
+  // reach the capture without their actor). Default: false.
+  bool ignore_existing_capture = false;
+  // Idle connections kept for reuse; more are opened on demand and closed when returned.
+  // Default: 4.
+  int max_idle_connections = 4;
+  // Seconds to wait for the server when connecting. Default: 5.
+  int connect_timeout_s = 5;
+  // How long BeginWrite waits for another writer (in this process or another). Default: 10000.
+  int lock_timeout_ms = 10000;
+  // Server-side limit on each statement, 0 for none. Default: 0.
+  int statement_timeout_ms = 0;
+};
+
+class PgCampaignStore final : public CampaignStore {
+ public:
+  // Connect to options.url, create the schema when missing (pg_schema.h) and check it. Fails with
+  // InvalidArgument on bad options or URL, Unavailable when the server cannot be reached,
+  // FailedPrecondition when the schema is newer than this binary, the database is not UTF8, or
+  // on a capture conflict (see PgCampaignStoreOptions::ignore_existing_capture).
+  static Result<std::unique_ptr<PgCampaignStore>> Open(const PgCampaignStoreOptions& options);
+  ~PgCampaignStore() override;
+
+  // See CampaignStore and the file comment. BeginWrite fails with Unavailable when the write lock
+  // is not free within lock_timeout_ms or the server is unreachable.
+  Result<std::unique_ptr<CampaignTransaction>> BeginWrite(std::string_view actor) override;
+  Result<std::optional<Campaign>> Get(int64_t id) override;
+  Result<std::vector<Campaign>> List(int64_t customer_id) override;
+  Result<std::vector<int64_t>> ListCustomers() override;
+  Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
+
+  // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
+  // and tools.
+  Result<std::vector<Campaign>> AllCampaigns();
+
+  // Return "host:port/dbname" (no password).
+  const std::string& where() const;
+  StoreCapture capture() const;
+
+ private:
+  struct Impl;
+  explicit PgCampaignStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ch

@@ -1,0 +1,242 @@
+// PgCampaignStore beyond the shared contract (tests/contract/ runs the service semantics over it):
+// PostgreSQL specifics such as transaction ids, cross-process writer serialization, lock
+// timeouts, schema versions, capture setup and error translation. Needs CH_TEST_PG_URL (each
+// test creates and drops its own database); skipped without it, except the tests that need no
+// server.
+#include "campaign/pg_campaign_store.h"
+
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "campaign/campaign_service.h"
+#include "campaign/pg_client.h"
+#include "campaign/pg_test_util.h"
+#include "testing/test_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
+
+Campaign Draft(int64_t customer, std::string name) {
+  Campaign c;
+  c.customer_id = customer;
+  c.name = std::move(name);
+  c.content = R"({"title":"Hi"})";
+  return c;
+}
+
+WriteContext As(std::string actor) {
+  WriteContext ctx;
+  ctx.actor = std::move(actor);
+  return ctx;
+}
+
+class PgCampaignStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::ch::testing::PgTestUrl().empty()) GTEST_SKIP() << ::ch::testing::kPgTestSkipMessage;
+    ASSERT_OK_AND_ASSIGN(db_, ::ch::testing::PgTestDatabase::Create());
+    ASSERT_OK_AND_ASSIGN(admin_, db_->Connect());
+  }
+
+  Result<std::unique_ptr<PgCampaignStore>> Open(StoreCapture capture = StoreCapture::kLog) {
+    PgCampaignStoreOptions o;
+    o.url = db_->url();
+    o.clock = &clock_;
+    o.capture = capture;
+    return PgCampaignStore::Open(o);
+  }
+
+  std::string Query(const std::string& sql) {
+    auto r = admin_->Exec(sql);
+    EXPECT_OK(r);
+    return r.ok() && r->rows() > 0 ? std::string(r->Get(0, 0)) : std::string();
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<::ch::testing::PgTestDatabase> db_;
+  std::unique_ptr<PgConn> admin_;
+};
+
+TEST_F(PgCampaignStoreTest, TransactionIdIsThePostgresTransactionId) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  CampaignService service(*store);
+  ASSERT_OK_AND_ASSIGN(auto info, service.Create(Draft(1, "a"), As("user:1")));
+  EXPECT_EQ(Query("SELECT xmin::text FROM campaigns WHERE id = 1"), info.transaction_id);
+  EXPECT_EQ(Query("SELECT txn_id::text FROM ch_txn"), info.transaction_id);
+  ASSERT_OK_AND_ASSIGN(auto next, service.Create(Draft(1, "b"), As("user:1")));
+  EXPECT_GT(std::stoll(next.transaction_id), std::stoll(info.transaction_id));
+}
+
+TEST_F(PgCampaignStoreTest, ReadersDoNotWaitForAWriter) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto tx, store->BeginWrite("user:2"));
+  ASSERT_OK_AND_ASSIGN(auto shifted, tx->Shift(1, 1, 1, std::nullopt, "user:2"));
+  ASSERT_EQ(shifted.size(), 1u);
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_OK_AND_ASSIGN(auto row, store->Get(1));
+  ASSERT_OK_AND_ASSIGN(auto rows, store->List(1));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_EQ(row->priority, 1);  // the committed state
+  EXPECT_EQ(rows.size(), 1u);
+  ASSERT_OK(tx->Commit());
+  ASSERT_OK_AND_ASSIGN(row, store->Get(1));
+  EXPECT_EQ(row->priority, 2);
+}
+
+// Two stores on one database behave like two processes: PostgreSQL's row lock on ch_txn
+// serializes them, so stamps increase in commit order and priorities stay dense.
+TEST_F(PgCampaignStoreTest, WritersOfSeveralProcessesAreSerialized) {
+  ASSERT_OK_AND_ASSIGN(auto a, Open());
+  ASSERT_OK_AND_ASSIGN(auto b, Open());
+  CampaignService sa(*a);
+  CampaignService sb(*b);
+  std::mutex mu;
+  std::vector<CommitInfo> infos;
+  auto writer = [&](CampaignService& s, int t) {
+    for (int i = 0; i < 15; ++i) {
+      auto r = s.Create(Draft(1, "w"), As("user:" + std::to_string(t)));
+      EXPECT_OK(r);
+      if (r.ok()) {
+        std::lock_guard lock(mu);
+        infos.push_back(*r);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  threads.emplace_back(writer, std::ref(sa), 0);
+  threads.emplace_back(writer, std::ref(sb), 1);
+  threads.emplace_back(writer, std::ref(sa), 2);
+  threads.emplace_back(writer, std::ref(sb), 3);
+  for (auto& t : threads) t.join();
+  ASSERT_OK_AND_ASSIGN(auto rows, a->List(1));
+  ASSERT_EQ(rows.size(), 60u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i].priority, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(rows[i].version, rows[i].priority);
+  }
+  // Commit order = xid order of the stamps here (each transaction waits for the previous one):
+  // sorting by commit time must give increasing transaction ids.
+  std::sort(infos.begin(), infos.end(), [](const CommitInfo& x, const CommitInfo& y) {
+    return x.committed_at < y.committed_at;
+  });
+  std::set<Timestamp> times;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    times.insert(infos[i].committed_at);
+    if (i > 0) {
+      EXPECT_LT(std::stoll(infos[i - 1].transaction_id), std::stoll(infos[i].transaction_id));
+    }
+  }
+  EXPECT_EQ(times.size(), infos.size());
+}
+
+TEST_F(PgCampaignStoreTest, AWriterThatCannotGetTheLockInTimeIsUnavailable) {
+  ASSERT_OK_AND_ASSIGN(auto a, Open());
+  PgCampaignStoreOptions o;
+  o.url = db_->url();
+  o.lock_timeout_ms = 200;
+  ASSERT_OK_AND_ASSIGN(auto b, PgCampaignStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto held, a->BeginWrite("user:a"));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THAT(b->BeginWrite("user:b"), StatusIs(StatusCode::kUnavailable));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  held.reset();  // rolled back: the lock is free again
+  ASSERT_OK_AND_ASSIGN(auto tx, b->BeginWrite("user:b"));
+  ASSERT_OK(tx->Commit());
+}
+
+TEST_F(PgCampaignStoreTest, RefusesANewerSchema) {
+  { ASSERT_OK_AND_ASSIGN(auto store, Open()); }
+  Query("UPDATE ch_meta SET value = '2' WHERE key = 'schema_version'");
+  EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "newer than the supported 1"));
+}
+
+TEST_F(PgCampaignStoreTest, LogCaptureMakesDeletesCarryTheWholeRow) {
+  ASSERT_OK_AND_ASSIGN(auto none, Open(StoreCapture::kNone));
+  EXPECT_EQ(Query("SELECT relreplident FROM pg_class WHERE oid = 'campaigns'::regclass"), "d");
+  ASSERT_OK_AND_ASSIGN(auto log, Open(StoreCapture::kLog));
+  EXPECT_EQ(Query("SELECT relreplident FROM pg_class WHERE oid = 'campaigns'::regclass"), "f");
+}
+
+TEST_F(PgCampaignStoreTest, CaptureNoneRefusesACapturedDatabase) {
+  { ASSERT_OK_AND_ASSIGN(auto store, Open()); }
+  Query("CREATE PUBLICATION someone_captures FOR TABLE campaigns");
+  EXPECT_THAT(Open(StoreCapture::kNone),
+              StatusIsWith(StatusCode::kFailedPrecondition, "someone_captures"));
+  PgCampaignStoreOptions o;
+  o.url = db_->url();
+  o.capture = StoreCapture::kNone;
+  o.ignore_existing_capture = true;
+  EXPECT_OK(PgCampaignStore::Open(o));
+  EXPECT_OK(Open(StoreCapture::kLog));
+}
+
+TEST_F(PgCampaignStoreTest, TextThePostgresTextTypeCannotHoldIsInvalidArgument) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  CampaignPatch p;
+  p.name = std::string("nul\0byte", 8);
+  EXPECT_THAT(service.Update(1, p, As("user:1")),
+              StatusIsWith(StatusCode::kInvalidArgument, "name: contains a NUL"));
+  ASSERT_OK_AND_ASSIGN(auto row, store->Get(1));
+  EXPECT_EQ(row->name, "a");
+  EXPECT_EQ(row->version, 1);
+}
+
+TEST_F(PgCampaignStoreTest, SurvivesPooledConnectionsDroppedByTheServer) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(store->Get(1));
+  // Kill every idle connection of the store (as a server restart or an idle timeout would).
+  Query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '" +
+        db_->name() + "' AND pid <> pg_backend_pid()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_OK_AND_ASSIGN(auto row, store->Get(1));
+  EXPECT_EQ(row->name, "a");
+  Query("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '" +
+        db_->name() + "' AND pid <> pg_backend_pid()");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_OK(service.Create(Draft(1, "b"), As("user:1")));
+}
+
+TEST_F(PgCampaignStoreTest, AWrongDatabaseIsUnavailableAndNamed) {
+  ASSERT_OK_AND_ASSIGN(std::string url,
+                       PgUrlWithDatabase(db_->admin_url(), "ch_no_such_database_here"));
+  PgCampaignStoreOptions o;
+  o.url = url;
+  EXPECT_THAT(PgCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kUnavailable, "ch_no_such_database_here"));
+}
+
+// ---- no server needed ---------------------------------------------------------------------------
+
+TEST(PgCampaignStoreOpenTest, BadUrlIsInvalidArgument) {
+  PgCampaignStoreOptions o;
+  EXPECT_THAT(PgCampaignStore::Open(o), StatusIsWith(StatusCode::kInvalidArgument, "url"));
+  o.url = "postgresql://u@h:port/db";
+  EXPECT_THAT(PgCampaignStore::Open(o), StatusIsWith(StatusCode::kInvalidArgument, "url"));
+  o.url = "not a url";
+  EXPECT_THAT(PgCampaignStore::Open(o), StatusIsWith(StatusCode::kInvalidArgument, "url"));
+}
+
+TEST(PgCampaignStoreOpenTest, UnreachableServerIsUnavailableQuicklyWithoutThePassword) {
+  PgCampaignStoreOptions o;
+  o.url = "postgresql://alice:hunter2@127.0.0.1:1/campaigns";
+  o.connect_timeout_s = 2;
+  auto start = std::chrono::steady_clock::now();
+  auto r = PgCampaignStore::Open(o);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_THAT(r, StatusIsWith(StatusCode::kUnavailable, "127.0.0.1:1/campaigns"));
+  EXPECT_EQ(r.status().message().find("hunter2"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace ch
