@@ -176,7 +176,10 @@ Result<std::string> ActorFrom(const httplib::Request& req) {
   std::string actor = req.get_header_value("X-Actor");
   Status valid = ValidateActor(actor);
   if (!valid.ok()) {
-    return InvalidArgumentError(fmt::format("X-Actor: {}", valid.message()));
+    // ValidateActor names the field "actor"; here it is the header.
+    std::string_view message = valid.message();
+    if (message.starts_with("actor: ")) message.remove_prefix(7);
+    return InvalidArgumentError(fmt::format("X-Actor: {}", message));
   }
   for (unsigned char ch : actor) {
     if (ch < 0x20 || ch == 0x7f) {

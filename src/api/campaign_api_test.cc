@@ -469,7 +469,7 @@ TEST_F(CampaignApiTest, BadInputAnswersTheRightStatusAndChangesNothing) {
       {"POST", "/v1/customers/7/campaigns", R"({"name":"n"})", "user:", "", 400, "INVALID_ARGUMENT",
        "X-Actor"},
       {"POST", "/v1/customers/7/campaigns", R"({"name":"n"})", too_long_actor, "", 400,
-       "INVALID_ARGUMENT", "X-Actor: actor: must be 1-128 characters"},
+       "INVALID_ARGUMENT", "X-Actor: must be 1-128 characters (got 129)"},
       {"PATCH", "/v1/campaigns/1", R"({"name":"n"})", "", "", 400, "INVALID_ARGUMENT", "X-Actor"},
       {"POST", "/v1/campaigns/1:move", R"({"priority":2})", "", "", 400, "INVALID_ARGUMENT",
        "X-Actor"},
