@@ -1,0 +1,512 @@
+#include "capture/pg_logical_source.h"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "campaign/pg_client.h"
+#include "campaign/pg_schema.h"
+#include "capture/pg_logical_source_internal.h"
+
+namespace ch {
+
+namespace {
+
+using pg_logical::DecodedTransaction;
+using pg_logical::ServerMessage;
+using SteadyClock = std::chrono::steady_clock;
+
+// Any constant: the advisory lock that serializes CreateCapture runs within a database.
+constexpr int64_t kCaptureSetupLockKey = 7346912270114;
+
+Status CheckName(std::string_view what, const std::string& name, bool allow_upper) {
+  bool ok = !name.empty() && name.size() <= 63;
+  for (char c : name) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                (allow_upper && c >= 'A' && c <= 'Z'));
+  }
+  if (ok) return Status::OK();
+  return InvalidArgumentError(fmt::format("{}: '{}' must be 1-63 characters of {}", what, name,
+                                          allow_upper ? "[A-Za-z0-9_]" : "[a-z0-9_]"));
+}
+
+Status CheckNames(const std::string& url, const std::string& slot, const std::string& publication) {
+  if (url.empty()) return InvalidArgumentError("url: must not be empty");
+  RETURN_IF_ERROR(CheckName("slot", slot, /*allow_upper=*/false));
+  return CheckName("publication", publication, /*allow_upper=*/true);
+}
+
+std::string SetupHint(const std::string& slot, const std::string& publication) {
+  return fmt::format(
+      "create the capture first: PgLogicalSource::CreateCapture(url, \"{0}\", \"{1}\"), or in SQL "
+      "(publication first): CREATE PUBLICATION {2} FOR TABLE campaigns, ch_txn WITH (publish = "
+      "'insert, update, delete'); SELECT pg_create_logical_replication_slot('{0}', 'pgoutput');",
+      slot, publication, PgQuoteIdent(publication));
+}
+
+Result<std::unique_ptr<PgConn>> ConnectSql(const std::string& url, int connect_timeout_s) {
+  PgConnectOptions o;
+  o.url = url;
+  o.connect_timeout_s = connect_timeout_s;
+  o.application_name = "campaign-history capture";
+  return PgConn::Connect(o);
+}
+
+int64_t UnixMicrosNow() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct PgLogicalSource::Impl {
+  PgLogicalSourceOptions options;
+  std::string where;
+  std::unique_ptr<PgConn> sql;   // progress and backlog; reconnected on demand
+  std::unique_ptr<PgConn> repl;  // the replication stream; null while down
+
+  pg_logical::PgOutputDecoder decoder;
+  std::deque<DecodedTransaction> ready;  // decoded, not yet handed out
+  size_t ready_events = 0;
+
+  uint64_t confirmed = 0;   // recorded in ch_capture_progress
+  uint64_t delivered = 0;   // end LSN of the last transaction handed out
+  uint64_t received = 0;    // highest WAL position seen on the stream
+  uint64_t feedback = 0;    // the flushed position reported to the server
+  uint64_t slot_start = 0;  // the slot's confirmed position when this source opened
+  SteadyClock::time_point last_feedback{};
+
+  Result<PgConn*> Sql() {
+    if (sql == nullptr || !sql->ok()) {
+      sql.reset();
+      ASSIGN_OR_RETURN(sql, ConnectSql(options.url, options.connect_timeout_s));
+    }
+    return sql.get();
+  }
+
+  // Run a statement on the normal connection, reconnecting once if it had died.
+  Result<PgResult> SqlExec(const std::string& text,
+                           const std::vector<std::optional<std::string>>& params) {
+    for (int attempt = 0;; ++attempt) {
+      ASSIGN_OR_RETURN(PgConn * conn, Sql());
+      auto r = conn->ExecParams(text, params);
+      if (r.ok() || conn->ok() || attempt > 0) return r;
+    }
+  }
+
+  Status StartStreaming() {
+    PgConnectOptions o;
+    o.url = options.url;
+    o.connect_timeout_s = options.connect_timeout_s;
+    o.application_name = "campaign-history capture";
+    o.replication = true;
+    ASSIGN_OR_RETURN(auto conn, PgConn::Connect(o));
+    const uint64_t start = options.TEST_start_at_slot_position ? 0 : confirmed;
+    RETURN_IF_ERROR(
+        conn->Exec(fmt::format("START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', "
+                               "publication_names '{}', messages 'true')",
+                               options.slot, FormatLsn(start), PgQuoteIdent(options.publication)))
+            .status()
+            .WithContext(fmt::format("cannot stream from replication slot '{}'", options.slot)));
+    decoder.Reset();
+    ready.clear();
+    ready_events = 0;
+    repl = std::move(conn);
+    last_feedback = SteadyClock::now();
+    return Status::OK();
+  }
+
+  // Drop the stream (the next Poll reconnects). What was decoded but not handed out is dropped
+  // too: the server sends it again.
+  Status Disconnect(std::string_view why) {
+    std::string message = repl != nullptr ? std::string(PQerrorMessage(repl->raw())) : "";
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    repl.reset();
+    decoder.Reset();
+    ready.clear();
+    ready_events = 0;
+    return UnavailableError(fmt::format("PostgreSQL {}: replication stream of slot '{}' {}{}{}",
+                                        where, options.slot, why, message.empty() ? "" : ": ",
+                                        message));
+  }
+
+  // The stream ended or failed: collect the server's reason.
+  Status StreamFailed() {
+    std::string reason;
+    while (PGresult* res = PQgetResult(repl->raw())) {
+      if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
+        reason = repl->ErrorStatus(res, "").message();
+      }
+      PQclear(res);
+    }
+    Status s = Disconnect("was closed");
+    if (!reason.empty()) return UnavailableError(reason + " (replication stream closed)");
+    return s;
+  }
+
+  Status SendFeedback(bool reply_requested) {
+    if (repl == nullptr) return Status::OK();
+    const uint64_t flushed = options.TEST_no_server_feedback ? slot_start : feedback;
+    std::string msg = pg_logical::EncodeStandbyStatus(std::max(received, flushed), flushed,
+                                                      UnixMicrosNow(), reply_requested);
+    if (PQputCopyData(repl->raw(), msg.data(), static_cast<int>(msg.size())) != 1 ||
+        PQflush(repl->raw()) != 0) {
+      return Disconnect("failed while sending a status update");
+    }
+    last_feedback = SteadyClock::now();
+    return Status::OK();
+  }
+
+  Status MaybePeriodicFeedback() {
+    if (SteadyClock::now() - last_feedback < options.feedback_interval) return Status::OK();
+    return SendFeedback(false);
+  }
+
+  // True when nothing decoded is waiting and everything handed out is confirmed.
+  bool Idle() const { return !decoder.in_transaction() && ready.empty() && delivered <= confirmed; }
+
+  Status Handle(std::string_view data) {
+    ASSIGN_OR_RETURN(ServerMessage m, pg_logical::ParseServerMessage(data));
+    received = std::max(received, m.wal_end);
+    if (m.kind == ServerMessage::Kind::kKeepalive) {
+      bool advanced = false;
+      if (Idle() && m.wal_end > feedback) {
+        // Nothing of ours lies before the server's end of WAL that is not confirmed: let the
+        // slot move on, so that an idle capture does not pin other databases' WAL.
+        feedback = m.wal_end;
+        advanced = true;
+      }
+      if (m.reply_requested || advanced) return SendFeedback(false);
+      return Status::OK();
+    }
+    ASSIGN_OR_RETURN(std::optional<DecodedTransaction> txn, decoder.Feed(m.payload));
+    if (!txn) return Status::OK();
+    if (txn->end_lsn <= std::max(confirmed, delivered)) {
+      // PostgreSQL resent a transaction that is already confirmed (or already handed out in
+      // this session, before a reconnect).
+      spdlog::debug("pg capture: skipped transaction {} at {} (already delivered)", txn->xid,
+                    FormatLsn(txn->end_lsn));
+      return Status::OK();
+    }
+    if (txn->events.empty()) return Status::OK();
+    ready_events += txn->events.size();
+    ready.push_back(std::move(*txn));
+    return Status::OK();
+  }
+
+  SourceBatch TakeBatch(size_t max_events) {
+    SourceBatch batch;
+    while (!ready.empty() && (batch.events.empty() || batch.events.size() < max_events)) {
+      DecodedTransaction& t = ready.front();
+      ready_events -= t.events.size();
+      delivered = t.end_lsn;
+      batch.end_position = FormatLsn(t.end_lsn);
+      for (ChangeEvent& e : t.events) batch.events.push_back(std::move(e));
+      ready.pop_front();
+    }
+    return batch;
+  }
+};
+
+PgLogicalSource::PgLogicalSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PgLogicalSource::~PgLogicalSource() = default;
+
+Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
+    const PgLogicalSourceOptions& options) {
+  RETURN_IF_ERROR(CheckNames(options.url, options.slot, options.publication));
+  if (options.feedback_interval <= Micros(0)) {
+    return InvalidArgumentError("feedback_interval: must be positive");
+  }
+  ASSIGN_OR_RETURN(PgConnInfo info, ParsePgUrl(options.url));
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->where = info.Describe();
+  auto fail = [&](const Status& s) {
+    return s.WithContext(fmt::format("cannot open log capture from {}", impl->where));
+  };
+  auto conn = impl->Sql();
+  if (!conn.ok()) return fail(conn.status());
+  PgConn& sql = **conn;
+
+  auto slot = sql.ExecParams(
+      "SELECT plugin, database, current_database(), COALESCE(confirmed_flush_lsn::text, '0/0') "
+      "FROM pg_replication_slots WHERE slot_name = $1",
+      {options.slot});
+  if (!slot.ok()) return fail(slot.status());
+  if (slot->rows() == 0) {
+    return fail(FailedPreconditionError(fmt::format("replication slot '{}' does not exist; {}",
+                                                    options.slot,
+                                                    SetupHint(options.slot, options.publication))));
+  }
+  if (slot->Get(0, 0) != "pgoutput" || slot->Get(0, 1) != slot->Get(0, 2)) {
+    return fail(FailedPreconditionError(fmt::format(
+        "replication slot '{}' is a {} slot of database '{}', not a pgoutput slot of '{}'",
+        options.slot, slot->Get(0, 0), slot->Get(0, 1), slot->Get(0, 2))));
+  }
+  auto slot_lsn = ParseLsn(slot->Get(0, 3));
+  if (!slot_lsn.ok()) return fail(slot_lsn.status());
+  auto pub = sql.ExecParams(
+      "SELECT count(*) FROM pg_publication WHERE pubname = $1 UNION ALL "
+      "SELECT (to_regclass('ch_capture_progress') IS NOT NULL)::int",
+      {options.publication});
+  if (!pub.ok()) return fail(pub.status());
+  if (pub->Get(0, 0) == "0") {
+    return fail(FailedPreconditionError(fmt::format("publication '{}' does not exist; {}",
+                                                    options.publication,
+                                                    SetupHint(options.slot, options.publication))));
+  }
+  if (pub->Get(1, 0) == "0") {
+    return fail(FailedPreconditionError(fmt::format("table ch_capture_progress does not exist; {}",
+                                                    SetupHint(options.slot, options.publication))));
+  }
+  auto progress = sql.ExecParams(
+      "SELECT confirmed_lsn::text, confirmed_lsn > pg_current_wal_lsn() FROM ch_capture_progress "
+      "WHERE slot = $1",
+      {options.slot});
+  if (!progress.ok()) return fail(progress.status());
+  if (progress->rows() == 1) {
+    if (progress->Get(0, 1) == "t") {
+      return fail(FailedPreconditionError(fmt::format(
+          "the recorded progress of slot '{}' ({}) is ahead of the server's WAL: the database "
+          "was restored or replaced; recreate the capture (DropCapture, CreateCapture) and "
+          "backfill the history",
+          options.slot, progress->Get(0, 0))));
+    }
+    auto lsn = ParseLsn(progress->Get(0, 0));
+    if (!lsn.ok()) return fail(lsn.status());
+    impl->confirmed = *lsn;
+  }
+  impl->delivered = impl->confirmed;
+  impl->slot_start = *slot_lsn;
+  impl->feedback = std::max(impl->confirmed, *slot_lsn);
+  impl->received = impl->feedback;
+  Status started = impl->StartStreaming();
+  if (!started.ok()) return fail(started);
+  return std::unique_ptr<PgLogicalSource>(new PgLogicalSource(std::move(impl)));
+}
+
+Result<SourceBatch> PgLogicalSource::Poll(size_t max_events, Micros wait) {
+  Impl& s = *impl_;
+  max_events = std::max<size_t>(max_events, 1);
+  const auto deadline = SteadyClock::now() + wait;
+  if (s.repl == nullptr) {
+    Status started = s.StartStreaming();
+    if (!started.ok()) {
+      return UnavailableError(started.message() + " (retrying on the next Poll)");
+    }
+  }
+  while (true) {
+    if (s.ready_events >= max_events) return s.TakeBatch(max_events);
+    char* buf = nullptr;
+    const int n = PQgetCopyData(s.repl->raw(), &buf, /*async=*/1);
+    if (n > 0) {
+      Status handled = s.Handle(std::string_view(buf, static_cast<size_t>(n)));
+      PQfreemem(buf);
+      if (!handled.ok()) {
+        if (s.repl != nullptr) s.Disconnect("stopped").IgnoreError();
+        return handled;
+      }
+      if (s.repl == nullptr) return UnavailableError("replication stream lost");
+      RETURN_IF_ERROR(s.MaybePeriodicFeedback());
+      continue;
+    }
+    if (n < 0) return s.StreamFailed();
+    // Nothing more buffered: hand out what is complete, or wait for the socket.
+    if (!s.ready.empty()) return s.TakeBatch(max_events);
+    RETURN_IF_ERROR(s.MaybePeriodicFeedback());
+    const auto now = SteadyClock::now();
+    if (now >= deadline) return SourceBatch{};
+    const auto until = std::min(deadline, s.last_feedback + s.options.feedback_interval);
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+    pollfd pfd{PQsocket(s.repl->raw()), POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(ms, 0)));
+    if (ready < 0 && errno != EINTR) return s.Disconnect("failed while waiting for data");
+    if (PQconsumeInput(s.repl->raw()) == 0) return s.Disconnect("was lost");
+  }
+}
+
+Status PgLogicalSource::Confirm(const std::string& position) {
+  Impl& s = *impl_;
+  ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(position));
+  if (lsn <= s.confirmed) return Status::OK();
+  // Record first: if the process dies before the server hears of it, the resent transactions
+  // are skipped on restart.
+  auto r = s.SqlExec(
+      "INSERT INTO ch_capture_progress (slot, confirmed_lsn, updated_at) "
+      "VALUES ($1, $2::pg_lsn, now()) ON CONFLICT (slot) DO UPDATE SET "
+      "confirmed_lsn = GREATEST(ch_capture_progress.confirmed_lsn, EXCLUDED.confirmed_lsn), "
+      "updated_at = now()",
+      {s.options.slot, FormatLsn(lsn)});
+  if (!r.ok()) {
+    return r.status().WithContext(
+        fmt::format("cannot record the capture progress of slot '{}'", s.options.slot));
+  }
+  s.confirmed = lsn;
+  s.feedback = std::max(s.feedback, lsn);
+  // A failure to tell the server only drops the stream; the next Poll reconnects and the
+  // recorded position stands.
+  s.SendFeedback(false).IgnoreError();
+  return Status::OK();
+}
+
+Result<int64_t> PgLogicalSource::Backlog() {
+  Impl& s = *impl_;
+  ASSIGN_OR_RETURN(PgResult r,
+                   s.SqlExec("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)"
+                             "::bigint FROM pg_replication_slots WHERE slot_name = $1",
+                             {s.options.slot}));
+  if (r.rows() == 0) {
+    return FailedPreconditionError(
+        fmt::format("PostgreSQL {}: replication slot '{}' is gone", s.where, s.options.slot));
+  }
+  if (r.IsNull(0, 0)) return int64_t{0};
+  return std::max<int64_t>(*r.GetInt(0, 0), 0);
+}
+
+// ---- capture management ------------------------------------------------------------------------
+
+Status PgLogicalSource::CreateCapture(const std::string& url, const std::string& slot,
+                                      const std::string& publication) {
+  RETURN_IF_ERROR(CheckNames(url, slot, publication));
+  ASSIGN_OR_RETURN(auto conn, ConnectSql(url, 5));
+  auto fail = [&](const Status& s) {
+    return s.WithContext(
+        fmt::format("cannot create log capture (slot '{}', publication '{}')", slot, publication));
+  };
+  auto level = conn->Exec("SHOW wal_level");
+  if (!level.ok()) return fail(level.status());
+  if (level->Get(0, 0) != "logical") {
+    return fail(FailedPreconditionError(fmt::format(
+        "PostgreSQL {}: wal_level is '{}'; log capture needs wal_level = logical (set it in "
+        "postgresql.conf and restart the server)",
+        conn->where(), level->Get(0, 0))));
+  }
+  // Serialize concurrent runs; the lock goes away with the connection.
+  RETURN_IF_ERROR(
+      fail(conn->Exec(fmt::format("SELECT pg_advisory_lock({})", kCaptureSetupLockKey)).status()));
+  RETURN_IF_ERROR(fail(EnsurePgSchema(*conn, /*replica_identity_full=*/true)));
+
+  // The publication first: decoding looks it up as of each change, so it must predate the slot.
+  const std::string pub = PgQuoteIdent(publication);
+  auto exists =
+      conn->ExecParams("SELECT count(*) FROM pg_publication WHERE pubname = $1", {publication});
+  if (!exists.ok()) return fail(exists.status());
+  if (exists->Get(0, 0) == "0") {
+    RETURN_IF_ERROR(fail(conn->Exec(fmt::format("CREATE PUBLICATION {} FOR TABLE campaigns, "
+                                                "ch_txn WITH (publish = 'insert, update, delete')",
+                                                pub))
+                             .status()));
+  } else {
+    for (const char* table : {kPgCampaignsTable, kPgTxnTable}) {
+      auto has = conn->ExecParams(
+          "SELECT count(*) FROM pg_publication_tables WHERE pubname = $1 AND schemaname = "
+          "current_schema() AND tablename = $2",
+          {publication, std::string(table)});
+      if (!has.ok()) return fail(has.status());
+      if (has->Get(0, 0) == "0") {
+        RETURN_IF_ERROR(fail(
+            conn->Exec(fmt::format("ALTER PUBLICATION {} ADD TABLE {}", pub, table)).status()));
+      }
+    }
+  }
+
+  auto existing = conn->ExecParams(
+      "SELECT plugin, database, current_database() FROM pg_replication_slots WHERE slot_name = $1",
+      {slot});
+  if (!existing.ok()) return fail(existing.status());
+  if (existing->rows() == 1) {
+    if (existing->Get(0, 0) != "pgoutput" || existing->Get(0, 1) != existing->Get(0, 2)) {
+      return fail(FailedPreconditionError(fmt::format(
+          "replication slot '{}' exists as a {} slot of database '{}'; choose another name or drop "
+          "it",
+          slot, existing->Get(0, 0), existing->Get(0, 1))));
+    }
+    return Status::OK();
+  }
+  RETURN_IF_ERROR(
+      fail(conn->ExecParams("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {slot})
+               .status()));
+  // A new slot starts from now: progress recorded for an older slot of that name is void.
+  return fail(conn->ExecParams("DELETE FROM ch_capture_progress WHERE slot = $1", {slot}).status());
+}
+
+Status PgLogicalSource::DropCapture(const std::string& url, const std::string& slot,
+                                    const std::string& publication) {
+  RETURN_IF_ERROR(CheckNames(url, slot, publication));
+  ASSIGN_OR_RETURN(auto conn, ConnectSql(url, 5));
+  auto fail = [&](const Status& s) {
+    return s.WithContext(
+        fmt::format("cannot drop log capture (slot '{}', publication '{}')", slot, publication));
+  };
+  // A consumer that just disconnected may hold the slot for a moment longer.
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (true) {
+    auto r = conn->ExecParams(
+        "SELECT active, COALESCE(active_pid, 0), database = current_database() "
+        "FROM pg_replication_slots WHERE slot_name = $1",
+        {slot});
+    if (!r.ok()) return fail(r.status());
+    if (r->rows() == 0) break;
+    if (r->Get(0, 2) != "t") {
+      return fail(FailedPreconditionError(
+          fmt::format("replication slot '{}' belongs to another database", slot)));
+    }
+    if (r->Get(0, 0) != "t") {
+      auto dropped = conn->ExecParams("SELECT pg_drop_replication_slot($1)", {slot});
+      if (dropped.ok()) break;
+      if (dropped.status().code() != StatusCode::kUnavailable) return fail(dropped.status());
+    }
+    if (SteadyClock::now() >= deadline) {
+      return fail(FailedPreconditionError(
+          fmt::format("replication slot '{}' is in use by server process {}; stop its relay first",
+                      slot, r->Get(0, 1))));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  RETURN_IF_ERROR(
+      fail(conn->Exec("DROP PUBLICATION IF EXISTS " + PgQuoteIdent(publication)).status()));
+  auto has_progress = conn->Exec("SELECT to_regclass('ch_capture_progress') IS NOT NULL");
+  if (!has_progress.ok()) return fail(has_progress.status());
+  if (has_progress->Get(0, 0) == "t") {
+    RETURN_IF_ERROR(
+        fail(conn->ExecParams("DELETE FROM ch_capture_progress WHERE slot = $1", {slot}).status()));
+  }
+  return Status::OK();
+}
+
+Result<PgSlotStatus> PgLogicalSource::SlotStatus(const std::string& url, const std::string& slot) {
+  if (url.empty()) return InvalidArgumentError("url: must not be empty");
+  RETURN_IF_ERROR(CheckName("slot", slot, /*allow_upper=*/false));
+  ASSIGN_OR_RETURN(auto conn, ConnectSql(url, 5));
+  ASSIGN_OR_RETURN(
+      PgResult r,
+      conn->ExecParams(
+          "SELECT active, active_pid, COALESCE(confirmed_flush_lsn::text, ''), "
+          "COALESCE(restart_lsn::text, ''), "
+          "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, 0), "
+          "COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, 0), "
+          "COALESCE(wal_status, '') FROM pg_replication_slots WHERE slot_name = $1",
+          {slot}));
+  PgSlotStatus st;
+  if (r.rows() == 0) return st;
+  st.exists = true;
+  st.active = r.Get(0, 0) == "t";
+  if (!r.IsNull(0, 1)) {
+    ASSIGN_OR_RETURN(int64_t pid, r.GetInt(0, 1));
+    st.active_pid = pid;
+  }
+  st.confirmed_flush_lsn = std::string(r.Get(0, 2));
+  st.restart_lsn = std::string(r.Get(0, 3));
+  ASSIGN_OR_RETURN(st.retained_wal_bytes, r.GetInt(0, 4));
+  ASSIGN_OR_RETURN(st.unconfirmed_wal_bytes, r.GetInt(0, 5));
+  st.wal_status = std::string(r.Get(0, 6));
+  return st;
+}
+
+}  // namespace ch

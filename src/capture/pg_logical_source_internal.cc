@@ -1,0 +1,363 @@
+#include "capture/pg_logical_source_internal.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <charconv>
+
+#include "campaign/pg_client.h"
+#include "campaign/pg_schema.h"
+
+namespace ch::pg_logical {
+
+namespace {
+
+// Big-endian reader over one message; any read past the end marks it failed.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : d_(data) {}
+  bool failed() const { return failed_; }
+  bool done() const { return i_ >= d_.size(); }
+
+  uint64_t UInt(size_t bytes) {
+    if (i_ + bytes > d_.size()) {
+      failed_ = true;
+      i_ = d_.size();
+      return 0;
+    }
+    uint64_t v = 0;
+    for (size_t k = 0; k < bytes; ++k) v = (v << 8) | static_cast<uint8_t>(d_[i_ + k]);
+    i_ += bytes;
+    return v;
+  }
+  uint8_t U8() { return static_cast<uint8_t>(UInt(1)); }
+  uint16_t U16() { return static_cast<uint16_t>(UInt(2)); }
+  uint32_t U32() { return static_cast<uint32_t>(UInt(4)); }
+  uint64_t U64() { return UInt(8); }
+  int64_t I64() { return static_cast<int64_t>(UInt(8)); }
+  // A NUL-terminated string.
+  std::string_view Str() {
+    size_t end = d_.find('\0', i_);
+    if (end == std::string_view::npos) {
+      failed_ = true;
+      i_ = d_.size();
+      return {};
+    }
+    std::string_view s = d_.substr(i_, end - i_);
+    i_ = end + 1;
+    return s;
+  }
+  std::string_view Bytes(size_t n) {
+    if (i_ + n > d_.size()) {
+      failed_ = true;
+      i_ = d_.size();
+      return {};
+    }
+    std::string_view s = d_.substr(i_, n);
+    i_ += n;
+    return s;
+  }
+
+ private:
+  std::string_view d_;
+  size_t i_ = 0;
+  bool failed_ = false;
+};
+
+void PutUInt(std::string& out, uint64_t v, size_t bytes) {
+  for (size_t k = bytes; k-- > 0;) out.push_back(static_cast<char>((v >> (8 * k)) & 0xff));
+}
+
+Status Malformed(char kind, std::string_view why) {
+  return DataLossError(fmt::format("pgoutput: malformed '{}' message: {}", kind, why));
+}
+
+Timestamp FromPgMicros(int64_t pg_us) { return FromUnixMicros(pg_us + kPgEpochUnixMicros); }
+
+}  // namespace
+
+Result<ServerMessage> ParseServerMessage(std::string_view data) {
+  if (data.empty()) return DataLossError("replication stream: empty CopyData message");
+  Reader r(data.substr(1));
+  ServerMessage m;
+  if (data[0] == 'w') {
+    m.kind = ServerMessage::Kind::kXLogData;
+    r.U64();  // dataStart
+    m.wal_end = r.U64();
+    r.I64();  // sendTime
+    if (r.failed()) return DataLossError("replication stream: truncated XLogData header");
+    m.payload = data.substr(1 + 24);
+    return m;
+  }
+  if (data[0] == 'k') {
+    m.kind = ServerMessage::Kind::kKeepalive;
+    m.wal_end = r.U64();
+    r.I64();  // sendTime
+    m.reply_requested = r.U8() != 0;
+    if (r.failed()) return DataLossError("replication stream: truncated keepalive");
+    return m;
+  }
+  return DataLossError(fmt::format("replication stream: unexpected message type '{}'", data[0]));
+}
+
+std::string EncodeStandbyStatus(uint64_t written, uint64_t flushed, int64_t now_unix_us,
+                                bool reply_requested) {
+  std::string out;
+  out.reserve(34);
+  out.push_back('r');
+  PutUInt(out, written, 8);
+  PutUInt(out, flushed, 8);
+  PutUInt(out, flushed, 8);  // applied
+  PutUInt(out, static_cast<uint64_t>(now_unix_us - kPgEpochUnixMicros), 8);
+  out.push_back(reply_requested ? 1 : 0);
+  return out;
+}
+
+void PgOutputDecoder::Reset() {
+  relations_.clear();
+  in_txn_ = false;
+  txn_ = DecodedTransaction{};
+  actor_.reset();
+}
+
+Result<std::optional<DecodedTransaction>> PgOutputDecoder::Feed(std::string_view message) {
+  if (message.empty()) return DataLossError("pgoutput: empty message");
+  const char kind = message[0];
+  std::string_view body = message.substr(1);
+  switch (kind) {
+    case 'B': {
+      Reader r(body);
+      DecodedTransaction t;
+      r.U64();  // final LSN (the commit's)
+      t.pg_commit_time = FromPgMicros(r.I64());
+      t.xid = r.U32();
+      if (r.failed()) return Malformed(kind, "truncated");
+      if (in_txn_) return Malformed(kind, "Begin inside an open transaction");
+      txn_ = std::move(t);
+      in_txn_ = true;
+      actor_.reset();
+      return std::optional<DecodedTransaction>();
+    }
+    case 'C': {
+      Reader r(body);
+      r.U8();  // flags
+      const uint64_t commit_lsn = r.U64();
+      const uint64_t end_lsn = r.U64();
+      r.I64();  // commit timestamp (as in Begin)
+      if (r.failed()) return Malformed(kind, "truncated");
+      if (!in_txn_) return Malformed(kind, "Commit without Begin");
+      in_txn_ = false;
+      DecodedTransaction t = std::move(txn_);
+      txn_ = DecodedTransaction{};
+      t.commit_lsn = commit_lsn;
+      t.end_lsn = end_lsn;
+      const std::string position = FormatLsn(end_lsn);
+      const std::string txn_id = t.stamp_txn_id.value_or(std::to_string(t.xid));
+      const Timestamp time = t.stamp_commit_time.value_or(t.pg_commit_time);
+      for (ChangeEvent& e : t.events) {
+        e.event_time = time;
+        e.transaction_id = txn_id;
+        e.source_position = position;
+      }
+      return std::optional<DecodedTransaction>(std::move(t));
+    }
+    case 'R':
+      RETURN_IF_ERROR(OnRelation(body));
+      return std::optional<DecodedTransaction>();
+    case 'I':
+    case 'U':
+    case 'D':
+      RETURN_IF_ERROR(OnChange(kind, body));
+      return std::optional<DecodedTransaction>();
+    case 'M': {
+      Reader r(body);
+      const uint8_t flags = r.U8();
+      r.U64();  // LSN
+      std::string_view prefix = r.Str();
+      const uint32_t len = r.U32();
+      std::string_view content = r.Bytes(len);
+      if (r.failed()) return Malformed(kind, "truncated");
+      // Only transactional messages belong to a transaction (flags bit 0).
+      if ((flags & 1) != 0 && in_txn_ && prefix == kPgActorMessagePrefix) {
+        actor_ = std::string(content);
+      }
+      return std::optional<DecodedTransaction>();
+    }
+    case 'T':
+      // The capture publication does not publish TRUNCATE; someone changed it.
+      spdlog::warn(
+          "pg capture: ignored a TRUNCATE in the replication stream (no row images: the "
+          "truncated campaigns get no delete version); the publication should publish only "
+          "insert, update, delete");
+      return std::optional<DecodedTransaction>();
+    case 'Y':  // type
+    case 'O':  // origin
+      return std::optional<DecodedTransaction>();
+    default:
+      return DataLossError(fmt::format("pgoutput: unknown message type '{}'", kind));
+  }
+}
+
+Status PgOutputDecoder::OnRelation(std::string_view body) {
+  Reader r(body);
+  const uint32_t id = r.U32();
+  Relation rel;
+  rel.ns = std::string(r.Str());
+  rel.name = std::string(r.Str());
+  r.U8();  // replica identity
+  const uint16_t n = r.U16();
+  for (uint16_t k = 0; k < n && !r.failed(); ++k) {
+    r.U8();  // flags
+    rel.columns.emplace_back(r.Str());
+    r.U32();  // type oid
+    r.U32();  // type modifier
+  }
+  if (r.failed()) return Malformed('R', "truncated");
+  if (rel.name == kPgCampaignsTable) {
+    for (std::string_view want : kPgCampaignColumns) {
+      int found = -1;
+      for (size_t k = 0; k < rel.columns.size(); ++k) {
+        if (rel.columns[k] == want) found = static_cast<int>(k);
+      }
+      rel.campaign_index.push_back(found);
+    }
+  }
+  relations_[id] = std::move(rel);
+  return Status::OK();
+}
+
+namespace {
+
+Status ReadTuple(Reader& r, char kind, std::vector<std::optional<std::string>>& values,
+                 std::vector<bool>& unchanged) {
+  const uint16_t n = r.U16();
+  values.assign(n, std::nullopt);
+  unchanged.assign(n, false);
+  for (uint16_t k = 0; k < n; ++k) {
+    const char t = static_cast<char>(r.U8());
+    if (r.failed()) break;
+    if (t == 'n') continue;
+    if (t == 'u') {
+      unchanged[k] = true;
+      continue;
+    }
+    if (t != 't') {
+      return Malformed(kind, fmt::format("column {}: unexpected value kind '{}'", k, t));
+    }
+    const uint32_t len = r.U32();
+    values[k] = std::string(r.Bytes(len));
+  }
+  if (r.failed()) return Malformed(kind, "truncated tuple");
+  return Status::OK();
+}
+
+}  // namespace
+
+Status PgOutputDecoder::OnChange(char kind, std::string_view body) {
+  Reader r(body);
+  const uint32_t id = r.U32();
+  if (r.failed()) return Malformed(kind, "truncated");
+  if (!in_txn_) return Malformed(kind, "change outside a transaction");
+  auto it = relations_.find(id);
+  if (it == relations_.end()) {
+    return DataLossError(
+        fmt::format("pgoutput: change of relation {} before its Relation message", id));
+  }
+  const Relation& rel = it->second;
+  std::optional<Tuple> old_tuple;
+  Tuple new_tuple;
+  char tag = static_cast<char>(r.U8());
+  if (tag == 'K' || tag == 'O') {
+    Tuple t;
+    RETURN_IF_ERROR(ReadTuple(r, kind, t.values, t.unchanged));
+    if (tag == 'O') old_tuple = std::move(t);
+    if (kind == 'U') tag = static_cast<char>(r.U8());
+  }
+  if (kind != 'D') {
+    if (tag != 'N') return Malformed(kind, fmt::format("expected a new tuple, got '{}'", tag));
+    RETURN_IF_ERROR(ReadTuple(r, kind, new_tuple.values, new_tuple.unchanged));
+  }
+  if (r.failed()) return Malformed(kind, "truncated");
+
+  if (rel.name == kPgTxnTable && kind != 'D') return OnStamp(rel, new_tuple);
+  if (rel.name != kPgCampaignsTable) return Status::OK();  // not ours: ignore
+
+  ChangeEvent e;
+  e.capture = CaptureMode::kLog;
+  if (kind == 'D') {
+    if (!old_tuple) {
+      return DataLossError(
+          "pg capture: a delete of campaigns carries only the key, not the row: the table must be "
+          "REPLICA IDENTITY FULL (PgLogicalSource::CreateCapture sets it)");
+    }
+    ASSIGN_OR_RETURN(Campaign row, DecodeCampaign(rel, *old_tuple, "deleted row"));
+    e.op = ChangeOp::kDeleted;
+    e.version = row.version + 1;
+    e.actor = actor_.value_or(kUnknownActor);
+    e.row = std::move(row);
+  } else {
+    // Unchanged TOAST values (large content) are not repeated in the new tuple: take them from
+    // the old one, which REPLICA IDENTITY FULL logs whole.
+    for (size_t k = 0; k < new_tuple.values.size(); ++k) {
+      if (!new_tuple.unchanged[k]) continue;
+      if (!old_tuple || k >= old_tuple->values.size() || old_tuple->unchanged[k]) {
+        return DataLossError(fmt::format(
+            "pg capture: an update of campaigns left column '{}' out (unchanged TOAST value) and "
+            "carries no old row: the table must be REPLICA IDENTITY FULL",
+            k < rel.columns.size() ? rel.columns[k] : std::to_string(k)));
+      }
+      new_tuple.values[k] = old_tuple->values[k];
+      new_tuple.unchanged[k] = false;
+    }
+    ASSIGN_OR_RETURN(Campaign row,
+                     DecodeCampaign(rel, new_tuple, kind == 'I' ? "inserted row" : "updated row"));
+    e.op = kind == 'I' ? ChangeOp::kCreated : ChangeOp::kUpdated;
+    e.version = row.version;
+    e.actor = row.updated_by;
+    e.row = std::move(row);
+  }
+  e.campaign_id = e.row->id;
+  e.customer_id = e.row->customer_id;
+  txn_.events.push_back(std::move(e));
+  return Status::OK();
+}
+
+Result<Campaign> PgOutputDecoder::DecodeCampaign(const Relation& rel, const Tuple& t,
+                                                 std::string_view what) {
+  std::array<std::optional<std::string_view>, kPgCampaignColumns.size()> values;
+  for (size_t c = 0; c < values.size(); ++c) {
+    const int idx = rel.campaign_index[c];
+    if (idx < 0 || static_cast<size_t>(idx) >= t.values.size()) {
+      return DataLossError(fmt::format("pg capture: {}.{} has no column '{}'", rel.ns, rel.name,
+                                       kPgCampaignColumns[c]));
+    }
+    if (t.values[idx]) values[c] = *t.values[idx];
+  }
+  auto row = CampaignFromPgValues(values);
+  if (!row.ok()) return row.status().WithContext(fmt::format("pg capture: {}", what));
+  return row;
+}
+
+Status PgOutputDecoder::OnStamp(const Relation& rel, const Tuple& t) {
+  std::optional<std::string> txn_id;
+  std::optional<int64_t> commit_us;
+  for (size_t k = 0; k < rel.columns.size() && k < t.values.size(); ++k) {
+    if (!t.values[k]) continue;
+    if (rel.columns[k] == "txn_id") txn_id = *t.values[k];
+    if (rel.columns[k] == "commit_us") {
+      int64_t v = 0;
+      const std::string& s = *t.values[k];
+      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+      if (ec != std::errc() || p != s.data() + s.size()) {
+        return DataLossError(fmt::format("pg capture: ch_txn.commit_us '{}' is not an integer", s));
+      }
+      commit_us = v;
+    }
+  }
+  if (txn_id) txn_.stamp_txn_id = std::move(txn_id);
+  if (commit_us) txn_.stamp_commit_time = FromUnixMicros(*commit_us);
+  return Status::OK();
+}
+
+}  // namespace ch::pg_logical
