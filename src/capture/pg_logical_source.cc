@@ -53,6 +53,10 @@ Result<std::unique_ptr<PgConn>> ConnectSql(const std::string& url, int connect_t
   PgConnectOptions o;
   o.url = url;
   o.connect_timeout_s = connect_timeout_s;
+  // The progress row only narrows what a restart resends (the history is idempotent), so its
+  // commits need not wait for the WAL flush; losing the last ones in a server crash only means
+  // a few more resent transactions.
+  o.settings["synchronous_commit"] = "off";
   o.application_name = "campaign-history capture";
   return PgConn::Connect(o);
 }
