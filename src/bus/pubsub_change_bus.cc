@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 
 #include "bus/bus_limits.h"
@@ -116,6 +117,9 @@ struct PubSubChangeBus::Impl {
     SubscriptionOptions options;
   };
   std::mutex known_mu;
+  // Publishes hold it shared, a re-creation exclusively: no publish of this client lands in a
+  // re-created topic before its subscriptions exist again (those messages would be dropped).
+  std::shared_mutex recovery_mu;
   std::set<std::string, std::less<>> known_topics;
   std::map<std::string, KnownSubscription, std::less<>> known_subscriptions;
 
@@ -347,6 +351,7 @@ struct PubSubChangeBus::Impl {
         if (s.topic == topic) subs.emplace_back(name, s);
       }
     }
+    std::unique_lock recovering(recovery_mu);
     RETURN_IF_ERROR(EnsureTopicRemote(topic));
     for (const auto& [name, s] : subs) {
       RETURN_IF_ERROR(EnsureSubscriptionRemote(name, s.topic, s.options));
@@ -497,11 +502,15 @@ Status PubSubChangeBus::Publish(std::string_view topic, std::span<const BusMessa
   for (auto [begin, end] : pi::PlanBatches(messages, impl_->options.max_batch_messages,
                                            impl_->options.max_batch_bytes)) {
     ASSIGN_OR_RETURN(std::string body, pi::PublishBody(messages.subspan(begin, end - begin)));
-    ASSIGN_OR_RETURN(Reply reply, impl_->Send(Verb::kPost, path, body));
+    auto send = [&]() -> Result<Reply> {
+      std::shared_lock publishing(impl_->recovery_mu);
+      return impl_->Send(Verb::kPost, path, body);
+    };
+    ASSIGN_OR_RETURN(Reply reply, send());
     if (reply.status == 404) {
       ASSIGN_OR_RETURN(bool recovered, impl_->RecoverTopic(topic));
       if (recovered) {
-        ASSIGN_OR_RETURN(reply, impl_->Send(Verb::kPost, path, body));
+        ASSIGN_OR_RETURN(reply, send());
       }
     }
     if (!reply.ok()) {
