@@ -80,6 +80,9 @@ Result<CampaignStore*> Runtime::Campaigns() {
   // The outbox is the lossless capture on SQLite; notify publishes after commit instead.
   o.capture =
       options_.config.capture == CaptureSetting::kLog ? StoreCapture::kLog : StoreCapture::kNone;
+  // --capture notify/none is an explicit choice: it turns log capture off for this database
+  // (the next log-capture open turns it back on; the history then has a gap, not an error).
+  o.disable_existing_capture = o.capture == StoreCapture::kNone;
   ASSIGN_OR_RETURN(auto store, SqliteCampaignStore::Open(o));
   campaigns_ = std::move(store);
   return campaigns_.get();

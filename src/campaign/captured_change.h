@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "campaign/campaign.h"
 #include "campaign/change.h"
 #include "common/clock.h"
+#include "common/status.h"
 
 namespace ch {
 
@@ -27,11 +29,18 @@ struct CapturedChange {
   std::string actor;
   // The campaign's version after the change (for deletes: row.version + 1).
   int64_t version = 0;
-  // The full row after the change; for deletes, the row as it was before it.
+  // The full row after the change; for deletes, the row as it was before it. An update that
+  // did not change the content leaves row.content empty: it is the previous version's (outbox
+  // format 2, docs/formats/outbox.md; see ResolveOmittedContent).
   Campaign row;
 
   bool operator==(const CapturedChange&) const = default;
 };
+
+// Fill in every omitted content of `changes` (in commit order) from the campaign's previous
+// change in the list. Fails with NotFound naming the campaign and version when the previous
+// content is not in the list (it was confirmed and discarded earlier).
+Status ResolveOmittedContent(std::vector<CapturedChange>& changes);
 
 // Return a compact rendering for tests and logs: "#12 tx 4 c7@v3 updated p1 by user:1".
 std::string DebugString(const CapturedChange& c);

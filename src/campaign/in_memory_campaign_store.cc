@@ -80,8 +80,12 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
     if (Current(row.id) == nullptr) {
       return NotFoundError(fmt::format("campaign {} not found", row.id));
     }
+    const Campaign* before = Current(row.id);
+    // Like the SQLite outbox (format 2): unchanged content is not repeated.
+    Campaign image = row;
+    if (before->content == row.content) image.content.clear();
     overlay_[row.id] = row;
-    Capture(ChangeOp::kUpdated, row.updated_by, row.version, row);
+    Capture(ChangeOp::kUpdated, row.updated_by, row.version, image);
     return Status::OK();
   }
 
@@ -108,7 +112,9 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
       row.updated_at = commit_time_;
       row.updated_by = std::string(actor);
       out.push_back({ChangeOp::kUpdated, row.id, row.customer_id, row.version});
-      Capture(ChangeOp::kUpdated, row.updated_by, row.version, row);
+      Campaign image = row;
+      image.content.clear();  // a shift never changes the content
+      Capture(ChangeOp::kUpdated, row.updated_by, row.version, image);
       overlay_[id] = std::move(row);
     }
     return out;

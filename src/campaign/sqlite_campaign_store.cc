@@ -306,7 +306,16 @@ Status PrepareSchema(SqliteDb& db, const SqliteCampaignStoreOptions& options) {
                             "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
                             "name LIKE 'campaigns_capture_%'"));
   if (options.capture == StoreCapture::kLog) {
+    // Recreate the triggers so a database written by an older format gets the current ones
+    // (format 1 -> 2 only changes the update trigger; rows already in the outbox stay readable).
+    RETURN_IF_ERROR(db.Exec(sqlite_schema::kDropCaptureTriggers));
     RETURN_IF_ERROR(db.Exec(sqlite_schema::kCreateOutbox));
+    if (triggers.value_or(0) == 0 || outbox.value_or(0) < sqlite_schema::kOutboxVersion) {
+      // Capture starts now (or restarts after a gap): the previous versions of the existing
+      // campaigns are not in the outbox chain, so their next captured update carries the content.
+      RETURN_IF_ERROR(
+          db.Exec("INSERT OR IGNORE INTO capture_baseline (id) SELECT id FROM campaigns"));
+    }
   } else if (triggers.value_or(0) > 0) {
     if (!options.disable_existing_capture) {
       return FailedPreconditionError(fmt::format(

@@ -1,5 +1,6 @@
 #include "campaign/sqlite_campaign_store.h"
 
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +47,16 @@ class SqliteCampaignStoreTest : public ::testing::Test {
     return r.ok() ? std::move(r).value() : nullptr;
   }
 
+  // The outbox as stored (unchanged content omitted).
+  std::vector<CapturedChange> RawOutbox() {
+    auto db = SqliteDb::Open(path_);
+    EXPECT_OK(db);
+    if (!db.ok()) return {};
+    auto rows = ReadOutbox(**db, 0, 1'000'000);
+    EXPECT_OK(rows);
+    return rows.ok() ? *rows : std::vector<CapturedChange>{};
+  }
+
   // Read the outbox through a connection of its own, as the relay does.
   std::vector<CapturedChange> Outbox() {
     auto db = SqliteDb::Open(path_);
@@ -53,7 +64,10 @@ class SqliteCampaignStoreTest : public ::testing::Test {
     if (!db.ok()) return {};
     auto rows = ReadOutbox(**db, 0, 1'000'000);
     EXPECT_OK(rows);
-    return rows.ok() ? *rows : std::vector<CapturedChange>{};
+    if (!rows.ok()) return {};
+    // Unchanged content is omitted (outbox format 2); the whole outbox is here to resolve it.
+    EXPECT_OK(ResolveOmittedContent(*rows));
+    return *rows;
   }
 
   std::vector<std::string> OutboxStrings() {
@@ -156,6 +170,32 @@ TEST_F(SqliteCampaignStoreTest, CaptureIsAPropertyOfTheFile) {
     ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
   }
   EXPECT_EQ(Outbox().size(), 2u);  // c2 created, c1 shifted
+}
+
+// Format 2 omits content an update did not change, except where the previous version was never
+// captured (campaigns that existed before capture was turned on).
+TEST_F(SqliteCampaignStoreTest, OutboxOmitsUnchangedContentOnlyWhenThePreviousVersionIsCaptured) {
+  {
+    auto store = Open(StoreCapture::kNone);
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "existing"), As("user:1")));
+  }
+  auto store = Open(StoreCapture::kLog, /*disable=*/false);
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "new"), As("user:1")));  // shifts c1 (never captured)
+  ASSERT_OK(service.Move(1, 1, As("user:2")));               // shifts c2, moves c1
+  CampaignPatch p;
+  p.content = R"({"title":"changed"})";
+  ASSERT_OK(service.Update(2, p, As("user:3")));
+  std::vector<std::string> got;
+  for (const CapturedChange& c : RawOutbox()) {
+    got.push_back(fmt::format("c{}@v{} {}", c.row.id, c.version,
+                              c.row.content.empty() ? "omitted" : c.row.content));
+  }
+  // Statement order: create = shift, insert; move = shift, move.
+  EXPECT_THAT(got, ElementsAre("c1@v2 {\"body\":\"b\",\"title\":\"t\"}",
+                               "c2@v1 {\"body\":\"b\",\"title\":\"t\"}", "c2@v2 omitted",
+                               "c1@v3 omitted", "c2@v3 {\"title\":\"changed\"}"));
 }
 
 TEST_F(SqliteCampaignStoreTest, CommitTimesTransactionIdsAndIdsPersistAcrossReopen) {

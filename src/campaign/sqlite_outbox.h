@@ -20,7 +20,7 @@ namespace ch {
 
 // The outbox format this code reads and writes (meta key "outbox_version"). DO NOT CHANGE the
 // meaning of a released version.
-inline constexpr int kOutboxFormatVersion = 1;
+inline constexpr int kOutboxFormatVersion = 2;
 
 // Return OK when `db` has an outbox of a format this code understands. Fails with
 // FailedPrecondition when there is none (the store was never opened with capture "log") or when

@@ -178,6 +178,7 @@ ChangeEvent ChangeEventFromCapture(CapturedChange&& c) {
   e.actor = std::move(c.actor);
   e.transaction_id = std::move(c.transaction_id);
   e.source_position = std::to_string(c.seq);
+  e.content_omitted = c.row.content.empty();
   e.row = std::move(c.row);
   return e;
 }

@@ -40,11 +40,15 @@ struct ChangeEvent {
   std::optional<Campaign> row;
   // Opaque position in the source (outbox sequence number, WAL LSN); informational on the wire.
   std::string source_position;
+  // True when row->content is empty because the content did not change in this version: it is
+  // the previous version's (the compact SQLite outbox). Consumers must resolve it before the
+  // event is recorded or put on a bus; EncodeChangeMessage refuses such events.
+  bool content_omitted = false;
 
   bool operator==(const ChangeEvent&) const = default;
 };
 
-// Return the JSON message for `e`.
+// Return the JSON message for `e`. REQUIRES: !e.content_omitted (resolve the content first).
 std::string EncodeChangeMessage(const ChangeEvent& e);
 
 // Parse a message. Fails with InvalidArgument naming what is wrong (malformed JSON, missing or

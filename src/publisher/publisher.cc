@@ -7,6 +7,10 @@
 namespace ch {
 
 Result<HistoryRecord> BuildLogRecord(const ChangeEvent& event) {
+  if (event.content_omitted) {
+    return InternalError(fmt::format("change for campaign {} version {} has no content resolved",
+                                     event.campaign_id, event.version));
+  }
   if (!event.row) {
     return InvalidArgumentError(fmt::format("change for campaign {} version {} has no row image",
                                             event.campaign_id, event.version));
@@ -39,6 +43,37 @@ Result<HistoryRecord> BuildLogRecord(const ChangeEvent& event) {
 }
 
 Publisher::Publisher(const PublisherOptions& options) : options_(options) {}
+
+void Publisher::Remember(const Campaign& row) {
+  if (row.content.empty()) return;
+  if (contents_.size() >= options_.content_cache_campaigns && !contents_.contains(row.id)) {
+    contents_.clear();
+  }
+  auto& slot = contents_[row.id];
+  if (row.version >= slot.first) slot = {row.version, row.content};
+}
+
+Status Publisher::ResolveContent(ChangeEvent& event) {
+  Campaign& row = *event.row;
+  const int64_t previous = row.version - 1;
+  auto it = contents_.find(row.id);
+  if (it != contents_.end() && it->second.first == previous) {
+    row.content = it->second.second;
+  } else {
+    ASSIGN_OR_RETURN(std::optional<HistoryRecord> before,
+                     options_.history->GetVersion(row.id, previous));
+    if (!before) {
+      return DataLossError(fmt::format(
+          "campaign {} version {} did not change its content, but version {} is not in the "
+          "history to take it from",
+          row.id, row.version, previous));
+    }
+    ASSIGN_OR_RETURN(Campaign prior, CampaignFromJson(before->snapshot));
+    row.content = std::move(prior.content);
+  }
+  event.content_omitted = false;
+  return Status::OK();
+}
 
 Result<std::optional<HistoryRecord>> Publisher::ResolveNotify(
     const ChangeEvent& event, const std::vector<HistoryRecord>& pending) {
@@ -91,7 +126,16 @@ Result<PublishStats> Publisher::Process(std::span<const ChangeEvent> events) {
   for (const ChangeEvent& e : events) {
     ++stats.events;
     if (e.capture == CaptureMode::kLog) {
+      if (e.content_omitted && e.row) {
+        ChangeEvent resolved = e;
+        RETURN_IF_ERROR(ResolveContent(resolved));
+        ASSIGN_OR_RETURN(HistoryRecord r, BuildLogRecord(resolved));
+        Remember(*resolved.row);
+        records.push_back(std::move(r));
+        continue;
+      }
       ASSIGN_OR_RETURN(HistoryRecord r, BuildLogRecord(e));
+      if (e.row) Remember(*e.row);
       records.push_back(std::move(r));
       continue;
     }

@@ -17,6 +17,9 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "campaign/campaign_store.h"
@@ -28,6 +31,9 @@
 namespace ch {
 
 struct PublisherOptions {
+  // Contents remembered per campaign to resolve events whose content was omitted because it did
+  // not change (the compact outbox). Default: 50,000 campaigns (bounded memory: ~1 KiB each).
+  size_t content_cache_campaigns = 50000;
   // REQUIRES: not null; must outlive the publisher.
   HistoryStore* history = nullptr;
   // Where notify events fetch the current row. Not owned; may be null when only log events are
@@ -56,7 +62,7 @@ struct PublishStats {
 };
 
 // Return the history record of a log event. Fails with InvalidArgument when the event has no row
-// image or the row does not match the event's ids.
+// image or the row does not match the event's ids. REQUIRES: !event.content_omitted.
 Result<HistoryRecord> BuildLogRecord(const ChangeEvent& event);
 
 class Publisher {
@@ -76,7 +82,16 @@ class Publisher {
   Result<std::optional<HistoryRecord>> ResolveNotify(const ChangeEvent& event,
                                                      const std::vector<HistoryRecord>& pending);
 
+  // Fill in the content of an event whose content did not change: from the campaign's previous
+  // version (this batch, the cache, or the history store). Fails with DataLoss when the previous
+  // version is nowhere (it must be: the outbox is drained in commit order).
+  Status ResolveContent(ChangeEvent& event);
+  void Remember(const Campaign& row);
+
   PublisherOptions options_;
+  // campaign id -> (version, content) of the newest version seen. Bounded by
+  // options_.content_cache_campaigns (cleared when full: a miss only costs a history lookup).
+  std::unordered_map<int64_t, std::pair<int64_t, std::string>> contents_;
 };
 
 }  // namespace ch

@@ -91,11 +91,51 @@ TEST(PublisherTest, ProcessingTwiceStoresOnce) {
   EXPECT_EQ(Render(history.AllRecords()), "c7@v1 created missed 0; c7@v2 updated missed 0");
 }
 
+ChangeEvent Unchanged(const Campaign& row, int64_t micros) {
+  ChangeEvent e = LogEvent(row, ChangeOp::kUpdated, micros);
+  e.row->content = "";
+  e.content_omitted = true;
+  return e;
+}
+
+// The compact outbox omits unchanged content; the publisher takes it from the previous version.
+TEST(PublisherTest, ResolvesOmittedContentFromTheBatchTheCacheAndTheHistory) {
+  InMemoryHistoryStore history;
+  {
+    Publisher p({.history = &history});
+    ASSERT_OK(p.Process(std::vector<ChangeEvent>{LogEvent(Row(7, 1), ChangeOp::kCreated, 1),
+                                                 Unchanged(Row(7, 2, 2), 2)})
+                  .status());
+    ASSERT_OK(p.Process(std::vector<ChangeEvent>{Unchanged(Row(7, 3, 3), 3)}).status());
+  }
+  // A new publisher (a restart) has no cache: the history has the previous version.
+  Publisher restarted({.history = &history});
+  ASSERT_OK(restarted.Process(std::vector<ChangeEvent>{Unchanged(Row(7, 4, 1), 4)}).status());
+  for (int64_t v = 1; v <= 4; ++v) {
+    ASSERT_OK_AND_ASSIGN(auto r, history.GetVersion(7, v));
+    ASSERT_TRUE(r.has_value());
+    ASSERT_OK_AND_ASSIGN(Campaign c, CampaignFromJson(r->snapshot));
+    EXPECT_EQ(c.content, R"({"title":"Hi"})") << "v" << v;
+    EXPECT_EQ(c.version, v);
+  }
+}
+
+TEST(PublisherTest, OmittedContentWithoutAPreviousVersionIsDataLoss) {
+  InMemoryHistoryStore history;
+  Publisher p({.history = &history});
+  EXPECT_THAT(p.Process(std::vector<ChangeEvent>{Unchanged(Row(7, 5), 5)}),
+              StatusIs(StatusCode::kDataLoss));
+  EXPECT_TRUE(history.AllRecords().empty());
+}
+
 // Notify capture: the message names a version; the publisher records whatever the database holds
 // now and counts what it never saw.
 class NotifyTest : public ::testing::Test {
  protected:
-  NotifyTest() : store_(clock_), service_(store_), publisher_({&history_, &store_}) {}
+  NotifyTest()
+      : store_(clock_),
+        service_(store_),
+        publisher_({.history = &history_, .campaigns = &store_}) {}
 
   ChangeEvent Notify(const CommitInfo& info, size_t i = 0) {
     ChangeEvent e;
