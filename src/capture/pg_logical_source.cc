@@ -140,14 +140,19 @@ struct PgLogicalSource::Impl {
                                         message));
   }
 
-  // The stream ended or failed: collect the server's reason.
-  Status StreamFailed() {
+  // The stream ended (-1: the server sent an error or CopyDone) or failed (-2): collect the
+  // server's reason and drop the connection.
+  Status StreamFailed(int code) {
     std::string reason;
-    while (PGresult* res = PQgetResult(repl->raw())) {
-      if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
-        reason = repl->ErrorStatus(res, "").message();
-      }
+    // After an ErrorResponse the error is the next result. After a CopyDone the connection stays
+    // in copy-in state and PQgetResult would return PGRES_COPY_IN forever: stop there.
+    for (int i = 0; code == -1 && i < 4; ++i) {
+      PGresult* res = PQgetResult(repl->raw());
+      if (res == nullptr) break;
+      const ExecStatusType st = PQresultStatus(res);
+      if (st == PGRES_FATAL_ERROR) reason = repl->ErrorStatus(res, "").message();
       PQclear(res);
+      if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
     }
     Status s = Disconnect("was closed");
     if (!reason.empty()) return UnavailableError(reason + " (replication stream closed)");
@@ -320,7 +325,7 @@ Result<SourceBatch> PgLogicalSource::Poll(size_t max_events, Micros wait) {
       RETURN_IF_ERROR(s.MaybePeriodicFeedback());
       continue;
     }
-    if (n < 0) return s.StreamFailed();
+    if (n < 0) return s.StreamFailed(n);
     // Nothing more buffered: hand out what is complete, or wait for the socket.
     if (!s.ready.empty()) return s.TakeBatch(max_events);
     RETURN_IF_ERROR(s.MaybePeriodicFeedback());
