@@ -327,6 +327,18 @@ Result<std::unique_ptr<PgCampaignStore>> PgCampaignStore::Open(
   auto lease = impl->Acquire();
   if (!lease.ok()) return fail(lease.status());
   PgConn& conn = lease->conn();
+  if (options.capture == StoreCapture::kLog) {
+    // Without logical WAL nothing can ever read the changes: capture 'log' would be a promise the
+    // database cannot keep.
+    auto level = conn.Exec("SHOW wal_level");
+    if (!level.ok()) return fail(level.status());
+    if (level->Get(0, 0) != "logical") {
+      return fail(FailedPreconditionError(fmt::format(
+          "capture 'log' needs wal_level = logical, the server has '{}' (set it in "
+          "postgresql.conf and restart PostgreSQL), or open the store with capture 'none'",
+          level->Get(0, 0))));
+    }
+  }
   Status s = EnsurePgSchema(conn, options.capture == StoreCapture::kLog);
   if (!s.ok()) return fail(s);
   if (options.capture == StoreCapture::kNone && !options.ignore_existing_capture) {

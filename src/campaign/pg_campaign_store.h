@@ -27,7 +27,8 @@
 // through a replication slot), so inserts and updates cost no extra statement. A delete's actor
 // is not in the deleted row, so Remove first writes it into the WAL, in the same transaction,
 // with pg_logical_emit_message(true, 'campaign-history.actor', actor). Opening with kLog also
-// makes campaigns REPLICA IDENTITY FULL (deletes then carry the whole old row). Opening with
+// makes campaigns REPLICA IDENTITY FULL (deletes then carry the whole old row) and requires
+// wal_level = logical (FailedPrecondition otherwise: nothing could read the WAL). Opening with
 // kNone a database whose campaigns table is published (someone captures it) fails with
 // FailedPrecondition, because its deletes would be captured without an actor; see
 // PgCampaignStoreOptions::ignore_existing_capture.
@@ -82,8 +83,9 @@ class PgCampaignStore final : public CampaignStore {
  public:
   // Connect to options.url, create the schema when missing (pg_schema.h) and check it. Fails with
   // InvalidArgument on bad options or URL, Unavailable when the server cannot be reached,
-  // FailedPrecondition when the schema is newer than this binary, the database is not UTF8, or
-  // on a capture conflict (see PgCampaignStoreOptions::ignore_existing_capture).
+  // FailedPrecondition when the schema is newer than this binary, the database is not UTF8,
+  // capture is kLog but wal_level is not logical, or on a capture conflict (see
+  // PgCampaignStoreOptions::ignore_existing_capture).
   static Result<std::unique_ptr<PgCampaignStore>> Open(const PgCampaignStoreOptions& options);
   ~PgCampaignStore() override;
 

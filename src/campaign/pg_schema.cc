@@ -129,7 +129,6 @@ CREATE TABLE IF NOT EXISTS ch_capture_progress (
   confirmed_lsn pg_lsn NOT NULL,
   updated_at    timestamptz NOT NULL
 );
-INSERT INTO ch_meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
 )sql";
 
 // Any constant: the advisory lock that serializes schema creation within a database.
@@ -307,6 +306,10 @@ Status EnsureInTransaction(PgConn& conn, bool replica_identity_full) {
       conn.Exec("CREATE TABLE IF NOT EXISTS ch_meta (key text PRIMARY KEY, value text NOT NULL)"));
   RETURN_IF_ERROR(CheckVersion(conn));
   RETURN_IF_ERROR(conn.Exec(kCreateTables));
+  RETURN_IF_ERROR(
+      conn.Exec(fmt::format("INSERT INTO ch_meta (key, value) VALUES "
+                            "('schema_version', '{}') ON CONFLICT DO NOTHING",
+                            kPgSchemaVersion)));
   if (replica_identity_full) {
     ASSIGN_OR_RETURN(PgResult r, conn.Exec("SELECT relreplident FROM pg_class WHERE oid = "
                                            "'campaigns'::regclass"));
@@ -330,8 +333,10 @@ Status EnsurePgSchema(PgConn& conn, bool replica_identity_full) {
           "to_regclass('campaigns_active_by_end') IS NOT NULL"));
   if (present.rows() == 1 && present.Get(0, 0) == "t") {
     RETURN_IF_ERROR(CheckVersion(conn));
-    ASSIGN_OR_RETURN(PgResult v,
-                     conn.Exec("SELECT value = '1' FROM ch_meta WHERE key = 'schema_version'"));
+    ASSIGN_OR_RETURN(
+        PgResult v,
+        conn.Exec(fmt::format("SELECT value = '{}' FROM ch_meta WHERE key = 'schema_version'",
+                              kPgSchemaVersion)));
     bool current = v.rows() == 1 && v.Get(0, 0) == "t";
     if (current && !replica_identity_full) return Status::OK();
     if (current) {
