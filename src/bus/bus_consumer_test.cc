@@ -244,9 +244,10 @@ TEST_F(BusConsumerTest, SlowHandlerKeepsItsLeasesExtended) {
   // A competing puller must never get the message while the slow handler holds it.
   std::atomic<int> stolen{0};
   std::thread competitor([&] {
+    while (!in_handler && !done) std::this_thread::sleep_for(milliseconds(1));
     while (!done) {
       auto got = bus_.Pull("short", 10, milliseconds(20));
-      if (got.ok() && in_handler && !done) stolen += static_cast<int>(got->size());
+      if (got.ok() && !done) stolen += static_cast<int>(got->size());
     }
   });
   ASSERT_OK_AND_ASSIGN(size_t n, consumer->RunOnce());
