@@ -85,6 +85,9 @@ struct PgLogicalSource::Impl {
   uint64_t feedback = 0;    // the flushed position reported to the server
   uint64_t slot_start = 0;  // the slot's confirmed position when this source opened
   SteadyClock::time_point last_feedback{};
+  // Set when the stream failed: Poll hands out the complete transactions decoded before the
+  // failure, then returns it and drops the stream.
+  std::optional<Status> failure;
 
   Result<PgConn*> Sql() {
     if (sql == nullptr || !sql->ok()) {
@@ -118,31 +121,34 @@ struct PgLogicalSource::Impl {
                                options.slot, FormatLsn(start), PgQuoteIdent(options.publication)))
             .status()
             .WithContext(fmt::format("cannot stream from replication slot '{}'", options.slot)));
-    decoder.Reset();
-    ready.clear();
-    ready_events = 0;
+    Drop();
     repl = std::move(conn);
     last_feedback = SteadyClock::now();
     return Status::OK();
   }
 
-  // Drop the stream (the next Poll reconnects). What was decoded but not handed out is dropped
-  // too: the server sends it again.
-  Status Disconnect(std::string_view why) {
+  // Return an Unavailable status for a stream that failed, with libpq's reason.
+  Status StreamError(std::string_view why) const {
     std::string message = repl != nullptr ? std::string(PQerrorMessage(repl->raw())) : "";
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    repl.reset();
-    decoder.Reset();
-    ready.clear();
-    ready_events = 0;
     return UnavailableError(fmt::format("PostgreSQL {}: replication stream of slot '{}' {}{}{}",
                                         where, options.slot, why, message.empty() ? "" : ": ",
                                         message));
   }
 
-  // The stream ended (-1: the server sent an error or CopyDone) or failed (-2): collect the
-  // server's reason and drop the connection.
-  Status StreamFailed(int code) {
+  // Drop the stream (the next Poll reconnects). What was decoded but not handed out is dropped
+  // too: the server sends it again.
+  void Drop() {
+    repl.reset();
+    decoder.Reset();
+    ready.clear();
+    ready_events = 0;
+    failure.reset();
+  }
+
+  // The stream ended (-1: the server sent an error or CopyDone) or failed (-2): return the
+  // server's reason.
+  Status StreamEnded(int code) {
     std::string reason;
     // After an ErrorResponse the error is the next result. After a CopyDone the connection stays
     // in copy-in state and PQgetResult would return PGRES_COPY_IN forever: stop there.
@@ -154,19 +160,18 @@ struct PgLogicalSource::Impl {
       PQclear(res);
       if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) break;
     }
-    Status s = Disconnect("was closed");
     if (!reason.empty()) return UnavailableError(reason + " (replication stream closed)");
-    return s;
+    return StreamError("was closed");
   }
 
   Status SendFeedback(bool reply_requested) {
-    if (repl == nullptr) return Status::OK();
+    if (repl == nullptr || failure) return Status::OK();
     const uint64_t flushed = options.TEST_no_server_feedback ? slot_start : feedback;
     std::string msg = pg_logical::EncodeStandbyStatus(std::max(received, flushed), flushed,
                                                       UnixMicrosNow(), reply_requested);
     if (PQputCopyData(repl->raw(), msg.data(), static_cast<int>(msg.size())) != 1 ||
         PQflush(repl->raw()) != 0) {
-      return Disconnect("failed while sending a status update");
+      return StreamError("failed while sending a status update");
     }
     last_feedback = SteadyClock::now();
     return Status::OK();
@@ -261,16 +266,16 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
   auto slot_lsn = ParseLsn(slot->Get(0, 3));
   if (!slot_lsn.ok()) return fail(slot_lsn.status());
   auto pub = sql.ExecParams(
-      "SELECT count(*) FROM pg_publication WHERE pubname = $1 UNION ALL "
-      "SELECT (to_regclass('ch_capture_progress') IS NOT NULL)::int",
+      "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1), "
+      "to_regclass('ch_capture_progress') IS NOT NULL",
       {options.publication});
   if (!pub.ok()) return fail(pub.status());
-  if (pub->Get(0, 0) == "0") {
+  if (pub->Get(0, 0) != "t") {
     return fail(FailedPreconditionError(fmt::format("publication '{}' does not exist; {}",
                                                     options.publication,
                                                     SetupHint(options.slot, options.publication))));
   }
-  if (pub->Get(1, 0) == "0") {
+  if (pub->Get(0, 1) != "t") {
     return fail(FailedPreconditionError(fmt::format("table ch_capture_progress does not exist; {}",
                                                     SetupHint(options.slot, options.publication))));
   }
@@ -311,32 +316,45 @@ Result<SourceBatch> PgLogicalSource::Poll(size_t max_events, Micros wait) {
     }
   }
   while (true) {
+    if (s.failure) {
+      // What was complete before the failure still goes out (a transaction that cannot be
+      // decoded must not hold back the ones before it); then the error, once.
+      if (!s.ready.empty()) return s.TakeBatch(max_events);
+      Status failed = *s.failure;
+      s.Drop();
+      return failed;
+    }
     if (s.ready_events >= max_events) return s.TakeBatch(max_events);
     char* buf = nullptr;
     const int n = PQgetCopyData(s.repl->raw(), &buf, /*async=*/1);
     if (n > 0) {
       Status handled = s.Handle(std::string_view(buf, static_cast<size_t>(n)));
       PQfreemem(buf);
-      if (!handled.ok()) {
-        if (s.repl != nullptr) s.Disconnect("stopped").IgnoreError();
-        return handled;
-      }
-      if (s.repl == nullptr) return UnavailableError("replication stream lost");
-      RETURN_IF_ERROR(s.MaybePeriodicFeedback());
+      if (handled.ok()) handled = s.MaybePeriodicFeedback();
+      if (!handled.ok()) s.failure = handled;
       continue;
     }
-    if (n < 0) return s.StreamFailed(n);
+    if (n < 0) {
+      s.failure = s.StreamEnded(n);
+      continue;
+    }
     // Nothing more buffered: hand out what is complete, or wait for the socket.
     if (!s.ready.empty()) return s.TakeBatch(max_events);
-    RETURN_IF_ERROR(s.MaybePeriodicFeedback());
+    if (Status fed = s.MaybePeriodicFeedback(); !fed.ok()) {
+      s.failure = fed;
+      continue;
+    }
     const auto now = SteadyClock::now();
     if (now >= deadline) return SourceBatch{};
     const auto until = std::min(deadline, s.last_feedback + s.options.feedback_interval);
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
     pollfd pfd{PQsocket(s.repl->raw()), POLLIN, 0};
     const int ready = ::poll(&pfd, 1, static_cast<int>(std::max<int64_t>(ms, 0)));
-    if (ready < 0 && errno != EINTR) return s.Disconnect("failed while waiting for data");
-    if (PQconsumeInput(s.repl->raw()) == 0) return s.Disconnect("was lost");
+    if (ready < 0 && errno != EINTR) {
+      s.failure = s.StreamError("failed while waiting for data");
+    } else if (PQconsumeInput(s.repl->raw()) == 0) {
+      s.failure = s.StreamError("was lost");
+    }
   }
 }
 
@@ -358,9 +376,9 @@ Status PgLogicalSource::Confirm(const std::string& position) {
   }
   s.confirmed = lsn;
   s.feedback = std::max(s.feedback, lsn);
-  // A failure to tell the server only drops the stream; the next Poll reconnects and the
-  // recorded position stands.
-  s.SendFeedback(false).IgnoreError();
+  // A failure to tell the server only ends the stream (the next Poll reports it and reconnects);
+  // the recorded position stands.
+  if (Status fed = s.SendFeedback(false); !fed.ok()) s.failure = fed;
   return Status::OK();
 }
 

@@ -530,6 +530,42 @@ TEST_F(PgLogicalSourceTest, ReconnectsAfterTheStreamIsDropped) {
   ExpectNothingMore(*source);
 }
 
+// A writer that bypasses PgCampaignStore (psql, a migration) is captured too: without the
+// store's stamp, with PostgreSQL's commit time and xid, and "unknown" as a delete's actor.
+TEST_F(PgLogicalSourceTest, ForeignWritersAreCapturedWithPostgresStamps) {
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource());
+  ASSERT_OK(service_->Create(Draft(1, "a"), As("user:1")));
+  PollEvents(*source, 1);
+  const std::string xid = Query(
+      "WITH u AS (UPDATE campaigns SET name = 'by hand', version = version + 1, "
+      "updated_by = 'user:dba' WHERE id = 1 RETURNING 1) SELECT txid_current()::text FROM u");
+  Query("DELETE FROM campaigns WHERE id = 1");
+  auto events = Flatten(PollEvents(*source, 2));
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(Render(events[0]), "updated c1@v2 by user:dba");
+  EXPECT_EQ(events[0].transaction_id, xid);
+  EXPECT_EQ(events[0].row->name, "by hand");
+  // PostgreSQL's commit time (the real clock), not a store stamp (the fake clock).
+  const Micros off = events[0].event_time - SystemClock::Default().Now();
+  EXPECT_LT(std::chrono::abs(off), std::chrono::minutes(1));
+  EXPECT_EQ(Render(events[1]), "deleted c1@v3 by unknown");
+}
+
+// A change the source cannot decode stops it with DataLoss, but only after everything before it.
+TEST_F(PgLogicalSourceTest, AnUndecodableChangeStopsTheSourceAfterWhatPrecedesIt) {
+  ASSERT_OK_AND_ASSIGN(auto first, service_->Create(Draft(1, "a"), As("user:1")));
+  Query("UPDATE campaigns SET status = 'archived' WHERE id = 1");
+  ASSERT_OK_AND_ASSIGN(auto source, OpenSource());
+  ASSERT_OK_AND_ASSIGN(auto batch, source->Poll(100, std::chrono::seconds(5)));
+  ASSERT_EQ(batch.events.size(), 1u);
+  EXPECT_EQ(batch.events[0].transaction_id, first.transaction_id);
+  ASSERT_OK(source->Confirm(batch.end_position));
+  EXPECT_THAT(source->Poll(100, std::chrono::seconds(5)),
+              StatusIsWith(StatusCode::kDataLoss, "campaigns.status"));
+  // It stays stopped there (reconnecting), rather than skip a version.
+  EXPECT_THAT(source->Poll(100, std::chrono::seconds(5)), StatusIs(StatusCode::kDataLoss));
+}
+
 TEST_F(PgLogicalSourceTest, OneConsumerPerSlot) {
   ASSERT_OK_AND_ASSIGN(auto source, OpenSource());
   EXPECT_THAT(OpenSource(), StatusIsWith(StatusCode::kUnavailable, "active"));
