@@ -1,0 +1,95 @@
+#include "capture/capture_relay.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace ch {
+
+Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
+  if (!pending_) {
+    ASSIGN_OR_RETURN(SourceBatch batch, options_.source->Poll(options_.batch_size, wait));
+    if (batch.events.empty()) return int64_t{0};
+    pending_ = std::move(batch);
+  }
+  std::vector<BusMessage> messages;
+  messages.reserve(pending_->events.size());
+  for (const ChangeEvent& e : pending_->events) {
+    if (e.content_omitted) {
+      return FailedPreconditionError(fmt::format(
+          "campaign {} version {} arrived without its content (a compact SQLite outbox); relay "
+          "such a database with the embedded publisher, or open it with full row images",
+          e.campaign_id, e.version));
+    }
+    BusMessage m;
+    m.data = EncodeChangeMessage(e);
+    m.ordering_key = std::to_string(e.campaign_id);
+    m.attributes = {{"schema_version", std::to_string(kChangeMessageSchemaVersion)},
+                    {"capture", std::string(CaptureModeName(e.capture))},
+                    {"campaign_id", std::to_string(e.campaign_id)},
+                    {"version", std::to_string(e.version)}};
+    messages.push_back(std::move(m));
+  }
+  RETURN_IF_ERROR(options_.bus->Publish(options_.topic, messages));
+  // Only now, with the bus holding them, may the source discard the changes.
+  RETURN_IF_ERROR(options_.source->Confirm(pending_->end_position));
+  int64_t n = static_cast<int64_t>(pending_->events.size());
+  pending_.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.batches;
+  stats_.published += n;
+  return n;
+}
+
+Status CaptureRelay::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (thread_.joinable()) return Status::OK();
+  stop_ = false;
+  thread_ = std::thread([this] { Loop(); });
+  return Status::OK();
+}
+
+void CaptureRelay::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+CaptureRelayStats CaptureRelay::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+Status CaptureRelay::last_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+void CaptureRelay::Loop() {
+  Micros backoff = options_.min_backoff;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+    }
+    Result<int64_t> r = RunOnce(options_.poll_wait);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (r.ok()) {
+      last_error_ = Status::OK();
+      backoff = options_.min_backoff;
+      continue;
+    }
+    last_error_ = r.status();
+    ++stats_.errors;
+    spdlog::warn("capture relay: {} (retrying in {} ms)", r.status().ToString(),
+                 backoff.count() / 1000);
+    cv_.wait_for(lock, backoff, [this] { return stop_; });
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+}  // namespace ch

@@ -1,0 +1,81 @@
+// CaptureRelay: the `capture` role. Moves captured changes from a ChangeSource (a PostgreSQL
+// replication slot, a SQLite outbox) onto a ChangeBus topic as change messages
+// (docs/formats/change-message.md), ordering key = campaign id, and only then confirms the source.
+//
+//   Poll (whole transactions, commit order) -> Publish (durable on the bus) -> Confirm
+//
+// A crash between Publish and Confirm publishes those messages again after a restart: consumers
+// are idempotent on (campaign_id, version). A failed batch is retried as it is, with backoff; a
+// change that cannot be encoded (content not resolved) stops the relay with the error rather than
+// being skipped.
+//
+// Thread-safety: Start/Stop/stats/last_error from any thread; RunOnce only while not started.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "bus/change_bus.h"
+#include "capture/change_source.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace ch {
+
+struct CaptureRelayOptions {
+  // REQUIRES: not null; must outlive the relay.
+  ChangeSource* source = nullptr;
+  // REQUIRES: not null; must outlive the relay.
+  ChangeBus* bus = nullptr;
+  // The change topic. Default: "campaign-changes".
+  std::string topic = "campaign-changes";
+  // Events per batch (a transaction is never split, so a batch may be larger). Default: 1000.
+  size_t batch_size = 1000;
+  // How long one Poll waits. Default: 200 ms.
+  Micros poll_wait = std::chrono::milliseconds(200);
+  // Backoff after a failure, doubling. Default: 50 ms .. 5 s.
+  Micros min_backoff = std::chrono::milliseconds(50);
+  Micros max_backoff = std::chrono::seconds(5);
+};
+
+struct CaptureRelayStats {
+  int64_t batches = 0;
+  int64_t published = 0;
+  int64_t errors = 0;
+};
+
+class CaptureRelay {
+ public:
+  explicit CaptureRelay(const CaptureRelayOptions& options) : options_(options) {}
+  CaptureRelay(const CaptureRelay&) = delete;
+  CaptureRelay& operator=(const CaptureRelay&) = delete;
+  ~CaptureRelay() { Stop(); }
+
+  // One poll -> publish -> confirm cycle. Return the number of changes published.
+  Result<int64_t> RunOnce(Micros wait);
+  Status Start();
+  // Stop after the batch in flight.
+  void Stop();
+
+  CaptureRelayStats stats() const;
+  Status last_error() const;
+
+ private:
+  void Loop();
+
+  CaptureRelayOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  CaptureRelayStats stats_;  // guarded by mu_
+  Status last_error_;        // guarded by mu_
+  bool stop_ = false;        // guarded by mu_
+  std::thread thread_;
+  // Polled but not yet confirmed (retried as it is). Used by the RunOnce thread only.
+  std::optional<SourceBatch> pending_;
+};
+
+}  // namespace ch
