@@ -1,7 +1,14 @@
 // The PostgreSQL row codec, URL handling and error translation: no server needed.
 #include "campaign/pg_schema.h"
 
+#include "campaign/pg_campaign_store.h"
 #include "campaign/pg_client.h"
+
+// The public PostgreSQL headers keep libpq out (conventions §6): nothing above may include it.
+#ifdef LIBPQ_FE_H
+#error "a public campaign header includes libpq-fe.h"
+#endif
+
 #include "common/time_util.h"
 #include "testing/test_util.h"
 

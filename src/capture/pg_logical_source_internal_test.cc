@@ -4,8 +4,14 @@
 
 #include "campaign/pg_client.h"
 #include "campaign/pg_schema.h"
+#include "capture/pg_logical_source.h"
 #include "common/time_util.h"
 #include "testing/test_util.h"
+
+// No header above includes libpq: it stays in .cc files (conventions §6).
+#ifdef LIBPQ_FE_H
+#error "a PostgreSQL adapter header includes libpq-fe.h"
+#endif
 
 namespace ch::pg_logical {
 namespace {
