@@ -6,19 +6,26 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
+#include "bus/embedded_change_bus.h"
+#include "bus/pubsub_change_bus.h"
+#include "campaign/pg_campaign_store.h"
 #include "campaign/sqlite_campaign_store.h"
+#include "capture/pg_logical_source.h"
 #include "capture/sqlite_outbox_source.h"
 #include "history/sqlite_history_store.h"
+#include "publisher/history_topic_writer.h"
 
 namespace ch {
 namespace {
 
-Status Unsupported(std::string_view flag, const BackendUrl& url) {
-  return UnimplementedError(fmt::format(
-      "{}: '{}' is not supported by this build yet (use sqlite:PATH)", flag, url.original));
+Status Unsupported(std::string_view flag, const BackendUrl& url, std::string_view what) {
+  return UnimplementedError(
+      fmt::format("{}: '{}' is not supported as {} (use {})", flag, url.original, what,
+                  flag == "--history" ? "sqlite:PATH" : "sqlite:PATH or postgresql://..."));
 }
 
 Status EnsureParentDir(const std::string& file) {
@@ -43,8 +50,8 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(const RuntimeOptions& options) 
   ASSIGN_OR_RETURN(rt->campaign_url_,
                    ParseBackendUrl("--campaign-db", options.config.CampaignDbUrl()));
   ASSIGN_OR_RETURN(rt->history_url_, ParseBackendUrl("--history", options.config.HistoryUrl()));
-  ASSIGN_OR_RETURN(BackendUrl bus, ParseBackendUrl("--bus", options.config.bus));
-  if (bus.scheme != UrlScheme::kEmbedded && bus.scheme != UrlScheme::kPubSub) {
+  ASSIGN_OR_RETURN(rt->bus_url_, ParseBackendUrl("--bus", options.config.bus));
+  if (rt->bus_url_.scheme != UrlScheme::kEmbedded && rt->bus_url_.scheme != UrlScheme::kPubSub) {
     return InvalidArgumentError(fmt::format(
         "--bus: '{}' is not a bus (expected embedded or pubsub://PROJECT)", options.config.bus));
   }
@@ -65,24 +72,39 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(const RuntimeOptions& options) 
 }
 
 Runtime::~Runtime() {
-  StopPublisher();
+  StopAll();
   if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+bool Runtime::embedded_direct() const {
+  return campaign_url_.scheme == UrlScheme::kSqlite && bus_url_.scheme == UrlScheme::kEmbedded &&
+         options_.config.capture == CaptureSetting::kLog;
 }
 
 Result<CampaignStore*> Runtime::Campaigns() {
   if (campaigns_) return campaigns_.get();
-  if (campaign_url_.scheme != UrlScheme::kSqlite)
-    return Unsupported("--campaign-db", campaign_url_);
+  const bool log = options_.config.capture == CaptureSetting::kLog;
+  if (campaign_url_.scheme == UrlScheme::kPostgres) {
+    PgCampaignStoreOptions o;
+    o.url = campaign_url_.target;
+    o.clock = clock_;
+    o.capture = log ? StoreCapture::kLog : StoreCapture::kNone;
+    // --capture notify/none is an explicit choice for this process.
+    o.ignore_existing_capture = !log;
+    ASSIGN_OR_RETURN(auto store, PgCampaignStore::Open(o));
+    campaigns_ = std::move(store);
+    return campaigns_.get();
+  }
   RETURN_IF_ERROR(EnsureParentDir(campaign_url_.target));
   SqliteCampaignStoreOptions o;
   o.path = campaign_url_.target;
   o.clock = clock_;
-  // The outbox is the lossless capture on SQLite; notify publishes after commit instead.
-  o.capture =
-      options_.config.capture == CaptureSetting::kLog ? StoreCapture::kLog : StoreCapture::kNone;
+  o.capture = log ? StoreCapture::kLog : StoreCapture::kNone;
   // --capture notify/none is an explicit choice: it turns log capture off for this database
   // (the next log-capture open turns it back on; the history then has a gap, not an error).
-  o.disable_existing_capture = o.capture == StoreCapture::kNone;
+  o.disable_existing_capture = !log;
+  // A relay to Pub/Sub needs self-contained rows; the embedded publisher resolves compact ones.
+  o.compact_outbox = bus_url_.scheme == UrlScheme::kEmbedded;
   ASSIGN_OR_RETURN(auto store, SqliteCampaignStore::Open(o));
   campaigns_ = std::move(store);
   return campaigns_.get();
@@ -92,16 +114,29 @@ Result<CampaignService*> Runtime::Service() {
   if (service_) return service_.get();
   ASSIGN_OR_RETURN(CampaignStore * store, Campaigns());
   service_ = std::make_unique<CampaignService>(*store);
-  if (options_.config.capture == CaptureSetting::kLog) {
-    RETURN_IF_ERROR(OpenSource());
+  if (embedded_direct()) {
+    RETURN_IF_ERROR(OpenOutboxSource());
     service_->AddObserver(&static_cast<SqliteOutboxSource&>(*source_).commit_observer());
+  } else if (options_.config.capture == CaptureSetting::kNotify) {
+    ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
+    if (options_.topology.create_missing) {
+      RETURN_IF_ERROR(bus->EnsureTopic(options_.topology.changes_topic));
+    }
+    NotifyPublisherOptions n;
+    n.bus = bus;
+    n.topic = options_.topology.changes_topic;
+    notify_ = std::make_unique<NotifyPublisher>(n);
+    RETURN_IF_ERROR(notify_->Start());
+    service_->AddObserver(notify_.get());
   }
   return service_.get();
 }
 
 Result<HistoryStore*> Runtime::History(bool create) {
   if (history_) return history_.get();
-  if (history_url_.scheme != UrlScheme::kSqlite) return Unsupported("--history", history_url_);
+  if (history_url_.scheme != UrlScheme::kSqlite) {
+    return Unsupported("--history", history_url_, "a history store by this build");
+  }
   if (!create && !std::filesystem::exists(history_url_.target)) {
     return NotFoundError(fmt::format(
         "no history at '{}' yet (run 'campaign-history demo' or 'replay' first, or pass --data / "
@@ -117,10 +152,29 @@ Result<HistoryStore*> Runtime::History(bool create) {
   return history_.get();
 }
 
-Status Runtime::OpenSource() {
+Result<ChangeBus*> Runtime::Bus() {
+  if (bus_) return bus_.get();
+  if (bus_url_.scheme == UrlScheme::kPubSub) {
+    PubSubOptions o;
+    o.project = bus_url_.target;
+    o.create_missing = options_.topology.create_missing;
+    ASSIGN_OR_RETURN(auto bus, PubSubChangeBus::Open(o));
+    bus_ = std::move(bus);
+    return bus_.get();
+  }
+  EmbeddedChangeBusOptions o;
+  o.path = (std::filesystem::path(options_.config.data_dir) / "bus.db").string();
+  RETURN_IF_ERROR(EnsureParentDir(o.path));
+  ASSIGN_OR_RETURN(auto bus, EmbeddedChangeBus::Open(o));
+  bus_ = std::move(bus);
+  return bus_.get();
+}
+
+Status Runtime::OpenOutboxSource() {
   if (source_) return Status::OK();
-  if (campaign_url_.scheme != UrlScheme::kSqlite)
-    return Unsupported("--campaign-db", campaign_url_);
+  if (campaign_url_.scheme != UrlScheme::kSqlite) {
+    return InternalError("the outbox exists only on a SQLite campaign database");
+  }
   // The store creates the outbox; open it first so the source finds the schema.
   RETURN_IF_ERROR(Campaigns().status());
   SqliteOutboxSourceOptions o;
@@ -137,59 +191,238 @@ Result<bool> Runtime::TakePublisherLock() {
   if (lock_fd_ < 0) {
     lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd_ < 0) {
-      return UnavailableError(fmt::format("cannot open lock file '{}': {}", path, strerror(errno)));
+      return UnavailableError(
+          fmt::format("cannot open lock file '{}': {}", path, std::strerror(errno)));
     }
   }
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) return false;
-    return UnavailableError(fmt::format("cannot lock '{}': {}", path, strerror(errno)));
+    return UnavailableError(fmt::format("cannot lock '{}': {}", path, std::strerror(errno)));
   }
   have_lock_ = true;
   return true;
 }
 
+Result<std::vector<Status>> Runtime::HandleChanges(std::span<const Delivery> deliveries) {
+  // Decode each message; a malformed one is dead-lettered on its own.
+  std::vector<Status> statuses(deliveries.size());
+  std::vector<ChangeEvent> events;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < deliveries.size(); ++i) {
+    Result<ChangeEvent> e = DecodeChangeMessage(deliveries[i].message.data);
+    if (!e.ok()) {
+      statuses[i] = e.status();
+      continue;
+    }
+    events.push_back(std::move(*e));
+    index.push_back(i);
+  }
+  std::lock_guard<std::mutex> lock(publisher_mu_);
+  Result<PublishStats> all = publisher_->Process(events);
+  if (all.ok() || IsRetryable(all.status().code())) {
+    for (size_t k : index) statuses[k] = all.status();
+    return statuses;
+  }
+  // A permanent failure: find the culprit(s) one by one so the rest flows on.
+  for (size_t j = 0; j < events.size(); ++j) {
+    statuses[index[j]] = publisher_->Process(std::span<const ChangeEvent>(&events[j], 1)).status();
+  }
+  return statuses;
+}
+
+Result<std::vector<Status>> Runtime::HandleHistory(std::span<const Delivery> deliveries) {
+  std::vector<Status> statuses(deliveries.size());
+  std::vector<HistoryRecord> records;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < deliveries.size(); ++i) {
+    Result<HistoryRecord> r = HistoryRecordFromJson(deliveries[i].message.data);
+    if (!r.ok()) {
+      statuses[i] = r.status();
+      continue;
+    }
+    records.push_back(std::move(*r));
+    index.push_back(i);
+  }
+  Status all = history_->Append(records).status();
+  if (all.ok() || IsRetryable(all.code())) {
+    for (size_t k : index) statuses[k] = all;
+    return statuses;
+  }
+  for (size_t j = 0; j < records.size(); ++j) {
+    statuses[index[j]] = history_->Append(std::span<const HistoryRecord>(&records[j], 1)).status();
+  }
+  return statuses;
+}
+
 Result<bool> Runtime::StartPublisher() {
-  if (options_.config.capture != CaptureSetting::kLog) return false;
-  if (drainer_) return true;
-  ASSIGN_OR_RETURN(bool locked, TakePublisherLock());
-  if (!locked) return false;
-  RETURN_IF_ERROR(OpenSource());
-  ASSIGN_OR_RETURN(HistoryStore * history, History());
+  if (drainer_ || publisher_consumer_) return true;
+  const TopologyOptions& t = options_.topology;
+  if (options_.config.capture == CaptureSetting::kNone) {
+    return FailedPreconditionError("--capture none: there is nothing to publish");
+  }
+  if (embedded_direct()) {
+    ASSIGN_OR_RETURN(bool locked, TakePublisherLock());
+    if (!locked) return false;
+    RETURN_IF_ERROR(OpenOutboxSource());
+    ASSIGN_OR_RETURN(HistoryStore * history, History());
+    PublisherOptions po;
+    po.history = history;
+    po.campaigns = campaigns_.get();
+    publisher_ = std::make_unique<Publisher>(po);
+    SourceDrainerOptions d;
+    d.source = source_.get();
+    d.publisher = publisher_.get();
+    d.batch_size = options_.publish_batch;
+    d.TEST_hook = options_.TEST_publisher_hook;
+    drainer_ = std::make_unique<SourceDrainer>(d);
+    RETURN_IF_ERROR(drainer_->Start());
+    return true;
+  }
+  // Through the bus: change messages -> records -> the history store or the history topic.
+  ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
+  if (t.create_missing) {
+    RETURN_IF_ERROR(bus->EnsureTopic(t.changes_topic));
+    RETURN_IF_ERROR(bus->EnsureTopic(t.dead_letter_topic));
+    RETURN_IF_ERROR(bus->EnsureSubscription(t.publisher_subscription, t.changes_topic, {}));
+  }
   PublisherOptions po;
-  po.history = history;
-  po.campaigns = campaigns_.get();
+  if (options_.config.capture == CaptureSetting::kNotify) {
+    ASSIGN_OR_RETURN(po.campaigns, Campaigns());  // notify re-reads the rows
+  }
+  if (t.publish_to_topic) {
+    if (t.create_missing) RETURN_IF_ERROR(bus->EnsureTopic(t.history_topic));
+    HistoryStore* reader = nullptr;
+    if (options_.config.capture == CaptureSetting::kNotify) {
+      ASSIGN_OR_RETURN(reader, History());  // notify needs LatestVersion
+    }
+    history_topic_ = std::make_unique<HistoryTopicWriter>(*bus, t.history_topic, reader);
+    po.history = history_topic_.get();
+  } else {
+    ASSIGN_OR_RETURN(po.history, History());
+  }
   publisher_ = std::make_unique<Publisher>(po);
-  SourceDrainerOptions d;
-  d.source = source_.get();
-  d.publisher = publisher_.get();
-  d.batch_size = options_.publish_batch;
-  d.TEST_hook = options_.TEST_publisher_hook;
-  drainer_ = std::make_unique<SourceDrainer>(d);
-  RETURN_IF_ERROR(drainer_->Start());
+  BusConsumerOptions c;
+  c.bus = bus;
+  c.subscription = t.publisher_subscription;
+  c.dead_letter_topic = t.dead_letter_topic;
+  c.batch_size = t.bus_batch;
+  c.max_attempts = t.max_attempts;
+  c.pull_wait = std::chrono::milliseconds(200);
+  ASSIGN_OR_RETURN(publisher_consumer_, BusConsumer::Create(c, [this](std::span<const Delivery> d) {
+                     Result<std::vector<Status>> r = HandleChanges(d);
+                     return r.ok() ? *r : std::vector<Status>(d.size(), r.status());
+                   }));
+  RETURN_IF_ERROR(publisher_consumer_->Start());
   return true;
+}
+
+Result<bool> Runtime::StartCapture() {
+  if (relay_) return true;
+  if (options_.config.capture != CaptureSetting::kLog || embedded_direct()) return false;
+  const TopologyOptions& t = options_.topology;
+  ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
+  if (t.create_missing) {
+    RETURN_IF_ERROR(bus->EnsureTopic(t.changes_topic));
+    // Create the publisher's subscription too: on Pub/Sub, messages published before a
+    // subscription exists are not delivered to it.
+    RETURN_IF_ERROR(bus->EnsureSubscription(t.publisher_subscription, t.changes_topic, {}));
+  }
+  if (campaign_url_.scheme == UrlScheme::kPostgres) {
+    PgLogicalSourceOptions o;
+    o.url = campaign_url_.target;
+    o.slot = t.slot;
+    o.publication = t.publication;
+    ASSIGN_OR_RETURN(auto source, PgLogicalSource::Open(o));
+    source_ = std::move(source);
+  } else {
+    RETURN_IF_ERROR(OpenOutboxSource());
+  }
+  CaptureRelayOptions r;
+  r.source = source_.get();
+  r.bus = bus;
+  r.topic = t.changes_topic;
+  r.batch_size = t.bus_batch;
+  relay_ = std::make_unique<CaptureRelay>(r);
+  RETURN_IF_ERROR(relay_->Start());
+  return true;
+}
+
+Status Runtime::StartSink() {
+  if (sink_consumer_) return Status::OK();
+  const TopologyOptions& t = options_.topology;
+  ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
+  if (t.create_missing) {
+    RETURN_IF_ERROR(bus->EnsureTopic(t.history_topic));
+    RETURN_IF_ERROR(bus->EnsureTopic(t.history_dead_letter_topic));
+    RETURN_IF_ERROR(bus->EnsureSubscription(t.sink_subscription, t.history_topic, {}));
+  }
+  RETURN_IF_ERROR(History().status());
+  BusConsumerOptions c;
+  c.bus = bus;
+  c.subscription = t.sink_subscription;
+  c.dead_letter_topic = t.history_dead_letter_topic;
+  c.batch_size = t.bus_batch;
+  c.max_attempts = t.max_attempts;
+  c.pull_wait = std::chrono::milliseconds(200);
+  ASSIGN_OR_RETURN(sink_consumer_, BusConsumer::Create(c, [this](std::span<const Delivery> d) {
+                     Result<std::vector<Status>> r = HandleHistory(d);
+                     return r.ok() ? *r : std::vector<Status>(d.size(), r.status());
+                   }));
+  return sink_consumer_->Start();
 }
 
 void Runtime::StopPublisher() {
   if (drainer_) drainer_->Stop();
+  if (publisher_consumer_) publisher_consumer_->Stop();
+}
+
+void Runtime::StopAll() {
+  if (notify_) notify_->Stop();
+  if (relay_) relay_->Stop();
+  StopPublisher();
+  if (sink_consumer_) sink_consumer_->Stop();
 }
 
 PublishStats Runtime::PublisherStats() const {
   return drainer_ ? drainer_->stats() : PublishStats{};
 }
 
-Result<PublishStats> Runtime::CatchUp() {
-  if (options_.config.capture != CaptureSetting::kLog) return PublishStats{};
-  if (campaign_url_.scheme != UrlScheme::kSqlite ||
-      !std::filesystem::exists(campaign_url_.target)) {
-    return PublishStats{};
+std::string Runtime::RoleStats() const {
+  std::string out;
+  if (drainer_) {
+    PublishStats s = drainer_->stats();
+    out += fmt::format("publisher: {} changes, {} new records; ", s.events, s.stored);
   }
+  if (publisher_consumer_) {
+    BusConsumerStats s = publisher_consumer_->stats();
+    out += fmt::format("publisher: {} messages, {} acked, {} dead-lettered; ", s.delivered, s.acked,
+                       s.dead_lettered);
+  }
+  if (relay_) {
+    CaptureRelayStats s = relay_->stats();
+    out += fmt::format("capture: {} changes relayed; ", s.published);
+  }
+  if (sink_consumer_) {
+    BusConsumerStats s = sink_consumer_->stats();
+    out += fmt::format("sink: {} records, {} dead-lettered; ", s.acked, s.dead_lettered);
+  }
+  if (notify_) {
+    NotifyPublisherStats s = notify_->stats();
+    out += fmt::format("notify: {} published, {} dropped; ", s.published, s.dropped);
+  }
+  return out;
+}
+
+Result<PublishStats> Runtime::CatchUp() {
+  if (!embedded_direct()) return PublishStats{};
+  if (!std::filesystem::exists(campaign_url_.target)) return PublishStats{};
   if (drainer_) {
     RETURN_IF_ERROR(WaitCaughtUp(std::chrono::minutes(10)));
     return drainer_->stats();
   }
   ASSIGN_OR_RETURN(bool locked, TakePublisherLock());
   if (!locked) return PublishStats{};  // another process is publishing right now
-  RETURN_IF_ERROR(OpenSource());
+  RETURN_IF_ERROR(OpenOutboxSource());
   ASSIGN_OR_RETURN(HistoryStore * history, History());
   PublisherOptions po;
   po.history = history;
@@ -203,9 +436,7 @@ Result<PublishStats> Runtime::CatchUp() {
 }
 
 Result<int64_t> Runtime::Backlog() {
-  if (options_.config.capture != CaptureSetting::kLog) return int64_t{0};
-  if (campaign_url_.scheme != UrlScheme::kSqlite)
-    return Unsupported("--campaign-db", campaign_url_);
+  if (!embedded_direct()) return int64_t{0};
   if (!backlog_reader_) {
     // A connection of its own: the publisher thread owns source_ while it runs.
     RETURN_IF_ERROR(Campaigns().status());
@@ -233,6 +464,32 @@ Status Runtime::WaitCaughtUp(Micros timeout) {
                       drainer_ ? "" : " (no publisher running in this process)"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+Status Runtime::WaitForVersions(const std::map<int64_t, int64_t>& versions, Micros timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (notify_) RETURN_IF_ERROR(notify_->Flush(timeout));
+  ASSIGN_OR_RETURN(HistoryStore * history, History());
+  std::map<int64_t, int64_t> behind = versions;
+  while (true) {
+    for (auto it = behind.begin(); it != behind.end();) {
+      ASSIGN_OR_RETURN(std::optional<int64_t> v, history->LatestVersion(it->first));
+      it = v && *v >= it->second ? behind.erase(it) : std::next(it);
+    }
+    if (behind.empty()) return Status::OK();
+    if (drainer_) {
+      Status err = drainer_->last_error();
+      if (!err.ok() && !IsRetryable(err.code())) return err.WithContext("publisher");
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError(fmt::format(
+          "history not caught up after {} s: {} campaigns still behind (e.g. campaign {} wants "
+          "version {}); is a publisher running for this topology?",
+          std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), behind.size(),
+          behind.begin()->first, behind.begin()->second));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
 

@@ -309,7 +309,14 @@ Status PrepareSchema(SqliteDb& db, const SqliteCampaignStoreOptions& options) {
     // Recreate the triggers so a database written by an older format gets the current ones
     // (format 1 -> 2 only changes the update trigger; rows already in the outbox stay readable).
     RETURN_IF_ERROR(db.Exec(sqlite_schema::kDropCaptureTriggers));
-    RETURN_IF_ERROR(db.Exec(sqlite_schema::kCreateOutbox));
+    std::string create = sqlite_schema::kCreateOutbox;
+    if (!options.compact_outbox) {
+      size_t at = create.find(sqlite_schema::kCompactContent);
+      if (at == std::string::npos) return InternalError("outbox trigger template changed");
+      create.replace(at, std::string_view(sqlite_schema::kCompactContent).size(),
+                     sqlite_schema::kFullContent);
+    }
+    RETURN_IF_ERROR(db.Exec(create));
     if (triggers.value_or(0) == 0 || outbox.value_or(0) < sqlite_schema::kOutboxVersion) {
       // Capture starts now (or restarts after a gap): the previous versions of the existing
       // campaigns are not in the outbox chain, so their next captured update carries the content.

@@ -50,6 +50,12 @@ struct SqliteCampaignStoreOptions {
   StoreCapture capture = StoreCapture::kLog;
   // See `capture`. Default: false.
   bool disable_existing_capture = false;
+  // Outbox format 2 (docs/formats/outbox.md): an update that leaves the content alone does not
+  // repeat it in the outbox; the consumer takes it from the previous version (the embedded
+  // publisher does, from the history). Set false when the outbox is relayed to a bus: messages
+  // must be self-contained. Like capture, this is a property of the file (the last Open decides).
+  // Default: true.
+  bool compact_outbox = true;
   // PRAGMA synchronous for the write connection. Default: "NORMAL".
   // Durability trade-off: in WAL mode "NORMAL" does not fsync at each commit, only at checkpoints.
   // A committed transaction survives a crash of the process (the WAL is in the OS page cache) but

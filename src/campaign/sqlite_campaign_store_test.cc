@@ -36,12 +36,13 @@ WriteContext As(std::string actor) {
 class SqliteCampaignStoreTest : public ::testing::Test {
  protected:
   std::unique_ptr<SqliteCampaignStore> Open(StoreCapture capture = StoreCapture::kLog,
-                                            bool disable = false) {
+                                            bool disable = false, bool compact = true) {
     SqliteCampaignStoreOptions o;
     o.path = path_;
     o.clock = &clock_;
     o.capture = capture;
     o.disable_existing_capture = disable;
+    o.compact_outbox = compact;
     auto r = SqliteCampaignStore::Open(o);
     EXPECT_OK(r);
     return r.ok() ? std::move(r).value() : nullptr;
@@ -196,6 +197,16 @@ TEST_F(SqliteCampaignStoreTest, OutboxOmitsUnchangedContentOnlyWhenThePreviousVe
   EXPECT_THAT(got, ElementsAre("c1@v2 {\"body\":\"b\",\"title\":\"t\"}",
                                "c2@v1 {\"body\":\"b\",\"title\":\"t\"}", "c2@v2 omitted",
                                "c1@v3 omitted", "c2@v3 {\"title\":\"changed\"}"));
+}
+
+// A relayed outbox (compact_outbox = false) keeps every row self-contained.
+TEST_F(SqliteCampaignStoreTest, FullOutboxRepeatsUnchangedContent) {
+  auto store = Open(StoreCapture::kLog, /*disable=*/false, /*compact=*/false);
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // shifts c1
+  for (const CapturedChange& c : RawOutbox()) EXPECT_FALSE(c.row.content.empty()) << DebugString(c);
+  EXPECT_EQ(RawOutbox().size(), 3u);
 }
 
 TEST_F(SqliteCampaignStoreTest, CommitTimesTransactionIdsAndIdsPersistAcrossReopen) {

@@ -73,6 +73,12 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 // throughput of single-row updates). The relay's confirmed position is kept in outbox_state, so
 // the retained (already confirmed) newest row is not delivered again after a restart.
 inline constexpr int kOutboxVersion = 2;
+// The content expression of the update trigger; kFullContent replaces it when the outbox is not
+// compact (SqliteCampaignStoreOptions::compact_outbox).
+inline constexpr char kCompactContent[] = R"sql(CASE WHEN NEW.content IS OLD.content
+                   AND NOT EXISTS (SELECT 1 FROM capture_baseline AS b WHERE b.id = NEW.id)
+              THEN '' ELSE NEW.content END)sql";
+inline constexpr char kFullContent[] = "NEW.content";
 inline constexpr char kCreateOutbox[] = R"sql(
 CREATE TABLE IF NOT EXISTS outbox (
   seq              INTEGER PRIMARY KEY,

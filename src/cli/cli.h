@@ -48,5 +48,6 @@ void RegisterReplay(CLI::App& app, Context& ctx);
 void RegisterServe(CLI::App& app, Context& ctx);
 void RegisterQueries(CLI::App& app, Context& ctx);
 void RegisterStatus(CLI::App& app, Context& ctx);
+void RegisterCapture(CLI::App& app, Context& ctx);
 
 }  // namespace ch::cli

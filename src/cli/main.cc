@@ -94,6 +94,7 @@ int Run(int argc, char** argv) {
   RegisterServe(app, ctx);
   RegisterQueries(app, ctx);
   RegisterStatus(app, ctx);
+  RegisterCapture(app, ctx);
 
   try {
     app.parse(argc, argv);

@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <mutex>
 
 #include "cli/cli.h"
 #include "common/time_util.h"
@@ -10,6 +12,29 @@
 #include "workload/workload.h"
 
 namespace ch::cli {
+namespace {
+
+// Records the newest committed version of every campaign.
+class VersionTracker final : public CommitObserver {
+ public:
+  void OnCommit(const CommitInfo& info) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const RowChange& c : info.changes) {
+      int64_t& v = versions_[c.campaign_id];
+      v = std::max(v, c.version);
+    }
+  }
+  std::map<int64_t, int64_t> versions() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return versions_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<int64_t, int64_t> versions_;
+};
+
+}  // namespace
 
 void RegisterReplay(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(
@@ -38,13 +63,18 @@ void RegisterReplay(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(Micros wait_timeout, ParseDuration(args->wait_timeout));
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(CampaignService * service, runtime->Service());
-      // Publish live while replaying (the embedded pipeline), so --wait has little left to do.
+      // Remember the newest version of every campaign this replay commits: --wait waits until
+      // the history holds them, whatever the topology.
+      VersionTracker tracker;
+      service->AddObserver(&tracker);
+      // On the embedded setup this process publishes live; with Pub/Sub, `serve` processes do.
       bool publishing = false;
-      if (!args->no_publish) {
+      if (!args->no_publish && runtime->config().bus == "embedded" &&
+          runtime->config().capture != CaptureSetting::kNone) {
         ASSIGN_OR_RETURN(publishing, runtime->StartPublisher());
       }
-      spdlog::info("replay: publisher {}", publishing ? "running in this process"
-                                                      : "not started (another process publishes)");
+      spdlog::info("replay: publisher {}",
+                   publishing ? "running in this process" : "not running in this process");
       Replayer replayer(*service);
       std::string buffer;
       auto on_op = [&](const ReplayedOp& op) -> Status {
@@ -59,9 +89,9 @@ void RegisterReplay(CLI::App& app, Context& ctx) {
       std::fflush(stdout);
       Status status = summary.status();
       if (status.ok() && args->wait) {
-        status = runtime->WaitCaughtUp(wait_timeout);
+        status = runtime->WaitForVersions(tracker.versions(), wait_timeout);
       }
-      runtime->StopPublisher();
+      runtime->StopAll();
       if (!status.ok()) return status;
       std::cerr << fmt::format("replayed {} ops ({} lines), {} versions{}\n", summary->ops,
                                summary->lines, summary->versions,

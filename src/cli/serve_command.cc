@@ -6,8 +6,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <sstream>
 
+#include "api/campaign_api.h"
 #include "campaign/scheduler.h"
 #include "cli/cli.h"
 #include "common/time_util.h"
@@ -33,41 +35,87 @@ bool WaitForStopSignal(Micros timeout) {
 void RegisterServe(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(
       "serve",
-      "Run long-lived roles until SIGTERM/SIGINT (then finish the work in flight and exit): "
-      "publisher (drain captured changes into the history), scheduler (end campaigns whose "
-      "end_at passed, as worker:scheduler)");
+      "Run long-lived roles until SIGTERM/SIGINT, then finish the work in flight and exit. Roles: "
+      "api (the campaign HTTP API), capture (captured changes -> change topic), publisher "
+      "(changes -> history), sink (history topic -> history store), scheduler (ends campaigns "
+      "whose end_at passed)");
   struct Args {
     std::string roles = "publisher";
+    std::string listen = "127.0.0.1:8080";
     std::string scheduler_interval = "60s";
+    std::string publish_to = "history";
     size_t batch_size = 2000;
+    bool no_create = false;
+    TopologyOptions topology;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--roles", args->roles, "Comma-separated roles: publisher, scheduler")
+  cmd->add_option("--roles", args->roles,
+                  "Comma-separated roles: api, capture, publisher, sink, scheduler")
       ->capture_default_str();
+  cmd->add_option("--listen", args->listen, "api: HOST:PORT to listen on")->capture_default_str();
   cmd->add_option("--scheduler-interval", args->scheduler_interval,
                   "How often the scheduler looks for campaigns to end")
+      ->capture_default_str();
+  cmd->add_option("--publish-to", args->publish_to,
+                  "publisher output: history (the --history store) or topic (the history topic, "
+                  "for a BigQuery subscription or a sink)")
       ->capture_default_str();
   cmd->add_option("--batch-size", args->batch_size, "Captured changes per publisher batch")
       ->capture_default_str()
       ->check(CLI::Range(size_t{1}, size_t{100000}));
+  cmd->add_flag("--no-create", args->no_create,
+                "Do not create missing topics and subscriptions (where IAM forbids it)");
+  cmd->add_option("--changes-topic", args->topology.changes_topic, "Change topic")
+      ->capture_default_str();
+  cmd->add_option("--history-topic", args->topology.history_topic, "History record topic")
+      ->capture_default_str();
+  cmd->add_option("--slot", args->topology.slot, "PostgreSQL replication slot")
+      ->capture_default_str();
+  cmd->add_option("--publication", args->topology.publication, "PostgreSQL publication")
+      ->capture_default_str();
+  cmd->add_option("--max-attempts", args->topology.max_attempts,
+                  "Failed attempts before a message is dead-lettered")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args]() -> Status {
-      bool publisher = false, scheduler = false;
+      std::set<std::string> roles;
       std::stringstream ss(args->roles);
       std::string role;
       while (std::getline(ss, role, ',')) {
-        if (role == "publisher") {
-          publisher = true;
-        } else if (role == "scheduler") {
-          scheduler = true;
-        } else {
-          return InvalidArgumentError(
-              fmt::format("--roles: unknown role '{}' (available: publisher, scheduler)", role));
+        if (role != "api" && role != "capture" && role != "publisher" && role != "sink" &&
+            role != "scheduler") {
+          return InvalidArgumentError(fmt::format(
+              "--roles: unknown role '{}' (available: api, capture, publisher, sink, scheduler)",
+              role));
         }
+        roles.insert(role);
       }
-      if (!publisher && !scheduler) return InvalidArgumentError("--roles: no role given");
+      if (roles.empty()) return InvalidArgumentError("--roles: no role given");
       ASSIGN_OR_RETURN(Micros interval, ParseDuration(args->scheduler_interval));
       if (interval.count() <= 0) return InvalidArgumentError("--scheduler-interval: must be > 0");
+      if (args->publish_to != "history" && args->publish_to != "topic") {
+        return InvalidArgumentError(fmt::format(
+            "--publish-to: unknown output '{}' (expected history or topic)", args->publish_to));
+      }
+      std::string host = args->listen;
+      int port = 0;
+      if (roles.contains("api")) {
+        auto colon = args->listen.rfind(':');
+        if (colon == std::string::npos || colon == 0) {
+          return InvalidArgumentError(
+              fmt::format("--listen: '{}' must be HOST:PORT", args->listen));
+        }
+        host = args->listen.substr(0, colon);
+        std::string p = args->listen.substr(colon + 1);
+        char* end = nullptr;
+        long v = std::strtol(p.c_str(), &end, 10);
+        if (p.empty() || *end != '\0' || v < 0 || v > 65535) {
+          return InvalidArgumentError(
+              fmt::format("--listen: '{}' has no valid port (0-65535)", args->listen));
+        }
+        port = static_cast<int>(v);
+      }
 
       // Block the stop signals before any thread starts so only sigtimedwait sees them.
       sigset_t set;
@@ -79,6 +127,9 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       RuntimeOptions options;
       ASSIGN_OR_RETURN(options.config, ctx.ResolveConfig());
       options.publish_batch = args->batch_size;
+      options.topology = args->topology;
+      options.topology.create_missing = !args->no_create;
+      options.topology.publish_to_topic = args->publish_to == "topic";
       // Crash tests: CH_TEST_CRASH_AT=<point>:<n> kills this process (SIGKILL) the n-th time the
       // publisher reaches <point> (after_poll, after_append). Never set in production.
       if (const char* crash = std::getenv("CH_TEST_CRASH_AT")) {
@@ -94,31 +145,46 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(auto runtime, Runtime::Create(options));
 
       std::unique_ptr<Scheduler> sched;
-      if (scheduler) {
+      std::unique_ptr<CampaignApiServer> api;
+      if (roles.contains("api") || roles.contains("scheduler")) {
         ASSIGN_OR_RETURN(CampaignService * service, runtime->Service());
-        sched = std::make_unique<Scheduler>(*service, runtime->clock());
-        sched->Start(interval);
-        spdlog::info("serve: scheduler running every {}", args->scheduler_interval);
+        if (roles.contains("scheduler")) {
+          sched = std::make_unique<Scheduler>(*service, runtime->clock());
+          sched->Start(interval);
+          spdlog::info("serve: scheduler running every {}", args->scheduler_interval);
+        }
+        if (roles.contains("api")) {
+          api = std::make_unique<CampaignApiServer>(*service);
+          RETURN_IF_ERROR(api->Start(host, port));
+          std::cerr << fmt::format("serve: api listening on http://{}:{}\n", host, api->port());
+        }
       }
-      bool publishing = false;
+      if (roles.contains("capture")) {
+        ASSIGN_OR_RETURN(bool relaying, runtime->StartCapture());
+        if (!relaying) {
+          spdlog::info(
+              "serve: capture has nothing to relay here ({}: the publisher reads the "
+              "capture directly, or capture is not 'log')",
+              runtime->embedded_direct() ? "embedded setup" : "notify/none");
+        }
+      }
+      if (roles.contains("sink")) RETURN_IF_ERROR(runtime->StartSink());
+      bool publishing = !roles.contains("publisher");
       bool stop = false;
       while (!stop) {
-        if (publisher && !publishing) {
+        if (!publishing) {
           ASSIGN_OR_RETURN(publishing, runtime->StartPublisher());
-          if (publishing) {
-            spdlog::info("serve: publisher running");
-          } else {
+          if (!publishing) {
             spdlog::info("serve: another process publishes this history; standing by");
           }
         }
         stop = WaitForStopSignal(std::chrono::seconds(1));
       }
       spdlog::info("serve: stopping");
+      if (api) api->Stop();
       if (sched) sched->Stop();
-      runtime->StopPublisher();
-      PublishStats stats = runtime->PublisherStats();
-      std::cerr << fmt::format("serve: stopped; published {} changes ({} new records)\n",
-                               stats.events, stats.stored);
+      runtime->StopAll();
+      std::cerr << "serve: stopped; " << runtime->RoleStats() << "\n";
       return Status::OK();
     };
   });

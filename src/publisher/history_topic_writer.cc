@@ -1,0 +1,65 @@
+#include "publisher/history_topic_writer.h"
+
+#include <fmt/format.h>
+
+namespace ch {
+
+Result<int64_t> HistoryTopicWriter::Append(std::span<const HistoryRecord> records) {
+  std::vector<BusMessage> messages;
+  messages.reserve(records.size());
+  for (const HistoryRecord& r : records) {
+    BusMessage m;
+    m.data = HistoryRecordToJson(r);
+    m.ordering_key = std::to_string(r.campaign_id);
+    m.attributes = {{"schema_version", std::to_string(kHistoryRecordSchemaVersion)},
+                    {"campaign_id", std::to_string(r.campaign_id)},
+                    {"version", std::to_string(r.version)}};
+    messages.push_back(std::move(m));
+  }
+  RETURN_IF_ERROR(bus_.Publish(topic_, messages));
+  return static_cast<int64_t>(records.size());
+}
+
+Status HistoryTopicWriter::NoReader() const {
+  return FailedPreconditionError(fmt::format(
+      "the publisher writes to the '{}' topic and has no history store to read from (notify "
+      "capture needs one: pass --history with the store the sink fills)",
+      topic_));
+}
+
+Result<std::vector<HistoryRecord>> HistoryTopicWriter::AsOf(int64_t c, Timestamp t) {
+  if (!reader_) return NoReader();
+  return reader_->AsOf(c, t);
+}
+Result<std::vector<HistoryRecord>> HistoryTopicWriter::CampaignLog(int64_t c, const TimeRange& r) {
+  if (!reader_) return NoReader();
+  return reader_->CampaignLog(c, r);
+}
+Result<std::optional<HistoryRecord>> HistoryTopicWriter::GetVersion(int64_t c, int64_t v) {
+  if (!reader_) return NoReader();
+  return reader_->GetVersion(c, v);
+}
+Result<std::optional<HistoryRecord>> HistoryTopicWriter::LatestAt(int64_t c, Timestamp t) {
+  if (!reader_) return NoReader();
+  return reader_->LatestAt(c, t);
+}
+Result<std::optional<int64_t>> HistoryTopicWriter::LatestVersion(int64_t c) {
+  if (!reader_) return NoReader();
+  return reader_->LatestVersion(c);
+}
+Result<std::vector<HistoryRecord>> HistoryTopicWriter::CustomerChanges(int64_t c,
+                                                                       const TimeRange& r,
+                                                                       int64_t limit) {
+  if (!reader_) return NoReader();
+  return reader_->CustomerChanges(c, r, limit);
+}
+Result<std::vector<int64_t>> HistoryTopicWriter::ListCustomers() {
+  if (!reader_) return NoReader();
+  return reader_->ListCustomers();
+}
+Result<HistoryStats> HistoryTopicWriter::Stats() {
+  if (!reader_) return NoReader();
+  return reader_->Stats();
+}
+
+}  // namespace ch
