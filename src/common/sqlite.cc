@@ -3,33 +3,76 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <thread>
+
 namespace ch {
 
 namespace {
+
+// One writer mutex per database file in this process (see SqliteDb::writer_mutex).
+std::shared_ptr<std::timed_mutex> WriterMutexFor(const std::string& path) {
+  static std::mutex mu;
+  static auto* mutexes = new std::map<std::string, std::weak_ptr<std::timed_mutex>>();
+  std::error_code ec;
+  std::string key = std::filesystem::weakly_canonical(path, ec).string();
+  if (ec || key.empty()) key = path;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = (*mutexes)[key];
+  std::shared_ptr<std::timed_mutex> m = slot.lock();
+  if (!m) {
+    m = std::make_shared<std::timed_mutex>();
+    slot = m;
+  }
+  return m;
+}
+
+// Wait for another process's lock in short steps (SQLite's default handler sleeps 1, 2, 5, 10,
+// ... 100 ms, which turns every collision into milliseconds of latency).
+int BusyHandler(void* arg, int count) {
+  const int timeout_ms = *static_cast<const int*>(arg);
+  // 50 us, 100 us, 200 us, ... capped at 2 ms; the total waited so far is the sum.
+  auto step = [](int i) { return std::min<int64_t>(50LL << std::min(i, 5), 2000); };
+  int64_t waited_us = 0;
+  for (int i = 0; i < count; ++i) waited_us += step(i);
+  if (waited_us >= int64_t{timeout_ms} * 1000) return 0;
+  std::this_thread::sleep_for(std::chrono::microseconds(step(count)));
+  return 1;
+}
+
 Status TranslateSqlite(int rc, std::string_view what, const char* detail) {
-  std::string msg = fmt::format("{}: {} ({})", what, detail ? detail : sqlite3_errstr(rc),
-                                sqlite3_errstr(rc));
+  std::string msg =
+      fmt::format("{}: {} ({})", what, detail ? detail : sqlite3_errstr(rc), sqlite3_errstr(rc));
   switch (rc & 0xff) {
     case SQLITE_OK:
     case SQLITE_DONE:
-    case SQLITE_ROW: return Status::OK();
+    case SQLITE_ROW:
+      return Status::OK();
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
-    case SQLITE_PROTOCOL: return UnavailableError(std::move(msg));
-    case SQLITE_CONSTRAINT: return AlreadyExistsError(std::move(msg));
+    case SQLITE_PROTOCOL:
+      return UnavailableError(std::move(msg));
+    case SQLITE_CONSTRAINT:
+      return AlreadyExistsError(std::move(msg));
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return DataLossError(std::move(msg));
+    case SQLITE_NOTADB:
+      return DataLossError(std::move(msg));
     case SQLITE_FULL:
-    case SQLITE_NOMEM: return ResourceExhaustedError(std::move(msg));
+    case SQLITE_NOMEM:
+      return ResourceExhaustedError(std::move(msg));
     case SQLITE_READONLY:
     case SQLITE_PERM:
-    case SQLITE_AUTH: return PermissionDeniedError(std::move(msg));
+    case SQLITE_AUTH:
+      return PermissionDeniedError(std::move(msg));
     case SQLITE_TOOBIG:
     case SQLITE_RANGE:
-    case SQLITE_MISMATCH: return InvalidArgumentError(std::move(msg));
-    default: return InternalError(std::move(msg));
+    case SQLITE_MISMATCH:
+      return InvalidArgumentError(std::move(msg));
+    default:
+      return InternalError(std::move(msg));
   }
 }
 }  // namespace
@@ -87,7 +130,8 @@ void SqliteStmt::Reset() {
 Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
                                                  const SqliteOptions& options) {
   sqlite3* raw = nullptr;
-  int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags =
+      options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   if (rc != SQLITE_OK) {
@@ -96,9 +140,14 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
     return UnavailableError(fmt::format("cannot open SQLite database '{}': {}", path, detail));
   }
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path));
-  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  db->busy_timeout_ms_ = options.busy_timeout_ms;
+  sqlite3_busy_handler(raw, BusyHandler, &db->busy_timeout_ms_);
+  if (!path.empty() && path != ":memory:" && path.rfind("file::memory:", 0) != 0) {
+    db->writer_mutex_ = WriterMutexFor(path);
+  }
   sqlite3_extended_result_codes(raw, 1);
-  std::string pragmas = fmt::format("PRAGMA cache_size=-{}; PRAGMA foreign_keys=ON;", options.cache_kib);
+  std::string pragmas =
+      fmt::format("PRAGMA cache_size=-{}; PRAGMA foreign_keys=ON;", options.cache_kib);
   if (!options.read_only) {
     if (options.wal) pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += fmt::format("PRAGMA synchronous={};", options.synchronous);
@@ -148,10 +197,20 @@ Status SqliteDb::ToStatus(int rc, std::string_view what) const {
   return TranslateSqlite(rc, what, sqlite3_errmsg(db_));
 }
 
-Result<std::unique_ptr<SqliteTransaction>> SqliteTransaction::Begin(SqliteDb& db,
-                                                                   bool immediate) {
+Result<std::unique_ptr<SqliteTransaction>> SqliteTransaction::Begin(SqliteDb& db, bool immediate) {
+  std::unique_lock<std::timed_mutex> writer;
+  if (immediate && db.writer_mutex() != nullptr) {
+    writer = std::unique_lock<std::timed_mutex>(*db.writer_mutex(), std::defer_lock);
+    if (!writer.try_lock_for(std::chrono::milliseconds(db.busy_timeout_ms()))) {
+      return UnavailableError(
+          fmt::format("'{}': another writer in this process held the database for more than {} ms",
+                      db.path(), db.busy_timeout_ms()));
+    }
+  }
   RETURN_IF_ERROR(db.Exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED"));
-  return std::unique_ptr<SqliteTransaction>(new SqliteTransaction(db));
+  std::unique_ptr<SqliteTransaction> tx(new SqliteTransaction(db));
+  tx->writer_lock_ = std::move(writer);
+  return tx;
 }
 
 SqliteTransaction::~SqliteTransaction() { Rollback(); }
@@ -159,7 +218,10 @@ SqliteTransaction::~SqliteTransaction() { Rollback(); }
 Status SqliteTransaction::Commit() {
   if (!open_) return FailedPreconditionError("transaction already finished");
   Status s = db_.Exec("COMMIT");
-  if (s.ok()) open_ = false;
+  if (s.ok()) {
+    open_ = false;
+    if (writer_lock_.owns_lock()) writer_lock_.unlock();
+  }
   return s;
 }
 
@@ -167,6 +229,7 @@ void SqliteTransaction::Rollback() {
   if (!open_) return;
   open_ = false;
   db_.Exec("ROLLBACK").IgnoreError();
+  if (writer_lock_.owns_lock()) writer_lock_.unlock();
 }
 
 }  // namespace ch

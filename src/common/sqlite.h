@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -111,15 +112,25 @@ class SqliteDb {
   // Translate a sqlite3 result code into a Status, with `what` as context.
   Status ToStatus(int rc, std::string_view what) const;
 
+  // The in-process writer lock of this database file, shared by every SqliteDb of this process
+  // on the same file (null for in-memory databases). Write transactions take it before
+  // BEGIN IMMEDIATE so that writers in one process queue on a mutex instead of polling SQLite's
+  // file lock (whose busy handler sleeps in steps of milliseconds).
+  std::timed_mutex* writer_mutex() const { return writer_mutex_.get(); }
+  int busy_timeout_ms() const { return busy_timeout_ms_; }
+
  private:
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;  // owned
   std::string path_;
+  std::shared_ptr<std::timed_mutex> writer_mutex_;
+  int busy_timeout_ms_ = 0;
   std::map<std::string, std::unique_ptr<SqliteStmt>, std::less<>> cache_;
 };
 
-// RAII transaction: BEGIN IMMEDIATE (takes the write lock at once) or BEGIN DEFERRED on
-// construction through Begin(); rolls back on destruction unless Commit() succeeded.
+// RAII transaction: BEGIN IMMEDIATE (takes the write lock at once, after the file's in-process
+// writer mutex) or BEGIN DEFERRED on construction through Begin(); rolls back on destruction
+// unless Commit() succeeded.
 class SqliteTransaction {
  public:
   // REQUIRES: `db` outlives the transaction.
@@ -134,6 +145,7 @@ class SqliteTransaction {
   explicit SqliteTransaction(SqliteDb& db) : db_(db) {}
   SqliteDb& db_;
   bool open_ = true;
+  std::unique_lock<std::timed_mutex> writer_lock_;  // held until commit or rollback
 };
 
 }  // namespace ch
