@@ -193,10 +193,25 @@ TEST_F(SqliteCampaignStoreTest, OutboxOmitsUnchangedContentOnlyWhenThePreviousVe
     got.push_back(fmt::format("c{}@v{} {}", c.row.id, c.version,
                               c.row.content.empty() ? "omitted" : c.row.content));
   }
-  // Statement order: create = shift, insert; move = shift, move.
-  EXPECT_THAT(got, ElementsAre("c1@v2 {\"body\":\"b\",\"title\":\"t\"}",
-                               "c2@v1 {\"body\":\"b\",\"title\":\"t\"}", "c2@v2 omitted",
-                               "c1@v3 omitted", "c2@v3 {\"title\":\"changed\"}"));
+  // Statement order: create = shift, insert; move = shift, move. c1 existed before capture: its
+  // versions carry the content until one of them is confirmed.
+  EXPECT_THAT(
+      got, ElementsAre("c1@v2 {\"body\":\"b\",\"title\":\"t\"}",
+                       "c2@v1 {\"body\":\"b\",\"title\":\"t\"}", "c2@v2 omitted",
+                       "c1@v3 {\"body\":\"b\",\"title\":\"t\"}", "c2@v3 {\"title\":\"changed\"}"));
+  {
+    auto db = SqliteDb::Open(path_);
+    ASSERT_OK(db);
+    ASSERT_OK(ConfirmOutboxThrough(**db, RawOutbox().back().seq));
+  }
+  ASSERT_OK(service.Move(1, 2, As("user:4")));  // shifts c2 too
+  std::vector<std::string> after;
+  for (const CapturedChange& c : RawOutbox()) {
+    after.push_back(fmt::format("c{}@v{} {}", c.row.id, c.version,
+                                c.row.content.empty() ? "omitted" : "content"));
+  }
+  // The newest confirmed row is kept (seq never goes back); then the move's two rows.
+  EXPECT_THAT(after, ElementsAre("c2@v3 content", "c2@v4 omitted", "c1@v4 omitted"));
 }
 
 // A relayed outbox (compact_outbox = false) keeps every row self-contained.

@@ -99,6 +99,24 @@ Status ConfirmOutboxThrough(SqliteDb& db, int64_t through_seq) {
   mark->Bind(1, through_seq);
   RETURN_IF_ERROR(mark->Run());
   if (db.Changes() == 0) return Status::OK();  // at or below the confirmed seq: nothing to do
+  // Campaigns listed in capture_baseline (they existed before capture started) need one captured
+  // version with content; once such a version is confirmed, later ones may omit it. Done here,
+  // off the request path, rather than by a per-row DELETE in the update trigger.
+  ASSIGN_OR_RETURN(SqliteStmt * pending,
+                   db.Prepare("SELECT EXISTS (SELECT 1 FROM capture_baseline)"));
+  bool any_pending = false;
+  {
+    sqlite_schema::StmtReset reset(pending);
+    ASSIGN_OR_RETURN(bool row, pending->Step());
+    any_pending = row && pending->ColumnInt64(0) != 0;
+  }
+  if (any_pending) {
+    ASSIGN_OR_RETURN(SqliteStmt * done,
+                     db.Prepare("DELETE FROM capture_baseline WHERE id IN (SELECT campaign_id "
+                                "FROM outbox WHERE seq <= ?1 AND content <> '')"));
+    done->Bind(1, through_seq);
+    RETURN_IF_ERROR(done->Run());
+  }
   // The outbox_keep_newest trigger skips the newest row.
   ASSIGN_OR_RETURN(SqliteStmt * del, db.Prepare("DELETE FROM outbox WHERE seq <= ?1"));
   del->Bind(1, through_seq);

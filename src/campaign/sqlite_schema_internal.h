@@ -62,9 +62,10 @@ INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 // a JSON object) instead of repeating it: 87 % of versions are priority shifts, and the content
 // (~600 bytes) is most of a row, so this halves what capture writes. The content of such a version
 // is the previous version's; consumers resolve it (the embedded publisher from the history).
-// Inserts and deletes always carry the content. So does the first captured update of a campaign
-// that existed before capture was (re)enabled: such campaigns are listed in capture_baseline when
-// the triggers are created, because their previous version was never captured.
+// Inserts and deletes always carry the content. So do the captured updates of a campaign that
+// existed before capture was (re)enabled, until one of them is confirmed: such campaigns are
+// listed in capture_baseline when the triggers are created (their previous version was never
+// captured), and ConfirmOutboxThrough removes them (sqlite_outbox.cc).
 //
 // seq is a plain INTEGER PRIMARY KEY (rowid): a new row gets max(seq) + 1. It is never reused
 // because the newest row is never deleted (the outbox_keep_newest trigger skips it), so max(seq)
@@ -139,8 +140,6 @@ BEGIN
               THEN '' ELSE NEW.content END,
          NEW.version, NEW.created_at, NEW.updated_at, NEW.updated_by
     FROM txn_context AS t WHERE t.id = 1;
-  -- In the same trigger, after the row above: a separate trigger could fire first.
-  DELETE FROM capture_baseline WHERE id = NEW.id;
 END;
 CREATE TRIGGER IF NOT EXISTS campaigns_capture_delete AFTER DELETE ON campaigns
 BEGIN
