@@ -219,6 +219,7 @@ Result<std::vector<Status>> Runtime::HandleChanges(std::span<const Delivery> del
   }
   std::lock_guard<std::mutex> lock(publisher_mu_);
   Result<PublishStats> all = publisher_->Process(events);
+  if (all.ok() && options_.TEST_publisher_hook) options_.TEST_publisher_hook("after_append");
   if (all.ok() || IsRetryable(all.status().code())) {
     for (size_t k : index) statuses[k] = all.status();
     return statuses;
@@ -342,6 +343,7 @@ Result<bool> Runtime::StartCapture() {
   r.bus = bus;
   r.topic = t.changes_topic;
   r.batch_size = t.bus_batch;
+  r.TEST_hook = options_.TEST_capture_hook;
   relay_ = std::make_unique<CaptureRelay>(r);
   RETURN_IF_ERROR(relay_->Start());
   return true;
@@ -422,7 +424,18 @@ Result<PublishStats> Runtime::CatchUp() {
   }
   ASSIGN_OR_RETURN(bool locked, TakePublisherLock());
   if (!locked) return PublishStats{};  // another process is publishing right now
-  RETURN_IF_ERROR(OpenOutboxSource());
+  if (!source_) {
+    // Read the outbox as it is: a query must not change how the database captures (opening the
+    // campaign store would install the capture triggers).
+    SqliteOutboxSourceOptions o;
+    o.path = campaign_url_.target;
+    Result<std::unique_ptr<SqliteOutboxSource>> source = SqliteOutboxSource::Open(o);
+    if (!source.ok()) {
+      if (source.status().code() == StatusCode::kFailedPrecondition) return PublishStats{};
+      return source.status();
+    }
+    source_ = std::move(*source);
+  }
   ASSIGN_OR_RETURN(HistoryStore * history, History());
   PublisherOptions po;
   po.history = history;
