@@ -205,8 +205,8 @@ int Main(int argc, char** argv) {
   };
   row("replay, capture off (ops/s, median)", fmt::format("{:.0f}", stats->ops / off_med), "");
   double wp_med = Median(wp_s);
-  row("replay, capture on, publisher not running (ops/s)", fmt::format("{:.0f}", stats->ops / wp_med),
-      "");
+  row("replay, capture on, publisher not running (ops/s)",
+      fmt::format("{:.0f}", stats->ops / wp_med), "");
   row("write-path cost of capture: 1 - on/off throughput",
       fmt::format("{:.1f} %", (1 - off_med / wp_med) * 100), "<= 20 %");
   row("publisher alone, draining that backlog (versions/s)",

@@ -15,8 +15,7 @@ TEST(SqliteTest, PreparesBindsAndReads) {
   ASSERT_OK_AND_ASSIGN(SqliteStmt * ins, db->Prepare("INSERT INTO t(k, v) VALUES (?1, ?2)"));
   ASSERT_OK(ins->Bind(1, int64_t{1}).Bind(2, "caf\xc3\xa9").Run());
   ASSERT_OK(ins->Bind(1, int64_t{2}).BindNull(2).Run());
-  EXPECT_THAT(ins->Bind(1, int64_t{1}).Bind(2, "dup").Run(),
-              StatusIs(StatusCode::kAlreadyExists));
+  EXPECT_THAT(ins->Bind(1, int64_t{1}).Bind(2, "dup").Run(), StatusIs(StatusCode::kAlreadyExists));
   ASSERT_OK_AND_ASSIGN(SqliteStmt * sel, db->Prepare("SELECT k, v FROM t ORDER BY k"));
   ASSERT_OK_AND_ASSIGN(bool row, sel->Step());
   ASSERT_TRUE(row);

@@ -114,9 +114,9 @@ class [[nodiscard]] Result {
   }
   Result(T value) : repr_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
   template <typename U>
-    requires(std::is_convertible_v<U &&, T> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Status>)
-  Result(U&& value) : repr_(T(std::forward<U>(value))) {}  // NOLINT(google-explicit-constructor)
+  requires(std::is_convertible_v<U&&, T> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Status>) Result(U&& value)
+      : repr_(T(std::forward<U>(value))) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(repr_); }
 
@@ -155,10 +155,10 @@ Status AsStatus(const Result<T>& r) {
 #define CH_CONCAT(a, b) CH_CONCAT_INNER(a, b)
 
 // Evaluate `expr` (a Status or Result); return its status from the current function if not OK.
-#define RETURN_IF_ERROR(expr)                                               \
-  do {                                                                      \
-    ::ch::Status _ch_status = ::ch::internal::AsStatus((expr));             \
-    if (!_ch_status.ok()) return _ch_status;                                \
+#define RETURN_IF_ERROR(expr)                                   \
+  do {                                                          \
+    ::ch::Status _ch_status = ::ch::internal::AsStatus((expr)); \
+    if (!_ch_status.ok()) return _ch_status;                    \
   } while (0)
 
 // ASSIGN_OR_RETURN(lhs, expr): evaluate the Result `expr`; return its status if not OK,

@@ -8,9 +8,9 @@ namespace {
 TEST(TextTest, ValidatesUtf8) {
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xf0\x9f\x8e\x89"));  // café 🎉
-  EXPECT_FALSE(IsValidUtf8("\xc3"));                          // truncated
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));                      // overlong
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));                  // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xc3"));                         // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));                     // overlong
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));                 // surrogate
   EXPECT_FALSE(IsValidUtf8("\xff"));
 }
 

@@ -95,9 +95,9 @@ Result<Timestamp> ParseTimestamp(std::string_view text) {
   }
   if (pos != s.size()) return Bad(text, "trailing characters");
   auto day_point = sys_days(ymd);
-  Timestamp t = std::chrono::time_point_cast<Micros>(day_point) +
-                std::chrono::hours(hh) + std::chrono::minutes(mm) + std::chrono::seconds(ss) +
-                Micros(frac_us) - std::chrono::seconds(offset_s);
+  Timestamp t = std::chrono::time_point_cast<Micros>(day_point) + std::chrono::hours(hh) +
+                std::chrono::minutes(mm) + std::chrono::seconds(ss) + Micros(frac_us) -
+                std::chrono::seconds(offset_s);
   return t;
 }
 
@@ -112,8 +112,8 @@ std::string FormatTimestamp(Timestamp t) {
   auto sec = std::chrono::duration_cast<std::chrono::seconds>(rem);
   rem -= sec;
   return fmt::format("{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}.{:06d}Z", int(ymd.year()),
-                     unsigned(ymd.month()), unsigned(ymd.day()), h.count(), m.count(),
-                     sec.count(), rem.count());
+                     unsigned(ymd.month()), unsigned(ymd.day()), h.count(), m.count(), sec.count(),
+                     rem.count());
 }
 
 std::string FormatTimestampHuman(Timestamp t, bool with_zone) {

@@ -15,8 +15,7 @@ Timestamp At(const char* s) {
 
 TEST(TimeUtilTest, ParsesRfc3339WithZoneAndFraction) {
   EXPECT_EQ(FormatTimestamp(At("2026-11-03T14:05:00Z")), "2026-11-03T14:05:00.000000Z");
-  EXPECT_EQ(FormatTimestamp(At("2026-11-03T14:05:00.123456789Z")),
-            "2026-11-03T14:05:00.123456Z");
+  EXPECT_EQ(FormatTimestamp(At("2026-11-03T14:05:00.123456789Z")), "2026-11-03T14:05:00.123456Z");
   EXPECT_EQ(FormatTimestamp(At("2026-11-03T15:05:00.5+01:00")), "2026-11-03T14:05:00.500000Z");
   EXPECT_EQ(FormatTimestamp(At("2026-11-03T09:35:00-04:30")), "2026-11-03T14:05:00.000000Z");
 }
@@ -39,9 +38,9 @@ TEST(TimeUtilTest, BeforeEpoch) {
 }
 
 TEST(TimeUtilTest, RejectsBadTimesWithAClearMessage) {
-  for (const char* bad : {"", "yesterday", "2026-13-01", "2026-02-30", "2026-11-03T25:00",
-                          "2026-11-03T14:05:00+0100", "2026-11-03T14:05:00.Z",
-                          "2026-11-03T14:05:00Zjunk", "2026/11/03"}) {
+  for (const char* bad :
+       {"", "yesterday", "2026-13-01", "2026-02-30", "2026-11-03T25:00", "2026-11-03T14:05:00+0100",
+        "2026-11-03T14:05:00.Z", "2026-11-03T14:05:00Zjunk", "2026/11/03"}) {
     auto r = ParseTimestamp(bad);
     EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << bad;
     if (!r.ok()) {
