@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  build-essential cmake ninja-build pkg-config git ca-certificates curl clang-format
   libsqlite3-dev nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
