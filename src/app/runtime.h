@@ -80,8 +80,13 @@ struct RuntimeOptions {
   Clock* clock = nullptr;
   // Events per embedded publisher batch. Default: 2000.
   size_t publish_batch = 2000;
-  // Test-only hook passed to the embedded publisher loop (SourceDrainerOptions::TEST_hook).
+  // Test-only hook of the publisher role, called at named points: the embedded publisher loop's
+  // (SourceDrainerOptions::TEST_hook: "after_poll", "after_append"), and on the bus "after_append"
+  // once a batch of change messages is in the history (or on the history topic) but not yet
+  // acknowledged. Crash tests kill the process there.
   std::function<void(std::string_view)> TEST_publisher_hook;
+  // Test-only hook of the capture role (CaptureRelayOptions::TEST_hook: "after_publish").
+  std::function<void(std::string_view)> TEST_capture_hook;
 };
 
 class Runtime {

@@ -32,6 +32,7 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
     messages.push_back(std::move(m));
   }
   RETURN_IF_ERROR(options_.bus->Publish(options_.topic, messages));
+  if (options_.TEST_hook) options_.TEST_hook("after_publish");
   // Only now, with the bus holding them, may the source discard the changes.
   RETURN_IF_ERROR(options_.source->Confirm(pending_->end_position));
   int64_t n = static_cast<int64_t>(pending_->events.size());

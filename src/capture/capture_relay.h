@@ -14,9 +14,11 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "bus/change_bus.h"
@@ -40,6 +42,9 @@ struct CaptureRelayOptions {
   // Backoff after a failure, doubling. Default: 50 ms .. 5 s.
   Micros min_backoff = std::chrono::milliseconds(50);
   Micros max_backoff = std::chrono::seconds(5);
+  // Test-only: called at named points of a cycle ("after_publish" — the bus holds the batch but
+  // the source was not confirmed). Crash tests kill the process there.
+  std::function<void(std::string_view point)> TEST_hook;
 };
 
 struct CaptureRelayStats {

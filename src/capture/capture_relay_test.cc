@@ -1,5 +1,7 @@
 #include "capture/capture_relay.h"
 
+#include <fmt/format.h>
+
 #include <deque>
 
 #include "bus/flaky_change_bus.h"
@@ -92,6 +94,22 @@ TEST(CaptureRelayTest, AFailedPublishIsRetriedAndNothingConfirmedBefore) {
   EXPECT_EQ(n, 1);
   EXPECT_EQ(source.confirmed, (std::vector<std::string>{"1"}));
   EXPECT_GE(inner.AllMessages("campaign-changes").size(), 1u);
+}
+
+TEST(CaptureRelayTest, TestHookRunsAfterThePublishBeforeTheConfirm) {
+  ScriptedSource source;
+  InMemoryChangeBus bus;
+  ASSERT_OK(bus.EnsureTopic("campaign-changes"));
+  source.batches.push_back({{Event(7, 1, "1")}, "1"});
+  std::vector<std::string> seen;  // at each call: point, messages on the bus, confirms so far
+  CaptureRelay relay({.source = &source, .bus = &bus, .TEST_hook = [&](std::string_view point) {
+                        seen.push_back(fmt::format("{} {} {}", point,
+                                                   bus.AllMessages("campaign-changes").size(),
+                                                   source.confirmed.size()));
+                      }});
+  ASSERT_OK(relay.RunOnce(Micros(0)).status());
+  EXPECT_EQ(seen, (std::vector<std::string>{"after_publish 1 0"}));
+  EXPECT_EQ(source.confirmed, (std::vector<std::string>{"1"}));
 }
 
 TEST(CaptureRelayTest, RefusesChangesWithoutTheirContent) {

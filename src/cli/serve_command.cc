@@ -130,8 +130,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       options.topology = args->topology;
       options.topology.create_missing = !args->no_create;
       options.topology.publish_to_topic = args->publish_to == "topic";
-      // Crash tests: CH_TEST_CRASH_AT=<point>:<n> kills this process (SIGKILL) the n-th time the
-      // publisher reaches <point> (after_poll, after_append). Never set in production.
+      // Crash tests: CH_TEST_CRASH_AT=<point>:<n> kills this process (SIGKILL) the n-th time a
+      // role reaches <point>: the publisher's after_poll (embedded) or after_append (history
+      // written, source not confirmed / messages not acknowledged), the capture relay's
+      // after_publish (on the bus, source not confirmed). Never set in production.
       if (const char* crash = std::getenv("CH_TEST_CRASH_AT")) {
         std::string spec(crash);
         auto colon = spec.find(':');
@@ -141,6 +143,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
         options.TEST_publisher_hook = [point, counter](std::string_view at) {
           if (at == point && counter->fetch_sub(1) <= 1) ::kill(::getpid(), SIGKILL);
         };
+        options.TEST_capture_hook = options.TEST_publisher_hook;
       }
       ASSIGN_OR_RETURN(auto runtime, Runtime::Create(options));
 
