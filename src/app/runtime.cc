@@ -121,6 +121,11 @@ Result<CampaignService*> Runtime::Service() {
     ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
     if (options_.topology.create_missing) {
       RETURN_IF_ERROR(bus->EnsureTopic(options_.topology.changes_topic));
+      // And the publisher's subscription, as StartCapture does: on Pub/Sub, notifications
+      // published before a subscription exists are not delivered to it (a writer that starts
+      // before the first publisher would lose them for good).
+      RETURN_IF_ERROR(bus->EnsureSubscription(options_.topology.publisher_subscription,
+                                              options_.topology.changes_topic, {}));
     }
     NotifyPublisherOptions n;
     n.bus = bus;
