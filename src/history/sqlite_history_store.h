@@ -63,7 +63,8 @@ struct SqliteHistoryOptions {
   // history table in one sorted pass when it reaches this many rows. Appending to the small
   // table dirties few pages per batch (a batch of priority shifts would otherwise rewrite one
   // page per campaign); the merge rewrites each touched campaign's page once per this many
-  // records. The Append that crosses the threshold performs the merge and takes longer.
+  // records. Past the threshold, each Append merges a chunk of up to 8,192 rows (whole
+  // campaigns), so no single Append pauses for the whole merge.
   // Default: 65536 (about 3 MiB).
   int64_t merge_threshold_rows = 65536;
   // Capacity of the cache of decoded snapshot bodies, in bytes. Bodies are immutable, so the
