@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "capture/pg_logical_source.h"
 #include "cli/cli.h"
 #include "common/time_util.h"
 #include "history/history_store.h"
@@ -196,9 +197,13 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(
       "status", "What the history holds and how many captured changes wait to be published");
   auto json = std::make_shared<bool>(false);
+  auto slot = std::make_shared<std::string>("campaign_history");
   cmd->add_flag("--json", *json, "Machine-readable JSON");
-  cmd->callback([&ctx, json] {
-    ctx.action = [&ctx, json]() -> Status {
+  cmd->add_option("--slot", *slot,
+                  "Log capture on PostgreSQL: the replication slot whose lag to report")
+      ->capture_default_str();
+  cmd->callback([&ctx, json, slot] {
+    ctx.action = [&ctx, json, slot]() -> Status {
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
       ASSIGN_OR_RETURN(HistoryStats stats, history->Stats());
@@ -207,23 +212,49 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
         Result<int64_t> b = runtime->Backlog();
         if (b.ok()) backlog = *b;
       }
+      // Log capture on PostgreSQL waits in the replication slot, not in an outbox: report the
+      // slot's lag. This asks the campaign database, so an unreachable one is an error (naming
+      // it) rather than a silent "backlog 0".
+      std::optional<PgSlotStatus> lag;
+      ASSIGN_OR_RETURN(BackendUrl campaign_db,
+                       ParseBackendUrl("--campaign-db", runtime->config().CampaignDbUrl()));
+      if (campaign_db.scheme == UrlScheme::kPostgres &&
+          runtime->config().capture == CaptureSetting::kLog) {
+        ASSIGN_OR_RETURN(lag, PgLogicalSource::SlotStatus(campaign_db.target, *slot));
+      }
       auto time = [](const std::optional<Timestamp>& t) {
         return t ? FormatTimestamp(*t) : std::string("-");
       };
       if (*json) {
+        std::string slot_json;
+        if (lag) {
+          slot_json = fmt::format(
+              R"(,"capture_slot":{{"slot":"{}","exists":{},"active":{},"unconfirmed_wal_bytes":{}}})",
+              *slot, lag->exists, lag->active, lag->unconfirmed_wal_bytes);
+        }
         Print(fmt::format(
-            R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{}}})",
+            R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{}{}}})",
             stats.records, stats.campaigns, stats.customers,
             stats.first_event ? "\"" + time(stats.first_event) + "\"" : "null",
             stats.last_event ? "\"" + time(stats.last_event) + "\"" : "null", stats.bytes,
-            backlog));
+            backlog, slot_json));
       } else {
+        std::string slot_text;
+        if (lag && !lag->exists) {
+          slot_text = fmt::format("\ncapture:   slot '{}' does not exist (run 'capture setup')",
+                                  *slot);
+        } else if (lag) {
+          slot_text = fmt::format("\ncapture:   slot '{}' {}, {:.1f} MiB of WAL not yet relayed",
+                                  *slot, lag->active ? "read by a relay" : "not read by any relay",
+                                  lag->unconfirmed_wal_bytes / 1048576.0);
+        }
         Print(fmt::format(
             "history:   {}\nrecords:   {}\ncampaigns: {}\ncustomers: {}\nfirst:     {}\n"
             "last:      {}\nsize:      {:.1f} MiB\nbacklog:   {} captured changes not yet in the "
-            "history",
+            "history{}",
             runtime->config().HistoryUrl(), stats.records, stats.campaigns, stats.customers,
-            time(stats.first_event), time(stats.last_event), stats.bytes / 1048576.0, backlog));
+            time(stats.first_event), time(stats.last_event), stats.bytes / 1048576.0, backlog,
+            slot_text));
       }
       return Status::OK();
     };
