@@ -68,6 +68,10 @@ struct TopologyOptions {
   std::string publication = "campaign_history";
   // Failed attempts before a message is dead-lettered. Default: 5.
   int max_attempts = 5;
+  // Ask Pub/Sub for per-key ordered delivery (ordering key = campaign id). Not needed for
+  // correctness; ignored on the emulator, which leaks a thread per message on ordered
+  // subscriptions. Default: true.
+  bool ordered_delivery = true;
   // Messages per bus pull / publish batch. Default: 1000.
   size_t bus_batch = 1000;
 };
@@ -147,6 +151,7 @@ class Runtime {
  private:
   explicit Runtime(const RuntimeOptions& options);
   Status OpenOutboxSource();
+  SubscriptionOptions Subscriptions() const;
   Result<bool> TakePublisherLock();
   Result<std::vector<Status>> HandleChanges(std::span<const Delivery> deliveries);
   Result<std::vector<Status>> HandleHistory(std::span<const Delivery> deliveries);
