@@ -1,0 +1,824 @@
+// The production topology end to end, through the real binary: PostgreSQL campaign database,
+// Google Pub/Sub (the emulator) between the roles, each role a `campaign-history serve` child
+// process, the workload applied by `campaign-history replay` (another child process), and the
+// history checked against the independent workload model (e2e_util.h).
+//
+//   log capture      capture setup; serve --roles capture,publisher; replay --wait
+//                    -> every committed version exactly once, as-of right at every op boundary
+//   sink             serve --roles capture,publisher --publish-to topic + serve --roles sink
+//   notify capture   --capture notify; serve --roles publisher -> the share of versions recorded,
+//                    every version not recorded accounted for by missed_versions, the final
+//                    state of every customer right
+//   faults           capture and publisher as separate processes, SIGKILLed again and again
+//                    (also at the CH_TEST_CRASH_AT points between "written downstream" and
+//                    "confirmed upstream") -> still exactly once
+//   emulator restart the emulator killed and restarted mid-run (RUN_SERIAL: it is shared)
+//   poison           malformed / inconsistent change messages -> the dead-letter topic with the
+//                    reason, while the workload flows on
+//   bad input        wrong backend URLs, unreachable servers, wrong roles -> exit codes
+//
+// Each test has its own database (ch_topo_*, dropped with its replication slot in TearDown) and
+// its own Pub/Sub project id (the emulator keeps projects apart), so the tests can run in
+// parallel with others -- except the emulator restart, which ctest runs alone (topology.cmake).
+// Skipped unless CH_TEST_PG_URL and PUBSUB_EMULATOR_HOST are set (scripts/services.sh start;
+// source /tmp/ch-services/env.sh).
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "app/runtime.h"
+#include "bus/pubsub_change_bus.h"
+#include "capture/change_event.h"
+#include "common/time_util.h"
+#include "history/sqlite_history_store.h"
+#include "testing/test_util.h"
+#include "testing/workload_model.h"
+#include "tests/integration/e2e_util.h"
+#include "tests/integration/topology_util.h"
+
+namespace ch {
+namespace {
+
+using ::ch::testing::Child;
+using ::ch::testing::ModelVersion;
+using ::ch::testing::TempDir;
+using ::ch::testing::TopoDatabase;
+using ::ch::testing::WorkloadModel;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Count the lines of a file (the ops a running replay has printed so far).
+size_t LineCount(const std::string& path) {
+  std::string text = ::ch::testing::ReadFileText(path);
+  return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+struct Outcome {
+  int code = -1;
+  std::string output;  // stderr, then stdout
+  double seconds = 0;
+};
+
+class TopologyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* pg = std::getenv("CH_TEST_PG_URL");
+    const char* emulator = std::getenv("PUBSUB_EMULATOR_HOST");
+    if (pg == nullptr || *pg == '\0') {
+      GTEST_SKIP() << "CH_TEST_PG_URL is not set: start the servers with `scripts/services.sh "
+                      "start` and `source /tmp/ch-services/env.sh`";
+    }
+    if (emulator == nullptr || *emulator == '\0') {
+      GTEST_SKIP() << "PUBSUB_EMULATOR_HOST is not set: start the servers with "
+                      "`scripts/services.sh start` and `source /tmp/ch-services/env.sh`";
+    }
+    if (::ch::testing::BinaryDir().empty()) {
+      GTEST_SKIP() << "CH_BINARY_DIR not set (run via ctest)";
+    }
+    bin_ = ::ch::testing::BinaryDir() + "/campaign-history";
+    ASSERT_OK_AND_ASSIGN(db_, TopoDatabase::Create(pg));
+    project_ = fmt::format("ch-topo-{}-{:08x}", getpid(), std::random_device{}());
+    workload_ = dir_.File("small.jsonl");
+    ::ch::testing::WriteSmallWorkloadFile(workload_);
+    ASSERT_OK_AND_ASSIGN(lines_, ReadWorkloadFile(workload_));
+    ASSERT_FALSE(lines_.empty());
+    ASSERT_EQ(lines_.back().op, WorkloadOp::kFooter);
+    history_ = dir_.File("history.db");
+  }
+
+  // Children first (a relay holds the slot), then the slot and the database, then the project's
+  // Pub/Sub resources -- whatever happened in the test.
+  void TearDown() override {
+    const bool failed = HasFailure();
+    for (auto& c : children_) c->Kill();
+    if (failed) {
+      size_t first = children_.size() > 6 ? children_.size() - 6 : 0;
+      for (size_t i = first; i < children_.size(); ++i) {
+        std::cerr << fmt::format("---- {} (pid {}, exit {}) stderr:\n{}\n", children_[i]->name(),
+                                 children_[i]->pid(), children_[i]->exit_code(),
+                                 children_[i]->ErrTail(3000));
+      }
+    }
+    children_.clear();
+    if (db_) {
+      EXPECT_OK(db_->Drop());
+      db_.reset();
+    }
+    if (!project_.empty()) DeletePubSubResources();
+  }
+
+  void DeletePubSubResources() {
+    auto bus = PubSubChangeBus::Open({.project = project_,
+                                      .connect_timeout = seconds(1),
+                                      .io_timeout = seconds(5),
+                                      .max_attempts = 1});
+    if (!bus.ok()) return;
+    TopologyOptions t;
+    for (const std::string& s : {t.publisher_subscription, t.sink_subscription, dead_reader_}) {
+      (*bus)->DeleteSubscription(s).IgnoreError();
+    }
+    for (const std::string& topic :
+         {t.changes_topic, t.dead_letter_topic, t.history_topic, t.history_dead_letter_topic}) {
+      (*bus)->DeleteTopic(topic).IgnoreError();
+    }
+  }
+
+  // The backend flags of this test's topology.
+  std::vector<std::string> Cli(bool notify) const {
+    std::vector<std::string> a = {
+        bin_,        "--campaign-db",     db_->url(), "--bus", "pubsub://" + project_,
+        "--history", "sqlite:" + history_};
+    if (notify) {
+      a.push_back("--capture");
+      a.push_back("notify");
+    }
+    return a;
+  }
+
+  Child* Spawn(const std::string& name, const std::vector<std::string>& args,
+               const std::vector<std::string>& env = {}) {
+    int n = ++spawned_;
+    auto child = Child::Start(name, args, dir_.File(fmt::format("{}-{}.out", name, n)),
+                              dir_.File(fmt::format("{}-{}.err", name, n)), env);
+    if (!child.ok()) {
+      ADD_FAILURE() << "cannot start " << name << ": " << child.status().ToString();
+      return nullptr;
+    }
+    children_.push_back(std::move(child).value());
+    return children_.back().get();
+  }
+
+  // `serve --roles <roles>` plus `extra` flags.
+  Child* Serve(const std::string& roles, bool notify, const std::vector<std::string>& extra = {},
+               const std::vector<std::string>& env = {}) {
+    std::vector<std::string> args = Cli(notify);
+    args.insert(args.end(), {"--log-level", "info", "serve", "--roles", roles, "--slot", slot(),
+                             "--publication", slot()});
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string name = "serve-" + roles;
+    std::replace(name.begin(), name.end(), ',', '+');
+    return Spawn(name, args, env);
+  }
+
+  // `replay --ops <file> --wait`: returns once every version it committed is in the history.
+  Child* StartReplay(const std::string& ops_file, bool notify) {
+    std::vector<std::string> args = Cli(notify);
+    args.insert(args.end(), {"replay", "--ops", ops_file, "--wait", "--wait-timeout", "150s"});
+    return Spawn("replay", args);
+  }
+
+  // Wait for a replay to exit 0 and return the ops it printed.
+  Result<std::vector<ReplayedOp>> FinishReplay(Child* replay, Micros timeout) {
+    if (replay == nullptr) return InternalError("no replay");
+    Result<int> code = replay->Wait(timeout);
+    if (!code.ok()) {
+      replay->Kill();
+      return code.status().WithContext(replay->ErrTail());
+    }
+    if (*code != 0) {
+      return InternalError(fmt::format("replay exited with {}: {}", *code, replay->ErrTail()));
+    }
+    return ::ch::testing::ParseReplayOutput(::ch::testing::ReadFileText(replay->out_file()));
+  }
+
+  // Run a command to completion (at most `timeout`).
+  Outcome Run(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+              Micros timeout = seconds(60)) {
+    Outcome o;
+    auto start = Clock::now();
+    Child* c = Spawn("cmd", args, env);
+    if (c == nullptr) return o;
+    Result<int> code = c->Wait(timeout);
+    if (!code.ok()) c->Kill();
+    o.code = code.ok() ? *code : -1;
+    o.seconds = SecondsSince(start);
+    o.output =
+        ::ch::testing::ReadFileText(c->err_file()) + ::ch::testing::ReadFileText(c->out_file());
+    return o;
+  }
+
+  void CaptureSetup() {
+    Outcome o = Run({bin_, "--campaign-db", db_->url(), "capture", "setup", "--slot", slot(),
+                     "--publication", slot()});
+    ASSERT_EQ(o.code, 0) << o.output;
+  }
+
+  // Replication slot names are per server, not per database: each test uses its own (the
+  // database's name), so that tests can run in parallel.
+  const std::string& slot() const { return db_->name(); }
+
+  std::unique_ptr<SqliteHistoryStore> OpenHistory() {
+    SqliteHistoryOptions o;
+    o.path = history_;
+    o.read_only = true;
+    auto history = SqliteHistoryStore::Open(o);
+    EXPECT_OK(history.status());
+    return history.ok() ? std::move(history).value() : nullptr;
+  }
+
+  // The model of the whole workload, stamped with the replay's commit times.
+  void BuildModel(const std::vector<ReplayedOp>& ops, WorkloadModel& model) {
+    ASSERT_OK(::ch::testing::ApplyToModel(lines_, ops, model));
+    EXPECT_EQ(model.TotalVersions(), lines_.back().footer().expected_versions);
+  }
+
+  // Log capture: every version exactly once, as-of equal to the model at every op boundary.
+  void ExpectHistoryMatchesModel(const std::vector<ReplayedOp>& ops) {
+    WorkloadModel model;
+    BuildModel(ops, model);
+    auto history = OpenHistory();
+    ASSERT_NE(history, nullptr);
+    ASSERT_OK_AND_ASSIGN(HistoryStats stats, history->Stats());
+    EXPECT_EQ(stats.records, lines_.back().footer().expected_versions);
+    EXPECT_EQ(::ch::testing::CompareHistoryWithModel(*history, model, lines_, ops), "");
+  }
+
+  // Notify capture: what the reference design promises, checked against the model. Return the
+  // share of versions recorded.
+  double ExpectNotifyHistoryAccountsForEveryVersion(const std::vector<ReplayedOp>& ops) {
+    WorkloadModel model;
+    BuildModel(ops, model);
+    auto history = OpenHistory();
+    EXPECT_NE(history, nullptr);
+    if (history == nullptr) return 0;
+    // Every campaign's last version (a tombstone for deleted ones).
+    std::map<int64_t, ModelVersion> last;
+    for (const ::ch::testing::ModelOpResult& r : model.History()) {
+      for (const ModelVersion& v : r.versions) last[v.campaign_id] = v;
+    }
+    int64_t records = 0, missed = 0;
+    for (const auto& [id, v] : last) {
+      auto log = history->CampaignLog(id, {});
+      EXPECT_OK(log.status());
+      if (!log.ok()) continue;
+      if (log->empty()) {
+        ADD_FAILURE() << "campaign " << id << " has no record (last version " << v.version << ")";
+        continue;
+      }
+      int64_t accounted = 0, previous = 0;
+      for (const HistoryRecord& r : *log) {
+        EXPECT_GT(r.version, previous) << "campaign " << id << ": versions must increase";
+        EXPECT_EQ(r.capture, CaptureMode::kNotify);
+        EXPECT_EQ(r.missed_versions, r.version - 1 - previous)
+            << "campaign " << id << " version " << r.version;
+        accounted += 1 + r.missed_versions;
+        missed += r.missed_versions;
+        previous = r.version;
+      }
+      EXPECT_EQ(accounted, v.version)
+          << "campaign " << id << ": records + missed_versions must add up to its last version";
+      EXPECT_EQ(log->back().version, v.version) << "campaign " << id;
+      if (v.op == ChangeOp::kDeleted) {
+        EXPECT_EQ(log->back().event_type, ChangeOp::kDeleted)
+            << "campaign " << id << " was deleted: its tombstone must be recorded";
+      }
+      records += static_cast<int64_t>(log->size());
+    }
+    auto stats = history->Stats();
+    EXPECT_OK(stats.status());
+    if (stats.ok()) {
+      EXPECT_EQ(stats->records, records) << "records of campaigns the workload never had";
+    }
+    // The last state of every customer is the model's final state.
+    Timestamp end = *ParseTimestamp("2100-01-01T00:00:00Z");
+    for (int64_t customer : model.Customers()) {
+      auto at = history->AsOf(customer, end);
+      EXPECT_OK(at.status());
+      if (!at.ok()) continue;
+      EXPECT_EQ(::ch::testing::RenderAsOf(*at), model.RenderState(customer, {.all_fields = true}))
+          << "customer " << customer << " at the end";
+    }
+    const int64_t total = model.TotalVersions();
+    double share = total > 0 ? static_cast<double>(records) / static_cast<double>(total) : 0;
+    std::cerr << fmt::format(
+        "notify capture: {} of {} versions recorded ({:.1f}%), {} accounted for by "
+        "missed_versions\n",
+        records, total, 100 * share, missed);
+    EXPECT_EQ(records + missed, total);
+    return share;
+  }
+
+  // Wait until `replay` has printed `n` ops (its commits are done) or has exited.
+  bool WaitForOps(Child* replay, size_t n, Micros timeout) {
+    auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      if (LineCount(replay->out_file()) >= n) return true;
+      if (!replay->running()) return false;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return false;
+  }
+
+  size_t AppliedLines() const {
+    return static_cast<size_t>(std::count_if(lines_.begin(), lines_.end(),
+                                             [](const WorkloadLine& l) { return l.applied(); }));
+  }
+
+  std::unique_ptr<PubSubChangeBus> TestBus(bool create_missing = true) {
+    auto bus = PubSubChangeBus::Open({.project = project_, .create_missing = create_missing});
+    EXPECT_OK(bus.status());
+    return bus.ok() ? std::move(bus).value() : nullptr;
+  }
+
+  TempDir dir_;
+  std::string bin_, project_, workload_, history_;
+  std::string dead_reader_ = "topo-dead-letter-reader";
+  std::unique_ptr<TopoDatabase> db_;
+  std::vector<WorkloadLine> lines_;
+  std::vector<std::unique_ptr<Child>> children_;
+  int spawned_ = 0;
+};
+
+// 1. Log capture from the replication slot through Pub/Sub into the history.
+TEST_F(TopologyTest, LogCaptureThroughPubSubRecordsEveryVersionOnce) {
+  CaptureSetup();
+  Child* serve = Serve("capture,publisher", false);
+  ASSERT_NE(serve, nullptr);
+  auto start = Clock::now();
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(StartReplay(workload_, false), seconds(170)));
+  std::cerr << fmt::format("log capture: {} ops replayed and all in the history in {:.1f} s\n",
+                           ops.size(), SecondsSince(start));
+  EXPECT_EQ(serve->Stop(seconds(30)), 0) << "serve must stop cleanly on SIGTERM\n"
+                                         << serve->ErrTail();
+  ExpectHistoryMatchesModel(ops);
+}
+
+// The sink role: the publisher writes records to the history topic (what a BigQuery subscription
+// would load) and `serve --roles sink` loads them into the history store.
+TEST_F(TopologyTest, SinkLoadsTheHistoryTopicIntoTheHistoryStore) {
+  CaptureSetup();
+  Child* sink = Serve("sink", false);
+  ASSERT_NE(sink, nullptr);
+  // Pub/Sub delivers only to subscriptions that exist when a message is published, and the
+  // publisher does not create the sink's (with BigQuery there is no sink): wait for the sink to
+  // have created it before anything is published. (On the emulator the runtime's subscriptions
+  // are unordered: Runtime::Subscriptions.)
+  auto bus = TestBus(/*create_missing=*/false);
+  ASSERT_NE(bus, nullptr);
+  TopologyOptions t;
+  auto deadline = Clock::now() + seconds(30);
+  while (!bus->EnsureSubscription(t.sink_subscription, t.history_topic, {.ordered = false}).ok()) {
+    ASSERT_TRUE(sink->running()) << sink->ErrTail();
+    ASSERT_LT(Clock::now(), deadline) << "the sink did not create its subscription";
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  Child* publisher = Serve("capture,publisher", false, {"--publish-to", "topic"});
+  ASSERT_NE(publisher, nullptr);
+  auto start = Clock::now();
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(StartReplay(workload_, false), seconds(170)));
+  std::cerr << fmt::format("sink: {} ops replayed and all in the history in {:.1f} s\n", ops.size(),
+                           SecondsSince(start));
+  EXPECT_EQ(publisher->Stop(seconds(30)), 0) << publisher->ErrTail();
+  EXPECT_EQ(sink->Stop(seconds(30)), 0) << sink->ErrTail();
+  EXPECT_NE(::ch::testing::ReadFileText(sink->err_file()).find("sink: 7719 records"),
+            std::string::npos)
+      << sink->ErrTail();
+  ExpectHistoryMatchesModel(ops);
+}
+
+// 2. Notify capture (the reference design): ids after commit, rows re-read by the publisher.
+// The replay (which publishes the notifications) starts BEFORE the publisher, as an API server
+// may in production: its notifications must wait on the subscription, not vanish.
+TEST_F(TopologyTest, NotifyCaptureAccountsForEveryVersionAndEndsInTheFinalState) {
+  auto start = Clock::now();
+  Child* replay = StartReplay(workload_, true);
+  ASSERT_NE(replay, nullptr);
+  ASSERT_TRUE(WaitForOps(replay, 50, seconds(60))) << replay->ErrTail();
+  Child* serve = Serve("publisher", true);
+  ASSERT_NE(serve, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(170)));
+  std::cerr << fmt::format("notify: {} ops replayed, history caught up in {:.1f} s\n", ops.size(),
+                           SecondsSince(start));
+  EXPECT_EQ(serve->Stop(seconds(30)), 0) << serve->ErrTail();
+  double share = ExpectNotifyHistoryAccountsForEveryVersion(ops);
+  EXPECT_GT(share, 0);
+  EXPECT_LE(share, 1);
+}
+
+// 3. Capture and publisher as separate processes, SIGKILLed at random moments while the replay
+// runs, and at the crash points between "written downstream" and "confirmed upstream"
+// (CH_TEST_CRASH_AT: the relay's after_publish, the publisher's after_append), then restarted.
+// Every version must still be in the history exactly once.
+TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNothing) {
+  CaptureSetup();
+  unsigned seed = static_cast<unsigned>(std::random_device{}());
+  if (const char* s = std::getenv("CH_TEST_SEED")) seed = static_cast<unsigned>(std::atoll(s));
+  std::cerr << "faults: random seed " << seed << " (set CH_TEST_SEED to repeat)\n";
+  SCOPED_TRACE(fmt::format("random seed {} (CH_TEST_SEED)", seed));
+  std::mt19937 rng(seed);
+
+  struct Role {
+    std::string roles;
+    std::string crash_point;
+    Child* child = nullptr;
+    int kills = 0, crash_points = 0, self_exits = 0;
+  };
+  Role roles[2] = {{.roles = "capture", .crash_point = "after_publish"},
+                   {.roles = "publisher", .crash_point = "after_append"}};
+  auto start_role = [&](Role& r, bool crash) {
+    std::vector<std::string> env;
+    if (crash) {
+      env.push_back(fmt::format("CH_TEST_CRASH_AT={}:{}", r.crash_point, 1 + rng() % 3));
+      ++r.crash_points;
+    }
+    r.child = Serve(r.roles, false, {}, env);
+    return r.child != nullptr;
+  };
+  // Restart a role that died on its own: at its crash point, or at start-up (e.g. the slot still
+  // held by the walsender of the relay just killed: Unavailable, exit 5) -- what a supervisor
+  // (systemd, Kubernetes) does.
+  auto revive = [&](Role& r) {
+    if (r.child->running()) return true;
+    ++r.self_exits;
+    std::this_thread::sleep_for(milliseconds(100));
+    return start_role(r, false);
+  };
+  for (Role& r : roles) ASSERT_TRUE(start_role(r, false));
+
+  auto start = Clock::now();
+  Child* replay = StartReplay(workload_, false);
+  ASSERT_NE(replay, nullptr);
+  const size_t all_ops = AppliedLines();
+  int kills = 0;
+  // Kill while the replay is still committing (and at least 6 times); then only revive, so that
+  // the pipeline can drain.
+  while (replay->running()) {
+    ASSERT_LT(SecondsSince(start), 170) << "the replay did not finish";
+    const bool committing = LineCount(replay->out_file()) < all_ops;
+    std::this_thread::sleep_for(milliseconds(150 + rng() % 1000));
+    for (Role& r : roles) ASSERT_TRUE(revive(r));
+    if (!committing && kills >= 6) continue;
+    Role& r = roles[rng() % 2];
+    r.child->Kill();
+    ++r.kills;
+    ++kills;
+    ASSERT_TRUE(start_role(r, /*crash=*/rng() % 3 == 0));
+  }
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(1)));
+  const double seconds_taken = SecondsSince(start);
+  for (Role& r : roles) {
+    if (r.child->running()) {
+      EXPECT_EQ(r.child->Stop(seconds(30)), 0) << r.roles << ": " << r.child->ErrTail();
+    }
+  }
+  std::cerr << fmt::format(
+      "faults: replay + drain {:.1f} s; capture killed {} times ({} starts with a crash point, {} "
+      "exits on its own), publisher killed {} times ({} with a crash point, {} exits on its "
+      "own)\n",
+      seconds_taken, roles[0].kills, roles[0].crash_points, roles[0].self_exits, roles[1].kills,
+      roles[1].crash_points, roles[1].self_exits);
+  EXPECT_GE(kills, 6);
+  ExpectHistoryMatchesModel(ops);
+}
+
+// 4. The emulator dies and comes back (empty: its state is in memory) while the pipeline runs.
+//
+// Messages in the emulator when it dies are lost with it. The test does not depend on them:
+// the first part of the workload is completely in the history (replay --wait) before the kill,
+// and the second part is committed while the emulator is down, so its changes are still in the
+// replication slot (not confirmed: nothing could be published) and reach the new emulator once
+// the relay's retries succeed. The processes must recover by themselves: the bus re-creates the
+// topic with the publisher's subscription on the first 404 (pubsub_change_bus.h, "Recovery").
+//
+// The emulator is shared: ctest runs this test alone (RUN_SERIAL, topology.cmake), and a guard
+// starts it again on the same port whenever the test ends with it down, failures included.
+TEST_F(TopologyTest, PipelineRecoversFromAnEmulatorRestart) {
+  const char* launcher = std::getenv("CH_PUBSUB_EMULATOR");
+  if (launcher == nullptr || *launcher == '\0') {
+    GTEST_SKIP() << "CH_PUBSUB_EMULATOR (the emulator launcher, to restart it) is not set";
+  }
+  std::string host_port = std::getenv("PUBSUB_EMULATOR_HOST");
+  size_t colon = host_port.rfind(':');
+  ASSERT_NE(colon, std::string::npos) << host_port;
+  ::ch::testing::EmulatorControl emulator(host_port.substr(0, colon),
+                                          std::stoi(host_port.substr(colon + 1)), launcher);
+  ASSERT_TRUE(emulator.Answers()) << "the emulator at " << host_port << " does not answer";
+
+  // The workload in two parts (the second without a header; the footer is not checked then).
+  std::string text = ::ch::testing::ReadFileText(workload_);
+  std::vector<std::string> raw;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) raw.push_back(l);
+  ASSERT_EQ(raw.size(), lines_.size());
+  const size_t split = raw.size() / 2;
+  std::string part1 = dir_.File("part1.jsonl"), part2 = dir_.File("part2.jsonl");
+  {
+    std::ofstream a(part1), b(part2);
+    for (size_t i = 0; i < raw.size(); ++i) (i < split ? a : b) << raw[i] << "\n";
+  }
+  size_t part2_ops = 0;
+  for (size_t i = split; i < lines_.size(); ++i) part2_ops += lines_[i].applied() ? 1 : 0;
+
+  CaptureSetup();
+  Child* serve = Serve("capture,publisher", false);
+  ASSERT_NE(serve, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(StartReplay(part1, false), seconds(120)));
+
+  ASSERT_OK(emulator.Kill());
+  auto down = Clock::now();
+  Child* replay2 = StartReplay(part2, false);
+  ASSERT_NE(replay2, nullptr);
+  ASSERT_TRUE(WaitForOps(replay2, part2_ops, seconds(90)))
+      << "commits must succeed while the bus is down\n"
+      << replay2->ErrTail();
+  std::this_thread::sleep_for(seconds(2));  // the relay keeps retrying meanwhile
+  ASSERT_TRUE(serve->running()) << "serve must ride out a bus outage\n" << serve->ErrTail();
+  EXPECT_TRUE(replay2->running()) << "the second part cannot be in the history yet";
+  ASSERT_OK(emulator.Start());
+  std::cerr << fmt::format("emulator restart: down for {:.1f} s\n", SecondsSince(down));
+  auto back = Clock::now();
+  ASSERT_OK_AND_ASSIGN(auto ops2, FinishReplay(replay2, seconds(150)));
+  std::cerr << fmt::format(
+      "emulator restart: the second part was in the history {:.1f} s after "
+      "the emulator came back\n",
+      SecondsSince(back));
+  EXPECT_EQ(serve->Stop(seconds(30)), 0) << serve->ErrTail();
+  ops.insert(ops.end(), ops2.begin(), ops2.end());
+  ExpectHistoryMatchesModel(ops);
+}
+
+// A log change message whose row is not the campaign it names (row.id != campaign_id).
+BusMessage InconsistentLogMessage(int64_t campaign_id, int64_t customer_id) {
+  ChangeEvent e;
+  e.capture = CaptureMode::kLog;
+  e.op = ChangeOp::kUpdated;
+  e.campaign_id = campaign_id;
+  e.customer_id = customer_id;
+  e.version = 2;
+  e.event_time = *ParseTimestamp("2024-01-01T00:00:00Z");
+  e.actor = "user:1";
+  e.transaction_id = "1";
+  Campaign row;
+  row.id = campaign_id + 1000000;
+  row.customer_id = customer_id;
+  row.name = "poison";
+  row.priority = 1;
+  row.version = 2;
+  row.updated_by = "user:1";
+  e.row = row;
+  return {.data = EncodeChangeMessage(e),
+          .ordering_key = std::to_string(campaign_id),
+          .attributes = {{"kind", "inconsistent"}}};
+}
+
+// Pull the dead-letter reader until `n` messages arrived (or 30 s passed), then `linger` more to
+// catch any unexpected one; key = attribute kind.
+std::map<std::string, BusMessage> PullDeadLetters(PubSubChangeBus& bus, const std::string& sub,
+                                                  size_t n, Micros linger = Micros(0)) {
+  std::map<std::string, BusMessage> dead;
+  auto until = Clock::now() + seconds(30);
+  bool lingering = false;
+  while (Clock::now() < until) {
+    if (dead.size() >= n && !lingering) {
+      lingering = true;
+      until = Clock::now() + linger;
+      continue;
+    }
+    auto got = bus.Pull(sub, 10, milliseconds(500));
+    EXPECT_OK(got.status());
+    if (!got.ok()) break;
+    std::vector<std::string> ids;
+    for (const Delivery& d : *got) {
+      auto kind = d.message.attributes.find("kind");
+      dead[kind == d.message.attributes.end() ? "?" : kind->second] = d.message;
+      ids.push_back(d.ack_id);
+    }
+    if (!ids.empty()) {
+      EXPECT_OK(bus.Ack(sub, ids));
+    }
+  }
+  return dead;
+}
+
+// 5. Poison messages on the change topic (log capture): dead-lettered with the reason while the
+// workload flows on.
+TEST_F(TopologyTest, PoisonChangeMessagesGoToTheDeadLetterTopicWhileTheRestFlows) {
+  CaptureSetup();
+  TopologyOptions t;
+  auto bus = TestBus();
+  ASSERT_NE(bus, nullptr);
+  // Pub/Sub delivers only to existing subscriptions: read the dead-letter topic from now on.
+  ASSERT_OK(bus->EnsureTopic(t.dead_letter_topic));
+  ASSERT_OK(bus->EnsureSubscription(dead_reader_, t.dead_letter_topic, {.ordered = false}));
+  Child* serve = Serve("capture,publisher", false);
+  ASSERT_NE(serve, nullptr);
+  Child* replay = StartReplay(workload_, false);
+  ASSERT_NE(replay, nullptr);
+  ASSERT_TRUE(WaitForOps(replay, 300, seconds(60))) << replay->ErrTail();
+  ASSERT_OK(bus->EnsureTopic(t.changes_topic));
+  std::vector<BusMessage> poison = {
+      {.data = "this is not a change message",
+       .ordering_key = "poison",
+       .attributes = {{"kind", "malformed"}}},
+      InconsistentLogMessage(/*campaign_id=*/1, /*customer_id=*/1),
+  };
+  ASSERT_OK(bus->Publish(t.changes_topic, poison));
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(170)));
+  EXPECT_EQ(serve->Stop(seconds(30)), 0) << serve->ErrTail();
+
+  auto dead = PullDeadLetters(*bus, dead_reader_, 2, seconds(3));
+  ASSERT_EQ(dead.size(), 2u);
+  ASSERT_TRUE(dead.contains("malformed"));
+  EXPECT_EQ(dead["malformed"].data, "this is not a change message");
+  EXPECT_TRUE(dead["malformed"].attributes["dead_letter_reason"].starts_with(
+      "INVALID_ARGUMENT: change message"))
+      << dead["malformed"].attributes["dead_letter_reason"];
+  EXPECT_EQ(dead["malformed"].attributes["source_subscription"], t.publisher_subscription);
+  ASSERT_TRUE(dead.contains("inconsistent"));
+  EXPECT_NE(dead["inconsistent"].attributes["dead_letter_reason"].find("row.id"), std::string::npos)
+      << dead["inconsistent"].attributes["dead_letter_reason"];
+  EXPECT_EQ(dead["inconsistent"].ordering_key, "1");
+  ExpectHistoryMatchesModel(ops);
+}
+
+// 5b. Notify capture: a malformed notification and one naming the wrong customer for an existing
+// campaign are dead-lettered; one naming a campaign that never existed is dropped (the publisher
+// cannot tell it from a campaign deleted since, whose own delete notification records the
+// tombstone) and leaves nothing in the history.
+TEST_F(TopologyTest, PoisonNotificationsGoToTheDeadLetterTopicWhileTheRestFlows) {
+  // A seed campaign that is never deleted: it exists whenever the poison is processed.
+  WorkloadModel plain;
+  for (const WorkloadLine& l : lines_) ASSERT_OK(plain.Apply(l).status());
+  std::set<int64_t> seeded;
+  for (const auto& r : plain.History()) {
+    if (r.op != WorkloadOp::kSeed) continue;
+    for (const ModelVersion& v : r.versions) seeded.insert(v.campaign_id);
+  }
+  int64_t victim = 0, victim_customer = 0;
+  for (int64_t c : plain.Customers()) {
+    for (const auto& m : plain.State(c)) {
+      if (victim == 0 && seeded.contains(m.id)) {
+        victim = m.id;
+        victim_customer = m.customer_id;
+      }
+    }
+  }
+  ASSERT_NE(victim, 0);
+
+  TopologyOptions t;
+  auto bus = TestBus();
+  ASSERT_NE(bus, nullptr);
+  ASSERT_OK(bus->EnsureTopic(t.dead_letter_topic));
+  ASSERT_OK(bus->EnsureSubscription(dead_reader_, t.dead_letter_topic, {.ordered = false}));
+  Child* serve = Serve("publisher", true);
+  ASSERT_NE(serve, nullptr);
+  Child* replay = StartReplay(workload_, true);
+  ASSERT_NE(replay, nullptr);
+  ASSERT_TRUE(WaitForOps(replay, 300, seconds(60))) << replay->ErrTail();
+
+  auto notification = [](int64_t campaign, int64_t customer, const std::string& kind) {
+    ChangeEvent e;
+    e.capture = CaptureMode::kNotify;
+    e.op = ChangeOp::kUpdated;
+    e.campaign_id = campaign;
+    e.customer_id = customer;
+    e.version = 2;
+    e.event_time = *ParseTimestamp("2024-01-01T00:00:00Z");
+    return BusMessage{.data = EncodeChangeMessage(e),
+                      .ordering_key = std::to_string(campaign),
+                      .attributes = {{"kind", kind}}};
+  };
+  constexpr int64_t kNeverExisted = 987654321;
+  std::vector<BusMessage> poison = {
+      {.data = R"({"schema_version":1,"capture":"notify","op":"updated"})",
+       .ordering_key = "poison",
+       .attributes = {{"kind", "malformed"}}},
+      notification(victim, victim_customer + 1000, "wrong-customer"),
+      notification(kNeverExisted, 1, "unknown-campaign"),
+  };
+  ASSERT_OK(bus->Publish(t.changes_topic, poison));
+  ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(170)));
+  EXPECT_EQ(serve->Stop(seconds(30)), 0) << serve->ErrTail();
+
+  // Every poison message was handled long before the replay's last version was recorded (and
+  // serve finishes its batch in flight before it exits): after the two expected ones, a short
+  // look for a third suffices.
+  auto dead = PullDeadLetters(*bus, dead_reader_, 2, seconds(3));
+  EXPECT_EQ(dead.size(), 2u);
+  ASSERT_TRUE(dead.contains("malformed"));
+  EXPECT_NE(dead["malformed"].attributes["dead_letter_reason"].find("INVALID_ARGUMENT"),
+            std::string::npos)
+      << dead["malformed"].attributes["dead_letter_reason"];
+  ASSERT_TRUE(dead.contains("wrong-customer"));
+  EXPECT_NE(dead["wrong-customer"].attributes["dead_letter_reason"].find(
+                fmt::format("belongs to customer {}", victim_customer + 1000)),
+            std::string::npos)
+      << dead["wrong-customer"].attributes["dead_letter_reason"];
+  EXPECT_FALSE(dead.contains("unknown-campaign"));
+  auto history = OpenHistory();
+  ASSERT_NE(history, nullptr);
+  ASSERT_OK_AND_ASSIGN(auto none, history->CampaignLog(kNeverExisted, {}));
+  EXPECT_TRUE(none.empty());
+  history.reset();
+  ExpectNotifyHistoryAccountsForEveryVersion(ops);
+}
+
+// 6. Bad input on the topology's entry points: the right exit code, a message naming the
+// problem, within seconds.
+TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) {
+  const std::string pg = db_->url();
+  const std::string bus = "pubsub://" + project_;
+  const std::string history = "sqlite:" + history_;
+  const std::string dead_pg = "postgresql://postgres@127.0.0.1:1/x";
+  const std::string dead_emulator = "PUBSUB_EMULATOR_HOST=127.0.0.1:1";
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> env;
+    int code;
+    std::string says;
+  };
+  std::vector<Case> cases = {
+      // Wrong backend URLs: InvalidArgument (2) naming the flag.
+      {{"--campaign-db", "mysql://x", "status"}, {}, 2, "--campaign-db"},
+      {{"--campaign-db", "mysql://x", "replay", "--ops", workload_}, {}, 2, "--campaign-db"},
+      {{"--campaign-db", pg, "--bus", "pubsub://", "--history", history, "serve", "--roles",
+        "publisher"},
+       {},
+       2,
+       "--bus"},
+      {{"--campaign-db", pg, "--bus", "kafka://x", "--history", history, "serve"}, {}, 2, "--bus"},
+      {{"--history", "ftp://x", "status"}, {}, 2, "--history"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", "ftp://x", "serve", "--roles",
+        "capture,publisher"},
+       {},
+       2,
+       "--history"},
+      // Unreachable servers: Unavailable (5) with the server named.
+      {{"--campaign-db", dead_pg, "--bus", bus, "--history", history, "replay", "--ops", workload_},
+       {},
+       5,
+       "127.0.0.1:1"},
+      {{"--campaign-db", dead_pg, "--history", history, "status", "--slot", slot()},
+       {},
+       5,
+       "127.0.0.1:1"},
+      {{"--campaign-db", dead_pg, "capture", "setup"}, {}, 5, "127.0.0.1:1"},
+      {{"--campaign-db", dead_pg, "capture", "status"}, {}, 5, "127.0.0.1:1"},
+      {{"--campaign-db", dead_pg, "--bus", bus, "--history", history, "serve", "--roles",
+        "capture,publisher"},
+       {},
+       5,
+       "127.0.0.1:1"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "publisher"},
+       {dead_emulator},
+       5,
+       "Pub/Sub"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", history, "--capture", "notify", "replay",
+        "--ops", workload_},
+       {dead_emulator},
+       5,
+       "Pub/Sub"},
+      // Wrong setup / roles / outputs.
+      {{"--campaign-db", "sqlite:" + dir_.File("campaigns.db"), "capture", "setup"},
+       {},
+       2,
+       "postgresql://"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "bogus"},
+       {},
+       2,
+       "bogus"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "publisher",
+        "--publish-to", "bogus"},
+       {},
+       2,
+       "--publish-to"},
+  };
+  // `status` on PostgreSQL needs a history to report on: make one (empty).
+  {
+    SqliteHistoryOptions o;
+    o.path = history_;
+    ASSERT_OK(SqliteHistoryStore::Open(o).status());
+  }
+  // The serve cases with reachable servers would capture: give them their slot.
+  CaptureSetup();
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {bin_};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    std::string shown = fmt::format("{} {}", fmt::join(c.env, " "), fmt::join(c.args, " "));
+    Outcome o = Run(args, c.env, seconds(30));
+    EXPECT_EQ(o.code, c.code) << shown << "\n" << o.output;
+    EXPECT_NE(o.output.find("error: "), std::string::npos) << shown << "\n" << o.output;
+    EXPECT_NE(o.output.find(c.says), std::string::npos)
+        << shown << ": expected '" << c.says << "' in\n"
+        << o.output;
+    EXPECT_LT(o.seconds, 10) << shown << " took " << o.seconds << " s";
+  }
+}
+
+}  // namespace
+}  // namespace ch

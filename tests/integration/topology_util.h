@@ -1,0 +1,129 @@
+// Helpers of the production-topology tests (topology_test.cc): a throwaway PostgreSQL database
+// with its replication slot, child processes of the real binary, the replay's output, and control
+// of the shared Pub/Sub emulator (kill it, start it again on the same port).
+//
+// Thread-safety: every helper is used by the test's thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "testing/workload_model.h"
+#include "workload/replayer.h"
+#include "workload/workload.h"
+
+namespace ch::testing {
+
+// A database `ch_topo_<pid>_<n>_<random>` on the CH_TEST_PG_URL server. Drop() removes its
+// replication slots first (terminating their consumers: a slot keeps WAL for ever and blocks the
+// DROP DATABASE), then the database; the destructor calls it.
+class TopoDatabase {
+ public:
+  // REQUIRES: `admin_url` is a postgresql:// URL of a superuser (CH_TEST_PG_URL).
+  static Result<std::unique_ptr<TopoDatabase>> Create(const std::string& admin_url);
+  ~TopoDatabase();
+  TopoDatabase(const TopoDatabase&) = delete;
+  TopoDatabase& operator=(const TopoDatabase&) = delete;
+
+  // The database as a postgresql:// URL (what the CLI's --campaign-db takes).
+  const std::string& url() const { return url_; }
+  const std::string& name() const { return name_; }
+  // Drop the slots, then the database. Safe to call twice.
+  Status Drop();
+
+ private:
+  TopoDatabase(std::string admin, std::string name, std::string url)
+      : admin_url_(std::move(admin)), name_(std::move(name)), url_(std::move(url)) {}
+  std::string admin_url_, name_, url_;
+  bool dropped_ = false;
+};
+
+// A child process of the binary; stdout and stderr go to files. SIGKILLed (and reaped) on
+// destruction when still running, so a failing test leaves no process behind.
+class Child {
+ public:
+  // Start `args` (args[0] is the executable) with `env` ("NAME=value") added to the environment.
+  static Result<std::unique_ptr<Child>> Start(std::string name,
+                                              const std::vector<std::string>& args,
+                                              const std::string& out_file,
+                                              const std::string& err_file,
+                                              const std::vector<std::string>& env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  const std::string& name() const { return name_; }
+  pid_t pid() const { return pid_; }
+  const std::string& out_file() const { return out_file_; }
+  const std::string& err_file() const { return err_file_; }
+  // True until the process was reaped.
+  bool running();
+  // The exit code once reaped (128 + signal when killed by one), else -1.
+  int exit_code() const { return code_; }
+  // Send `signal` (when still running).
+  void Signal(int signal);
+  // SIGKILL and reap.
+  void Kill();
+  // Wait up to `timeout` for the exit. Return the exit code, or DeadlineExceeded (the process
+  // keeps running).
+  Result<int> Wait(Micros timeout);
+  // SIGTERM, then wait up to `timeout` (SIGKILL after it). Return the exit code.
+  int Stop(Micros timeout);
+  // The last `max_bytes` of stderr, for failure messages.
+  std::string ErrTail(size_t max_bytes = 4000) const;
+
+ private:
+  Child(std::string name, pid_t pid, std::string out, std::string err)
+      : name_(std::move(name)), pid_(pid), out_file_(std::move(out)), err_file_(std::move(err)) {}
+  std::string name_;
+  pid_t pid_;
+  std::string out_file_, err_file_;
+  int code_ = -1;
+};
+
+// Return the file's contents ("" when it cannot be read).
+std::string ReadFileText(const std::string& path);
+
+// Parse `replay`'s output: one {"seq","committed_at","versions"} line per applied op.
+Result<std::vector<ReplayedOp>> ParseReplayOutput(const std::string& text);
+
+// Feed `model` every line with the commit time of its op (ops in line order; headers and footers
+// get none). Fails when ops and applied lines do not pair up (seq, versions).
+Status ApplyToModel(const std::vector<WorkloadLine>& lines, const std::vector<ReplayedOp>& ops,
+                    WorkloadModel& model);
+
+// Kills and starts the Pub/Sub emulator on one host:port (the approach of
+// bus_emulator_restart_test.cc): the listener's pid is found through /proc/net/tcp and
+// /proc/<pid>/fd, and it is started again with "<launcher> --host=HOST --port=PORT" in a session
+// of its own (it outlives the test). The destructor starts it whenever it does not answer, so a
+// failing test never leaves the shared emulator down.
+class EmulatorControl {
+ public:
+  EmulatorControl(std::string host, int port, std::string launcher)
+      : host_(std::move(host)), port_(port), launcher_(std::move(launcher)) {}
+  EmulatorControl(const EmulatorControl&) = delete;
+  EmulatorControl& operator=(const EmulatorControl&) = delete;
+  ~EmulatorControl();
+
+  // True when GET / answers "Ok".
+  bool Answers() const;
+  // The pid of the process listening on the port, or -1.
+  pid_t ListenerPid() const;
+  // Stop the listener (SIGTERM; SIGKILL after 15 s) and wait until the port is closed.
+  Status Kill();
+  // Start the emulator (when it does not answer) and wait up to 90 s until it does.
+  Status Start();
+
+ private:
+  std::string host_;
+  int port_;
+  std::string launcher_;
+  pid_t killed_pid_ = -1;
+};
+
+}  // namespace ch::testing
