@@ -152,7 +152,17 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
     if (options.wal) pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += fmt::format("PRAGMA synchronous={};", options.synchronous);
   }
+  // Switching to WAL needs the file to itself for a moment, and SQLite does not always call the
+  // busy handler for it (e.g. while another process creates the same file): retry until the busy
+  // timeout, as every other statement waits.
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
   Status s = db->Exec(pragmas);
+  for (int i = 0;
+       s.code() == StatusCode::kUnavailable && std::chrono::steady_clock::now() < deadline; ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(std::min(100 << std::min(i, 6), 5000)));
+    s = db->Exec(pragmas);
+  }
   if (!s.ok()) return s.WithContext(fmt::format("cannot open SQLite database '{}'", path));
   return db;
 }

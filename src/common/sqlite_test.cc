@@ -1,5 +1,10 @@
 #include "common/sqlite.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <vector>
+
 #include "testing/test_util.h"
 
 namespace ch {
@@ -58,6 +63,37 @@ TEST(SqliteTest, BadSqlIsAnError) {
   ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir.File("t.db")));
   EXPECT_FALSE(db->Exec("SELEC nonsense").ok());
   EXPECT_FALSE(db->Prepare("SELECT * FROM missing").ok());
+}
+
+// Processes opening the same new file at once (two publishers sharing a history store) must all
+// get it: switching to WAL waits for the others instead of failing with "database is locked".
+TEST(SqliteTest, ConcurrentOpensOfANewFileInSeparateProcessesAllSucceed) {
+  for (int round = 0; round < 5; ++round) {
+    TempDir dir;
+    const std::string path = dir.File("shared.db");
+    std::vector<pid_t> children;
+    for (int i = 0; i < 6; ++i) {
+      pid_t pid = fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        auto db = SqliteDb::Open(path, {});
+        if (!db.ok()) _exit(1);
+        // As a store's Open does: create the schema in a transaction that takes a while.
+        auto tx = SqliteTransaction::Begin(**db);
+        if (!tx.ok()) _exit(2);
+        if (!(*db)->Exec("CREATE TABLE IF NOT EXISTS t (x INTEGER)").ok()) _exit(3);
+        usleep(20000);
+        _exit((*tx)->Commit().ok() ? 0 : 4);
+      }
+      children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+      int status = 0;
+      ASSERT_EQ(waitpid(pid, &status, 0), pid);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+          << "round " << round << ": a concurrent open failed (exit " << WEXITSTATUS(status) << ")";
+    }
+  }
 }
 
 }  // namespace
