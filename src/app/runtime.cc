@@ -221,19 +221,23 @@ Result<bool> Runtime::TakePublisherLock() {
 }
 
 Result<std::vector<Status>> Runtime::HandleChanges(std::span<const Delivery> deliveries) {
-  // Decode each message; a malformed one is dead-lettered on its own.
+  // Decode each message (one change, or a change batch); a malformed one is dead-lettered on its
+  // own.
   std::vector<Status> statuses(deliveries.size());
   std::vector<ChangeEvent> events;
-  std::vector<size_t> index;
+  // The events of delivery index[k] are events[begin[k], begin[k + 1]).
+  std::vector<size_t> index, begin;
   for (size_t i = 0; i < deliveries.size(); ++i) {
-    Result<ChangeEvent> e = DecodeChangeMessage(deliveries[i].message.data);
+    Result<std::vector<ChangeEvent>> e = DecodeChangeMessages(deliveries[i].message.data);
     if (!e.ok()) {
       statuses[i] = e.status();
       continue;
     }
-    events.push_back(std::move(*e));
     index.push_back(i);
+    begin.push_back(events.size());
+    for (ChangeEvent& x : *e) events.push_back(std::move(x));
   }
+  begin.push_back(events.size());
   std::lock_guard<std::mutex> lock(publisher_mu_);
   Result<PublishStats> all = publisher_->Process(events);
   if (all.ok() && options_.TEST_publisher_hook) options_.TEST_publisher_hook("after_append");
@@ -241,9 +245,10 @@ Result<std::vector<Status>> Runtime::HandleChanges(std::span<const Delivery> del
     for (size_t k : index) statuses[k] = all.status();
     return statuses;
   }
-  // A permanent failure: find the culprit(s) one by one so the rest flows on.
-  for (size_t j = 0; j < events.size(); ++j) {
-    statuses[index[j]] = publisher_->Process(std::span<const ChangeEvent>(&events[j], 1)).status();
+  // A permanent failure: find the culprit(s) message by message so the rest flows on.
+  for (size_t k = 0; k < index.size(); ++k) {
+    std::span<const ChangeEvent> mine(events.data() + begin[k], begin[k + 1] - begin[k]);
+    statuses[index[k]] = publisher_->Process(mine).status();
   }
   return statuses;
 }
@@ -362,6 +367,7 @@ Result<bool> Runtime::StartCapture() {
   r.bus = bus;
   r.topic = t.changes_topic;
   r.batch_size = t.bus_batch;
+  r.changes_per_message = static_cast<size_t>(std::max(1, t.changes_per_message));
   r.TEST_hook = options_.TEST_capture_hook;
   relay_ = std::make_unique<CaptureRelay>(r);
   RETURN_IF_ERROR(relay_->Start());
@@ -421,7 +427,7 @@ std::string Runtime::RoleStats() const {
   }
   if (relay_) {
     CaptureRelayStats s = relay_->stats();
-    out += fmt::format("capture: {} changes relayed; ", s.published);
+    out += fmt::format("capture: {} changes relayed in {} messages; ", s.published, s.messages);
   }
   if (sink_consumer_) {
     BusConsumerStats s = sink_consumer_->stats();

@@ -72,6 +72,9 @@ struct TopologyOptions {
   // correctness; ignored on the emulator, which leaks a thread per message on ordered
   // subscriptions. Default: true.
   bool ordered_delivery = true;
+  // Captured changes of one customer packed into one change message by the capture role
+  // (docs/formats/change-message.md, change batch); 1 = one message per change. Default: 100.
+  int changes_per_message = 100;
   // Messages per bus pull / publish batch. Default: 1000.
   size_t bus_batch = 1000;
 };

@@ -13,8 +13,6 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
     if (batch.events.empty()) return int64_t{0};
     pending_ = std::move(batch);
   }
-  std::vector<BusMessage> messages;
-  messages.reserve(pending_->events.size());
   for (const ChangeEvent& e : pending_->events) {
     if (e.content_omitted) {
       return FailedPreconditionError(fmt::format(
@@ -22,14 +20,44 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
           "such a database with the embedded publisher, or open it with full row images",
           e.campaign_id, e.version));
     }
+  }
+  std::vector<BusMessage> messages;
+  const std::vector<ChangeEvent>& events = pending_->events;
+  const size_t per_message = std::max<size_t>(1, options_.changes_per_message);
+  std::vector<std::string> encoded;
+  size_t i = 0;
+  while (i < events.size()) {
+    // The run of changes of one customer starting at i, within the limits.
+    encoded.clear();
+    size_t bytes = 32;
+    size_t j = i;
+    while (j < events.size() && j - i < per_message &&
+           events[j].customer_id == events[i].customer_id) {
+      std::string m = EncodeChangeMessage(events[j]);
+      if (j > i && bytes + m.size() + 1 > options_.max_message_bytes) break;
+      bytes += m.size() + 1;
+      encoded.push_back(std::move(m));
+      ++j;
+    }
+    const ChangeEvent& first = events[i];
     BusMessage m;
-    m.data = EncodeChangeMessage(e);
-    m.ordering_key = std::to_string(e.campaign_id);
-    m.attributes = {{"schema_version", std::to_string(kChangeMessageSchemaVersion)},
-                    {"capture", std::string(CaptureModeName(e.capture))},
-                    {"campaign_id", std::to_string(e.campaign_id)},
-                    {"version", std::to_string(e.version)}};
+    m.ordering_key = std::to_string(first.customer_id);
+    if (encoded.size() == 1) {
+      m.data = std::move(encoded[0]);
+      m.attributes = {{"schema_version", std::to_string(kChangeMessageSchemaVersion)},
+                      {"capture", std::string(CaptureModeName(first.capture))},
+                      {"customer_id", std::to_string(first.customer_id)},
+                      {"campaign_id", std::to_string(first.campaign_id)},
+                      {"version", std::to_string(first.version)}};
+    } else {
+      m.data = AssembleChangeBatch(encoded);
+      m.attributes = {{"schema_version", std::to_string(kChangeBatchSchemaVersion)},
+                      {"capture", std::string(CaptureModeName(first.capture))},
+                      {"customer_id", std::to_string(first.customer_id)},
+                      {"changes", std::to_string(encoded.size())}};
+    }
     messages.push_back(std::move(m));
+    i = j;
   }
   RETURN_IF_ERROR(options_.bus->Publish(options_.topic, messages));
   if (options_.TEST_hook) options_.TEST_hook("after_publish");
@@ -40,6 +68,7 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.batches;
   stats_.published += n;
+  stats_.messages += static_cast<int64_t>(messages.size());
   return n;
 }
 

@@ -1,8 +1,13 @@
 // CaptureRelay: the `capture` role. Moves captured changes from a ChangeSource (a PostgreSQL
-// replication slot, a SQLite outbox) onto a ChangeBus topic as change messages
-// (docs/formats/change-message.md), ordering key = campaign id, and only then confirms the source.
+// replication slot, a SQLite outbox) onto a ChangeBus topic (docs/formats/change-message.md), and
+// only then confirms the source.
 //
 //   Poll (whole transactions, commit order) -> Publish (durable on the bus) -> Confirm
+//
+// Consecutive changes of one customer go into one change batch (up to changes_per_message and
+// max_message_bytes; a lone change is a plain change message): a shift of 2,000 campaigns is a
+// handful of bus messages, not 2,000. The ordering key is the customer id, so an ordered
+// subscription delivers each customer's changes in commit order.
 //
 // A crash between Publish and Confirm publishes those messages again after a restart: consumers
 // are idempotent on (campaign_id, version). A failed batch is retried as it is, with backoff; a
@@ -37,6 +42,12 @@ struct CaptureRelayOptions {
   std::string topic = "campaign-changes";
   // Events per batch (a transaction is never split, so a batch may be larger). Default: 1000.
   size_t batch_size = 1000;
+  // At most this many changes in one bus message; 1 = one change message per change.
+  // Default: 100.
+  size_t changes_per_message = 100;
+  // A batch is closed before its encoded size passes this (a single larger change still goes
+  // alone). Default: 256 KiB (Pub/Sub's limit is 10 MB per message).
+  size_t max_message_bytes = 256 * 1024;
   // How long one Poll waits. Default: 200 ms.
   Micros poll_wait = std::chrono::milliseconds(200);
   // Backoff after a failure, doubling. Default: 50 ms .. 5 s.
@@ -49,7 +60,9 @@ struct CaptureRelayOptions {
 
 struct CaptureRelayStats {
   int64_t batches = 0;
+  // Changes published, and the bus messages that carried them.
   int64_t published = 0;
+  int64_t messages = 0;
   int64_t errors = 0;
 };
 

@@ -58,12 +58,34 @@ class ScriptedSource final : public ChangeSource {
   Result<int64_t> Backlog() override { return static_cast<int64_t>(batches.size()); }
 };
 
+ChangeEvent EventOf(int64_t customer, int64_t id, int64_t version, const std::string& position) {
+  ChangeEvent e = Event(id, version, position);
+  e.customer_id = customer;
+  e.row->customer_id = customer;
+  return e;
+}
+
+// Every change the bus holds, in order, decoded ("c<id>@v<version>").
+std::vector<std::string> Decoded(const InMemoryChangeBus& bus) {
+  std::vector<std::string> out;
+  for (const auto& m : bus.AllMessages("campaign-changes")) {
+    auto events = DecodeChangeMessages(m.message.data);
+    EXPECT_OK(events.status());
+    if (!events.ok()) continue;
+    for (const ChangeEvent& e : *events) {
+      EXPECT_EQ(m.message.ordering_key, std::to_string(e.customer_id));
+      out.push_back(fmt::format("c{}@v{}", e.campaign_id, e.version));
+    }
+  }
+  return out;
+}
+
 TEST(CaptureRelayTest, PublishesInOrderWithOrderingKeysThenConfirms) {
   ScriptedSource source;
   InMemoryChangeBus bus;
   ASSERT_OK(bus.EnsureTopic("campaign-changes"));
-  source.batches.push_back({{Event(7, 1, "1"), Event(8, 1, "1")}, "2"});
-  source.batches.push_back({{Event(7, 2, "3")}, "3"});
+  source.batches.push_back({{EventOf(1, 7, 1, "1"), EventOf(2, 8, 1, "1")}, "2"});
+  source.batches.push_back({{EventOf(1, 7, 2, "3")}, "3"});
   CaptureRelay relay({.source = &source, .bus = &bus});
   ASSERT_OK_AND_ASSIGN(int64_t n, relay.RunOnce(Micros(0)));
   EXPECT_EQ(n, 2);
@@ -71,13 +93,68 @@ TEST(CaptureRelayTest, PublishesInOrderWithOrderingKeysThenConfirms) {
   EXPECT_EQ(n, 1);
   EXPECT_EQ(source.confirmed, (std::vector<std::string>{"2", "3"}));
   auto published = bus.AllMessages("campaign-changes");
-  ASSERT_EQ(published.size(), 3u);
-  EXPECT_EQ(published[0].message.ordering_key, "7");
-  EXPECT_EQ(published[1].message.ordering_key, "8");
+  ASSERT_EQ(published.size(), 3u);  // two customers, then one: no batch of one customer
+  EXPECT_EQ(published[0].message.ordering_key, "1");
+  EXPECT_EQ(published[1].message.ordering_key, "2");
+  // A lone change is a plain change message (schema_version 1).
   ASSERT_OK_AND_ASSIGN(ChangeEvent back, DecodeChangeMessage(published[2].message.data));
   EXPECT_EQ(back.campaign_id, 7);
   EXPECT_EQ(back.version, 2);
   EXPECT_EQ(back.row->content, R"({"t":"x"})");
+  EXPECT_EQ(published[2].message.attributes.at("schema_version"), "1");
+  EXPECT_EQ(relay.stats().published, 3);
+  EXPECT_EQ(relay.stats().messages, 3);
+}
+
+TEST(CaptureRelayTest, PacksConsecutiveChangesOfOneCustomerWithinTheLimits) {
+  ScriptedSource source;
+  InMemoryChangeBus bus;
+  ASSERT_OK(bus.EnsureTopic("campaign-changes"));
+  // Customer 1: 5 changes (a shift), customer 2: 1, customer 1 again: 2.
+  SourceBatch b;
+  for (int64_t id = 1; id <= 5; ++id) b.events.push_back(EventOf(1, id, 2, "10"));
+  b.events.push_back(EventOf(2, 20, 1, "11"));
+  b.events.push_back(EventOf(1, 1, 3, "12"));
+  b.events.push_back(EventOf(1, 2, 3, "12"));
+  b.end_position = "12";
+  source.batches.push_back(b);
+  CaptureRelay relay({.source = &source, .bus = &bus, .changes_per_message = 3});
+  ASSERT_OK_AND_ASSIGN(int64_t n, relay.RunOnce(Micros(0)));
+  EXPECT_EQ(n, 8);
+  auto published = bus.AllMessages("campaign-changes");
+  // [1,2,3] [4,5] of customer 1, [20] of customer 2, [1,2] of customer 1.
+  ASSERT_EQ(published.size(), 4u);
+  std::vector<std::string> counts;
+  for (const auto& m : published) {
+    const auto& a = m.message.attributes;
+    counts.push_back(a.at("schema_version") + ":" +
+                     (a.contains("changes") ? a.at("changes") : std::string("1")));
+  }
+  EXPECT_EQ(counts, (std::vector<std::string>{"2:3", "2:2", "1:1", "2:2"}));
+  EXPECT_EQ(Decoded(bus), (std::vector<std::string>{"c1@v2", "c2@v2", "c3@v2", "c4@v2", "c5@v2",
+                                                    "c20@v1", "c1@v3", "c2@v3"}));
+  EXPECT_EQ(relay.stats().messages, 4);
+  EXPECT_EQ(source.confirmed, (std::vector<std::string>{"12"}));
+
+  // A size limit closes a batch early; a change larger than the limit still goes, alone.
+  InMemoryChangeBus small;
+  ASSERT_OK(small.EnsureTopic("campaign-changes"));
+  source.batches.push_back(b);
+  ChangeEvent big = EventOf(2, 21, 1, "13");
+  big.row->content = fmt::format(R"({{"t":"{}"}})", std::string(4000, 'x'));
+  source.batches.back().events.insert(source.batches.back().events.begin() + 5, big);
+  CaptureRelay sized(
+      {.source = &source, .bus = &small, .changes_per_message = 100, .max_message_bytes = 1200});
+  ASSERT_OK(sized.RunOnce(Micros(0)).status());
+  for (const auto& m : small.AllMessages("campaign-changes")) {
+    auto events = DecodeChangeMessages(m.message.data);
+    ASSERT_OK(events.status());
+    if (events->size() > 1) {
+      EXPECT_LE(m.message.data.size(), 1200u);
+    }
+  }
+  EXPECT_EQ(Decoded(small), (std::vector<std::string>{"c1@v2", "c2@v2", "c3@v2", "c4@v2", "c5@v2",
+                                                      "c21@v1", "c20@v1", "c1@v3", "c2@v3"}));
 }
 
 TEST(CaptureRelayTest, AFailedPublishIsRetriedAndNothingConfirmedBefore) {
@@ -143,7 +220,7 @@ TEST(NotifyPublisherTest, PublishesIdsAfterCommitAndTheContentOnlyOnDelete) {
   std::vector<std::string> got;
   for (const auto& m : bus.AllMessages("campaign-changes")) {
     ASSERT_OK_AND_ASSIGN(ChangeEvent e, DecodeChangeMessage(m.message.data));
-    EXPECT_EQ(e.capture, CaptureMode::kNotify);
+    EXPECT_EQ(e.capture, CaptureMode::kNotify);  // one message per change: never a batch
     EXPECT_EQ(m.message.ordering_key, std::to_string(e.campaign_id));
     got.push_back("c" + std::to_string(e.campaign_id) + "@v" + std::to_string(e.version) + " " +
                   std::string(ChangeOpName(e.op)) + (e.row ? " +row" : ""));

@@ -151,10 +151,36 @@ std::string EncodeChangeMessage(const ChangeEvent& e) {
   return out;
 }
 
-Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
+std::string AssembleChangeBatch(std::span<const std::string> messages) {
+  size_t bytes = 32;
+  for (const std::string& m : messages) bytes += m.size() + 1;
+  std::string out;
+  out.reserve(bytes);
+  out.append("{\"schema_version\":");
+  AppendJsonInt(out, kChangeBatchSchemaVersion);
+  out.append(",\"changes\":[");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.append(messages[i]);
+  }
+  out.append("]}");
+  return out;
+}
+
+std::string EncodeChangeBatch(std::span<const ChangeEvent> events) {
+  std::vector<std::string> messages;
+  messages.reserve(events.size());
+  for (const ChangeEvent& e : events) messages.push_back(EncodeChangeMessage(e));
+  return AssembleChangeBatch(messages);
+}
+
+namespace {
+
+// Run `parse` with the JSON library's exceptions turned into InvalidArgument.
+template <typename F>
+auto Guarded(F&& parse) -> decltype(parse()) {
   try {
-    json j = json::parse(data);
-    return Decode(j);
+    return parse();
   } catch (const json::exception& e) {
     std::string what = e.what();
     if (!what.empty() && what[0] == '[') {
@@ -165,6 +191,49 @@ Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
   } catch (const std::exception& e) {
     return InvalidArgumentError(fmt::format("change message: {}", e.what()));
   }
+}
+
+}  // namespace
+
+Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
+  return Guarded([&]() -> Result<ChangeEvent> { return Decode(json::parse(data)); });
+}
+
+Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data) {
+  return Guarded([&]() -> Result<std::vector<ChangeEvent>> {
+    json j = json::parse(data);
+    const json* version = j.is_object() ? Find(j, "schema_version") : nullptr;
+    if (version == nullptr || !version->is_number_integer() ||
+        version->get<int64_t>() != kChangeBatchSchemaVersion) {
+      // A single change (or something Decode explains: a newer version, a missing field, ...).
+      if (version != nullptr && version->is_number_integer() &&
+          version->get<int64_t>() > kChangeBatchSchemaVersion) {
+        return Field("schema_version",
+                     fmt::format("{} is newer than the supported {} (upgrade the reader)",
+                                 version->get<int64_t>(), kChangeBatchSchemaVersion));
+      }
+      ASSIGN_OR_RETURN(ChangeEvent e, Decode(j));
+      std::vector<ChangeEvent> one;
+      one.push_back(std::move(e));
+      return one;
+    }
+    const json* changes = Find(j, "changes");
+    if (changes == nullptr) return Field("changes", "missing (a change batch carries changes)");
+    if (!changes->is_array()) return WrongType("changes", "an array", *changes);
+    if (changes->empty()) return Field("changes", "empty (a change batch carries changes)");
+    std::vector<ChangeEvent> events;
+    events.reserve(changes->size());
+    for (size_t i = 0; i < changes->size(); ++i) {
+      Result<ChangeEvent> e = Decode((*changes)[i]);
+      if (!e.ok()) {
+        std::string problem(e.status().message());
+        if (problem.starts_with("change message: ")) problem.erase(0, 16);
+        return Status(e.status().code(), fmt::format("change batch: changes[{}]: {}", i, problem));
+      }
+      events.push_back(std::move(*e));
+    }
+    return events;
+  });
 }
 
 ChangeEvent ChangeEventFromCapture(CapturedChange&& c) {

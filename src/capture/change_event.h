@@ -1,5 +1,6 @@
 // ChangeEvent: one captured change on its way from the campaign database to the history, and its
-// wire form on a change bus (docs/formats/change-message.md, schema_version 1).
+// wire forms on a change bus (docs/formats/change-message.md): a change message (schema_version
+// 1) carries one change; a change batch (schema_version 2) carries several.
 //
 //   log     every committed version: the full row image (for deletes, the last content), the
 //           commit time, the actor and the transaction id.
@@ -11,8 +12,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "campaign/campaign.h"
 #include "campaign/captured_change.h"
@@ -23,7 +26,12 @@
 namespace ch {
 
 // DO NOT CHANGE the meaning of a released version; add fields and bump it.
+// A change message: one change.
 inline constexpr int kChangeMessageSchemaVersion = 1;
+// A change batch: {"schema_version":2,"changes":[<change message>, ...]}, several changes in one
+// bus message (the capture relay packs consecutive changes of one customer: fewer, larger
+// messages cost Pub/Sub -- and its emulator -- far less per change).
+inline constexpr int kChangeBatchSchemaVersion = 2;
 
 struct ChangeEvent {
   CaptureMode capture = CaptureMode::kLog;
@@ -54,6 +62,17 @@ std::string EncodeChangeMessage(const ChangeEvent& e);
 // Parse a message. Fails with InvalidArgument naming what is wrong (malformed JSON, missing or
 // mistyped field, unknown schema_version, a log message without a row, ...).
 Result<ChangeEvent> DecodeChangeMessage(std::string_view data);
+
+// Return the change batch of `events` (schema_version 2). REQUIRES: !events.empty(), and no
+// event has content_omitted.
+std::string EncodeChangeBatch(std::span<const ChangeEvent> events);
+// The same from change messages already encoded (EncodeChangeMessage), e.g. to size a batch.
+std::string AssembleChangeBatch(std::span<const std::string> messages);
+
+// Parse either wire form: a change message (one event) or a change batch (its events, in order).
+// Fails with InvalidArgument naming what is wrong, for a batch also which change (`changes[3]:
+// ...`); a batch is accepted or refused as a whole.
+Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data);
 
 // Return the log-capture event for a captured row image (the outbox's and the in-memory
 // store's capture log): capture kLog, the row image, source_position = the seq as text.

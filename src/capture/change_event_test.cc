@@ -157,5 +157,50 @@ TEST(ChangeEventTest, BuildsLogEventsFromCapturedRows) {
   EXPECT_EQ(back, e);
 }
 
+TEST(ChangeEventTest, ABatchCarriesSeveralChangesInOrderAndASingleMessageReadsAsOne) {
+  ChangeEvent a = LogEvent();
+  ChangeEvent b = LogEvent();
+  b.campaign_id = 8;
+  b.row->id = 8;
+  b.version = 2;
+  b.row->version = 2;
+  std::vector<ChangeEvent> events = {a, b};
+  std::string batch = EncodeChangeBatch(events);
+  EXPECT_TRUE(batch.starts_with(R"({"schema_version":2,"changes":[{"schema_version":1,)")) << batch;
+  EXPECT_EQ(batch, AssembleChangeBatch(
+                       std::vector<std::string>{EncodeChangeMessage(a), EncodeChangeMessage(b)}));
+  ASSERT_OK_AND_ASSIGN(auto back, DecodeChangeMessages(batch));
+  EXPECT_EQ(back, events);
+  ASSERT_OK_AND_ASSIGN(back, DecodeChangeMessages(EncodeChangeMessage(a)));
+  EXPECT_EQ(back, std::vector<ChangeEvent>{a});
+  // The single-change reader does not half-understand a batch.
+  EXPECT_THAT(DecodeChangeMessage(batch), StatusIsWith(StatusCode::kInvalidArgument, "newer"));
+}
+
+TEST(ChangeEventTest, ABadBatchIsRefusedAsAWholeNamingTheChange) {
+  using J = nlohmann::json;
+  J good = J::parse(EncodeChangeMessage(LogEvent()));
+  J bad = good;
+  bad["row"]["id"] = 9;
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}, {"changes", {good, bad}}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument,
+                           "change batch: changes[1]: row.id: 9 differs from campaign_id 7"));
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "changes: missing"));
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}, {"changes", J::array()}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "changes: empty"));
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}, {"changes", "x"}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "changes: must be an array"));
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 3}, {"changes", {good}}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "3 is newer than the supported 2"));
+  // A batch inside a batch is not a change.
+  J nested = {{"schema_version", 2}, {"changes", {good}}};
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}, {"changes", {nested}}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "changes[0]"));
+  EXPECT_THAT(DecodeChangeMessages("{not json"),
+              StatusIsWith(StatusCode::kInvalidArgument, "malformed"));
+  EXPECT_THAT(DecodeChangeMessages("[]"), StatusIs(StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace ch

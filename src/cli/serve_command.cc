@@ -73,6 +73,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   cmd->add_option("--publication", args->topology.publication, "PostgreSQL publication")
       ->capture_default_str();
+  cmd->add_option("--changes-per-message", args->topology.changes_per_message,
+                  "capture: changes of one customer packed into one bus message (1 = one each)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
   cmd->add_option("--max-attempts", args->topology.max_attempts,
                   "Failed attempts before a message is dead-lettered")
       ->capture_default_str()
