@@ -15,6 +15,11 @@ PG_PORT="${CH_PG_PORT:-55433}"
 PUBSUB_PORT="${CH_PUBSUB_PORT:-8085}"
 PG_BIN="${CH_PG_BIN:-/usr/lib/postgresql/15/bin}"
 EMULATOR="${CH_PUBSUB_EMULATOR:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}"
+# The emulator's netty leaks pooled direct buffers (its log: "LEAK: ByteBuf.release() was not
+# called"): ~3.4 GB after 300 k changes, and after ~6 GB every request fails with
+# OutOfMemoryError. Unpooled heap buffers are reclaimed by the garbage collector instead (measured:
+# 15 MB of live heap after the same traffic), so the emulator survives any number of runs.
+EMULATOR_OPTS="${CLOUD_PUBSUB_EMULATOR_OPTS:--Dio.netty.allocator.type=unpooled -Dio.netty.noPreferDirect=true -Xmx2g}"
 
 as_postgres() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -60,7 +65,7 @@ start_pubsub() {
     echo "services: Pub/Sub emulator already running on port $PUBSUB_PORT"
   else
     mkdir -p "$DIR/pubsub"
-    "$EMULATOR" --host=127.0.0.1 --port="$PUBSUB_PORT" --data-dir="$DIR/pubsub" >"$DIR/pubsub/emulator.log" 2>&1 &
+    CLOUD_PUBSUB_EMULATOR_OPTS="$EMULATOR_OPTS" "$EMULATOR" --host=127.0.0.1 --port="$PUBSUB_PORT" --data-dir="$DIR/pubsub" >"$DIR/pubsub/emulator.log" 2>&1 &
     echo $! >"$DIR/pubsub/pid"
     for _ in $(seq 1 300); do
       curl -s -o /dev/null "http://127.0.0.1:$PUBSUB_PORT/" && break
@@ -73,6 +78,7 @@ start_pubsub() {
   echo "export CH_TEST_PUBSUB_PROJECT='ch-test'" >>"$DIR/env.sh"
   # Tests that restart the emulator need to know how.
   echo "export CH_PUBSUB_EMULATOR='$EMULATOR'" >>"$DIR/env.sh"
+  echo "export CLOUD_PUBSUB_EMULATOR_OPTS='$EMULATOR_OPTS'" >>"$DIR/env.sh"
 }
 
 stop_all() {
