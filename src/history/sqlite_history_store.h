@@ -63,10 +63,12 @@ struct SqliteHistoryOptions {
   // history table in one sorted pass when it reaches this many rows. Appending to the small
   // table dirties few pages per batch (a batch of priority shifts would otherwise rewrite one
   // page per campaign); the merge rewrites each touched campaign's page once per this many
-  // records. Past the threshold, each Append merges a chunk of up to 8,192 rows (whole
-  // campaigns), so no single Append pauses for the whole merge.
-  // Default: 65536 (about 3 MiB).
+  // records. Once the threshold is reached, each Append merges a chunk of about
+  // merge_chunk_rows rows (whole campaigns) until the table is empty, so no single Append pauses
+  // for the whole merge. Default: 65536 (about 3 MiB).
   int64_t merge_threshold_rows = 65536;
+  // Rows per merge chunk (capped at merge_threshold_rows). Default: 8192.
+  int64_t merge_chunk_rows = 8192;
   // Capacity of the cache of decoded snapshot bodies, in bytes. Bodies are immutable, so the
   // cache serves every read (as-of, log, ...) and the append path (which compares a new version
   // with the campaign's previous body). Default: 32 MiB (a 2,000-campaign customer's bodies over

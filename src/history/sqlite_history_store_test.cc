@@ -258,5 +258,43 @@ TEST_F(SqliteHistoryStoreTest, StatsCountBytesOnDisk) {
   EXPECT_OK(store->Checkpoint());
 }
 
+// Once `recent` reaches the merge threshold, a chunk is merged per append until it is empty:
+// no campaign stays in `recent` for ever (merging only while above the threshold always took the
+// lowest campaign ids and left the highest ones behind, with an old recent_first_t).
+TEST_F(SqliteHistoryStoreTest, AMergeCycleEmptiesTheRecentTableChunkByChunk) {
+  SqliteHistoryOptions o;
+  o.path = dir_.File("history.db");
+  o.clock = &clock_;
+  o.merge_threshold_rows = 20;
+  o.merge_chunk_rows = 6;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+  // 40 campaigns, 3 records per append (one per campaign id), ids low and high interleaved.
+  int second = 0;
+  std::vector<int64_t> recent_after;
+  int64_t version[41] = {};
+  for (int append = 0; append < 30; ++append) {
+    std::vector<HistoryRecord> batch;
+    for (int k = 0; k < 3; ++k) {
+      int64_t id = 1 + (append * 3 + k) * 7 % 40;
+      ++version[id];
+      batch.push_back(Rec(1, id, version[id], ++second, 1));
+    }
+    ASSERT_OK(store->Append(batch).status());
+    recent_after.push_back(Count("SELECT count(*) FROM recent"));
+  }
+  int64_t records = Count("SELECT count(*) FROM history") + Count("SELECT count(*) FROM recent");
+  EXPECT_EQ(records, 90);
+  bool crossed = false, emptied_after_crossing = false;
+  for (int64_t n : recent_after) {
+    EXPECT_LT(n, 20 + 3) << "recent must never grow past the threshold plus one batch";
+    if (n >= 18) crossed = true;
+    if (crossed && n == 0) emptied_after_crossing = true;
+  }
+  EXPECT_TRUE(emptied_after_crossing) << ::testing::PrintToString(recent_after);
+  // Every record is still answered (as-of at the end: the 40 campaigns' latest versions).
+  ASSERT_OK_AND_ASSIGN(auto at, store->AsOf(1, T(second)));
+  EXPECT_EQ(at.size(), 40u);
+}
+
 }  // namespace
 }  // namespace ch
