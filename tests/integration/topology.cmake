@@ -5,11 +5,11 @@
 # One binary, several ctest entries (gtest filters), so that ctest can run them in parallel and
 # label the long ones `slow`; the emulator restart runs alone (RUN_SERIAL): it kills the SHARED
 # emulator.
-if(TARGET ch_app AND TARGET ch_e2e_util)
+if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
   add_executable(topology_test
     ${CMAKE_CURRENT_LIST_DIR}/topology_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/topology_util.cc)
-  target_link_libraries(topology_test PRIVATE ch_app ch_e2e_util fmt::fmt ch_testing GTest::gmock
+  target_link_libraries(topology_test PRIVATE ch_app ch_e2e_util ch_emulator_control fmt::fmt ch_testing GTest::gmock
     GTest::gtest_main)
   add_dependencies(topology_test campaign-history)
 

@@ -1,6 +1,6 @@
 // Helpers of the production-topology tests (topology_test.cc): a throwaway PostgreSQL database
 // with its replication slot, child processes of the real binary, the replay's output, and control
-// of the shared Pub/Sub emulator (kill it, start it again on the same port).
+// of the shared Pub/Sub emulator (emulator_control.h).
 //
 // Thread-safety: every helper is used by the test's thread only.
 #pragma once
@@ -14,6 +14,7 @@
 
 #include "common/status.h"
 #include "testing/workload_model.h"
+#include "tests/integration/emulator_control.h"
 #include "workload/replayer.h"
 #include "workload/workload.h"
 
@@ -96,34 +97,5 @@ Result<std::vector<ReplayedOp>> ParseReplayOutput(const std::string& text);
 // get none). Fails when ops and applied lines do not pair up (seq, versions).
 Status ApplyToModel(const std::vector<WorkloadLine>& lines, const std::vector<ReplayedOp>& ops,
                     WorkloadModel& model);
-
-// Kills and starts the Pub/Sub emulator on one host:port (the approach of
-// bus_emulator_restart_test.cc): the listener's pid is found through /proc/net/tcp and
-// /proc/<pid>/fd, and it is started again with "<launcher> --host=HOST --port=PORT" in a session
-// of its own (it outlives the test). The destructor starts it whenever it does not answer, so a
-// failing test never leaves the shared emulator down.
-class EmulatorControl {
- public:
-  EmulatorControl(std::string host, int port, std::string launcher)
-      : host_(std::move(host)), port_(port), launcher_(std::move(launcher)) {}
-  EmulatorControl(const EmulatorControl&) = delete;
-  EmulatorControl& operator=(const EmulatorControl&) = delete;
-  ~EmulatorControl();
-
-  // True when GET / answers "Ok".
-  bool Answers() const;
-  // The pid of the process listening on the port, or -1.
-  pid_t ListenerPid() const;
-  // Stop the listener (SIGTERM; SIGKILL after 15 s) and wait until the port is closed.
-  Status Kill();
-  // Start the emulator (when it does not answer) and wait up to 90 s until it does.
-  Status Start();
-
- private:
-  std::string host_;
-  int port_;
-  std::string launcher_;
-  pid_t killed_pid_ = -1;
-};
 
 }  // namespace ch::testing
