@@ -484,7 +484,6 @@ struct ModeDb {
   std::unique_ptr<PgConn> conn;  // log only: reads the slot position
   int64_t bench_campaign = 0;
   std::vector<LatencyStats> single, mix;
-  std::vector<double> single_all_medians;
   // WAL written per save / per workload op while this mode ran (the cluster is otherwise idle).
   std::vector<double> wal_single, wal_mix;
 };

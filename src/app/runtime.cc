@@ -88,7 +88,8 @@ SubscriptionOptions Runtime::Subscriptions() const {
   // history answers by (event_time, version), whatever the arrival order), and the Pub/Sub
   // emulator leaks a thread pool for every message delivered on an ordered subscription
   // (measured: 1.5 M versions would mean 1.5 M threads). So ordering is requested from the real
-  // service only; messages always carry the campaign id as ordering key.
+  // service only; messages always carry an ordering key (log: the customer id, notify: the
+  // campaign id).
   o.ordered = options_.topology.ordered_delivery && std::getenv("PUBSUB_EMULATOR_HOST") == nullptr;
   return o;
 }
@@ -367,7 +368,7 @@ Result<bool> Runtime::StartCapture() {
   r.bus = bus;
   r.topic = t.changes_topic;
   r.batch_size = t.bus_batch;
-  r.changes_per_message = static_cast<size_t>(std::max(1, t.changes_per_message));
+  r.changes_per_message = static_cast<size_t>(t.changes_per_message);  // the relay clamps to >= 1
   r.TEST_hook = options_.TEST_capture_hook;
   relay_ = std::make_unique<CaptureRelay>(r);
   RETURN_IF_ERROR(relay_->Start());

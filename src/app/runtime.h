@@ -68,7 +68,8 @@ struct TopologyOptions {
   std::string publication = "campaign_history";
   // Failed attempts before a message is dead-lettered. Default: 5.
   int max_attempts = 5;
-  // Ask Pub/Sub for per-key ordered delivery (ordering key = campaign id). Not needed for
+  // Ask Pub/Sub for per-key ordered delivery (ordering key: the customer id for log capture, the
+  // campaign id for notify). Not needed for
   // correctness; ignored on the emulator, which leaks a thread per message on ordered
   // subscriptions. Default: true.
   bool ordered_delivery = true;

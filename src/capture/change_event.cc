@@ -202,16 +202,15 @@ Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
 Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data) {
   return Guarded([&]() -> Result<std::vector<ChangeEvent>> {
     json j = json::parse(data);
-    const json* version = j.is_object() ? Find(j, "schema_version") : nullptr;
-    if (version == nullptr || !version->is_number_integer() ||
-        version->get<int64_t>() != kChangeBatchSchemaVersion) {
-      // A single change (or something Decode explains: a newer version, a missing field, ...).
-      if (version != nullptr && version->is_number_integer() &&
-          version->get<int64_t>() > kChangeBatchSchemaVersion) {
-        return Field("schema_version",
-                     fmt::format("{} is newer than the supported {} (upgrade the reader)",
-                                 version->get<int64_t>(), kChangeBatchSchemaVersion));
-      }
+    const json* v = j.is_object() ? Find(j, "schema_version") : nullptr;
+    const int64_t version = v != nullptr && v->is_number_integer() ? v->get<int64_t>() : 0;
+    if (version > kChangeBatchSchemaVersion) {
+      return Field("schema_version",
+                   fmt::format("{} is newer than the supported {} (upgrade the reader)", version,
+                               kChangeBatchSchemaVersion));
+    }
+    if (version != kChangeBatchSchemaVersion) {
+      // A single change (or something Decode explains: a missing field, a wrong type, ...).
       ASSIGN_OR_RETURN(ChangeEvent e, Decode(j));
       std::vector<ChangeEvent> one;
       one.push_back(std::move(e));

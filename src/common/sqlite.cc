@@ -152,9 +152,10 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
     if (options.wal) pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += fmt::format("PRAGMA synchronous={};", options.synchronous);
   }
-  // Switching to WAL needs the file to itself for a moment, and SQLite does not always call the
-  // busy handler for it (e.g. while another process creates the same file): retry until the busy
-  // timeout, as every other statement waits.
+  // Switching to WAL needs the file to itself for a moment, and the pragma can fail with
+  // SQLITE_BUSY without the busy handler having waited (seen: a second publisher process opening
+  // the history file another one was creating): retry until the busy timeout, as every other
+  // statement waits.
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
   Status s = db->Exec(pragmas);
