@@ -50,6 +50,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/committed_versions.h"
 #include "app/runtime.h"
 #include "bus/pubsub_change_bus.h"
 #include "campaign/campaign_service.h"
@@ -316,21 +317,23 @@ struct Env {
   MachineMonitor* monitor = nullptr;
 };
 
-// Records the newest committed version of every campaign (what `replay --wait` waits for).
-class VersionTracker final : public CommitObserver {
+// The versions committed (what `replay --wait` waits for), and when the first and last commit
+// happened.
+class VersionTracker final : public CommittedVersions {
  public:
   void OnCommit(const CommitInfo& info) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!first_) first_ = SteadyClock::now();
-    last_ = SteadyClock::now();
-    for (const RowChange& c : info.changes) {
-      int64_t& v = versions_[c.campaign_id];
-      v = std::max(v, c.version);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!first_) first_ = SteadyClock::now();
+      last_ = SteadyClock::now();
     }
+    CommittedVersions::OnCommit(info);
   }
+  // campaign id -> its newest committed version.
   std::map<int64_t, int64_t> versions() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return versions_;
+    std::map<int64_t, int64_t> out;
+    for (const auto& [id, range] : ranges()) out.emplace(id, range.last);
+    return out;
   }
   SteadyClock::time_point first() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -343,7 +346,6 @@ class VersionTracker final : public CommitObserver {
 
  private:
   mutable std::mutex mu_;
-  std::map<int64_t, int64_t> versions_;
   std::optional<SteadyClock::time_point> first_;
   SteadyClock::time_point last_;
 };
@@ -981,7 +983,7 @@ Result<E2eResult> RunE2e(Env& env, const E2eConfig& cfg, const std::string& work
     out.newest_s = Seconds(caught.newest - t0);
     out.load = env.monitor->LoadSince(load_mark);
     // The official check (what `replay --wait` does), now that everything is there.
-    RETURN_IF_ERROR(runtime->WaitForVersions(versions, std::chrono::minutes(1)));
+    RETURN_IF_ERROR(runtime->WaitForVersions(tracker.ranges(), std::chrono::minutes(1)));
     out.versions = summary.versions;
     if (out.versions != expected_versions) {
       return DataLossError(

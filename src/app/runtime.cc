@@ -506,15 +506,36 @@ Status Runtime::WaitCaughtUp(Micros timeout) {
   }
 }
 
-Status Runtime::WaitForVersions(const std::map<int64_t, int64_t>& versions, Micros timeout) {
+Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
+                                Micros timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   if (notify_) RETURN_IF_ERROR(notify_->Flush(timeout));
   ASSIGN_OR_RETURN(HistoryStore * history, History());
-  std::map<int64_t, int64_t> behind = versions;
+  // Log capture records every version, and an unordered subscription may deliver a campaign's
+  // last version before the ones below it: wait for the whole range. Notify capture records
+  // what it finds when it reads the row, so only the last version (or a newer one) is certain.
+  const bool every_version = config().capture != CaptureSetting::kNotify;
+  std::map<int64_t, VersionRange> behind = versions;
+  // The first campaign still behind, and what it lacks (for the error).
+  std::string lacking;
   while (true) {
+    lacking.clear();
     for (auto it = behind.begin(); it != behind.end();) {
+      const auto [first, last] = it->second;
       ASSIGN_OR_RETURN(std::optional<int64_t> v, history->LatestVersion(it->first));
-      it = v && *v >= it->second ? behind.erase(it) : std::next(it);
+      bool done = v && *v >= last;
+      if (done && every_version) {
+        ASSIGN_OR_RETURN(int64_t have, history->CountVersions(it->first, first, last));
+        done = have == last - first + 1;
+        if (!done && lacking.empty()) {
+          lacking = fmt::format("campaign {} has {} of its versions {}..{}", it->first, have,
+                                first, last);
+        }
+      } else if (!done && lacking.empty()) {
+        lacking = fmt::format("campaign {} wants version {}, the history has {}", it->first, last,
+                              v ? fmt::format("version {}", *v) : std::string("none"));
+      }
+      it = done ? behind.erase(it) : std::next(it);
     }
     if (behind.empty()) return Status::OK();
     if (drainer_) {
@@ -523,10 +544,10 @@ Status Runtime::WaitForVersions(const std::map<int64_t, int64_t>& versions, Micr
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return DeadlineExceededError(fmt::format(
-          "history not caught up after {} s: {} campaigns still behind (e.g. campaign {} wants "
-          "version {}); is a publisher running for this topology?",
+          "history not caught up after {} s: {} campaigns still behind (e.g. {}); is a "
+          "publisher running for this topology?",
           std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), behind.size(),
-          behind.begin()->first, behind.begin()->second));
+          lacking));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -28,6 +28,7 @@
 #include <string>
 
 #include "app/backend_config.h"
+#include "app/committed_versions.h"
 #include "bus/bus_consumer.h"
 #include "bus/change_bus.h"
 #include "campaign/campaign_service.h"
@@ -142,11 +143,13 @@ class Runtime {
   Result<int64_t> Backlog();
   // Wait until the embedded outbox is drained (DeadlineExceeded naming the backlog).
   Status WaitCaughtUp(Micros timeout);
-  // Wait until the history holds, for every campaign in `versions`, at least that version
-  // (whatever the topology: it reads the history store). Notify notifications of this process
-  // are flushed first. Fails with DeadlineExceeded naming how many campaigns are behind, or with
+  // Wait until the history holds, for every campaign in `versions`, every version of its range
+  // (log capture; the subscription may deliver out of order), or the last one or a newer one
+  // (notify capture, which records what it finds) -- whatever the topology: it reads the
+  // history store. Notify notifications of this process are flushed first. Fails with
+  // DeadlineExceeded naming how many campaigns are behind and what one of them lacks, or with
   // the publisher's error when it stopped on one.
-  Status WaitForVersions(const std::map<int64_t, int64_t>& versions, Micros timeout);
+  Status WaitForVersions(const std::map<int64_t, VersionRange>& versions, Micros timeout);
 
   // Totals of the roles so far (for logs, metrics and benchmarks).
   PublishStats PublisherStats() const;

@@ -33,7 +33,68 @@ TEST(RuntimeTest, NotifyWritesBeforeAnyPublisherRanAreRecorded) {
   ASSERT_OK_AND_ASSIGN(auto publisher, Runtime::Create(options));
   ASSERT_OK_AND_ASSIGN(bool started, publisher->StartPublisher());
   ASSERT_TRUE(started);
-  EXPECT_OK(publisher->WaitForVersions({{id, 1}}, std::chrono::seconds(20)));
+  EXPECT_OK(publisher->WaitForVersions({{id, {1, 1}}}, std::chrono::seconds(20)));
+}
+
+// A history record of campaign 42 (customer 7) at version `v`.
+HistoryRecord Version42(int64_t v) {
+  Campaign c;
+  c.id = 42;
+  c.customer_id = 7;
+  c.name = "c42";
+  c.trigger_event = "app_open";
+  c.priority = 1;
+  c.version = v;
+  c.updated_by = "user:1";
+  c.updated_at = FromUnixMicros(1'700'000'000'000'000 + v * 1'000'000);
+  HistoryRecord r;
+  r.customer_id = 7;
+  r.campaign_id = 42;
+  r.version = v;
+  r.event_time = c.updated_at;
+  r.event_type = v == 1 ? ChangeOp::kCreated : ChangeOp::kUpdated;
+  r.actor = c.updated_by;
+  r.transaction_id = std::to_string(v);
+  r.snapshot = CampaignToJson(c);
+  r.priority = 1;
+  return r;
+}
+
+// An unordered subscription may deliver a campaign's last version before the ones below it:
+// with log capture, `replay --wait` must not return while a version of the range is missing.
+TEST(RuntimeTest, WaitForVersionsWaitsForEveryVersionOfTheRangeWithLogCapture) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.config.data_dir = dir.path().string();
+  ASSERT_OK_AND_ASSIGN(auto runtime, Runtime::Create(options));
+  ASSERT_OK_AND_ASSIGN(HistoryStore * history, runtime->History());
+  std::vector<HistoryRecord> gap = {Version42(1), Version42(3)};
+  ASSERT_OK(history->Append(gap).status());
+  Status s = runtime->WaitForVersions({{42, {1, 3}}}, std::chrono::milliseconds(100));
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
+  EXPECT_NE(s.ToString().find("campaign 42 has 2 of its versions 1..3"), std::string::npos)
+      << s.ToString();
+  EXPECT_OK(runtime->WaitForVersions({{42, {3, 3}}}, std::chrono::milliseconds(100)));
+  std::vector<HistoryRecord> fill = {Version42(2)};
+  ASSERT_OK(history->Append(fill).status());
+  EXPECT_OK(runtime->WaitForVersions({{42, {1, 3}}}, std::chrono::milliseconds(100)));
+  Status later = runtime->WaitForVersions({{42, {1, 4}}}, std::chrono::milliseconds(100));
+  EXPECT_NE(later.ToString().find("campaign 42 wants version 4, the history has version 3"),
+            std::string::npos)
+      << later.ToString();
+}
+
+// Notify capture records what it finds when it reads the row: a skipped version is expected.
+TEST(RuntimeTest, WaitForVersionsWaitsOnlyForTheLastVersionWithNotifyCapture) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.config.data_dir = dir.path().string();
+  options.config.capture = CaptureSetting::kNotify;
+  ASSERT_OK_AND_ASSIGN(auto runtime, Runtime::Create(options));
+  ASSERT_OK_AND_ASSIGN(HistoryStore * history, runtime->History());
+  std::vector<HistoryRecord> gap = {Version42(1), Version42(3)};
+  ASSERT_OK(history->Append(gap).status());
+  EXPECT_OK(runtime->WaitForVersions({{42, {1, 3}}}, std::chrono::milliseconds(100)));
 }
 
 }  // namespace

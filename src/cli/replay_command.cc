@@ -3,39 +3,14 @@
 
 #include <cstdio>
 #include <iostream>
-#include <map>
-#include <mutex>
 
+#include "app/committed_versions.h"
 #include "cli/cli.h"
 #include "common/time_util.h"
 #include "workload/replayer.h"
 #include "workload/workload.h"
 
 namespace ch::cli {
-namespace {
-
-// Records the newest committed version of every campaign.
-class VersionTracker final : public CommitObserver {
- public:
-  void OnCommit(const CommitInfo& info) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const RowChange& c : info.changes) {
-      int64_t& v = versions_[c.campaign_id];
-      v = std::max(v, c.version);
-    }
-  }
-  std::map<int64_t, int64_t> versions() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return versions_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::map<int64_t, int64_t> versions_;
-};
-
-}  // namespace
-
 void RegisterReplay(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(
       "replay",
@@ -63,9 +38,9 @@ void RegisterReplay(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(Micros wait_timeout, ParseDuration(args->wait_timeout));
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(CampaignService * service, runtime->Service());
-      // Remember the newest version of every campaign this replay commits: --wait waits until
-      // the history holds them, whatever the topology.
-      VersionTracker tracker;
+      // Remember the versions of every campaign this replay commits: --wait waits until the
+      // history holds them, whatever the topology.
+      CommittedVersions tracker;
       service->AddObserver(&tracker);
       // On the embedded setup this process publishes live; with Pub/Sub, `serve` processes do.
       bool publishing = false;
@@ -89,7 +64,7 @@ void RegisterReplay(CLI::App& app, Context& ctx) {
       std::fflush(stdout);
       Status status = summary.status();
       if (status.ok() && args->wait) {
-        status = runtime->WaitForVersions(tracker.versions(), wait_timeout);
+        status = runtime->WaitForVersions(tracker.ranges(), wait_timeout);
       }
       runtime->StopAll();
       if (!status.ok()) return status;

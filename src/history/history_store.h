@@ -76,6 +76,11 @@ class HistoryStore {
   // Return the campaign's highest stored version, or nullopt when none is stored.
   virtual Result<std::optional<int64_t>> LatestVersion(int64_t campaign_id) = 0;
 
+  // Return how many of the campaign's versions in [from, to] are stored. With unordered
+  // delivery the highest version can arrive before the ones below it: this is how a caller
+  // tells that a range of versions is complete.
+  virtual Result<int64_t> CountVersions(int64_t campaign_id, int64_t from, int64_t to) = 0;
+
   // Return up to `limit` of the customer's records with event_time in `range`, ordered by
   // (event_time, transaction_id, campaign_id, version).
   virtual Result<std::vector<HistoryRecord>> CustomerChanges(int64_t customer_id,

@@ -993,6 +993,21 @@ Result<std::optional<int64_t>> SqliteHistoryStore::LatestVersion(int64_t campaig
   return std::optional<int64_t>(s->ColumnInt64(0));
 }
 
+Result<int64_t> SqliteHistoryStore::CountVersions(int64_t campaign_id, int64_t from,
+                                                  int64_t to) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // A key is in exactly one of the two tables (a merge moves it in one transaction).
+  ASSIGN_OR_RETURN(
+      SqliteStmt * s,
+      impl_->db->Prepare("SELECT count(*) FROM (" +
+                         FromBoth("version", "campaign_id = ?1 AND version BETWEEN ?2 AND ?3") +
+                         ")"));
+  StmtScope scope(s);
+  s->Bind(1, campaign_id).Bind(2, from).Bind(3, to);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  return row ? s->ColumnInt64(0) : int64_t{0};
+}
+
 Result<std::vector<HistoryRecord>> SqliteHistoryStore::CustomerChanges(int64_t customer_id,
                                                                        const TimeRange& range,
                                                                        int64_t limit) {

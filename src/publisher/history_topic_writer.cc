@@ -47,6 +47,10 @@ Result<std::optional<int64_t>> HistoryTopicWriter::LatestVersion(int64_t c) {
   if (!reader_) return NoReader();
   return reader_->LatestVersion(c);
 }
+Result<int64_t> HistoryTopicWriter::CountVersions(int64_t c, int64_t from, int64_t to) {
+  if (!reader_) return NoReader();
+  return reader_->CountVersions(c, from, to);
+}
 Result<std::vector<HistoryRecord>> HistoryTopicWriter::CustomerChanges(int64_t c,
                                                                        const TimeRange& r,
                                                                        int64_t limit) {

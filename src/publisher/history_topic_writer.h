@@ -31,6 +31,7 @@ class HistoryTopicWriter final : public HistoryStore {
   Result<std::optional<HistoryRecord>> GetVersion(int64_t campaign_id, int64_t version) override;
   Result<std::optional<HistoryRecord>> LatestAt(int64_t campaign_id, Timestamp at) override;
   Result<std::optional<int64_t>> LatestVersion(int64_t campaign_id) override;
+  Result<int64_t> CountVersions(int64_t campaign_id, int64_t from, int64_t to) override;
   Result<std::vector<HistoryRecord>> CustomerChanges(int64_t customer_id, const TimeRange& range,
                                                      int64_t limit) override;
   Result<std::vector<int64_t>> ListCustomers() override;

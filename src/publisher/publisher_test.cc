@@ -250,6 +250,9 @@ class FlakyHistory final : public HistoryStore {
   Result<std::optional<int64_t>> LatestVersion(int64_t c) override {
     return inner.LatestVersion(c);
   }
+  Result<int64_t> CountVersions(int64_t c, int64_t from, int64_t to) override {
+    return inner.CountVersions(c, from, to);
+  }
   Result<std::vector<HistoryRecord>> CustomerChanges(int64_t c, const TimeRange& r,
                                                      int64_t l) override {
     return inner.CustomerChanges(c, r, l);

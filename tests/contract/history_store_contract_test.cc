@@ -479,6 +479,29 @@ TEST_P(HistoryStoreContractTest, CampaignLogIsInVersionOrder) {
   EXPECT_EQ(Log(7), "c7@v1 p1, c7@v2 p1, c7@v3 p1");
 }
 
+TEST_P(HistoryStoreContractTest, CountVersionsSeesAGapBelowTheLatestVersion) {
+  auto count = [&](int64_t campaign, int64_t from, int64_t to) {
+    auto n = store_->CountVersions(campaign, from, to);
+    EXPECT_OK(n.status());
+    return n.ok() ? *n : -1;
+  };
+  EXPECT_EQ(count(7, 1, 9), 0) << "unknown campaign";
+  // v4 arrives before v2 and v3, as an unordered subscription may deliver them.
+  Append({Created(7, 10), Updated(7, 4, 40)});
+  auto latest = store_->LatestVersion(7);
+  ASSERT_OK(latest);
+  EXPECT_EQ(*latest, std::optional<int64_t>(4)) << "the latest version alone hides the gap";
+  EXPECT_EQ(count(7, 1, 4), 2);
+  EXPECT_EQ(count(7, 2, 3), 0);
+  Append({Updated(7, 3, 30), Updated(7, 3, 30)});
+  EXPECT_EQ(count(7, 1, 4), 3) << "a redelivered version counts once";
+  Append({Updated(7, 2, 20), Updated(8, 1, 20)});
+  EXPECT_EQ(count(7, 1, 4), 4);
+  EXPECT_EQ(count(7, 2, 3), 2);
+  EXPECT_EQ(count(7, 4, 100), 1);
+  EXPECT_EQ(count(7, 3, 2), 0) << "an inverted range is empty";
+}
+
 TEST_P(HistoryStoreContractTest, GetVersionLatestAtAndLatestVersion) {
   EXPECT_EQ(LatestAt(7, 100), "(none)");
   auto none = store_->LatestVersion(7);
@@ -722,6 +745,9 @@ TEST_P(HistoryStoreContractTest, RandomHistoryMatchesTheReference) {
     auto want_latest = reference.LatestVersion(id);
     ASSERT_OK(latest);
     EXPECT_EQ(*latest, *want_latest);
+    auto count = store_->CountVersions(id, 1, 1'000'000);
+    ASSERT_OK(count);
+    EXPECT_EQ(*count, static_cast<int64_t>(want->size())) << "campaign " << id;
   }
   auto st = store_->Stats();
   auto want_st = reference.Stats();

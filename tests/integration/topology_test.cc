@@ -426,6 +426,7 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
     std::string roles;
     std::string crash_point;
     Child* child = nullptr;
+    Clock::time_point started{};
     int kills = 0, crash_points = 0, self_exits = 0;
   };
   Role roles[2] = {{.roles = "capture", .crash_point = "after_publish"},
@@ -437,6 +438,7 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
       ++r.crash_points;
     }
     r.child = Serve(r.roles, false, {}, env);
+    r.started = Clock::now();
     return r.child != nullptr;
   };
   // Restart a role that died on its own: at its crash point, or at start-up (e.g. the slot still
@@ -472,6 +474,10 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
   ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(1)));
   const double seconds_taken = SecondsSince(start);
   for (Role& r : roles) {
+    // A role restarted in the last round may not have reached `serve` yet: SIGTERM before it
+    // blocks the stop signals ends it with 143, as any process killed during exec. Give it time
+    // to start, so that the stop below checks the clean drain.
+    std::this_thread::sleep_until(r.started + seconds(2));
     if (r.child->running()) {
       EXPECT_EQ(r.child->Stop(seconds(30)), 0) << r.roles << ": " << r.child->ErrTail();
     }
