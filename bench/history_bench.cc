@@ -13,6 +13,7 @@
 //
 // Usage: history_bench [--records N] [--batch N] [--synchronous FULL|NORMAL] [--moments N]
 //                      [--baseline-moments N] [--path FILE] [--keep] [--seed N]
+//                      [--merge-rows N] [--merge-chunk-rows N] [--autocheckpoint PAGES]
 // Numbers only; nothing here asserts a timing.
 #include <fmt/format.h>
 #include <time.h>
@@ -357,6 +358,7 @@ int Run(int argc, char** argv) {
   int page_size = 4096;
   int autocheckpoint = SqliteHistoryOptions().wal_autocheckpoint_pages;
   int64_t merge_rows = SqliteHistoryOptions().merge_threshold_rows;
+  int64_t merge_chunk_rows = SqliteHistoryOptions().merge_chunk_rows;
   int cache_mib = SqliteHistoryOptions().cache_kib / 1024;
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
@@ -387,6 +389,8 @@ int Run(int argc, char** argv) {
       cache_mib = std::atoi(next().c_str());
     } else if (a == "--merge-rows") {
       merge_rows = std::atoll(next().c_str());
+    } else if (a == "--merge-chunk-rows") {
+      merge_chunk_rows = std::atoll(next().c_str());
     } else if (a == "--autocheckpoint") {
       autocheckpoint = std::atoi(next().c_str());
     } else if (a == "--keep") {
@@ -418,6 +422,7 @@ int Run(int argc, char** argv) {
   options.page_size = page_size;
   options.wal_autocheckpoint_pages = autocheckpoint;
   options.merge_threshold_rows = merge_rows;
+  options.merge_chunk_rows = merge_chunk_rows;
   options.cache_kib = cache_mib * 1024;
   auto opened = SqliteHistoryStore::Open(options);
   if (!opened.ok()) {
@@ -491,11 +496,12 @@ int Run(int argc, char** argv) {
       records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
   if (!reuse) {
     fmt::print(
-        "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms; CPU {:.0f}% of the "
+        "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms; CPU {:.0f}% of the "
         "time = {:.0f} records per CPU-second; {:.0f} bytes written to storage per record, WAL "
         "and checkpoints included)\n",
         static_cast<double>(records) / (append_ms / 1000.0), Percentile(batch_ms, 0.5),
-        Percentile(batch_ms, 0.95), 100.0 * append_cpu_ms / append_ms,
+        Percentile(batch_ms, 0.95), Percentile(batch_ms, 0.99), Percentile(batch_ms, 1.0),
+        100.0 * append_cpu_ms / append_ms,
         static_cast<double>(records) / (append_cpu_ms / 1000.0),
         static_cast<double>(written_before >= 0 ? WrittenBytes() - written_before : 0) /
             static_cast<double>(records));

@@ -9,6 +9,7 @@
 //      stored version.
 //
 // Usage: pipeline_bench [--preset large|small] [--ops N] [--repeat N] [--dir DIR] [--keep]
+//                       [--lag-report]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -92,12 +94,16 @@ int Main(int argc, char** argv) {
   int repeat = 1;
   std::string dir_flag;
   bool keep = false;
+  bool lag_report = false;
   app.add_option("--preset", preset, "Workload preset (small | large)")->capture_default_str();
   app.add_option("--ops", ops, "Override the preset's number of ops");
   app.add_option("--repeat", repeat, "Alternating off/on runs (medians reported)")
       ->capture_default_str();
   app.add_option("--dir", dir_flag, "Work directory [default: a new temp dir]");
   app.add_flag("--keep", keep, "Keep the work directory");
+  app.add_flag("--lag-report", lag_report,
+               "Also print where the lag comes from: the publisher's longest pauses between two "
+               "history commits, and the deepest backlogs");
   CLI11_PARSE(app, argc, argv);
 
   fs::path dir = dir_flag.empty()
@@ -168,6 +174,8 @@ int Main(int argc, char** argv) {
   // Lag over every record: campaigns are 1..campaigns_ever.
   std::vector<double> lag_ms;
   lag_ms.reserve(static_cast<size_t>(hstats->records));
+  // ingested_at (one per history commit) -> records, oldest event_time.
+  std::map<Timestamp, std::pair<int64_t, Timestamp>> commits;
   auto customers = (*history)->ListCustomers();
   if (!customers.ok()) return fail(customers.status());
   for (int64_t c : *customers) {
@@ -175,7 +183,49 @@ int Main(int argc, char** argv) {
     if (!changes.ok()) return fail(changes.status());
     for (const HistoryRecord& r : *changes) {
       lag_ms.push_back(static_cast<double>((r.ingested_at - r.event_time).count()) / 1000.0);
+      if (lag_report) {
+        auto [it, added] = commits.try_emplace(r.ingested_at, 0, r.event_time);
+        ++it->second.first;
+        it->second.second = std::min(it->second.second, r.event_time);
+      }
     }
+  }
+
+  if (lag_report && !commits.empty()) {
+    // A pause: the time from one history commit to the next (what one Append, a merge chunk or a
+    // checkpoint took, plus the poll). A backlog: how old the oldest record of a commit was.
+    struct Commit {
+      double at_s, pause_ms, oldest_ms;
+      int64_t records;
+    };
+    std::vector<Commit> list;
+    const Timestamp first = commits.begin()->first;
+    Timestamp prev = first;
+    for (const auto& [at, v] : commits) {
+      list.push_back({static_cast<double>((at - first).count()) / 1e6,
+                      static_cast<double>((at - prev).count()) / 1e3,
+                      static_cast<double>((at - v.second).count()) / 1e3, v.first});
+      prev = at;
+    }
+    std::vector<double> pauses;
+    for (const Commit& c : list) pauses.push_back(c.pause_ms);
+    std::cout << fmt::format(
+        "lag report: {} history commits; pause between commits p50 {:.1f} ms, p99 {:.1f} ms, "
+        "max {:.1f} ms\n",
+        list.size(), Percentile(pauses, 0.5), Percentile(pauses, 0.99), Percentile(pauses, 1.0));
+    auto top = [&](const char* what, auto key) {
+      std::vector<Commit> sorted = list;
+      std::sort(sorted.begin(), sorted.end(),
+                [&](const Commit& a, const Commit& b) { return key(a) > key(b); });
+      std::cout << "  " << what << ":\n";
+      for (size_t i = 0; i < std::min<size_t>(8, sorted.size()); ++i) {
+        std::cout << fmt::format(
+            "    at {:7.2f} s: pause {:6.1f} ms, oldest record {:6.1f} ms, {} records\n",
+            sorted[i].at_s, sorted[i].pause_ms, sorted[i].oldest_ms, sorted[i].records);
+      }
+    };
+    top("longest pauses", [](const Commit& c) { return c.pause_ms; });
+    top("oldest records", [](const Commit& c) { return c.oldest_ms; });
   }
 
   // as-of for the biggest customer (customer 1 in the presets) at 100 random moments.

@@ -219,7 +219,7 @@ class BoundedMap {
   void Clear() { map_.clear(); }
   template <typename F>
   void ForEach(F f) {
-    for (auto& [key, value] : map_) f(value);
+    for (auto& [key, value] : map_) f(key, value);
   }
 
  private:
@@ -337,13 +337,23 @@ struct SqliteHistoryStore::Impl {
   Status Fill(const PackedRow& p, HistoryRecord& r);
   // Step `s` (columns: campaign_id, customer_id, row) to the end and decode every row.
   Result<std::vector<HistoryRecord>> ReadAll(SqliteStmt& s);
-  // Move every row of `recent` into `history`. REQUIRES: inside a write transaction.
+  // The campaigns whose rows a merge moved out of `recent`.
+  struct Merged {
+    bool all = true;
+    int64_t upper = 0;  // when !all: campaign_id < upper, or <= upper when inclusive
+    bool inclusive = false;
+    bool Contains(int64_t id) const { return all || id < upper || (inclusive && id == upper); }
+  };
   // Move rows of `recent` into `history`: every row (all), or about merge_chunk_rows of them,
-  // whole campaigns at a time, lowest campaign ids first.
-  Status MergeRecent(bool all = true);
+  // whole campaigns at a time, lowest campaign ids first. REQUIRES: inside a write transaction.
+  // The cached campaign rows are left alone (the transaction may still roll back): after the
+  // commit, the caller clears recent_first_t of the campaigns returned (ClearRecentFirstT).
+  Result<Merged> MergeRecent(bool all = true);
+  // After a committed merge: the cached rows of the merged campaigns have nothing in `recent`.
+  void ClearRecentFirstT(const Merged& merged);
 };
 
-Status SqliteHistoryStore::Impl::MergeRecent(bool all) {
+Result<SqliteHistoryStore::Impl::Merged> SqliteHistoryStore::Impl::MergeRecent(bool all) {
   if (!all) {
     // A chunk: the campaigns below the one at position merge_chunk_rows (or that campaign
     // alone when it has more rows than that). Spreading the merge over several appends keeps
@@ -373,8 +383,7 @@ Status SqliteHistoryStore::Impl::MergeRecent(bool all) {
           "UPDATE campaigns SET recent_first_t = NULL WHERE campaign_id {0} {1} AND "
           "recent_first_t IS NOT NULL;",
           op, *upper)));
-      ForgetCampaignRows();  // their recent_first_t changed
-      return Status::OK();
+      return Merged{.all = false, .upper = *upper, .inclusive = *upper == *lowest};
     }
   }
   RETURN_IF_ERROR(db->Exec(
@@ -383,13 +392,18 @@ Status SqliteHistoryStore::Impl::MergeRecent(bool all) {
       "version; "
       "DELETE FROM recent; "
       "UPDATE campaigns SET recent_first_t = NULL WHERE recent_first_t IS NOT NULL;"));
-  ForgetCampaignRows();  // their recent_first_t changed
-  merging = false;       // `recent` is empty: the cycle is complete
-  return Status::OK();
+  merging = false;  // `recent` is empty: the cycle is complete
+  return Merged{};
+}
+
+void SqliteHistoryStore::Impl::ClearRecentFirstT(const Merged& merged) {
+  campaign_cache.ForEach([&](int64_t id, CampaignCache& c) {
+    if (c.row && merged.Contains(id)) c.row->recent_first_t.reset();
+  });
 }
 
 void SqliteHistoryStore::Impl::ForgetCampaignRows() {
-  campaign_cache.ForEach([](CampaignCache& c) { c.row.reset(); });
+  campaign_cache.ForEach([](int64_t, CampaignCache& c) { c.row.reset(); });
 }
 
 Result<const std::string*> SqliteHistoryStore::Impl::ActorName(int64_t id) {
@@ -855,7 +869,10 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     merged = m.merging && rows > 0;
     if (rows == 0) m.merging = false;
   }
-  if (merged) RETURN_IF_ERROR(m.MergeRecent(/*all=*/false));
+  std::optional<Impl::Merged> merge;
+  if (merged) {
+    ASSIGN_OR_RETURN(merge, m.MergeRecent(/*all=*/false));
+  }
   RETURN_IF_ERROR(tx->Commit());
 
   // Committed: the staged facts are now true for every reader.
@@ -867,9 +884,15 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
   }
   for (auto& [id, body] : new_bodies) m.bodies.Put(id, std::move(body));
   for (const auto& [campaign_id, ref] : body_refs) m.campaign_cache[campaign_id].body = ref;
+  // A merge chunk moved whole campaigns out of `recent`: their recent_first_t is now NULL in
+  // the table, in the cache and in the rows staged by this batch alike. (Forgetting every cached
+  // row instead made each append after a merge chunk re-read its campaigns: smaller chunks then
+  // cost more than they saved.)
+  if (merge) m.ClearRecentFirstT(*merge);
   for (auto& [campaign_id, c] : campaigns) {
-    if (!c || merged) continue;  // a merge cleared every recent_first_t: reload them
+    if (!c) continue;
     c->dirty = false;
+    if (merge && merge->Contains(campaign_id)) c->recent_first_t.reset();
     m.campaign_cache[campaign_id].row = *c;
   }
   return stored;
@@ -1106,8 +1129,9 @@ Status SqliteHistoryStore::Checkpoint() {
   if (impl_->read_only) return FailedPreconditionError("history store is read-only");
   {
     ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(*impl_->db));
-    RETURN_IF_ERROR(impl_->MergeRecent());
+    RETURN_IF_ERROR(impl_->MergeRecent().status());
     RETURN_IF_ERROR(tx->Commit());
+    impl_->ClearRecentFirstT(Impl::Merged{});
   }
   return impl_->db->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <map>
+
 #include "common/sqlite.h"
 #include "common/time_util.h"
 #include "testing/test_util.h"
@@ -272,15 +274,41 @@ TEST_F(SqliteHistoryStoreTest, AMergeCycleEmptiesTheRecentTableChunkByChunk) {
   int second = 0;
   std::vector<int64_t> recent_after;
   int64_t version[41] = {};
+  // second -> (campaign, version) written at that second: the model for as-of.
+  std::map<int, std::pair<int64_t, int64_t>> written;
+  // As-of answers as "id@version" lists, in campaign order.
+  auto asof = [&](int at) {
+    std::map<int64_t, int64_t> want;
+    for (const auto& [sec, cv] : written) {
+      if (sec <= at) want[cv.first] = cv.second;
+    }
+    std::string w, g;
+    for (const auto& [id, v] : want) w += fmt::format("{}@{} ", id, v);
+    auto got = store->AsOf(1, T(at));
+    EXPECT_OK(got.status());
+    std::map<int64_t, int64_t> have;
+    if (got.ok()) {
+      for (const HistoryRecord& r : *got) have[r.campaign_id] = r.version;
+    }
+    for (const auto& [id, v] : have) g += fmt::format("{}@{} ", id, v);
+    return std::pair(g, w);
+  };
   for (int append = 0; append < 30; ++append) {
     std::vector<HistoryRecord> batch;
     for (int k = 0; k < 3; ++k) {
       int64_t id = 1 + (append * 3 + k) * 7 % 40;
       ++version[id];
       batch.push_back(Rec(1, id, version[id], ++second, 1));
+      written[second] = {id, version[id]};
     }
     ASSERT_OK(store->Append(batch).status());
     recent_after.push_back(Count("SELECT count(*) FROM recent"));
+    // Campaigns just merged keep being appended to: what the store remembers of them between
+    // appends (which of them have rows in `recent`) must stay true, or as-of misses rows.
+    for (int at : {second, second - 2, second / 2}) {
+      auto [got, want] = asof(at);
+      ASSERT_EQ(got, want) << "as-of second " << at << " after append " << append;
+    }
   }
   int64_t records = Count("SELECT count(*) FROM history") + Count("SELECT count(*) FROM recent");
   EXPECT_EQ(records, 90);
@@ -294,6 +322,32 @@ TEST_F(SqliteHistoryStoreTest, AMergeCycleEmptiesTheRecentTableChunkByChunk) {
   // Every record is still answered (as-of at the end: the 40 campaigns' latest versions).
   ASSERT_OK_AND_ASSIGN(auto at, store->AsOf(1, T(second)));
   EXPECT_EQ(at.size(), 40u);
+}
+
+// What an append remembers of each campaign between appends includes whether (and since when) it
+// has rows in `recent`. A merge chunk moves some campaigns out: only theirs may be forgotten.
+// Campaign 20 stays in `recent` across two chunks and is appended to again; as-of between its
+// two versions must still find the first one (a wrong recent_first_t skips the recent table).
+TEST_F(SqliteHistoryStoreTest, AMergeChunkForgetsOnlyTheRecentRowsOfTheCampaignsItMoved) {
+  SqliteHistoryOptions o;
+  o.path = dir_.File("history.db");
+  o.clock = &clock_;
+  o.merge_threshold_rows = 6;
+  o.merge_chunk_rows = 2;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+  std::vector<HistoryRecord> a;
+  for (int64_t id = 1; id <= 6; ++id) a.push_back(Rec(1, id, 1, static_cast<int>(id), 1));
+  ASSERT_OK(store->Append(a).status());  // chunk: campaigns 1, 2
+  std::vector<HistoryRecord> b = {Rec(1, 20, 1, 10, 1)};
+  ASSERT_OK(store->Append(b).status());  // chunk: campaigns 3, 4; 20 stays
+  std::vector<HistoryRecord> c = {Rec(1, 20, 2, 12, 1)};
+  ASSERT_OK(store->Append(c).status());  // chunk: campaigns 5, 6; 20 stays
+  EXPECT_EQ(Count("SELECT count(*) FROM recent WHERE campaign_id = 20"), 2);
+  ASSERT_OK_AND_ASSIGN(auto at, store->AsOf(1, T(11)));
+  std::map<int64_t, int64_t> versions;
+  for (const HistoryRecord& r : at) versions[r.campaign_id] = r.version;
+  EXPECT_EQ(versions.size(), 7u);
+  EXPECT_EQ(versions[20], 1) << "as-of between campaign 20's versions";
 }
 
 }  // namespace
