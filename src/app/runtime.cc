@@ -91,6 +91,7 @@ SubscriptionOptions Runtime::Subscriptions() const {
   // service only; messages always carry an ordering key (log: the customer id, notify: the
   // campaign id).
   o.ordered = options_.topology.ordered_delivery && std::getenv("PUBSUB_EMULATOR_HOST") == nullptr;
+  o.ack_deadline = options_.topology.ack_deadline;
   return o;
 }
 
@@ -332,6 +333,7 @@ Result<bool> Runtime::StartPublisher() {
   c.dead_letter_topic = t.dead_letter_topic;
   c.batch_size = t.bus_batch;
   c.max_attempts = t.max_attempts;
+  c.ack_deadline = t.ack_deadline;
   c.pull_wait = std::chrono::milliseconds(200);
   ASSIGN_OR_RETURN(publisher_consumer_, BusConsumer::Create(c, [this](std::span<const Delivery> d) {
                      Result<std::vector<Status>> r = HandleChanges(d);
@@ -391,6 +393,7 @@ Status Runtime::StartSink() {
   c.dead_letter_topic = t.history_dead_letter_topic;
   c.batch_size = t.bus_batch;
   c.max_attempts = t.max_attempts;
+  c.ack_deadline = t.ack_deadline;
   c.pull_wait = std::chrono::milliseconds(200);
   ASSIGN_OR_RETURN(sink_consumer_, BusConsumer::Create(c, [this](std::span<const Delivery> d) {
                      Result<std::vector<Status>> r = HandleHistory(d);

@@ -79,6 +79,12 @@ struct TopologyOptions {
   int changes_per_message = 100;
   // Messages per bus pull / publish batch. Default: 1000.
   size_t bus_batch = 1000;
+  // Ack deadline of the subscriptions this process creates, and the lease its consumers renew
+  // (at half of it) while they work on a batch. After a consumer dies, Pub/Sub redelivers what it
+  // held when this much time has passed: it bounds the history's extra lag after a crash. An
+  // existing subscription keeps its own deadline for the first lease. 10 s .. 600 s.
+  // Default: 20 s.
+  Micros ack_deadline = std::chrono::seconds(20);
 };
 
 struct RuntimeOptions {

@@ -46,6 +46,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
     std::string publish_to = "history";
     size_t batch_size = 2000;
     bool no_create = false;
+    std::string ack_deadline = "20s";
     TopologyOptions topology;
   };
   auto args = std::make_shared<Args>();
@@ -81,6 +82,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
                   "Failed attempts before a message is dead-lettered")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  cmd->add_option("--ack-deadline", args->ack_deadline,
+                  "Pub/Sub ack deadline of the subscriptions created here and of the consumers' "
+                  "leases (10s..600s): how long a crashed consumer's messages wait for redelivery")
+      ->capture_default_str();
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args]() -> Status {
       std::set<std::string> roles;
@@ -97,6 +102,12 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       }
       if (roles.empty()) return InvalidArgumentError("--roles: no role given");
       ASSIGN_OR_RETURN(Micros interval, ParseDuration(args->scheduler_interval));
+      ASSIGN_OR_RETURN(Micros ack_deadline, ParseDuration(args->ack_deadline));
+      if (ack_deadline < std::chrono::seconds(10) || ack_deadline > std::chrono::seconds(600)) {
+        return InvalidArgumentError(fmt::format(
+            "--ack-deadline: '{}' is outside 10s..600s (Pub/Sub's limits)", args->ack_deadline));
+      }
+      args->topology.ack_deadline = ack_deadline;
       if (interval.count() <= 0) return InvalidArgumentError("--scheduler-interval: must be > 0");
       if (args->publish_to != "history" && args->publish_to != "topic") {
         return InvalidArgumentError(fmt::format(

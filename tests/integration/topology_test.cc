@@ -803,6 +803,16 @@ TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) 
        {},
        2,
        "--publish-to"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "publisher",
+        "--ack-deadline", "5s"},
+       {},
+       2,
+       "--ack-deadline"},
+      {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "publisher",
+        "--ack-deadline", "soon"},
+       {},
+       2,
+       "soon"},
   };
   // `status` on PostgreSQL needs a history to report on: make one (empty).
   {
