@@ -512,6 +512,11 @@ Status Runtime::WaitCaughtUp(Micros timeout) {
 Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
                                 Micros timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (config().capture == CaptureSetting::kNone && !versions.empty()) {
+    return FailedPreconditionError(
+        "capture is 'none': nothing committed here reaches the history, so there is nothing to "
+        "wait for (use --capture log or notify)");
+  }
   if (notify_) RETURN_IF_ERROR(notify_->Flush(timeout));
   ASSIGN_OR_RETURN(HistoryStore * history, History());
   // Log capture records every version, and an unordered subscription may deliver a campaign's
@@ -548,7 +553,8 @@ Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
     if (std::chrono::steady_clock::now() >= deadline) {
       return DeadlineExceededError(fmt::format(
           "history not caught up after {} s: {} campaigns still behind (e.g. {}); is a "
-          "publisher running for this topology?",
+          "publisher running for this topology? With log capture every version must arrive: one "
+          "that never does was written while capture was off, or went to a dead-letter topic",
           std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), behind.size(),
           lacking));
     }

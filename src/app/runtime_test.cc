@@ -97,5 +97,18 @@ TEST(RuntimeTest, WaitForVersionsWaitsOnlyForTheLastVersionWithNotifyCapture) {
   EXPECT_OK(runtime->WaitForVersions({{42, {1, 3}}}, std::chrono::milliseconds(100)));
 }
 
+// With capture off nothing reaches the history: waiting would only run into the timeout.
+TEST(RuntimeTest, WaitForVersionsRefusesAtOnceWhenCaptureIsOff) {
+  TempDir dir;
+  RuntimeOptions options;
+  options.config.data_dir = dir.path().string();
+  options.config.capture = CaptureSetting::kNone;
+  ASSERT_OK_AND_ASSIGN(auto runtime, Runtime::Create(options));
+  Status s = runtime->WaitForVersions({{42, {1, 1}}}, std::chrono::seconds(60));
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.ToString().find("capture is 'none'"), std::string::npos) << s.ToString();
+  EXPECT_OK(runtime->WaitForVersions({}, std::chrono::seconds(1)));
+}
+
 }  // namespace
 }  // namespace ch

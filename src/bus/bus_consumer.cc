@@ -99,8 +99,11 @@ struct BusConsumer::Impl {
 
   void KeeperLoop() {
     std::unique_lock lock(keep_mu);
+    // The first lease of a pulled message is the subscription's deadline, which may be shorter
+    // than ours (a subscription created by another process or by hand) but never shorter than
+    // Pub/Sub's minimum: renew by then too.
     auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        options.ack_deadline * options.extend_fraction);
+        std::min(options.ack_deadline, kMinSubscriptionAckDeadline) * options.extend_fraction);
     while (!keep_shutdown) {
       if (!keep_active) {
         keep_cv.wait(lock);

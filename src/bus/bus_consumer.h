@@ -60,7 +60,9 @@ struct BusConsumerOptions {
   // The subscription's ack deadline; each extension renews the leases for this long.
   // REQUIRES: > 0 and <= 600 s. Default: 60 s.
   Micros ack_deadline = std::chrono::seconds(60);
-  // Extend the leases each time the batch has been held this fraction of ack_deadline.
+  // Extend the leases each time the batch has been held this fraction of ack_deadline, or of
+  // kMinSubscriptionAckDeadline when that is shorter (the subscription's own deadline, which
+  // gives the first lease, may be shorter than ours).
   // REQUIRES: in (0, 1). Default: 0.5.
   double extend_fraction = 0.5;
   // Deliveries of a message that fails retryably before it is dead-lettered. REQUIRES: >= 1.

@@ -260,6 +260,40 @@ TEST_F(BusConsumerTest, SlowHandlerKeepsItsLeasesExtended) {
   EXPECT_EQ(bus_.Unacked("short"), 0u);
 }
 
+// The subscription may have a shorter deadline than the consumer (created by another process or
+// by hand): the first lease is the subscription's, so the consumer renews before the shortest
+// deadline Pub/Sub allows (10 s), whatever its own. Takes ~11 s of real time.
+TEST_F(BusConsumerTest, LeasesAreRenewedBeforeAShorterSubscriptionDeadlineRunsOut) {
+  ASSERT_OK(bus_.EnsureSubscription("ten-seconds", "changes",
+                                    {.ack_deadline = seconds(10), .ordered = false}));
+  Publish({Msg("slow")});
+  BusConsumerOptions o = Options();
+  o.subscription = "ten-seconds";
+  o.ack_deadline = seconds(120);  // renewing at half of this would be far too late
+  std::atomic<bool> in_handler{false};
+  std::atomic<bool> done{false};
+  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> batch) {
+                         in_handler = true;
+                         std::this_thread::sleep_for(milliseconds(11'000));
+                         return std::vector<Status>(batch.size());
+                       }));
+  std::atomic<int> stolen{0};
+  std::thread competitor([&] {
+    while (!in_handler && !done) std::this_thread::sleep_for(milliseconds(1));
+    while (!done) {
+      auto got = bus_.Pull("ten-seconds", 10, milliseconds(50));
+      if (got.ok() && !done) stolen += static_cast<int>(got->size());
+    }
+  });
+  ASSERT_OK_AND_ASSIGN(size_t n, consumer->RunOnce());
+  done = true;
+  competitor.join();
+  EXPECT_EQ(n, 1u);
+  EXPECT_EQ(stolen.load(), 0) << "the message was handed out again while the handler held it";
+  EXPECT_GE(consumer->stats().extensions, 2);
+  EXPECT_EQ(consumer->stats().acked, 1);
+}
+
 TEST_F(BusConsumerTest, StopFinishesTheBatchInFlight) {
   Publish({Msg("a"), Msg("b")});
   std::atomic<bool> started{false};

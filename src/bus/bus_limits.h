@@ -22,6 +22,8 @@ inline constexpr size_t kMaxBusAttributeValueBytes = 1024;
 inline constexpr size_t kMaxBusOrderingKeyBytes = 1024;
 // Longest lease (ack deadline or extension) any bus grants.
 inline constexpr Micros kMaxBusAckDeadline = std::chrono::seconds(600);
+// Shortest ack deadline Pub/Sub lets a subscription have.
+inline constexpr Micros kMinSubscriptionAckDeadline = std::chrono::seconds(10);
 
 // Return the size of `m` as counted against kMaxBusMessageBytes.
 size_t BusMessageBytes(const BusMessage& m);

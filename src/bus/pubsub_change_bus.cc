@@ -26,7 +26,8 @@ namespace {
 // Ack ids per acknowledge / modifyAckDeadline request (keeps requests well under 512 KB).
 constexpr size_t kAckIdsPerRequest = 500;
 // Pub/Sub's ack deadline range.
-constexpr int kMinAckDeadlineSeconds = 10;
+constexpr int kMinAckDeadlineSeconds =
+    static_cast<int>(kMinSubscriptionAckDeadline.count() / 1000000);
 constexpr int kMaxAckDeadlineSeconds = 600;
 
 enum class Verb { kGet, kPut, kPost, kDelete };

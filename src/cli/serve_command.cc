@@ -102,7 +102,9 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       }
       if (roles.empty()) return InvalidArgumentError("--roles: no role given");
       ASSIGN_OR_RETURN(Micros interval, ParseDuration(args->scheduler_interval));
-      ASSIGN_OR_RETURN(Micros ack_deadline, ParseDuration(args->ack_deadline));
+      Result<Micros> ack_deadline_or = ParseDuration(args->ack_deadline);
+      if (!ack_deadline_or.ok()) return ack_deadline_or.status().WithContext("--ack-deadline");
+      const Micros ack_deadline = *ack_deadline_or;
       if (ack_deadline < std::chrono::seconds(10) || ack_deadline > std::chrono::seconds(600)) {
         return InvalidArgumentError(fmt::format(
             "--ack-deadline: '{}' is outside 10s..600s (Pub/Sub's limits)", args->ack_deadline));

@@ -1019,10 +1019,12 @@ Result<std::optional<int64_t>> SqliteHistoryStore::LatestVersion(int64_t campaig
 Result<int64_t> SqliteHistoryStore::CountVersions(int64_t campaign_id, int64_t from,
                                                   int64_t to) {
   std::lock_guard<std::mutex> lock(mu_);
-  // A key is in exactly one of the two tables (a merge moves it in one transaction).
+  // Append stores a version once (in either table; a merge moves rows in one transaction), but
+  // count distinct versions anyway: a file written before that rule may hold a redelivered
+  // version twice, under another event time.
   ASSIGN_OR_RETURN(
       SqliteStmt * s,
-      impl_->db->Prepare("SELECT count(*) FROM (" +
+      impl_->db->Prepare("SELECT count(DISTINCT version) FROM (" +
                          FromBoth("version", "campaign_id = ?1 AND version BETWEEN ?2 AND ?3") +
                          ")"));
   StmtScope scope(s);

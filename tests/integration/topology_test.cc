@@ -812,7 +812,7 @@ TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) 
         "--ack-deadline", "soon"},
        {},
        2,
-       "soon"},
+       "--ack-deadline"},
   };
   // `status` on PostgreSQL needs a history to report on: make one (empty).
   {
