@@ -496,13 +496,12 @@ int Run(int argc, char** argv) {
       records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
   if (!reuse) {
     fmt::print(
-        "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms; CPU {:.0f}% of the "
-        "time = {:.0f} records per CPU-second; {:.0f} bytes written to storage per record, WAL "
-        "and checkpoints included)\n",
+        "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max "
+        "{:.1f} ms; CPU {:.0f}% of the time = {:.0f} records per CPU-second; {:.0f} bytes "
+        "written to storage per record, WAL and checkpoints included)\n",
         static_cast<double>(records) / (append_ms / 1000.0), Percentile(batch_ms, 0.5),
         Percentile(batch_ms, 0.95), Percentile(batch_ms, 0.99), Percentile(batch_ms, 1.0),
-        100.0 * append_cpu_ms / append_ms,
-        static_cast<double>(records) / (append_cpu_ms / 1000.0),
+        100.0 * append_cpu_ms / append_ms, static_cast<double>(records) / (append_cpu_ms / 1000.0),
         static_cast<double>(written_before >= 0 ? WrittenBytes() - written_before : 0) /
             static_cast<double>(records));
   }

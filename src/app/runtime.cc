@@ -509,8 +509,7 @@ Status Runtime::WaitCaughtUp(Micros timeout) {
   }
 }
 
-Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
-                                Micros timeout) {
+Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions, Micros timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   if (config().capture == CaptureSetting::kNone && !versions.empty()) {
     return FailedPreconditionError(
@@ -536,8 +535,8 @@ Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
         ASSIGN_OR_RETURN(int64_t have, history->CountVersions(it->first, first, last));
         done = have == last - first + 1;
         if (!done && lacking.empty()) {
-          lacking = fmt::format("campaign {} has {} of its versions {}..{}", it->first, have,
-                                first, last);
+          lacking = fmt::format("campaign {} has {} of its versions {}..{}", it->first, have, first,
+                                last);
         }
       } else if (!done && lacking.empty()) {
         lacking = fmt::format("campaign {} wants version {}, the history has {}", it->first, last,

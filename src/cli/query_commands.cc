@@ -236,13 +236,13 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
             R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{}{}}})",
             stats.records, stats.campaigns, stats.customers,
             stats.first_event ? "\"" + time(stats.first_event) + "\"" : "null",
-            stats.last_event ? "\"" + time(stats.last_event) + "\"" : "null", stats.bytes,
-            backlog, slot_json));
+            stats.last_event ? "\"" + time(stats.last_event) + "\"" : "null", stats.bytes, backlog,
+            slot_json));
       } else {
         std::string slot_text;
         if (lag && !lag->exists) {
-          slot_text = fmt::format("\ncapture:   slot '{}' does not exist (run 'capture setup')",
-                                  *slot);
+          slot_text =
+              fmt::format("\ncapture:   slot '{}' does not exist (run 'capture setup')", *slot);
         } else if (lag) {
           slot_text = fmt::format("\ncapture:   slot '{}' {}, {:.1f} MiB of WAL not yet relayed",
                                   *slot, lag->active ? "read by a relay" : "not read by any relay",

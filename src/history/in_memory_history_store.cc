@@ -136,8 +136,7 @@ Result<std::optional<int64_t>> InMemoryHistoryStore::LatestVersion(int64_t campa
   return std::optional<int64_t>(it->second.rbegin()->first);
 }
 
-Result<int64_t> InMemoryHistoryStore::CountVersions(int64_t campaign_id, int64_t from,
-                                                    int64_t to) {
+Result<int64_t> InMemoryHistoryStore::CountVersions(int64_t campaign_id, int64_t from, int64_t to) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = campaigns_.find(campaign_id);
   if (it == campaigns_.end() || from > to) return int64_t{0};

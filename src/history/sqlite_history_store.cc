@@ -1016,8 +1016,7 @@ Result<std::optional<int64_t>> SqliteHistoryStore::LatestVersion(int64_t campaig
   return std::optional<int64_t>(s->ColumnInt64(0));
 }
 
-Result<int64_t> SqliteHistoryStore::CountVersions(int64_t campaign_id, int64_t from,
-                                                  int64_t to) {
+Result<int64_t> SqliteHistoryStore::CountVersions(int64_t campaign_id, int64_t from, int64_t to) {
   std::lock_guard<std::mutex> lock(mu_);
   // Append stores a version once (in either table; a merge moves rows in one transaction), but
   // count distinct versions anyway: a file written before that rule may hold a redelivered
