@@ -60,16 +60,28 @@ HistoryRecord Version42(int64_t v) {
   return r;
 }
 
+// A runtime on the embedded setup in `dir` with `capture`.
+Result<std::unique_ptr<Runtime>> EmbeddedRuntime(const TempDir& dir, CaptureSetting capture) {
+  RuntimeOptions options;
+  options.config.data_dir = dir.path().string();
+  options.config.capture = capture;
+  return Runtime::Create(options);
+}
+
+// Store versions 1 and 3 of campaign 42 (not 2) in the runtime's history.
+Status AppendWithGap(Runtime& runtime) {
+  ASSIGN_OR_RETURN(HistoryStore * history, runtime.History());
+  std::vector<HistoryRecord> gap = {Version42(1), Version42(3)};
+  return history->Append(gap).status();
+}
+
 // An unordered subscription may deliver a campaign's last version before the ones below it:
 // with log capture, `replay --wait` must not return while a version of the range is missing.
 TEST(RuntimeTest, WaitForVersionsWaitsForEveryVersionOfTheRangeWithLogCapture) {
   TempDir dir;
-  RuntimeOptions options;
-  options.config.data_dir = dir.path().string();
-  ASSERT_OK_AND_ASSIGN(auto runtime, Runtime::Create(options));
+  ASSERT_OK_AND_ASSIGN(auto runtime, EmbeddedRuntime(dir, CaptureSetting::kLog));
+  ASSERT_OK(AppendWithGap(*runtime));
   ASSERT_OK_AND_ASSIGN(HistoryStore * history, runtime->History());
-  std::vector<HistoryRecord> gap = {Version42(1), Version42(3)};
-  ASSERT_OK(history->Append(gap).status());
   Status s = runtime->WaitForVersions({{42, {1, 3}}}, std::chrono::milliseconds(100));
   EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
   EXPECT_NE(s.ToString().find("campaign 42 has 2 of its versions 1..3"), std::string::npos)
@@ -87,23 +99,15 @@ TEST(RuntimeTest, WaitForVersionsWaitsForEveryVersionOfTheRangeWithLogCapture) {
 // Notify capture records what it finds when it reads the row: a skipped version is expected.
 TEST(RuntimeTest, WaitForVersionsWaitsOnlyForTheLastVersionWithNotifyCapture) {
   TempDir dir;
-  RuntimeOptions options;
-  options.config.data_dir = dir.path().string();
-  options.config.capture = CaptureSetting::kNotify;
-  ASSERT_OK_AND_ASSIGN(auto runtime, Runtime::Create(options));
-  ASSERT_OK_AND_ASSIGN(HistoryStore * history, runtime->History());
-  std::vector<HistoryRecord> gap = {Version42(1), Version42(3)};
-  ASSERT_OK(history->Append(gap).status());
+  ASSERT_OK_AND_ASSIGN(auto runtime, EmbeddedRuntime(dir, CaptureSetting::kNotify));
+  ASSERT_OK(AppendWithGap(*runtime));
   EXPECT_OK(runtime->WaitForVersions({{42, {1, 3}}}, std::chrono::milliseconds(100)));
 }
 
 // With capture off nothing reaches the history: waiting would only run into the timeout.
 TEST(RuntimeTest, WaitForVersionsRefusesAtOnceWhenCaptureIsOff) {
   TempDir dir;
-  RuntimeOptions options;
-  options.config.data_dir = dir.path().string();
-  options.config.capture = CaptureSetting::kNone;
-  ASSERT_OK_AND_ASSIGN(auto runtime, Runtime::Create(options));
+  ASSERT_OK_AND_ASSIGN(auto runtime, EmbeddedRuntime(dir, CaptureSetting::kNone));
   Status s = runtime->WaitForVersions({{42, {1, 1}}}, std::chrono::seconds(60));
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
   EXPECT_NE(s.ToString().find("capture is 'none'"), std::string::npos) << s.ToString();

@@ -85,6 +85,44 @@ class BusConsumerTest : public ::testing::Test {
     return got.ok() ? *got : std::vector<Delivery>{};
   }
 
+  // What HoldOneMessage saw.
+  struct HeldBatch {
+    size_t handled = 0;
+    int stolen = 0;  // deliveries a competing puller got while the handler held the message
+    BusConsumerStats stats;
+  };
+  // Publish one message and consume it with `o` through a handler that holds it for `hold`,
+  // while a competing puller (waiting `pull_wait` per pull) tries to get it from o.subscription.
+  HeldBatch HoldOneMessage(const BusConsumerOptions& o, Micros hold, Micros pull_wait) {
+    Publish({Msg("slow")});
+    HeldBatch out;
+    std::atomic<bool> in_handler{false};
+    std::atomic<bool> done{false};
+    auto consumer = BusConsumer::Create(o, [&](std::span<const Delivery> batch) {
+      in_handler = true;
+      std::this_thread::sleep_for(hold);
+      return std::vector<Status>(batch.size());
+    });
+    EXPECT_OK(consumer.status());
+    if (!consumer.ok()) return out;
+    std::atomic<int> stolen{0};
+    std::thread competitor([&] {
+      while (!in_handler && !done) std::this_thread::sleep_for(milliseconds(1));
+      while (!done) {
+        auto got = bus_.Pull(o.subscription, 10, pull_wait);
+        if (got.ok() && !done) stolen += static_cast<int>(got->size());
+      }
+    });
+    Result<size_t> n = (*consumer)->RunOnce();
+    done = true;
+    competitor.join();
+    EXPECT_OK(n.status());
+    out.handled = n.ok() ? *n : 0;
+    out.stolen = stolen.load();
+    out.stats = (*consumer)->stats();
+    return out;
+  }
+
   InMemoryChangeBus bus_;  // system clock: the lease-extension test needs real time
   // What the handler saw, in order ("data" per delivery), across calls.
   std::mutex seen_mu_;
@@ -230,33 +268,14 @@ TEST_F(BusConsumerTest, BoundedAttemptMemoryForgetsTheOldest) {
 TEST_F(BusConsumerTest, SlowHandlerKeepsItsLeasesExtended) {
   ASSERT_OK(bus_.EnsureSubscription("short", "changes",
                                     {.ack_deadline = milliseconds(300), .ordered = false}));
-  Publish({Msg("slow")});
   BusConsumerOptions o = Options();
   o.subscription = "short";
   o.ack_deadline = milliseconds(300);
-  std::atomic<bool> in_handler{false};
-  std::atomic<bool> done{false};
-  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> batch) {
-                         in_handler = true;
-                         std::this_thread::sleep_for(milliseconds(1200));
-                         return std::vector<Status>(batch.size());
-                       }));
-  // A competing puller must never get the message while the slow handler holds it.
-  std::atomic<int> stolen{0};
-  std::thread competitor([&] {
-    while (!in_handler && !done) std::this_thread::sleep_for(milliseconds(1));
-    while (!done) {
-      auto got = bus_.Pull("short", 10, milliseconds(20));
-      if (got.ok() && !done) stolen += static_cast<int>(got->size());
-    }
-  });
-  ASSERT_OK_AND_ASSIGN(size_t n, consumer->RunOnce());
-  done = true;
-  competitor.join();
-  EXPECT_EQ(n, 1u);
-  EXPECT_EQ(stolen.load(), 0);
-  EXPECT_GE(consumer->stats().extensions, 3);
-  EXPECT_EQ(consumer->stats().acked, 1);
+  HeldBatch held = HoldOneMessage(o, milliseconds(1200), milliseconds(20));
+  EXPECT_EQ(held.handled, 1u);
+  EXPECT_EQ(held.stolen, 0);
+  EXPECT_GE(held.stats.extensions, 3);
+  EXPECT_EQ(held.stats.acked, 1);
   EXPECT_EQ(bus_.Unacked("short"), 0u);
 }
 
@@ -266,32 +285,14 @@ TEST_F(BusConsumerTest, SlowHandlerKeepsItsLeasesExtended) {
 TEST_F(BusConsumerTest, LeasesAreRenewedBeforeAShorterSubscriptionDeadlineRunsOut) {
   ASSERT_OK(bus_.EnsureSubscription("ten-seconds", "changes",
                                     {.ack_deadline = seconds(10), .ordered = false}));
-  Publish({Msg("slow")});
   BusConsumerOptions o = Options();
   o.subscription = "ten-seconds";
   o.ack_deadline = seconds(120);  // renewing at half of this would be far too late
-  std::atomic<bool> in_handler{false};
-  std::atomic<bool> done{false};
-  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> batch) {
-                         in_handler = true;
-                         std::this_thread::sleep_for(milliseconds(11'000));
-                         return std::vector<Status>(batch.size());
-                       }));
-  std::atomic<int> stolen{0};
-  std::thread competitor([&] {
-    while (!in_handler && !done) std::this_thread::sleep_for(milliseconds(1));
-    while (!done) {
-      auto got = bus_.Pull("ten-seconds", 10, milliseconds(50));
-      if (got.ok() && !done) stolen += static_cast<int>(got->size());
-    }
-  });
-  ASSERT_OK_AND_ASSIGN(size_t n, consumer->RunOnce());
-  done = true;
-  competitor.join();
-  EXPECT_EQ(n, 1u);
-  EXPECT_EQ(stolen.load(), 0) << "the message was handed out again while the handler held it";
-  EXPECT_GE(consumer->stats().extensions, 2);
-  EXPECT_EQ(consumer->stats().acked, 1);
+  HeldBatch held = HoldOneMessage(o, milliseconds(11'000), milliseconds(50));
+  EXPECT_EQ(held.handled, 1u);
+  EXPECT_EQ(held.stolen, 0) << "the message was handed out again while the handler held it";
+  EXPECT_GE(held.stats.extensions, 2);
+  EXPECT_EQ(held.stats.acked, 1);
 }
 
 TEST_F(BusConsumerTest, StopFinishesTheBatchInFlight) {

@@ -56,6 +56,15 @@ class SqliteHistoryStoreTest : public ::testing::Test {
     o.read_only = read_only;
     return SqliteHistoryStore::Open(o);
   }
+  // A store that starts merging `recent` at `threshold` rows, `chunk` rows per append.
+  Result<std::unique_ptr<SqliteHistoryStore>> OpenMerging(int64_t threshold, int64_t chunk) {
+    SqliteHistoryOptions o;
+    o.path = dir_.File("history.db");
+    o.clock = &clock_;
+    o.merge_threshold_rows = threshold;
+    o.merge_chunk_rows = chunk;
+    return SqliteHistoryStore::Open(o);
+  }
   int64_t Count(const char* sql) {
     auto db = SqliteDb::Open(dir_.File("history.db"));
     EXPECT_OK(db);
@@ -264,12 +273,7 @@ TEST_F(SqliteHistoryStoreTest, StatsCountBytesOnDisk) {
 // no campaign stays in `recent` for ever (merging only while above the threshold always took the
 // lowest campaign ids and left the highest ones behind, with an old recent_first_t).
 TEST_F(SqliteHistoryStoreTest, AMergeCycleEmptiesTheRecentTableChunkByChunk) {
-  SqliteHistoryOptions o;
-  o.path = dir_.File("history.db");
-  o.clock = &clock_;
-  o.merge_threshold_rows = 20;
-  o.merge_chunk_rows = 6;
-  ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto store, OpenMerging(/*threshold=*/20, /*chunk=*/6));
   // 40 campaigns, 3 records per append (one per campaign id), ids low and high interleaved.
   int second = 0;
   std::vector<int64_t> recent_after;
@@ -329,12 +333,7 @@ TEST_F(SqliteHistoryStoreTest, AMergeCycleEmptiesTheRecentTableChunkByChunk) {
 // Campaign 20 stays in `recent` across two chunks and is appended to again; as-of between its
 // two versions must still find the first one (a wrong recent_first_t skips the recent table).
 TEST_F(SqliteHistoryStoreTest, AMergeChunkForgetsOnlyTheRecentRowsOfTheCampaignsItMoved) {
-  SqliteHistoryOptions o;
-  o.path = dir_.File("history.db");
-  o.clock = &clock_;
-  o.merge_threshold_rows = 6;
-  o.merge_chunk_rows = 2;
-  ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto store, OpenMerging(/*threshold=*/6, /*chunk=*/2));
   std::vector<HistoryRecord> a;
   for (int64_t id = 1; id <= 6; ++id) a.push_back(Rec(1, id, 1, static_cast<int>(id), 1));
   ASSERT_OK(store->Append(a).status());  // chunk: campaigns 1, 2
