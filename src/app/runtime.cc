@@ -198,6 +198,7 @@ Status Runtime::OpenOutboxSource() {
   RETURN_IF_ERROR(Campaigns().status());
   SqliteOutboxSourceOptions o;
   o.path = campaign_url_.target;
+  o.clock = clock_;
   ASSIGN_OR_RETURN(auto source, SqliteOutboxSource::Open(o));
   source_ = std::move(source);
   return Status::OK();
@@ -229,18 +230,26 @@ Result<std::vector<Status>> Runtime::HandleChanges(std::span<const Delivery> del
   std::vector<ChangeEvent> events;
   // The events of delivery index[k] are events[begin[k], begin[k + 1]).
   std::vector<size_t> index, begin;
+  std::vector<std::pair<size_t, CaptureHeartbeat>> heartbeats;
   for (size_t i = 0; i < deliveries.size(); ++i) {
-    Result<std::vector<ChangeEvent>> e = DecodeChangeMessages(deliveries[i].message.data);
+    Result<ChangeTopicMessage> e = DecodeChangeTopicMessage(deliveries[i].message.data);
     if (!e.ok()) {
       statuses[i] = e.status();
       continue;
     }
+    if (e->heartbeat) {
+      heartbeats.emplace_back(i, *e->heartbeat);
+      continue;
+    }
     index.push_back(i);
     begin.push_back(events.size());
-    for (ChangeEvent& x : *e) events.push_back(std::move(x));
+    for (ChangeEvent& x : e->events) events.push_back(std::move(x));
   }
   begin.push_back(events.size());
   std::lock_guard<std::mutex> lock(publisher_mu_);
+  // Heartbeats are passed on as they come: the store keeps one until the transactions before it
+  // are complete, so their order relative to the changes does not matter.
+  for (const auto& [i, h] : heartbeats) statuses[i] = publisher_->RecordHeartbeat(h);
   Result<PublishStats> all = publisher_->Process(events);
   if (all.ok() && options_.TEST_publisher_hook) options_.TEST_publisher_hook("after_append");
   if (all.ok() || IsRetryable(all.status().code())) {
@@ -260,12 +269,16 @@ Result<std::vector<Status>> Runtime::HandleHistory(std::span<const Delivery> del
   std::vector<HistoryRecord> records;
   std::vector<size_t> index;
   for (size_t i = 0; i < deliveries.size(); ++i) {
-    Result<HistoryRecord> r = HistoryRecordFromJson(deliveries[i].message.data);
-    if (!r.ok()) {
-      statuses[i] = r.status();
+    Result<HistoryMessage> m = DecodeHistoryMessage(deliveries[i].message.data);
+    if (!m.ok()) {
+      statuses[i] = m.status();
       continue;
     }
-    records.push_back(std::move(*r));
+    if (m->heartbeat) {
+      statuses[i] = history_->RecordHeartbeat(*m->heartbeat);
+      continue;
+    }
+    records.push_back(std::move(*m->record));
     index.push_back(i);
   }
   Status all = history_->Append(records).status();
@@ -458,6 +471,7 @@ Result<PublishStats> Runtime::CatchUp() {
     // campaign store would install the capture triggers).
     SqliteOutboxSourceOptions o;
     o.path = campaign_url_.target;
+    o.clock = clock_;
     Result<std::unique_ptr<SqliteOutboxSource>> source = SqliteOutboxSource::Open(o);
     if (!source.ok()) {
       if (source.status().code() == StatusCode::kFailedPrecondition) return PublishStats{};

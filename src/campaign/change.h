@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace ch {
@@ -33,6 +34,16 @@ struct RowChange {
   // The campaign's version after this change (for deletes: last version + 1).
   int64_t version = 0;
   bool operator==(const RowChange&) const = default;
+};
+
+// A capture heartbeat: the capture source has handed out every captured transaction up to
+// txn_seq `seq` (0: none yet), and every later transaction commits after `at`. A history store
+// that holds every transaction up to `seq` is therefore complete through `at`, even while
+// nothing is being written (history/completeness.h).
+struct CaptureHeartbeat {
+  int64_t seq = 0;
+  Timestamp at{};
+  bool operator==(const CaptureHeartbeat&) const = default;
 };
 
 }  // namespace ch

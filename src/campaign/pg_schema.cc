@@ -125,10 +125,12 @@ CREATE TABLE IF NOT EXISTS ch_txn (
 );
 INSERT INTO ch_txn (id, txn_id, commit_us) VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS ch_capture_progress (
-  slot          text PRIMARY KEY,
-  confirmed_lsn pg_lsn NOT NULL,
-  updated_at    timestamptz NOT NULL
+  slot           text PRIMARY KEY,
+  confirmed_lsn  pg_lsn NOT NULL,
+  updated_at     timestamptz NOT NULL,
+  confirmed_txns bigint NOT NULL DEFAULT 0
 );
+ALTER TABLE ch_capture_progress ADD COLUMN IF NOT EXISTS confirmed_txns bigint NOT NULL DEFAULT 0;
 )sql";
 
 // Any constant: the advisory lock that serializes schema creation within a database.

@@ -202,7 +202,7 @@ TEST_F(SqliteCampaignStoreTest, OutboxOmitsUnchangedContentOnlyWhenThePreviousVe
   {
     auto db = SqliteDb::Open(path_);
     ASSERT_OK(db);
-    ASSERT_OK(ConfirmOutboxThrough(**db, RawOutbox().back().seq));
+    ASSERT_OK(ConfirmOutboxThrough(**db, {RawOutbox().back().seq, 1}));
   }
   ASSERT_OK(service.Move(1, 2, As("user:4")));  // shifts c2 too
   std::vector<std::string> after;
@@ -324,9 +324,9 @@ TEST_F(SqliteCampaignStoreTest, OutboxSeqIsNeverReusedAfterEverythingIsConfirmed
   ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
   ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // seq 2, 3
   ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
-  ASSERT_OK(ConfirmOutboxThrough(*db, 3));
+  ASSERT_OK(ConfirmOutboxThrough(*db, {3, 3}));
   EXPECT_EQ(*CountUnconfirmed(*db), 0);
-  EXPECT_EQ(*ReadConfirmedSeq(*db), 3);
+  EXPECT_EQ(ReadConfirmedPosition(*db)->seq, 3);
   // Even deleting by hand keeps the newest row, so the next change is seq 4, not 1.
   ASSERT_OK(db->Exec("DELETE FROM outbox"));
   ASSERT_OK(service.Create(Draft(1, "c"), As("user:1")));
@@ -334,8 +334,8 @@ TEST_F(SqliteCampaignStoreTest, OutboxSeqIsNeverReusedAfterEverythingIsConfirmed
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].seq, 4);
   EXPECT_EQ(*CountUnconfirmed(*db), 3);
-  ASSERT_OK(ConfirmOutboxThrough(*db, 2));  // older: no-op
-  EXPECT_EQ(*ReadConfirmedSeq(*db), 3);
+  ASSERT_OK(ConfirmOutboxThrough(*db, {2, 2}));  // older: no-op
+  EXPECT_EQ(ReadConfirmedPosition(*db)->seq, 3);
 }
 
 TEST_F(SqliteCampaignStoreTest, ReadOutboxNeverSplitsATransaction) {

@@ -84,19 +84,42 @@ Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, 
   return out;
 }
 
-Result<int64_t> ReadConfirmedSeq(SqliteDb& db) {
+Status UpgradeOutboxState(SqliteDb& db) {
   ASSIGN_OR_RETURN(SqliteStmt * st,
-                   db.Prepare("SELECT confirmed_seq FROM outbox_state WHERE id = 1"));
+                   db.Prepare("SELECT count(*) FROM pragma_table_info('outbox_state') "
+                              "WHERE name = 'confirmed_txns'"));
+  bool has = false;
+  {
+    StmtReset reset(st);
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    has = row && st->ColumnInt64(0) > 0;
+  }
+  if (has) return Status::OK();
+  // Concurrent upgraders: the loser's ALTER fails with "duplicate column"; check again.
+  Status s =
+      db.Exec("ALTER TABLE outbox_state ADD COLUMN confirmed_txns INTEGER NOT NULL DEFAULT 0");
+  if (s.ok()) return s;
   StmtReset reset(st);
   ASSIGN_OR_RETURN(bool row, st->Step());
-  return row ? st->ColumnInt64(0) : 0;
+  return row && st->ColumnInt64(0) > 0 ? Status::OK() : s;
 }
 
-Status ConfirmOutboxThrough(SqliteDb& db, int64_t through_seq) {
+Result<OutboxPosition> ReadConfirmedPosition(SqliteDb& db) {
+  ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare("SELECT confirmed_seq, confirmed_txns FROM "
+                                               "outbox_state WHERE id = 1"));
+  StmtReset reset(st);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  if (!row) return OutboxPosition{};
+  return OutboxPosition{st->ColumnInt64(0), st->ColumnInt64(1)};
+}
+
+Status ConfirmOutboxThrough(SqliteDb& db, const OutboxPosition& through) {
+  const int64_t through_seq = through.seq;
   ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/true));
-  ASSIGN_OR_RETURN(SqliteStmt * mark, db.Prepare("UPDATE outbox_state SET confirmed_seq = ?1 "
-                                                 "WHERE id = 1 AND confirmed_seq < ?1"));
-  mark->Bind(1, through_seq);
+  ASSIGN_OR_RETURN(SqliteStmt * mark,
+                   db.Prepare("UPDATE outbox_state SET confirmed_seq = ?1, confirmed_txns = ?2 "
+                              "WHERE id = 1 AND confirmed_seq < ?1"));
+  mark->Bind(1, through_seq).Bind(2, through.txns);
   RETURN_IF_ERROR(mark->Run());
   if (db.Changes() == 0) return Status::OK();  // at or below the confirmed seq: nothing to do
   // Campaigns listed in capture_baseline (they existed before capture started) need one captured
@@ -131,6 +154,31 @@ Result<int64_t> CountUnconfirmed(SqliteDb& db) {
   StmtReset reset(st);
   ASSIGN_OR_RETURN(bool row, st->Step());
   return row ? st->ColumnInt64(0) : 0;
+}
+
+Result<std::optional<Timestamp>> OutboxHeartbeat(SqliteDb& db, int64_t polled_seq, Timestamp now) {
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/true));
+  ASSIGN_OR_RETURN(SqliteStmt * unread,
+                   db.Prepare("SELECT EXISTS (SELECT 1 FROM outbox WHERE seq > ?1)"));
+  {
+    StmtReset reset(unread);
+    unread->Bind(1, polled_seq);
+    ASSIGN_OR_RETURN(bool row, unread->Step());
+    if (row && unread->ColumnInt64(0) != 0) return std::optional<Timestamp>();
+  }
+  ASSIGN_OR_RETURN(SqliteStmt * floor,
+                   db.Prepare("UPDATE txn_context SET commit_us = max(commit_us, ?1) WHERE id = 1 "
+                              "RETURNING commit_us"));
+  int64_t at = 0;
+  {
+    StmtReset reset(floor);
+    floor->Bind(1, ToUnixMicros(now));
+    ASSIGN_OR_RETURN(bool row, floor->Step());
+    if (!row) return DataLossError(fmt::format("'{}' has no txn_context row", db.path()));
+    at = floor->ColumnInt64(0);
+  }
+  RETURN_IF_ERROR(tx->Commit());
+  return std::optional<Timestamp>(FromUnixMicros(at));
 }
 
 }  // namespace ch

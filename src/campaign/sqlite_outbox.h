@@ -10,9 +10,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "campaign/captured_change.h"
+#include "common/clock.h"
 #include "common/sqlite.h"
 #include "common/status.h"
 
@@ -32,13 +34,32 @@ Status CheckOutbox(SqliteDb& db);
 // is never split. Empty when there is nothing new. REQUIRES: CheckOutbox(db) is OK.
 Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, size_t max_rows);
 
-// Return the relay's last confirmed seq (0 when nothing was confirmed yet). Poll after it.
-Result<int64_t> ReadConfirmedSeq(SqliteDb& db);
+// The relay's confirmed position: the last confirmed outbox seq and how many captured
+// transactions were confirmed up to it (the txn_seq of the last one; ChangeEvent::txn_seq).
+struct OutboxPosition {
+  int64_t seq = 0;
+  int64_t txns = 0;
+};
 
-// Record that everything up to and including `through_seq` is durable downstream and delete those
-// rows (except the newest row of the outbox, which is kept so that seq is never reused), in one
-// transaction. Confirming a seq at or below the recorded one changes nothing (idempotent).
-Status ConfirmOutboxThrough(SqliteDb& db, int64_t through_seq);
+// Add what older files lack to the relay's state (outbox_state.confirmed_txns, counted from the
+// upgrade on). REQUIRES: CheckOutbox(db) is OK.
+Status UpgradeOutboxState(SqliteDb& db);
+
+// Return the relay's confirmed position (zeros when nothing was confirmed yet). Poll after it.
+// REQUIRES: UpgradeOutboxState(db) ran on this file.
+Result<OutboxPosition> ReadConfirmedPosition(SqliteDb& db);
+
+// Record that everything up to and including `through.seq` is durable downstream (through.txns
+// transactions so far) and delete those rows (except the newest row of the outbox, which is kept
+// so that seq is never reused), in one transaction. Confirming a seq at or below the recorded
+// one changes nothing (idempotent).
+Status ConfirmOutboxThrough(SqliteDb& db, const OutboxPosition& through);
+
+// Under the database's write lock: when the outbox holds nothing after `polled_seq`, make every
+// later transaction commit after now (txn_context.commit_us = max(commit_us, now); writers stamp
+// max(commit_us + 1, their clock)) and return that time; nullopt when rows after `polled_seq`
+// exist (the relay has not read everything yet). A heartbeat costs one small write transaction.
+Result<std::optional<Timestamp>> OutboxHeartbeat(SqliteDb& db, int64_t polled_seq, Timestamp now);
 
 // Return the number of outbox rows after the confirmed seq (the relay's backlog).
 Result<int64_t> CountUnconfirmed(SqliteDb& db);

@@ -105,8 +105,9 @@ CREATE TABLE IF NOT EXISTS outbox (
   updated_by       TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox_state (
-  id            INTEGER PRIMARY KEY CHECK (id = 1),
-  confirmed_seq INTEGER NOT NULL
+  id             INTEGER PRIMARY KEY CHECK (id = 1),
+  confirmed_seq  INTEGER NOT NULL,
+  confirmed_txns INTEGER NOT NULL DEFAULT 0
 );
 INSERT OR IGNORE INTO outbox_state (id, confirmed_seq) VALUES (1, 0);
 INSERT OR REPLACE INTO meta (key, value) VALUES ('outbox_version', '2');

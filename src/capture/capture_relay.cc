@@ -10,7 +10,14 @@ namespace ch {
 Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
   if (!pending_) {
     ASSIGN_OR_RETURN(SourceBatch batch, options_.source->Poll(options_.batch_size, wait));
-    if (batch.events.empty()) return int64_t{0};
+    if (batch.events.empty()) {
+      // A failed heartbeat costs only a history that says "complete through" less than it
+      // could: log it and go on.
+      if (Status h = MaybeHeartbeat(); !h.ok()) {
+        spdlog::warn("capture relay: heartbeat: {}", h.ToString());
+      }
+      return int64_t{0};
+    }
     pending_ = std::move(batch);
   }
   for (const ChangeEvent& e : pending_->events) {
@@ -44,7 +51,7 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
     m.ordering_key = std::to_string(first.customer_id);
     if (encoded.size() == 1) {
       m.data = std::move(encoded[0]);
-      m.attributes = {{"schema_version", std::to_string(kChangeMessageSchemaVersion)},
+      m.attributes = {{"schema_version", std::to_string(ChangeMessageVersionOf(first))},
                       {"capture", std::string(CaptureModeName(first.capture))},
                       {"customer_id", std::to_string(first.customer_id)},
                       {"campaign_id", std::to_string(first.campaign_id)},
@@ -70,6 +77,24 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
   stats_.published += n;
   stats_.messages += static_cast<int64_t>(messages.size());
   return n;
+}
+
+Status CaptureRelay::MaybeHeartbeat() {
+  if (options_.heartbeat_interval <= Micros(0)) return Status::OK();
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_heartbeat_ < options_.heartbeat_interval) return Status::OK();
+  last_heartbeat_ = now;
+  ASSIGN_OR_RETURN(std::optional<CaptureHeartbeat> h, options_.source->Heartbeat());
+  if (!h) return Status::OK();
+  BusMessage m;
+  m.data = EncodeCaptureHeartbeat(*h);
+  m.ordering_key = "heartbeat";
+  m.attributes = {{"schema_version", std::to_string(kCaptureHeartbeatSchemaVersion)},
+                  {"heartbeat", "1"}};
+  RETURN_IF_ERROR(options_.bus->Publish(options_.topic, std::span<const BusMessage>(&m, 1)));
+  std::lock_guard<std::mutex> lock(mu_);
+  ++stats_.heartbeats;
+  return Status::OK();
 }
 
 Status CaptureRelay::Start() {

@@ -50,6 +50,10 @@ struct CaptureRelayOptions {
   size_t max_message_bytes = 256 * 1024;
   // How long one Poll waits. Default: 200 ms.
   Micros poll_wait = std::chrono::milliseconds(200);
+  // While the source is idle, ask it for a heartbeat this often and publish it on the topic
+  // (change message schema_version 4), so the history is complete through "now" rather than
+  // through its last commit. 0 turns heartbeats off. Default: 1 s.
+  Micros heartbeat_interval = std::chrono::seconds(1);
   // Backoff after a failure, doubling. Default: 50 ms .. 5 s.
   Micros min_backoff = std::chrono::milliseconds(50);
   Micros max_backoff = std::chrono::seconds(5);
@@ -63,6 +67,7 @@ struct CaptureRelayStats {
   // Changes published, and the bus messages that carried them.
   int64_t published = 0;
   int64_t messages = 0;
+  int64_t heartbeats = 0;
   int64_t errors = 0;
 };
 
@@ -84,6 +89,8 @@ class CaptureRelay {
 
  private:
   void Loop();
+  // Publish the source's heartbeat when the interval has passed.
+  Status MaybeHeartbeat();
 
   CaptureRelayOptions options_;
   mutable std::mutex mu_;
@@ -94,6 +101,7 @@ class CaptureRelay {
   std::thread thread_;
   // Polled but not yet confirmed (retried as it is). Used by the RunOnce thread only.
   std::optional<SourceBatch> pending_;
+  std::chrono::steady_clock::time_point last_heartbeat_{};  // RunOnce thread only
 };
 
 }  // namespace ch

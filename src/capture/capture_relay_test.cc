@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <deque>
+#include <thread>
 
 #include "bus/flaky_change_bus.h"
 #include "bus/in_memory_change_bus.h"
@@ -56,6 +57,9 @@ class ScriptedSource final : public ChangeSource {
     return Status::OK();
   }
   Result<int64_t> Backlog() override { return static_cast<int64_t>(batches.size()); }
+  // What Heartbeat() answers.
+  std::optional<CaptureHeartbeat> heartbeat;
+  Result<std::optional<CaptureHeartbeat>> Heartbeat() override { return heartbeat; }
 };
 
 ChangeEvent EventOf(int64_t customer, int64_t id, int64_t version, const std::string& position) {
@@ -155,6 +159,26 @@ TEST(CaptureRelayTest, PacksConsecutiveChangesOfOneCustomerWithinTheLimits) {
   }
   EXPECT_EQ(Decoded(small), (std::vector<std::string>{"c1@v2", "c2@v2", "c3@v2", "c4@v2", "c5@v2",
                                                       "c21@v1", "c20@v1", "c1@v3", "c2@v3"}));
+}
+
+TEST(CaptureRelayTest, AnIdleRelayPublishesTheSourcesHeartbeat) {
+  ScriptedSource source;
+  InMemoryChangeBus bus;
+  ASSERT_OK(bus.EnsureTopic("campaign-changes"));
+  CaptureRelay relay({.source = &source, .bus = &bus, .heartbeat_interval = Micros(1)});
+  ASSERT_OK_AND_ASSIGN(int64_t n, relay.RunOnce(Micros(0)));
+  EXPECT_EQ(n, 0);
+  EXPECT_TRUE(bus.AllMessages("campaign-changes").empty()) << "no heartbeat from the source";
+  source.heartbeat = CaptureHeartbeat{.seq = 41, .at = FromUnixMicros(1'800'000'000'000'000)};
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ASSERT_OK(relay.RunOnce(Micros(0)).status());
+  auto published = bus.AllMessages("campaign-changes");
+  ASSERT_EQ(published.size(), 1u);
+  EXPECT_EQ(published[0].message.attributes.at("heartbeat"), "1");
+  ASSERT_OK_AND_ASSIGN(ChangeTopicMessage m, DecodeChangeTopicMessage(published[0].message.data));
+  ASSERT_TRUE(m.heartbeat.has_value());
+  EXPECT_EQ(*m.heartbeat, *source.heartbeat);
+  EXPECT_EQ(relay.stats().heartbeats, 1);
 }
 
 TEST(CaptureRelayTest, AFailedPublishIsRetriedAndNothingConfirmedBefore) {

@@ -56,10 +56,16 @@ Result<ChangeEvent> Decode(const json& j) {
   RETURN_IF_ERROR(GetInt(j, "schema_version", true, schema_version));
   if (schema_version < 1)
     return Field("schema_version", fmt::format("{} is not valid", schema_version));
-  if (schema_version > kChangeMessageSchemaVersion) {
+  if (schema_version > kNewestChangeTopicVersion) {
     return Field("schema_version",
                  fmt::format("{} is newer than the supported {} (upgrade the reader)",
-                             schema_version, kChangeMessageSchemaVersion));
+                             schema_version, kNewestChangeTopicVersion));
+  }
+  if (schema_version == kChangeBatchSchemaVersion) {
+    return Field("schema_version", "2 is a change batch, not a change (batches do not nest)");
+  }
+  if (schema_version == kCaptureHeartbeatSchemaVersion) {
+    return Field("schema_version", "4 is a capture heartbeat, not a change");
   }
   ChangeEvent e;
   std::string text;
@@ -91,6 +97,17 @@ Result<ChangeEvent> Decode(const json& j) {
   RETURN_IF_ERROR(GetString(j, "actor", log, e.actor));
   RETURN_IF_ERROR(GetString(j, "transaction_id", log, e.transaction_id));
   RETURN_IF_ERROR(GetString(j, "source_position", false, e.source_position));
+  if (schema_version >= 3) {
+    RETURN_IF_ERROR(GetInt(j, "txn_seq", true, e.txn_seq));
+    if (e.txn_seq < 0) return Field("txn_seq", fmt::format("must be >= 0 (got {})", e.txn_seq));
+    RETURN_IF_ERROR(GetInt(j, "txn_changes", true, e.txn_changes));
+    if (e.txn_changes < 0) {
+      return Field("txn_changes", fmt::format("must be >= 0 (got {})", e.txn_changes));
+    }
+    if (e.txn_changes > 0 && e.txn_seq == 0) {
+      return Field("txn_changes", "is set but txn_seq is 0");
+    }
+  }
 
   const json* row = Find(j, "row");
   if (row != nullptr && !row->is_null()) {
@@ -122,7 +139,7 @@ std::string EncodeChangeMessage(const ChangeEvent& e) {
   std::string out;
   out.reserve(256 + (e.row ? e.row->content.size() + 512 : 0));
   out.append("{\"schema_version\":");
-  AppendJsonInt(out, kChangeMessageSchemaVersion);
+  AppendJsonInt(out, ChangeMessageVersionOf(e));
   out.append(",\"capture\":\"");
   out.append(CaptureModeName(e.capture));
   out.append("\",\"op\":\"");
@@ -141,6 +158,12 @@ std::string EncodeChangeMessage(const ChangeEvent& e) {
   AppendJsonString(out, e.transaction_id);
   out.append(",\"source_position\":");
   AppendJsonString(out, e.source_position);
+  if (e.txn_seq != 0) {
+    out.append(",\"txn_seq\":");
+    AppendJsonInt(out, e.txn_seq);
+    out.append(",\"txn_changes\":");
+    AppendJsonInt(out, e.txn_changes);
+  }
   out.append(",\"row\":");
   if (e.row) {
     AppendCampaignJson(out, *e.row);
@@ -199,29 +222,43 @@ Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
   return Guarded([&]() -> Result<ChangeEvent> { return Decode(json::parse(data)); });
 }
 
-Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data) {
-  return Guarded([&]() -> Result<std::vector<ChangeEvent>> {
+Result<ChangeTopicMessage> DecodeChangeTopicMessage(std::string_view data) {
+  return Guarded([&]() -> Result<ChangeTopicMessage> {
     json j = json::parse(data);
     const json* v = j.is_object() ? Find(j, "schema_version") : nullptr;
     const int64_t version = v != nullptr && v->is_number_integer() ? v->get<int64_t>() : 0;
-    if (version > kChangeBatchSchemaVersion) {
+    if (version > kNewestChangeTopicVersion) {
       return Field("schema_version",
                    fmt::format("{} is newer than the supported {} (upgrade the reader)", version,
-                               kChangeBatchSchemaVersion));
+                               kNewestChangeTopicVersion));
+    }
+    ChangeTopicMessage out;
+    if (version == kCaptureHeartbeatSchemaVersion) {
+      const json* h = Find(j, "heartbeat");
+      if (h == nullptr) return Field("heartbeat", "missing");
+      if (!h->is_object()) return WrongType("heartbeat", "an object", *h);
+      CaptureHeartbeat hb;
+      RETURN_IF_ERROR(GetInt(*h, "txn_seq", true, hb.seq));
+      if (hb.seq < 0) return Field("heartbeat.txn_seq", "must be >= 0");
+      std::string at;
+      RETURN_IF_ERROR(GetString(*h, "at", true, at));
+      auto t = ParseTimestamp(at);
+      if (!t.ok()) return Field("heartbeat.at", t.status().message());
+      hb.at = *t;
+      out.heartbeat = hb;
+      return out;
     }
     if (version != kChangeBatchSchemaVersion) {
       // A single change (or something Decode explains: a missing field, a wrong type, ...).
       ASSIGN_OR_RETURN(ChangeEvent e, Decode(j));
-      std::vector<ChangeEvent> one;
-      one.push_back(std::move(e));
-      return one;
+      out.events.push_back(std::move(e));
+      return out;
     }
     const json* changes = Find(j, "changes");
     if (changes == nullptr) return Field("changes", "missing (a change batch carries changes)");
     if (!changes->is_array()) return WrongType("changes", "an array", *changes);
     if (changes->empty()) return Field("changes", "empty (a change batch carries changes)");
-    std::vector<ChangeEvent> events;
-    events.reserve(changes->size());
+    out.events.reserve(changes->size());
     for (size_t i = 0; i < changes->size(); ++i) {
       Result<ChangeEvent> e = Decode((*changes)[i]);
       if (!e.ok()) {
@@ -229,10 +266,29 @@ Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data) {
         if (problem.starts_with("change message: ")) problem.erase(0, 16);
         return Status(e.status().code(), fmt::format("change batch: changes[{}]: {}", i, problem));
       }
-      events.push_back(std::move(*e));
+      out.events.push_back(std::move(*e));
     }
-    return events;
+    return out;
   });
+}
+
+Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data) {
+  ASSIGN_OR_RETURN(ChangeTopicMessage m, DecodeChangeTopicMessage(data));
+  if (m.heartbeat) {
+    return InvalidArgumentError("change message: schema_version: 4 is a capture heartbeat");
+  }
+  return std::move(m.events);
+}
+
+std::string EncodeCaptureHeartbeat(const CaptureHeartbeat& h) {
+  std::string out = "{\"schema_version\":";
+  AppendJsonInt(out, kCaptureHeartbeatSchemaVersion);
+  out.append(",\"heartbeat\":{\"txn_seq\":");
+  AppendJsonInt(out, h.seq);
+  out.append(",\"at\":");
+  AppendJsonTimestamp(out, h.at);
+  out.append("}}");
+  return out;
 }
 
 ChangeEvent ChangeEventFromCapture(CapturedChange&& c) {

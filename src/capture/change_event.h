@@ -26,12 +26,20 @@
 namespace ch {
 
 // DO NOT CHANGE the meaning of a released version; add fields and bump it.
-// A change message: one change.
-inline constexpr int kChangeMessageSchemaVersion = 1;
+// A change message: one change. Version 1: the original fields; version 3: plus txn_seq and
+// txn_changes (written when the event has a txn_seq; readers accept 1 and 3).
+inline constexpr int kChangeMessageSchemaVersion = 3;
+inline constexpr int kChangeMessageV1 = 1;
 // A change batch: {"schema_version":2,"changes":[<change message>, ...]}, several changes in one
 // bus message (the capture relay packs consecutive changes of one customer: fewer, larger
 // messages cost Pub/Sub -- and its emulator -- far less per change).
 inline constexpr int kChangeBatchSchemaVersion = 2;
+// A capture heartbeat (campaign/change.h): {"schema_version":4,"heartbeat":{"txn_seq":N,
+// "at":"<RFC 3339>"}}. The capture relay sends one when it has relayed everything and the
+// source vouches that later transactions commit after `at`.
+inline constexpr int kCaptureHeartbeatSchemaVersion = 4;
+// The newest version a reader of the change topic understands.
+inline constexpr int kNewestChangeTopicVersion = 4;
 
 struct ChangeEvent {
   CaptureMode capture = CaptureMode::kLog;
@@ -52,12 +60,24 @@ struct ChangeEvent {
   // the previous version's (the compact SQLite outbox). Consumers must resolve it before the
   // event is recorded or put on a bus; EncodeChangeMessage refuses such events.
   bool content_omitted = false;
+  // Log capture: the transaction's number in the capture stream (1, 2, 3, ... dense over every
+  // captured transaction of the campaign database, in commit order), assigned by the source;
+  // and the number of changes the transaction made. Together they let the history know when a
+  // transaction -- and every one before it -- is complete (history/completeness.h). 0 =
+  // unknown (notify capture; a source that cannot number). A source that hands out a large
+  // transaction in parts may state txn_changes only on the events of its last part.
+  int64_t txn_seq = 0;
+  int64_t txn_changes = 0;
 
   bool operator==(const ChangeEvent&) const = default;
 };
 
 // Return the JSON message for `e`. REQUIRES: !e.content_omitted (resolve the content first).
 std::string EncodeChangeMessage(const ChangeEvent& e);
+// Return the schema_version EncodeChangeMessage writes for `e` (3 with a txn_seq, else 1).
+inline int ChangeMessageVersionOf(const ChangeEvent& e) {
+  return e.txn_seq != 0 ? kChangeMessageSchemaVersion : kChangeMessageV1;
+}
 
 // Parse a message. Fails with InvalidArgument naming what is wrong (malformed JSON, missing or
 // mistyped field, unknown schema_version, a log message without a row, ...).
@@ -68,6 +88,17 @@ Result<ChangeEvent> DecodeChangeMessage(std::string_view data);
 std::string EncodeChangeBatch(std::span<const ChangeEvent> events);
 // The same from change messages already encoded (EncodeChangeMessage), e.g. to size a batch.
 std::string AssembleChangeBatch(std::span<const std::string> messages);
+
+// Return the heartbeat message for `h`.
+std::string EncodeCaptureHeartbeat(const CaptureHeartbeat& h);
+
+// What one message of the change topic holds: changes (one, or a batch's), or a heartbeat.
+struct ChangeTopicMessage {
+  std::vector<ChangeEvent> events;
+  std::optional<CaptureHeartbeat> heartbeat;
+};
+// Parse any message of the change topic. Fails as DecodeChangeMessages does.
+Result<ChangeTopicMessage> DecodeChangeTopicMessage(std::string_view data);
 
 // Parse either wire form: a change message (one event) or a change batch (its events, in order).
 // Fails with InvalidArgument naming what is wrong, for a batch also which change (`changes[3]:

@@ -93,6 +93,23 @@ TEST(ChangeEventTest, DecodesHandWrittenMessagesAndIgnoresUnknownFields) {
   EXPECT_EQ(e.source_position, "");
 }
 
+TEST(ChangeEventTest, TransactionFieldsRoundTripAsVersion3) {
+  ChangeEvent e = LogEvent();
+  e.txn_seq = 981;
+  e.txn_changes = 2001;
+  std::string wire = EncodeChangeMessage(e);
+  EXPECT_THAT(wire, ::testing::StartsWith("{\"schema_version\":3,"));
+  ASSERT_OK_AND_ASSIGN(ChangeEvent back, DecodeChangeMessage(wire));
+  EXPECT_EQ(back, e);
+  // Without a transaction number the message stays version 1 (the reference design's notify
+  // messages, and readers that predate version 3).
+  EXPECT_THAT(EncodeChangeMessage(LogEvent()), ::testing::StartsWith("{\"schema_version\":1,"));
+  ASSERT_OK_AND_ASSIGN(std::vector<ChangeEvent> in_batch,
+                       DecodeChangeMessages(EncodeChangeBatch(std::vector<ChangeEvent>{e, e})));
+  ASSERT_EQ(in_batch.size(), 2u);
+  EXPECT_EQ(in_batch[1].txn_changes, 2001);
+}
+
 TEST(ChangeEventTest, DecodeErrorsNameTheField) {
   auto mutate = [](std::function<void(nlohmann::json&)> f) {
     auto j = nlohmann::json::parse(EncodeChangeMessage(LogEvent()));
@@ -100,9 +117,26 @@ TEST(ChangeEventTest, DecodeErrorsNameTheField) {
     return DecodeChangeMessage(j.dump());
   };
   using J = nlohmann::json;
-  EXPECT_THAT(mutate([](J& j) { j["schema_version"] = 2; }),
+  EXPECT_THAT(mutate([](J& j) { j["schema_version"] = 5; }),
               StatusIsWith(StatusCode::kInvalidArgument,
-                           "schema_version: 2 is newer than the supported 1"));
+                           "schema_version: 5 is newer than the supported 4"));
+  EXPECT_THAT(mutate([](J& j) { j["schema_version"] = 2; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "schema_version: 2 is a change batch"));
+  // Version 3 requires the transaction fields.
+  EXPECT_THAT(mutate([](J& j) { j["schema_version"] = 3; }),
+              StatusIsWith(StatusCode::kInvalidArgument, "txn_seq: missing"));
+  EXPECT_THAT(mutate([](J& j) {
+                j["schema_version"] = 3;
+                j["txn_seq"] = -1;
+                j["txn_changes"] = 1;
+              }),
+              StatusIsWith(StatusCode::kInvalidArgument, "txn_seq: must be >= 0"));
+  EXPECT_THAT(mutate([](J& j) {
+                j["schema_version"] = 3;
+                j["txn_seq"] = 0;
+                j["txn_changes"] = 2;
+              }),
+              StatusIsWith(StatusCode::kInvalidArgument, "txn_changes: is set but txn_seq is 0"));
   EXPECT_THAT(mutate([](J& j) { j.erase("schema_version"); }),
               StatusIsWith(StatusCode::kInvalidArgument, "schema_version: missing"));
   EXPECT_THAT(mutate([](J& j) { j["capture"] = "cdc"; }),
@@ -174,7 +208,29 @@ TEST(ChangeEventTest, ABatchCarriesSeveralChangesInOrderAndASingleMessageReadsAs
   ASSERT_OK_AND_ASSIGN(back, DecodeChangeMessages(EncodeChangeMessage(a)));
   EXPECT_EQ(back, std::vector<ChangeEvent>{a});
   // The single-change reader does not half-understand a batch.
-  EXPECT_THAT(DecodeChangeMessage(batch), StatusIsWith(StatusCode::kInvalidArgument, "newer"));
+  EXPECT_THAT(DecodeChangeMessage(batch),
+              StatusIsWith(StatusCode::kInvalidArgument, "is a change batch"));
+}
+
+TEST(ChangeEventTest, HeartbeatsRoundTripAndAreNoChange) {
+  CaptureHeartbeat h{.seq = 4711, .at = *ParseTimestamp("2026-11-03T14:05:00.000001Z")};
+  std::string wire = EncodeCaptureHeartbeat(h);
+  EXPECT_EQ(
+      wire,
+      R"({"schema_version":4,"heartbeat":{"txn_seq":4711,"at":"2026-11-03T14:05:00.000001Z"}})");
+  ASSERT_OK_AND_ASSIGN(ChangeTopicMessage m, DecodeChangeTopicMessage(wire));
+  ASSERT_TRUE(m.heartbeat.has_value());
+  EXPECT_EQ(*m.heartbeat, h);
+  EXPECT_TRUE(m.events.empty());
+  EXPECT_THAT(DecodeChangeMessages(wire), StatusIsWith(StatusCode::kInvalidArgument, "heartbeat"));
+  EXPECT_THAT(DecodeChangeTopicMessage(R"({"schema_version":4})"),
+              StatusIsWith(StatusCode::kInvalidArgument, "heartbeat: missing"));
+  EXPECT_THAT(
+      DecodeChangeTopicMessage(R"({"schema_version":4,"heartbeat":{"txn_seq":-1,"at":"x"}})"),
+      StatusIsWith(StatusCode::kInvalidArgument, "heartbeat.txn_seq"));
+  ASSERT_OK_AND_ASSIGN(m, DecodeChangeTopicMessage(EncodeChangeMessage(LogEvent())));
+  EXPECT_FALSE(m.heartbeat.has_value());
+  EXPECT_EQ(m.events.size(), 1u);
 }
 
 TEST(ChangeEventTest, ABadBatchIsRefusedAsAWholeNamingTheChange) {
@@ -191,8 +247,8 @@ TEST(ChangeEventTest, ABadBatchIsRefusedAsAWholeNamingTheChange) {
               StatusIsWith(StatusCode::kInvalidArgument, "changes: empty"));
   EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}, {"changes", "x"}}.dump()),
               StatusIsWith(StatusCode::kInvalidArgument, "changes: must be an array"));
-  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 3}, {"changes", {good}}}.dump()),
-              StatusIsWith(StatusCode::kInvalidArgument, "3 is newer than the supported 2"));
+  EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 5}, {"changes", {good}}}.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "5 is newer than the supported 4"));
   // A batch inside a batch is not a change.
   J nested = {{"schema_version", 2}, {"changes", {good}}};
   EXPECT_THAT(DecodeChangeMessages(J{{"schema_version", 2}, {"changes", {nested}}}.dump()),

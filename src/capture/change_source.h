@@ -3,6 +3,9 @@
 //
 // Delivery semantics: at least once. Poll returns events after the last polled position, in
 // commit order, whole transactions only (a transaction is never split across two batches).
+// Every event carries its transaction's txn_seq -- 1, 2, 3, ... dense over the captured
+// transactions of the database, in commit order, the same numbers again after a restart -- and
+// txn_changes, the number of events of its transaction (ChangeEvent).
 // Nothing is discarded by the source until Confirm(position) says everything up to and including
 // `position` is durable downstream; after a restart, Poll resumes after the last confirmed
 // position, so unconfirmed events are delivered again.
@@ -11,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +48,13 @@ class ChangeSource {
 
   // Return how many captured events are not yet confirmed (the backlog), when the source knows.
   virtual Result<int64_t> Backlog() = 0;
+
+  // Return a capture heartbeat (campaign/change.h) when everything captured so far has been
+  // polled and confirmed: the txn_seq of the last transaction handed out, and a moment after
+  // which every later transaction commits. nullopt while something is unread or unconfirmed, or
+  // when the source cannot vouch for commit times. May write to the database (one small
+  // transaction): call it when idle, at most every few hundred milliseconds.
+  virtual Result<std::optional<CaptureHeartbeat>> Heartbeat() = 0;
 };
 
 }  // namespace ch

@@ -79,8 +79,14 @@ struct PgLogicalSource::Impl {
   std::deque<DecodedTransaction> ready;  // decoded, not yet handed out
   size_t ready_events = 0;
 
-  uint64_t confirmed = 0;   // recorded in ch_capture_progress
-  uint64_t delivered = 0;   // end LSN of the last transaction handed out
+  uint64_t confirmed = 0;  // recorded in ch_capture_progress
+  uint64_t delivered = 0;  // end LSN of the last transaction handed out
+  // Transactions numbered so far (ChangeEvent::txn_seq): confirmed ones (recorded beside
+  // `confirmed`) and handed-out ones; the end LSN and number of each handed-out transaction not
+  // yet confirmed, so that Confirm records the count that goes with a position.
+  int64_t confirmed_txns = 0;
+  int64_t delivered_txns = 0;
+  std::deque<std::pair<uint64_t, int64_t>> unconfirmed_ends;
   uint64_t received = 0;    // highest WAL position seen on the stream
   uint64_t feedback = 0;    // the flushed position reported to the server
   uint64_t slot_start = 0;  // the slot's confirmed position when this source opened
@@ -221,7 +227,14 @@ struct PgLogicalSource::Impl {
       ready_events -= t.events.size();
       delivered = t.end_lsn;
       batch.end_position = FormatLsn(t.end_lsn);
-      for (ChangeEvent& e : t.events) batch.events.push_back(std::move(e));
+      ++delivered_txns;
+      unconfirmed_ends.emplace_back(t.end_lsn, delivered_txns);
+      const int64_t changes = static_cast<int64_t>(t.events.size());
+      for (ChangeEvent& e : t.events) {
+        e.txn_seq = delivered_txns;
+        e.txn_changes = changes;
+        batch.events.push_back(std::move(e));
+      }
       ready.pop_front();
     }
     return batch;
@@ -279,9 +292,14 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
     return fail(FailedPreconditionError(fmt::format("table ch_capture_progress does not exist; {}",
                                                     SetupHint(options.slot, options.publication))));
   }
+  // Files of older builds lack the transaction count (numbering starts from the upgrade).
+  auto upgraded = sql.Exec(
+      "ALTER TABLE ch_capture_progress ADD COLUMN IF NOT EXISTS confirmed_txns bigint NOT NULL "
+      "DEFAULT 0");
+  if (!upgraded.ok()) return fail(upgraded.status());
   auto progress = sql.ExecParams(
-      "SELECT confirmed_lsn::text, confirmed_lsn > pg_current_wal_lsn() FROM ch_capture_progress "
-      "WHERE slot = $1",
+      "SELECT confirmed_lsn::text, confirmed_lsn > pg_current_wal_lsn(), confirmed_txns "
+      "FROM ch_capture_progress WHERE slot = $1",
       {options.slot});
   if (!progress.ok()) return fail(progress.status());
   if (progress->rows() == 1) {
@@ -295,8 +313,12 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
     auto lsn = ParseLsn(progress->Get(0, 0));
     if (!lsn.ok()) return fail(lsn.status());
     impl->confirmed = *lsn;
+    auto txns = progress->GetInt(0, 2);
+    if (!txns.ok()) return fail(txns.status());
+    impl->confirmed_txns = *txns;
   }
   impl->delivered = impl->confirmed;
+  impl->delivered_txns = impl->confirmed_txns;
   impl->slot_start = *slot_lsn;
   impl->feedback = std::max(impl->confirmed, *slot_lsn);
   impl->received = impl->feedback;
@@ -362,18 +384,29 @@ Status PgLogicalSource::Confirm(const std::string& position) {
   Impl& s = *impl_;
   ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(position));
   if (lsn <= s.confirmed) return Status::OK();
+  // The number of the last handed-out transaction at or before `lsn`.
+  int64_t txns = s.confirmed_txns;
+  size_t covered = 0;
+  while (covered < s.unconfirmed_ends.size() && s.unconfirmed_ends[covered].first <= lsn) {
+    txns = s.unconfirmed_ends[covered++].second;
+  }
   // Record first: if the process dies before the server hears of it, the resent transactions
   // are skipped on restart.
   auto r = s.SqlExec(
-      "INSERT INTO ch_capture_progress (slot, confirmed_lsn, updated_at) "
-      "VALUES ($1, $2::pg_lsn, now()) ON CONFLICT (slot) DO UPDATE SET "
+      "INSERT INTO ch_capture_progress (slot, confirmed_lsn, updated_at, confirmed_txns) "
+      "VALUES ($1, $2::pg_lsn, now(), $3) ON CONFLICT (slot) DO UPDATE SET "
+      "confirmed_txns = CASE WHEN EXCLUDED.confirmed_lsn > ch_capture_progress.confirmed_lsn "
+      "THEN EXCLUDED.confirmed_txns ELSE ch_capture_progress.confirmed_txns END, "
       "confirmed_lsn = GREATEST(ch_capture_progress.confirmed_lsn, EXCLUDED.confirmed_lsn), "
       "updated_at = now()",
-      {s.options.slot, FormatLsn(lsn)});
+      {s.options.slot, FormatLsn(lsn), std::to_string(txns)});
   if (!r.ok()) {
     return r.status().WithContext(
         fmt::format("cannot record the capture progress of slot '{}'", s.options.slot));
   }
+  s.unconfirmed_ends.erase(s.unconfirmed_ends.begin(),
+                           s.unconfirmed_ends.begin() + static_cast<std::ptrdiff_t>(covered));
+  s.confirmed_txns = txns;
   s.confirmed = lsn;
   s.feedback = std::max(s.feedback, lsn);
   // A failure to tell the server only ends the stream (the next Poll reports it and reconnects);
@@ -394,6 +427,10 @@ Result<int64_t> PgLogicalSource::Backlog() {
   }
   if (r.IsNull(0, 0)) return int64_t{0};
   return std::max<int64_t>(*r.GetInt(0, 0), 0);
+}
+
+Result<std::optional<CaptureHeartbeat>> PgLogicalSource::Heartbeat() {
+  return std::optional<CaptureHeartbeat>();
 }
 
 // ---- capture management ------------------------------------------------------------------------
@@ -459,8 +496,13 @@ Status PgLogicalSource::CreateCapture(const std::string& url, const std::string&
   RETURN_IF_ERROR(
       fail(conn->ExecParams("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", {slot})
                .status()));
-  // A new slot starts from now: progress recorded for an older slot of that name is void.
-  return fail(conn->ExecParams("DELETE FROM ch_capture_progress WHERE slot = $1", {slot}).status());
+  // A new slot starts from now: the position recorded for an older slot of that name is void.
+  // Its transaction count stays: numbering goes on, so a history store never sees a txn_seq
+  // twice (the transactions committed while capture was off are simply not numbered).
+  return fail(conn->ExecParams("UPDATE ch_capture_progress SET confirmed_lsn = '0/0' WHERE slot "
+                               "= $1",
+                               {slot})
+                  .status());
 }
 
 Status PgLogicalSource::DropCapture(const std::string& url, const std::string& slot,
@@ -501,8 +543,11 @@ Status PgLogicalSource::DropCapture(const std::string& url, const std::string& s
   auto has_progress = conn->Exec("SELECT to_regclass('ch_capture_progress') IS NOT NULL");
   if (!has_progress.ok()) return fail(has_progress.status());
   if (has_progress->Get(0, 0) == "t") {
-    RETURN_IF_ERROR(
-        fail(conn->ExecParams("DELETE FROM ch_capture_progress WHERE slot = $1", {slot}).status()));
+    // Keep the transaction count (see CreateCapture); the position dies with the slot.
+    RETURN_IF_ERROR(fail(conn->ExecParams("UPDATE ch_capture_progress SET confirmed_lsn = '0/0' "
+                                          "WHERE slot = $1",
+                                          {slot})
+                             .status()));
   }
   return Status::OK();
 }

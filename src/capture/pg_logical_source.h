@@ -115,6 +115,9 @@ class PgLogicalSource final : public ChangeSource {
   Status Confirm(const std::string& position) override;
   // Return the bytes of WAL after the slot's confirmed position (see the file comment).
   Result<int64_t> Backlog() override;
+  // Not yet: PostgreSQL commit times are not vouched for (nullopt); completeness then advances
+  // with each transaction's commit, not with idle time.
+  Result<std::optional<CaptureHeartbeat>> Heartbeat() override;
 
   // Create what log capture needs in the database at `url`, each part only when missing (so it is
   // safe to run again): the campaign schema with REPLICA IDENTITY FULL on campaigns, the

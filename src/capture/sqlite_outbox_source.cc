@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 
@@ -26,10 +27,12 @@ Result<std::unique_ptr<SqliteOutboxSource>> SqliteOutboxSource::Open(
   o.cache_kib = 8192;
   ASSIGN_OR_RETURN(auto db, SqliteDb::Open(options.path, o));
   RETURN_IF_ERROR(CheckOutbox(*db));
-  ASSIGN_OR_RETURN(int64_t confirmed, ReadConfirmedSeq(*db));
+  RETURN_IF_ERROR(UpgradeOutboxState(*db));
+  ASSIGN_OR_RETURN(OutboxPosition confirmed, ReadConfirmedPosition(*db));
   std::unique_ptr<SqliteOutboxSource> source(new SqliteOutboxSource(options, std::move(db)));
   // Resume after the confirmed position: what is before it is durable downstream.
-  source->last_polled_ = source->last_confirmed_ = confirmed;
+  source->last_polled_ = source->last_confirmed_ = confirmed.seq;
+  source->polled_txns_ = source->confirmed_txns_ = confirmed.txns;
   return source;
 }
 
@@ -53,7 +56,20 @@ Result<SourceBatch> SqliteOutboxSource::Poll(size_t max_events, Micros wait) {
       batch.events.reserve(rows.size());
       last_polled_ = rows.back().seq;
       batch.end_position = std::to_string(last_polled_);
-      for (CapturedChange& c : rows) batch.events.push_back(ChangeEventFromCapture(std::move(c)));
+      // Number the transactions (their rows are contiguous: writers are serialized) and say how
+      // many changes each made.
+      for (size_t begin = 0; begin < rows.size();) {
+        size_t end = begin + 1;
+        while (end < rows.size() && rows[end].transaction_id == rows[begin].transaction_id) ++end;
+        ++polled_txns_;
+        for (size_t k = begin; k < end; ++k) {
+          batch.events.push_back(ChangeEventFromCapture(std::move(rows[k])));
+          batch.events.back().txn_seq = polled_txns_;
+          batch.events.back().txn_changes = static_cast<int64_t>(end - begin);
+        }
+        begin = end;
+      }
+      unconfirmed_ends_.emplace_back(last_polled_, polled_txns_);
       return batch;
     }
     auto now = std::chrono::steady_clock::now();
@@ -72,9 +88,30 @@ Status SqliteOutboxSource::Confirm(const std::string& position) {
         fmt::format("position: '{}' is not an outbox sequence number", position));
   }
   if (seq <= last_confirmed_) return Status::OK();
-  RETURN_IF_ERROR(ConfirmOutboxThrough(*db_, seq));
+  // The transaction count that goes with `seq`: the end of a polled batch.
+  auto batch_end = std::find_if(unconfirmed_ends_.begin(), unconfirmed_ends_.end(),
+                                [seq](const auto& e) { return e.first == seq; });
+  if (batch_end == unconfirmed_ends_.end()) {
+    return InvalidArgumentError(fmt::format(
+        "position: {} is not the end of a batch this source handed out (last polled: {})", seq,
+        last_polled_));
+  }
+  const int64_t txns = batch_end->second;
+  RETURN_IF_ERROR(ConfirmOutboxThrough(*db_, OutboxPosition{seq, txns}));
+  unconfirmed_ends_.erase(unconfirmed_ends_.begin(), batch_end + 1);
   last_confirmed_ = seq;
+  confirmed_txns_ = txns;
   return Status::OK();
+}
+
+Result<std::optional<CaptureHeartbeat>> SqliteOutboxSource::Heartbeat() {
+  if (last_confirmed_ != last_polled_) return std::optional<CaptureHeartbeat>();
+  ASSIGN_OR_RETURN(
+      std::optional<Timestamp> at,
+      OutboxHeartbeat(*db_, last_polled_,
+                      (options_.clock ? *options_.clock : SystemClock::Default()).Now()));
+  if (!at) return std::optional<CaptureHeartbeat>();
+  return std::optional<CaptureHeartbeat>(CaptureHeartbeat{.seq = polled_txns_, .at = *at});
 }
 
 Result<int64_t> SqliteOutboxSource::Backlog() { return CountUnconfirmed(*db_); }

@@ -4,11 +4,12 @@
 //
 // Delivery: at least once, as ChangeSource says. Poll returns the events after the last polled
 // outbox seq, whole transactions only; each event's row is the full Campaign image and its
-// source_position the seq as text. Confirm(position) records the position in the database and
-// deletes the outbox rows with seq <= position (the newest row of the outbox is kept, so that seq
-// is never reused), so after a restart Poll starts again after the last confirmed position
-// (unconfirmed events are delivered again). One source per database: two relays on one outbox
-// would each deliver and confirm the other's rows.
+// source_position the seq as text; txn_seq counts on from the transactions confirmed before
+// (kept beside the confirmed seq in outbox_state). Confirm(position) records the position in the
+// database and deletes the outbox rows with seq <= position (the newest row of the outbox is kept,
+// so that seq is never reused), so after a restart Poll starts again after the last confirmed
+// position (unconfirmed events are delivered again). One source per database: two relays on one
+// outbox would each deliver and confirm the other's rows.
 //
 // Latency: Poll checks the outbox every `poll_interval` while it waits; an in-process committer
 // can cut that short by calling Wake() after each commit (or by registering commit_observer()
@@ -21,9 +22,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "campaign/campaign_service.h"
 #include "capture/change_source.h"
@@ -42,6 +45,9 @@ struct SqliteOutboxSourceOptions {
   Micros poll_interval = std::chrono::milliseconds(5);
   // How long a statement waits for the database lock (Confirm deletes rows). Default: 10000 ms.
   int busy_timeout_ms = 10000;
+  // The clock of the writers (their commit stamps), for heartbeats. Not owned; must outlive the
+  // source. Default: nullptr, meaning SystemClock::Default().
+  Clock* clock = nullptr;
 };
 
 class SqliteOutboxSource final : public ChangeSource {
@@ -59,6 +65,9 @@ class SqliteOutboxSource final : public ChangeSource {
   Status Confirm(const std::string& position) override;
   // Return the number of outbox rows not yet confirmed.
   Result<int64_t> Backlog() override;
+  // See ChangeSource: under the database's write lock, when nothing is unread, raises the commit
+  // time floor of later transactions to now (OutboxHeartbeat in campaign/sqlite_outbox.h).
+  Result<std::optional<CaptureHeartbeat>> Heartbeat() override;
 
   // Make a waiting (or the next) Poll look at the outbox now. Safe from any thread.
   void Wake();
@@ -81,8 +90,14 @@ class SqliteOutboxSource final : public ChangeSource {
 
   const SqliteOutboxSourceOptions options_;
   std::unique_ptr<SqliteDb> db_;  // used by the consumer thread only
-  int64_t last_polled_ = 0;       // consumer thread only
-  int64_t last_confirmed_ = 0;    // consumer thread only
+  // Consumer thread only: the outbox seq and the transaction count (txn_seq) of the last row
+  // polled and of the last one confirmed; and the end of each polled batch not yet confirmed,
+  // with its transaction count, so that Confirm records the count that goes with a position.
+  int64_t last_polled_ = 0;
+  int64_t polled_txns_ = 0;
+  int64_t last_confirmed_ = 0;
+  int64_t confirmed_txns_ = 0;
+  std::deque<std::pair<int64_t, int64_t>> unconfirmed_ends_;
 
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;

@@ -1,5 +1,7 @@
 #include "capture/sqlite_outbox_source.h"
 
+#include <fmt/format.h>
+
 #include <thread>
 
 #include "campaign/campaign_service.h"
@@ -50,6 +52,7 @@ class SqliteOutboxSourceTest : public ::testing::Test {
     SqliteOutboxSourceOptions o;
     o.path = path_;
     o.poll_interval = poll;
+    o.clock = &clock_;
     auto r = SqliteOutboxSource::Open(o);
     EXPECT_OK(r);
     return r.ok() ? std::move(r).value() : nullptr;
@@ -115,6 +118,71 @@ TEST_F(SqliteOutboxSourceTest, ConfirmDeletesAndRestartResumesAfterIt) {
   ASSERT_OK(service_->Delete(1, As("user:2")));
   ASSERT_OK_AND_ASSIGN(auto next, fresh->Poll(100, Micros(0)));
   EXPECT_THAT(Render(next), ElementsAre("7 tx4 deleted c1@v4"));
+}
+
+// "txn_seq/txn_changes" of every event.
+std::vector<std::string> Numbers(const SourceBatch& b) {
+  std::vector<std::string> out;
+  for (const auto& e : b.events) out.push_back(fmt::format("{}/{}", e.txn_seq, e.txn_changes));
+  return out;
+}
+
+TEST_F(SqliteOutboxSourceTest, TransactionsAreNumberedDenselyAcrossRestarts) {
+  // Creates 1, 2 and 3: transactions of 1, 2 and 3 changes (each create shifts the others).
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  {
+    auto source = OpenSource();
+    ASSERT_OK_AND_ASSIGN(auto a, source->Poll(1, Micros(0)));
+    EXPECT_THAT(Numbers(a), ElementsAre("1/1"));
+    ASSERT_OK_AND_ASSIGN(auto b, source->Poll(1, Micros(0)));
+    EXPECT_THAT(Numbers(b), ElementsAre("2/2", "2/2"));
+    // Only the end of a batch this source handed out can be confirmed: its transaction count is
+    // what is recorded with it.
+    EXPECT_THAT(source->Confirm("2"), StatusIsWith(StatusCode::kInvalidArgument, "not the end"));
+    ASSERT_OK(source->Confirm(a.end_position));
+  }
+  {
+    // b was never confirmed: it comes again with the same numbers.
+    auto source = OpenSource();
+    ASSERT_OK_AND_ASSIGN(auto again, source->Poll(100, Micros(0)));
+    EXPECT_THAT(Numbers(again), ElementsAre("2/2", "2/2", "3/3", "3/3", "3/3"));
+    ASSERT_OK(source->Confirm(again.end_position));
+  }
+  ASSERT_OK(service_->Delete(1, As("user:2")));
+  auto source = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto next, source->Poll(100, Micros(0)));
+  ASSERT_FALSE(next.events.empty());
+  for (const std::string& n : Numbers(next)) {
+    EXPECT_EQ(n, fmt::format("4/{}", next.events.size()));
+  }
+}
+
+TEST_F(SqliteOutboxSourceTest, HeartbeatsOnlyOnceEverythingIsReadAndConfirmed) {
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  auto source = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto none, source->Heartbeat());
+  EXPECT_FALSE(none.has_value()) << "a row is unread";
+  ASSERT_OK_AND_ASSIGN(auto a, source->Poll(100, Micros(0)));
+  ASSERT_OK_AND_ASSIGN(none, source->Heartbeat());
+  EXPECT_FALSE(none.has_value()) << "a row is not confirmed";
+  ASSERT_OK(source->Confirm(a.end_position));
+  clock_.Advance(std::chrono::seconds(5));
+  ASSERT_OK_AND_ASSIGN(auto h, source->Heartbeat());
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(h->seq, 1);
+  EXPECT_EQ(h->at, clock_.Now());
+  // Every later transaction commits after the heartbeat, even if the writer's clock is behind.
+  clock_.Advance(-std::chrono::seconds(3));
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto b, source->Poll(100, Micros(0)));
+  ASSERT_FALSE(b.events.empty());
+  EXPECT_GT(b.events.front().event_time, h->at);
+  EXPECT_EQ(b.events.front().txn_seq, 2);
+  // A commit the relay has not read yet means no heartbeat.
+  ASSERT_OK(source->Confirm(b.end_position));
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(none, source->Heartbeat());
+  EXPECT_FALSE(none.has_value());
 }
 
 TEST_F(SqliteOutboxSourceTest, PollWaitsAndWakeCutsTheWaitShort) {

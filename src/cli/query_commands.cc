@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <thread>
 
 #include "capture/pg_logical_source.h"
 #include "cli/cli.h"
@@ -56,6 +57,52 @@ void Print(const std::string& text) {
   std::cout.flush();
 }
 
+// Tell the reader on stderr how complete the answer is: when it is for an earlier moment than
+// asked (the history is complete only through then), or when completeness cannot be known
+// (notify capture). Silent when the answer is exact.
+void NoteCompleteness(const AsOfResult& r) {
+  const Completeness& c = r.completeness;
+  if (r.clamped()) {
+    std::cerr << fmt::format(
+        "note: the history is complete through {}; this is customer {} as of then, not {} (later "
+        "transactions are still arriving: {} partly stored, {} waiting for an earlier one); "
+        "--wait waits for them\n",
+        FormatTimestamp(*c.complete_through), r.customer_id, FormatTimestamp(r.at),
+        c.partial_transactions, c.waiting_transactions);
+    return;
+  }
+  if (c.complete_through) return;
+  for (const HistoryRecord& rec : r.campaigns) {
+    if (rec.capture == CaptureMode::kNotify) {
+      std::cerr << "note: notify capture records what it finds when it reads a campaign: versions "
+                   "may be missing (missed_versions) and how complete the history is cannot be "
+                   "known\n";
+      return;
+    }
+  }
+}
+
+// Wait until the history is complete through `at` (moving the embedded outbox into it on the
+// way). Fails with DeadlineExceeded saying how far it got.
+Status WaitUntilComplete(Runtime& runtime, HistoryStore& history, Timestamp at, Micros timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    ASSIGN_OR_RETURN(Completeness c, history.GetCompleteness());
+    if (c.complete_through && *c.complete_through >= at) return Status::OK();
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return DeadlineExceededError(fmt::format(
+          "--wait: after {} s the history is complete only through {} (asked for {}; {} "
+          "transactions partly stored, {} waiting for an earlier one, {} records held back). Is a "
+          "publisher running, and is capture 'log'?",
+          std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
+          c.complete_through ? FormatTimestamp(*c.complete_through) : std::string("nothing yet"),
+          FormatTimestamp(at), c.partial_transactions, c.waiting_transactions, c.held_records));
+    }
+    if (Result<PublishStats> moved = runtime.CatchUp(); !moved.ok()) return moved.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 Status CheckId(std::string_view flag, int64_t id) {
   if (id <= 0)
     return InvalidArgumentError(fmt::format("{}: must be a positive id (got {})", flag, id));
@@ -73,6 +120,7 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
     int64_t limit = kDefaultTimelineLimit;
     bool json = false;
     size_t width = 60;
+    std::optional<double> wait_s;
   };
   auto args = std::make_shared<Args>();
   auto common = [args](CLI::App* cmd) {
@@ -92,6 +140,13 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
   as_of->add_option("--customer", args->customer, "Customer id")->required();
   as_of->add_option("--at", args->at, "The moment (RFC 3339, e.g. 2026-11-03T14:05:00Z, or now)")
       ->required();
+  as_of
+      ->add_option("--wait", args->wait_s,
+                   "Wait up to this many seconds until the history is complete through --at "
+                   "(else the answer is for the moment it is complete through, said on stderr)")
+      ->expected(0, 1)
+      ->default_str("60")
+      ->check(CLI::Range(0.0, 86400.0));
   common(as_of);
   as_of->callback([&ctx, args, render_options] {
     ctx.action = [&ctx, args, render_options]() -> Status {
@@ -99,8 +154,14 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(Timestamp at, ParseTimeFlag("--at", args->at, runtime->clock()));
       ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      if (args->wait_s) {
+        RETURN_IF_ERROR(WaitUntilComplete(
+            *runtime, *history, at,
+            std::chrono::duration_cast<Micros>(std::chrono::duration<double>(*args->wait_s))));
+      }
       QueryEngine engine(*history);
       ASSIGN_OR_RETURN(AsOfResult r, engine.AsOf(args->customer, at));
+      NoteCompleteness(r);
       Print(args->json ? RenderAsOfJson(r) : RenderAsOfTable(r, render_options()));
       return Status::OK();
     };
@@ -207,6 +268,7 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
       ASSIGN_OR_RETURN(HistoryStats stats, history->Stats());
+      ASSIGN_OR_RETURN(Completeness done, history->GetCompleteness());
       int64_t backlog = 0;
       if (runtime->config().capture == CaptureSetting::kLog) {
         Result<int64_t> b = runtime->Backlog();
@@ -232,12 +294,15 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
               R"(,"capture_slot":{{"slot":"{}","exists":{},"active":{},"unconfirmed_wal_bytes":{}}})",
               *slot, lag->exists, lag->active, lag->unconfirmed_wal_bytes);
         }
+        auto json_time = [&](const std::optional<Timestamp>& t) {
+          return t ? "\"" + time(t) + "\"" : std::string("null");
+        };
         Print(fmt::format(
-            R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{}{}}})",
-            stats.records, stats.campaigns, stats.customers,
-            stats.first_event ? "\"" + time(stats.first_event) + "\"" : "null",
-            stats.last_event ? "\"" + time(stats.last_event) + "\"" : "null", stats.bytes, backlog,
-            slot_json));
+            R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{},"complete_through":{},"completeness":{{"through_txn_seq":{},"partial_transactions":{},"waiting_transactions":{},"held_records":{},"conflicts":{}}}{}}})",
+            stats.records, stats.campaigns, stats.customers, json_time(stats.first_event),
+            json_time(stats.last_event), stats.bytes, backlog, json_time(done.complete_through),
+            done.through_seq, done.partial_transactions, done.waiting_transactions,
+            done.held_records, done.conflicts, slot_json));
       } else {
         std::string slot_text;
         if (lag && !lag->exists) {
@@ -248,13 +313,30 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
                                   *slot, lag->active ? "read by a relay" : "not read by any relay",
                                   lag->unconfirmed_wal_bytes / 1048576.0);
         }
+        std::string complete =
+            done.complete_through ? fmt::format("{} (every transaction up to #{})",
+                                                time(done.complete_through), done.through_seq)
+                                  : std::string("unknown (no log-captured transaction stored yet)");
+        if (done.partial_transactions + done.waiting_transactions > 0) {
+          complete += fmt::format(
+              "; after it: {} transactions partly stored ({} records held back), {} complete but "
+              "waiting for an earlier one",
+              done.partial_transactions, done.held_records, done.waiting_transactions);
+        }
+        std::string conflicts;
+        if (done.conflicts > 0) {
+          conflicts = fmt::format(
+              "\nconflicts: {} versions received again with other content (a version number "
+              "was reused: docs/operations.md, \"Conflicting versions\")",
+              done.conflicts);
+        }
         Print(fmt::format(
             "history:   {}\nrecords:   {}\ncampaigns: {}\ncustomers: {}\nfirst:     {}\n"
-            "last:      {}\nsize:      {:.1f} MiB\nbacklog:   {} captured changes not yet in the "
-            "history{}",
+            "last:      {}\ncomplete:  {}\nsize:      {:.1f} MiB\nbacklog:   {} captured changes "
+            "not yet in the history{}{}",
             runtime->config().HistoryUrl(), stats.records, stats.campaigns, stats.customers,
-            time(stats.first_event), time(stats.last_event), stats.bytes / 1048576.0, backlog,
-            slot_text));
+            time(stats.first_event), time(stats.last_event), complete, stats.bytes / 1048576.0,
+            backlog, slot_text, conflicts));
       }
       return Status::OK();
     };

@@ -70,6 +70,11 @@ Result<Timestamp> GetTime(const Json& j, const char* field, bool required) {
 
 }  // namespace
 
+bool SameVersionContent(const HistoryRecord& a, const HistoryRecord& b) {
+  return a.snapshot == b.snapshot && a.event_time == b.event_time && a.event_type == b.event_type &&
+         a.actor == b.actor;
+}
+
 std::string DebugString(const HistoryRecord& r) {
   std::string s = fmt::format("c{}@v{} {} p{} by {}", r.campaign_id, r.version,
                               OpName(r.event_type), r.priority, r.actor);
@@ -97,12 +102,16 @@ std::string HistoryRecordToJson(const HistoryRecord& r) {
   } else {
     j["ingested_at"] = FormatTimestamp(r.ingested_at);
   }
+  j["txn_seq"] = r.txn_seq;
+  j["txn_changes"] = r.txn_changes;
   j["schema_version"] = kHistoryRecordSchemaVersion;
   // Strings are validated UTF-8 upstream; `replace` keeps a bad byte from throwing here.
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text) {
+namespace {
+
+Result<Json> ParseObject(std::string_view json_text) {
   Json j;
   try {
     j = Json::parse(json_text);
@@ -110,6 +119,10 @@ Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text) {
     return InvalidArgumentError(fmt::format("history record: not valid JSON: {}", e.what()));
   }
   if (!j.is_object()) return InvalidArgumentError("history record: not a JSON object");
+  return j;
+}
+
+Result<HistoryRecord> RecordFromParsed(const Json& j) {
   ASSIGN_OR_RETURN(int64_t schema, GetInt(j, "schema_version"));
   if (schema < 1 || schema > kHistoryRecordSchemaVersion) {
     return Bad("schema_version", fmt::format("is {}; this reader understands 1..{}", schema,
@@ -164,7 +177,45 @@ Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text) {
   auto prio = parsed.find("priority");
   if (prio != parsed.end() && prio->is_number_integer()) r.priority = prio->get<int64_t>();
   ASSIGN_OR_RETURN(r.ingested_at, GetTime(j, "ingested_at", false));
+  for (auto [field, out] : {std::pair{"txn_seq", &r.txn_seq}, {"txn_changes", &r.txn_changes}}) {
+    if (!j.contains(field) || j[field].is_null()) continue;
+    ASSIGN_OR_RETURN(*out, GetInt(j, field));
+    if (*out < 0) return Bad(field, "must be >= 0");
+  }
   return r;
+}
+
+Result<CaptureHeartbeat> HeartbeatFromParsed(const Json& j) {
+  const Json& h = j["heartbeat"];
+  if (!h.is_object()) return Bad("heartbeat", "must be an object");
+  CaptureHeartbeat out;
+  ASSIGN_OR_RETURN(out.seq, GetInt(h, "txn_seq"));
+  if (out.seq < 0) return Bad("heartbeat.txn_seq", "must be >= 0");
+  ASSIGN_OR_RETURN(out.at, GetTime(h, "at", true));
+  return out;
+}
+
+}  // namespace
+
+Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text) {
+  ASSIGN_OR_RETURN(Json j, ParseObject(json_text));
+  return RecordFromParsed(j);
+}
+
+std::string CaptureHeartbeatToJson(const CaptureHeartbeat& h) {
+  return fmt::format(R"({{"heartbeat":{{"txn_seq":{},"at":"{}"}},"schema_version":{}}})", h.seq,
+                     FormatTimestamp(h.at), kHistoryRecordSchemaVersion);
+}
+
+Result<HistoryMessage> DecodeHistoryMessage(std::string_view json_text) {
+  ASSIGN_OR_RETURN(Json j, ParseObject(json_text));
+  HistoryMessage m;
+  if (j.contains("heartbeat")) {
+    ASSIGN_OR_RETURN(m.heartbeat, HeartbeatFromParsed(j));
+  } else {
+    ASSIGN_OR_RETURN(m.record, RecordFromParsed(j));
+  }
+  return m;
 }
 
 }  // namespace ch

@@ -16,7 +16,8 @@
 namespace ch {
 
 // Bump when a field is added; readers accept every version up to the current one.
-inline constexpr int kHistoryRecordSchemaVersion = 1;
+// 2: txn_seq and txn_changes.
+inline constexpr int kHistoryRecordSchemaVersion = 2;
 
 struct HistoryRecord {
   int64_t customer_id = 0;
@@ -40,9 +41,22 @@ struct HistoryRecord {
   int64_t priority = 0;
   // When the history store got it (set by the store on Append).
   Timestamp ingested_at{};
+  // Log capture: the transaction's number in the capture stream of its campaign database (1, 2,
+  // 3, ... dense over every captured transaction, in commit order) and how many changes it made.
+  // A store uses them to know when a transaction is complete (HistoryStore, "Completeness").
+  // 0 = unknown: notify capture, records written before schema_version 2, and -- for
+  // txn_changes -- records of a transaction that did not state its size on this record.
+  int64_t txn_seq = 0;
+  int64_t txn_changes = 0;
 
   bool operator==(const HistoryRecord&) const = default;
 };
+
+// Return true when `a` and `b` describe the same version the same way: the same snapshot,
+// event_time, event_type and actor (what a redelivery repeats; ingested_at and the capture
+// bookkeeping may differ). Two records of one (campaign_id, version) that are not the same are a
+// conflict: the version number was reused (HistoryStore, "Delivery semantics").
+bool SameVersionContent(const HistoryRecord& a, const HistoryRecord& b);
 
 // Return a compact rendering for tests and logs: "c7@v3 updated p1 by user:1 tx 12".
 std::string DebugString(const HistoryRecord& r);
@@ -53,5 +67,19 @@ std::string HistoryRecordToJson(const HistoryRecord& r);
 // Parse a row written by HistoryRecordToJson (any schema_version <= current). Fails with
 // InvalidArgument naming the field.
 Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text);
+
+// The history topic carries records and, between them, capture heartbeats (campaign/change.h)
+// so that a sink's store knows how complete it is while nothing changes:
+//   {"heartbeat":{"txn_seq":N,"at":"<RFC 3339>"},"schema_version":2}
+// published with the attribute "heartbeat" = "1" (a BigQuery subscription filters them out with
+// `NOT attributes:heartbeat`).
+std::string CaptureHeartbeatToJson(const CaptureHeartbeat& h);
+// One message of the history topic: a record or a heartbeat.
+struct HistoryMessage {
+  std::optional<HistoryRecord> record;
+  std::optional<CaptureHeartbeat> heartbeat;
+};
+// Parse a history-topic message. Fails with InvalidArgument naming the field.
+Result<HistoryMessage> DecodeHistoryMessage(std::string_view json_text);
 
 }  // namespace ch

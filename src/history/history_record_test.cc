@@ -24,6 +24,8 @@ HistoryRecord Sample() {
   r.snapshot = R"({"id":42,"priority":2,"name":"caf\u00e9 \"quoted\" \\ 🎉","content":{}})";
   r.priority = 2;
   r.ingested_at = *ParseTimestamp("2026-11-03T14:05:01Z");
+  r.txn_seq = 4711;
+  r.txn_changes = 2;
   return r;
 }
 
@@ -44,15 +46,33 @@ TEST(HistoryRecordTest, JsonRowRoundTrips) {
   EXPECT_EQ(back.snapshot, r.snapshot);  // byte for byte
 }
 
+TEST(HistoryRecordTest, HeartbeatRowsAreNotRecords) {
+  CaptureHeartbeat h{.seq = 12, .at = *ParseTimestamp("2026-11-03T14:05:00Z")};
+  std::string row = CaptureHeartbeatToJson(h);
+  EXPECT_EQ(
+      row, R"({"heartbeat":{"txn_seq":12,"at":"2026-11-03T14:05:00.000000Z"},"schema_version":2})");
+  ASSERT_OK_AND_ASSIGN(HistoryMessage m, DecodeHistoryMessage(row));
+  EXPECT_FALSE(m.record.has_value());
+  ASSERT_TRUE(m.heartbeat.has_value());
+  EXPECT_EQ(*m.heartbeat, h);
+  ASSERT_OK_AND_ASSIGN(m, DecodeHistoryMessage(HistoryRecordToJson(Sample())));
+  ASSERT_TRUE(m.record.has_value());
+  EXPECT_EQ(*m.record, Sample());
+  EXPECT_THAT(DecodeHistoryMessage(R"({"heartbeat":{"txn_seq":-1,"at":"2026-11-03T14:05:00Z"}})"),
+              StatusIsWith(StatusCode::kInvalidArgument, "heartbeat.txn_seq"));
+  EXPECT_THAT(DecodeHistoryMessage(R"({"heartbeat":3})"),
+              StatusIsWith(StatusCode::kInvalidArgument, "heartbeat"));
+}
+
 TEST(HistoryRecordTest, JsonRowHasTheBigQueryColumnsInOrder) {
   std::string row = HistoryRecordToJson(Sample());
   auto j = nlohmann::ordered_json::parse(row);
   std::vector<std::string> keys;
   for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
-  EXPECT_THAT(
-      keys, ::testing::ElementsAre("customer_id", "campaign_id", "version", "event_time",
-                                   "event_type", "actor", "transaction_id", "capture",
-                                   "missed_versions", "snapshot", "ingested_at", "schema_version"));
+  EXPECT_THAT(keys, ::testing::ElementsAre("customer_id", "campaign_id", "version", "event_time",
+                                           "event_type", "actor", "transaction_id", "capture",
+                                           "missed_versions", "snapshot", "ingested_at", "txn_seq",
+                                           "txn_changes", "schema_version"));
   EXPECT_EQ(j["event_time"], "2026-11-03T14:05:00.123456Z");
   EXPECT_TRUE(j["snapshot"].is_string());
   EXPECT_EQ(j["schema_version"], kHistoryRecordSchemaVersion);
@@ -90,8 +110,10 @@ TEST(HistoryRecordTest, RejectsBadRowsNamingTheField) {
   };
   EXPECT_THAT(HistoryRecordFromJson("not json"), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(HistoryRecordFromJson("[1]"), StatusIs(StatusCode::kInvalidArgument));
-  EXPECT_THAT(with("schema_version", 2),
+  EXPECT_THAT(with("schema_version", 3),
               StatusIsWith(StatusCode::kInvalidArgument, "schema_version"));
+  EXPECT_THAT(with("txn_seq", -4), StatusIsWith(StatusCode::kInvalidArgument, "txn_seq"));
+  EXPECT_THAT(with("txn_changes", "x"), StatusIsWith(StatusCode::kInvalidArgument, "txn_changes"));
   EXPECT_THAT(with("schema_version", nlohmann::json(nlohmann::json::value_t::discarded)),
               StatusIsWith(StatusCode::kInvalidArgument, "schema_version"));
   EXPECT_THAT(with("event_type", "renamed"),

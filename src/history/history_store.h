@@ -5,8 +5,18 @@
 //
 // Delivery semantics: writers deliver at least once. Append is idempotent on
 // (campaign_id, version): a record whose key is already stored is skipped and the stored one is
-// kept. Append is atomic (all new records of a call become visible together) and durable when it
-// returns OK, so a caller may acknowledge upstream afterwards.
+// kept; when the new one differs in content (snapshot, event_time, event_type or actor), that is
+// not a redelivery but a reused version number: the store keeps the first, records the other as
+// a conflict (Completeness::conflicts, ConflictsForTesting) and goes on. Append is atomic and
+// durable when it returns OK, so a caller may acknowledge upstream afterwards.
+//
+// Completeness (history/completeness.h): records of log capture carry their transaction's
+// number and size. A store holds back the records of a transaction until all of them have
+// arrived (durably, invisible to every read below), then shows them together: no read ever
+// sees part of a transaction. It keeps a watermark -- the commit time through which every
+// transaction is stored (GetCompleteness().complete_through) -- so callers can tell an exact
+// as-of (at or before it) from one near the frontier, where a later transaction of the
+// customer may be stored while an earlier one is still on its way.
 //
 // Time semantics (the same on every store):
 //   as-of(customer, T): for each campaign of the customer, the record with the greatest
@@ -25,6 +35,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "history/completeness.h"
 #include "history/history_record.h"
 
 namespace ch {
@@ -44,6 +55,10 @@ struct HistoryStats {
   std::optional<Timestamp> last_event;
   // Bytes on disk (0 when not applicable).
   int64_t bytes = 0;
+  // Records held back because their transaction is not complete yet (not in `records`).
+  int64_t held_records = 0;
+  // Conflicting versions kept as evidence (see the file comment).
+  int64_t conflicts = 0;
 };
 
 class HistoryStore {
@@ -53,11 +68,19 @@ class HistoryStore {
   HistoryStore& operator=(const HistoryStore&) = delete;
   virtual ~HistoryStore() = default;
 
-  // Store `records` durably and atomically, stamping ingested_at; skip keys already stored.
-  // Return how many were newly stored. Fails without storing anything (InvalidArgument for a
-  // record with a non-positive id/version or an empty snapshot; Unavailable when the backend is
-  // unreachable).
+  // Store `records` durably and atomically, stamping ingested_at; skip keys already stored;
+  // hold back records of incomplete transactions (see the file comment). Return how many were
+  // newly stored (held back ones included, released ones not counted again). Fails without
+  // storing anything (InvalidArgument for a record with a non-positive id/version, an empty
+  // snapshot or bad transaction fields; Unavailable when the backend is unreachable).
   virtual Result<int64_t> Append(std::span<const HistoryRecord> records) = 0;
+
+  // Record a capture heartbeat (history/completeness.h): every transaction after h.seq commits
+  // after h.at. Durable when it returns OK. Fails as Append does.
+  virtual Status RecordHeartbeat(const CaptureHeartbeat& h) = 0;
+
+  // Return what the store knows about its completeness (history/completeness.h).
+  virtual Result<Completeness> GetCompleteness() = 0;
 
   // Return the as-of answer (see the file comment).
   virtual Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) = 0;

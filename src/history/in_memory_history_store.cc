@@ -15,7 +15,7 @@ std::string HistoryRecordProblem(const HistoryRecord& r) {
   if (r.missed_versions < 0) {
     return fmt::format("missed_versions must not be negative, got {}", r.missed_versions);
   }
-  return {};
+  return TxnFieldsProblem(r);
 }
 
 void SortByPriority(std::vector<HistoryRecord>& records) {
@@ -59,20 +59,45 @@ Result<int64_t> InMemoryHistoryStore::Append(std::span<const HistoryRecord> reco
     }
   }
   const Timestamp now = clock_.Now();
-  int64_t stored = 0;
-  for (const HistoryRecord& r : records) {
-    auto& versions = campaigns_[r.campaign_id];
-    if (versions.count(r.version) != 0) continue;  // at-least-once delivery: the stored one wins
-    HistoryRecord copy = r;
-    copy.ingested_at = now;
-    versions.emplace(r.version, std::move(copy));
-    if (owner_.emplace(r.campaign_id, r.customer_id).second) {
-      auto& list = customer_campaigns_[r.customer_id];
-      list.insert(std::upper_bound(list.begin(), list.end(), r.campaign_id), r.campaign_id);
-    }
-    ++stored;
-  }
+  ASSIGN_OR_RETURN(GateResult gate, GateRecords(records, ledger_));
+  int64_t stored = gate.held;
+  for (const HistoryRecord* r : gate.visible) stored += StoreLocked(*r, now) ? 1 : 0;
+  for (const HistoryRecord& r : gate.released) StoreLocked(r, now);
   return stored;
+}
+
+bool InMemoryHistoryStore::StoreLocked(const HistoryRecord& r, Timestamp now) {
+  auto& versions = campaigns_[r.campaign_id];
+  if (auto it = versions.find(r.version); it != versions.end()) {
+    // At-least-once delivery: the stored one wins. A different content is a reused version.
+    if (!SameVersionContent(it->second, r)) conflicts_.emplace_back(it->second, r);
+    return false;
+  }
+  HistoryRecord copy = r;
+  copy.ingested_at = now;
+  versions.emplace(r.version, std::move(copy));
+  if (owner_.emplace(r.campaign_id, r.customer_id).second) {
+    auto& list = customer_campaigns_[r.customer_id];
+    list.insert(std::upper_bound(list.begin(), list.end(), r.campaign_id), r.campaign_id);
+  }
+  return true;
+}
+
+Status InMemoryHistoryStore::RecordHeartbeat(const CaptureHeartbeat& h) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return GateHeartbeat(h, ledger_);
+}
+
+Result<Completeness> InMemoryHistoryStore::GetCompleteness() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Completeness c = ledger_.Summary();
+  c.conflicts = static_cast<int64_t>(conflicts_.size());
+  return c;
+}
+
+std::vector<std::pair<HistoryRecord, HistoryRecord>> InMemoryHistoryStore::Conflicts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return conflicts_;
 }
 
 const HistoryRecord* InMemoryHistoryStore::LatestAtLocked(int64_t campaign_id, Timestamp at) const {
@@ -182,6 +207,8 @@ Result<HistoryStats> InMemoryHistoryStore::Stats() {
       if (!s.last_event || r.event_time > *s.last_event) s.last_event = r.event_time;
     }
   }
+  s.held_records = ledger_.Summary().held_records;
+  s.conflicts = static_cast<int64_t>(conflicts_.size());
   return s;
 }
 

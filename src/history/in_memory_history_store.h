@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -37,6 +38,8 @@ class InMemoryHistoryStore final : public HistoryStore {
   explicit InMemoryHistoryStore(const InMemoryHistoryOptions& options = {});
 
   Result<int64_t> Append(std::span<const HistoryRecord> records) override;
+  Status RecordHeartbeat(const CaptureHeartbeat& h) override;
+  Result<Completeness> GetCompleteness() override;
   Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) override;
   Result<std::vector<HistoryRecord>> CampaignLog(int64_t campaign_id,
                                                  const TimeRange& range) override;
@@ -54,7 +57,15 @@ class InMemoryHistoryStore final : public HistoryStore {
   // dump for tests and golden files.
   std::vector<HistoryRecord> AllRecords() const;
 
+  // Return the conflicting records kept as evidence: (the stored record, the one received), in
+  // order of arrival.
+  std::vector<std::pair<HistoryRecord, HistoryRecord>> Conflicts() const;
+
  private:
+  // Store `r` visibly unless its key is stored (a redelivery, or a conflict kept as evidence).
+  // Return true when stored. REQUIRES: mu_ held; `r` validated.
+  bool StoreLocked(const HistoryRecord& r, Timestamp now);
+
   // Return the campaign's record with the greatest (event_time, version) <= at, or nullptr.
   // REQUIRES: mu_ held.
   const HistoryRecord* LatestAtLocked(int64_t campaign_id, Timestamp at) const;
@@ -67,6 +78,9 @@ class InMemoryHistoryStore final : public HistoryStore {
   std::map<int64_t, int64_t> owner_;
   // customer_id -> its campaign ids, ascending.
   std::map<int64_t, std::vector<int64_t>> customer_campaigns_;
+  // Held-back records and the watermark (history/completeness.h).
+  InMemoryCompletenessLedger ledger_;
+  std::vector<std::pair<HistoryRecord, HistoryRecord>> conflicts_;
 };
 
 // Return "" when `r` may be stored, else what is wrong with it ("campaign_id must be positive").

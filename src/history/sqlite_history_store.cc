@@ -7,6 +7,7 @@
 #include <deque>
 #include <limits>
 #include <list>
+#include <map>
 #include <unordered_map>
 
 #include "common/sqlite.h"
@@ -20,18 +21,23 @@ namespace {
 constexpr char kFormatName[] = "campaign-history/sqlite-history";
 // Layout version of this file (meta.schema_version); bump with a migration. DO NOT CHANGE the
 // meaning of a released value.
-constexpr int64_t kSqliteSchemaVersion = 1;
+//   1: the history, recent, campaigns, bodies, actors and batches tables.
+//   2: rows may carry the transaction fields (kKindTxnFields); tables held, txn_progress,
+//      heartbeats and conflicts; meta watermark_seq / watermark_us. A version 1 file is
+//      upgraded in place when opened for writing (its rows stay valid as they are).
+constexpr int64_t kSqliteSchemaVersion = 2;
 // Event times are stored as microseconds after this instant (2025-01-01T00:00:00Z) so that they
 // fit SQLite's 6-byte integer for +-4.4 years around it; other times take 8 bytes and still work.
 // Written to meta.time_epoch_us on creation and read back from there. DO NOT CHANGE.
 constexpr int64_t kDefaultEpochUs = int64_t{1735689600} * 1000000;
 
-// Row kind = event_type | capture << 2. DO NOT CHANGE (stored).
+// Row kind = event_type | capture << 2 | has-transaction-fields << 3. DO NOT CHANGE (stored).
 //   event_type: 0 created, 1 updated, 2 deleted;  capture: 0 log, 1 notify.
 constexpr uint64_t kKindDeleted = 2;
+constexpr uint64_t kKindTxnFields = 8;
 uint64_t EncodeKind(const HistoryRecord& r) {
   uint64_t op = r.event_type == ChangeOp::kCreated ? 0 : r.event_type == ChangeOp::kUpdated ? 1 : 2;
-  return op | (r.capture == CaptureMode::kNotify ? 4 : 0);
+  return op | (r.capture == CaptureMode::kNotify ? 4 : 0) | (r.txn_seq != 0 ? kKindTxnFields : 0);
 }
 void DecodeKind(uint64_t kind, HistoryRecord& r) {
   uint64_t op = kind & 3;
@@ -77,6 +83,27 @@ CREATE TABLE IF NOT EXISTS recent(
   row BLOB NOT NULL,
   PRIMARY KEY(campaign_id, t, version)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS recent_by_customer ON recent(customer_id, t);
+CREATE TABLE IF NOT EXISTS held(
+  campaign_id INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  record TEXT NOT NULL,
+  PRIMARY KEY(campaign_id, version)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_by_seq ON held(seq);
+CREATE TABLE IF NOT EXISTS txn_progress(
+  seq INTEGER PRIMARY KEY,
+  expected INTEGER NOT NULL,
+  received INTEGER NOT NULL,
+  commit_us INTEGER NOT NULL,
+  complete INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS heartbeats(seq INTEGER PRIMARY KEY, at_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts(
+  id INTEGER PRIMARY KEY,
+  campaign_id INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  detected_us INTEGER NOT NULL,
+  stored TEXT NOT NULL,
+  received TEXT NOT NULL);
 )sql";
 
 // One index seek per campaign of the customer, all inside SQLite's VM: the correlated subquery
@@ -144,12 +171,16 @@ struct PackedRow {
   int64_t body = 0;
   std::string_view tx_text;  // when the transaction id is text
   int64_t tx_number = -1;    // when it is a canonical decimal
+  // Present when kind has kKindTxnFields.
+  int64_t txn_seq = 0;
+  int64_t txn_changes = 0;
   std::string_view extras;
 };
 
-// Row encoding (version 1): varints t (zigzag), version, priority (zigzag), kind, actor, missed,
+// Row encoding: varints t (zigzag), version, priority (zigzag), kind, actor, missed,
 // batch, body; then the transaction id as varint n << 1 (a canonical decimal n) or
-// varint len << 1 | 1 followed by len bytes; then the snapshot extras up to the end.
+// varint len << 1 | 1 followed by len bytes; then, when kind has kKindTxnFields (schema_version
+// 2), varints txn_seq and txn_changes; then the snapshot extras up to the end.
 // DO NOT CHANGE (stored); a new layout needs a new schema_version.
 void EncodeRow(const PackedRow& r, std::string_view tx, std::string& out) {
   out.clear();
@@ -168,6 +199,10 @@ void EncodeRow(const PackedRow& r, std::string_view tx, std::string& out) {
   } else {
     PutVarint(out, (static_cast<uint64_t>(tx.size()) << 1) | 1);
     out.append(tx);
+  }
+  if (r.kind & kKindTxnFields) {
+    PutVarint(out, static_cast<uint64_t>(r.txn_seq));
+    PutVarint(out, static_cast<uint64_t>(r.txn_changes));
   }
   out.append(r.extras);
 }
@@ -196,6 +231,13 @@ bool DecodeRow(std::string_view in, PackedRow& r) {
   } else {
     r.tx_text = {};
     r.tx_number = static_cast<int64_t>(tx >> 1);
+  }
+  r.txn_seq = r.txn_changes = 0;
+  if (r.kind & kKindTxnFields) {
+    uint64_t seq = 0, changes = 0;
+    if (!GetVarint(in, seq) || !GetVarint(in, changes)) return false;
+    r.txn_seq = static_cast<int64_t>(seq);
+    r.txn_changes = static_cast<int64_t>(changes);
   }
   r.extras = in;
   return true;
@@ -321,6 +363,9 @@ struct SqliteHistoryStore::Impl {
   // Size of the last as-of answer, to size the next one's vector.
   size_t last_asof_size = 0;
   int64_t data_version = -1;
+  // The file has the completeness tables (schema_version >= 2; a read-only version 1 file has
+  // not).
+  bool has_ledger = true;
   // Forget the cached bookkeeping rows (keep the body hints, which stay valid).
   void ForgetCampaignRows();
 
@@ -352,6 +397,136 @@ struct SqliteHistoryStore::Impl {
   // After a committed merge: the cached rows of the merged campaigns have nothing in `recent`.
   void ClearRecentFirstT(const Merged& merged);
 };
+
+namespace {
+
+// The completeness ledger (history/completeness.h) in the file's tables: meta watermark_seq /
+// watermark_us, txn_progress, held (records as their JSON rows), heartbeats. Used inside the
+// caller's write transaction.
+class SqliteLedger final : public CompletenessLedger {
+ public:
+  explicit SqliteLedger(SqliteDb& db) : db_(db) {}
+
+  Result<Watermark> GetWatermark() override {
+    ASSIGN_OR_RETURN(SqliteStmt * s,
+                     db_.Prepare("SELECT (SELECT value FROM meta WHERE key = 'watermark_seq'), "
+                                 "(SELECT value FROM meta WHERE key = 'watermark_us')"));
+    StmtScope scope(s);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    Watermark w;
+    if (row && !s->ColumnIsNull(0)) w.seq = s->ColumnInt64(0);
+    if (row && !s->ColumnIsNull(1)) w.time = FromUnixMicros(s->ColumnInt64(1));
+    return w;
+  }
+  Status SetWatermark(const Watermark& w) override {
+    ASSIGN_OR_RETURN(SqliteStmt * s, db_.Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                                                 "('watermark_seq', ?1), ('watermark_us', ?2)"));
+    StmtScope scope(s);
+    s->Bind(1, w.seq);
+    if (w.time) {
+      s->Bind(2, ToUnixMicros(*w.time));
+    } else {
+      s->BindNull(2);
+    }
+    return s->Run();
+  }
+  Result<std::optional<TxnProgress>> GetProgress(int64_t seq) override {
+    ASSIGN_OR_RETURN(SqliteStmt * s, db_.Prepare("SELECT expected, received, commit_us, complete "
+                                                 "FROM txn_progress WHERE seq = ?1"));
+    StmtScope scope(s);
+    s->Bind(1, seq);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) return std::optional<TxnProgress>();
+    return std::optional<TxnProgress>(TxnProgress{.seq = seq,
+                                                  .expected = s->ColumnInt64(0),
+                                                  .received = s->ColumnInt64(1),
+                                                  .commit_time = FromUnixMicros(s->ColumnInt64(2)),
+                                                  .complete = s->ColumnInt64(3) != 0});
+  }
+  Status PutProgress(const TxnProgress& p) override {
+    ASSIGN_OR_RETURN(SqliteStmt * s,
+                     db_.Prepare("INSERT OR REPLACE INTO txn_progress(seq, expected, received, "
+                                 "commit_us, complete) VALUES (?1, ?2, ?3, ?4, ?5)"));
+    StmtScope scope(s);
+    s->Bind(1, p.seq)
+        .Bind(2, p.expected)
+        .Bind(3, p.received)
+        .Bind(4, ToUnixMicros(p.commit_time))
+        .Bind(5, int64_t{p.complete ? 1 : 0});
+    return s->Run();
+  }
+  Status EraseProgress(int64_t seq) override {
+    ASSIGN_OR_RETURN(SqliteStmt * s, db_.Prepare("DELETE FROM txn_progress WHERE seq = ?1"));
+    StmtScope scope(s);
+    s->Bind(1, seq);
+    return s->Run();
+  }
+  Result<int64_t> Hold(int64_t seq, std::span<const HistoryRecord* const> records) override {
+    ASSIGN_OR_RETURN(SqliteStmt * s,
+                     db_.Prepare("INSERT OR IGNORE INTO held(campaign_id, version, seq, record) "
+                                 "VALUES (?1, ?2, ?3, ?4)"));
+    int64_t added = 0;
+    for (const HistoryRecord* r : records) {
+      StmtScope scope(s);
+      s->Bind(1, r->campaign_id).Bind(2, r->version).Bind(3, seq).Bind(4, HistoryRecordToJson(*r));
+      RETURN_IF_ERROR(s->Run());
+      added += db_.Changes();
+    }
+    return added;
+  }
+  Result<std::vector<HistoryRecord>> Release(int64_t seq) override {
+    std::vector<HistoryRecord> out;
+    {
+      ASSIGN_OR_RETURN(SqliteStmt * s, db_.Prepare("SELECT record FROM held WHERE seq = ?1"));
+      StmtScope scope(s);
+      s->Bind(1, seq);
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, s->Step());
+        if (!row) break;
+        Result<HistoryRecord> r = HistoryRecordFromJson(s->ColumnText(0));
+        if (!r.ok())
+          return DataLossError("history: a held record is unreadable: " +
+                               std::string(r.status().message()));
+        out.push_back(std::move(*r));
+      }
+    }
+    ASSIGN_OR_RETURN(SqliteStmt * d, db_.Prepare("DELETE FROM held WHERE seq = ?1"));
+    StmtScope scope(d);
+    d->Bind(1, seq);
+    RETURN_IF_ERROR(d->Run());
+    return out;
+  }
+  Result<std::optional<CaptureHeartbeat>> TakeHeartbeat(int64_t through_seq) override {
+    std::optional<CaptureHeartbeat> best;
+    {
+      ASSIGN_OR_RETURN(SqliteStmt * s, db_.Prepare("SELECT seq, at_us FROM heartbeats WHERE seq "
+                                                   "<= ?1 ORDER BY at_us DESC LIMIT 1"));
+      StmtScope scope(s);
+      s->Bind(1, through_seq);
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (row) best = CaptureHeartbeat{s->ColumnInt64(0), FromUnixMicros(s->ColumnInt64(1))};
+    }
+    if (!best) return best;
+    ASSIGN_OR_RETURN(SqliteStmt * d, db_.Prepare("DELETE FROM heartbeats WHERE seq <= ?1"));
+    StmtScope scope(d);
+    d->Bind(1, through_seq);
+    RETURN_IF_ERROR(d->Run());
+    return best;
+  }
+  Status PutHeartbeat(const CaptureHeartbeat& h) override {
+    ASSIGN_OR_RETURN(SqliteStmt * s,
+                     db_.Prepare("INSERT INTO heartbeats(seq, at_us) VALUES (?1, ?2) ON "
+                                 "CONFLICT(seq) DO UPDATE SET at_us = max(at_us, excluded.at_us)"));
+    StmtScope scope(s);
+    s->Bind(1, h.seq).Bind(2, ToUnixMicros(h.at));
+    return s->Run();
+  }
+
+ private:
+  SqliteDb& db_;
+};
+
+}  // namespace
 
 Result<SqliteHistoryStore::Impl::Merged> SqliteHistoryStore::Impl::MergeRecent(bool all) {
   if (!all) {
@@ -464,6 +639,8 @@ Status SqliteHistoryStore::Impl::Fill(const PackedRow& p, HistoryRecord& r) {
     r.transaction_id = std::string(p.tx_text);
   }
   r.missed_versions = p.missed;
+  r.txn_seq = p.txn_seq;
+  r.txn_changes = p.txn_changes;
   ASSIGN_OR_RETURN(r.ingested_at, BatchTime(p.batch));
   ASSIGN_OR_RETURN(const std::string* body, Body(p.body));
   return JoinSnapshotText(
@@ -570,6 +747,13 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
                               "('schema_version', {}), ('time_epoch_us', {})",
                               kFormatName, kSqliteSchemaVersion, kDefaultEpochUs));
     }
+    if (s.ok()) {
+      // Upgrade an older file in place: the new tables exist now, old rows stay as they are.
+      s = db.Exec(fmt::format(
+          "UPDATE meta SET value = {0} WHERE key = 'schema_version' AND CAST(value AS INTEGER) "
+          "BETWEEN 1 AND {0}",
+          kSqliteSchemaVersion));
+    }
     if (!s.ok()) return s.WithContext(fmt::format("history store '{}'", options.path));
     RETURN_IF_ERROR(tx->Commit());
     RETURN_IF_ERROR(
@@ -595,6 +779,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   RETURN_IF_ERROR(check_columns());
   ASSIGN_OR_RETURN(std::optional<std::string> epoch, read_meta("time_epoch_us"));
   if (epoch) impl->epoch_us = std::atoll(epoch->c_str());
+  impl->has_ledger = v >= 2;
   return std::unique_ptr<SqliteHistoryStore>(new SqliteHistoryStore(std::move(impl)));
 }
 
@@ -629,6 +814,13 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
                    db.Prepare(FromBoth("row, t, version", "campaign_id = ?1") +
                               " ORDER BY 2 DESC, 3 DESC LIMIT 1"));
   ASSIGN_OR_RETURN(SqliteStmt * count_recent, db.Prepare("SELECT count(*) FROM recent"));
+  ASSIGN_OR_RETURN(
+      SqliteStmt * stored_version,
+      db.Prepare(FromBoth("campaign_id, customer_id, row", "campaign_id = ?1 AND version = ?2") +
+                 " LIMIT 1"));
+  ASSIGN_OR_RETURN(SqliteStmt * insert_conflict,
+                   db.Prepare("INSERT INTO conflicts(campaign_id, version, detected_us, stored, "
+                              "received) VALUES (?1, ?2, ?3, ?4, ?5)"));
   ASSIGN_OR_RETURN(SqliteStmt * body_base, db.Prepare("SELECT base FROM bodies WHERE id = ?1"));
   ASSIGN_OR_RETURN(SqliteStmt * insert_body,
                    db.Prepare("INSERT INTO bodies(base, data) VALUES (?1, ?2)"));
@@ -660,6 +852,16 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     if (version != m.data_version) m.ForgetCampaignRows();
     m.data_version = version;
   }
+  // Hold back pieces of incomplete transactions; release the ones this call completes.
+  SqliteLedger ledger(db);
+  ASSIGN_OR_RETURN(GateResult gate, GateRecords(records, ledger));
+  std::vector<const HistoryRecord*> todo = std::move(gate.visible);
+  const size_t counted = todo.size();  // released records were counted when they were held
+  for (const HistoryRecord& r : gate.released) todo.push_back(&r);
+  // Records stored by this call, by key: a duplicate within the call is compared with them in
+  // memory (reading it back would cache data that is not committed yet).
+  std::map<std::pair<int64_t, int64_t>, const HistoryRecord*> in_call;
+
   // Everything learned in this transaction is staged here and reaches the caches only after a
   // successful commit: an id handed out by a rolled-back transaction is reused later and must
   // not be remembered.
@@ -670,7 +872,7 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
   std::unordered_map<std::string, int64_t> new_actors;
   int64_t batch_id = 0;
   const int64_t ingested_us = ToUnixMicros(m.clock->Now());
-  int64_t stored = 0;
+  int64_t stored = gate.held;
   SplitSnapshot split;
   std::string delta;
   std::string row;
@@ -681,8 +883,8 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     return m.Body(id);
   };
 
-  for (size_t i = 0; i < records.size(); ++i) {
-    const HistoryRecord& r = records[i];
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const HistoryRecord& r = *todo[i];
     const int64_t t = m.ToT(r.event_time);
 
     // The campaign's bookkeeping row: owner check and the "is this version new?" fast path.
@@ -733,7 +935,30 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
         ASSIGN_OR_RETURN(bool row, exists_version->Step());
         found = row && exists_version->ColumnInt64(0) != 0;
       }
-      if (found) continue;  // at-least-once delivery: the stored record wins
+      if (found) {
+        // At-least-once delivery: the stored record wins. Different content is a reused
+        // version number, not a redelivery: keep the evidence.
+        HistoryRecord existing;
+        if (auto it = in_call.find({r.campaign_id, r.version}); it != in_call.end()) {
+          existing = *it->second;
+        } else {
+          StmtScope scope(stored_version);
+          stored_version->Bind(1, r.campaign_id).Bind(2, r.version);
+          ASSIGN_OR_RETURN(std::vector<HistoryRecord> rows, m.ReadAll(*stored_version));
+          if (rows.empty()) return InternalError("history: a stored version vanished");
+          existing = std::move(rows.front());
+        }
+        if (!SameVersionContent(existing, r)) {
+          StmtScope scope(insert_conflict);
+          RETURN_IF_ERROR(insert_conflict->Bind(1, r.campaign_id)
+                              .Bind(2, r.version)
+                              .Bind(3, ingested_us)
+                              .Bind(4, HistoryRecordToJson(existing))
+                              .Bind(5, HistoryRecordToJson(r))
+                              .Run());
+        }
+        continue;
+      }
     }
 
     // The body: shared with the campaign's previous version when equal, else a delta against
@@ -822,6 +1047,8 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     p.kind = EncodeKind(r);
     p.actor = actor_id;
     p.missed = r.missed_versions;
+    p.txn_seq = r.txn_seq;
+    p.txn_changes = r.txn_changes;
     p.batch = batch_id;
     p.body = body_id;
     p.extras = split.extras;
@@ -832,7 +1059,8 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
                         .Bind(4, r.customer_id)
                         .BindBlob(5, row)
                         .Run());
-    ++stored;
+    if (i < counted) ++stored;
+    in_call.emplace(std::pair(r.campaign_id, r.version), &r);
 
     if (!c) c = CampaignRow{r.customer_id, r.version, 0, t, t, r.version, false, t, true};
     c->max_version = std::max(c->max_version, r.version);
@@ -896,6 +1124,58 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     m.campaign_cache[campaign_id].row = *c;
   }
   return stored;
+}
+
+Status SqliteHistoryStore::RecordHeartbeat(const CaptureHeartbeat& h) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (impl_->read_only) return FailedPreconditionError("history store is read-only");
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(*impl_->db));
+  SqliteLedger ledger(*impl_->db);
+  RETURN_IF_ERROR(GateHeartbeat(h, ledger));
+  return tx->Commit();
+}
+
+Result<Completeness> SqliteHistoryStore::GetCompleteness() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Completeness c;
+  if (!impl_->has_ledger) return c;  // a version 1 file: nothing is known
+  SqliteDb& db = *impl_->db;
+  // One read transaction, so that the counts and the watermark agree.
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/false));
+  SqliteLedger ledger(db);
+  ASSIGN_OR_RETURN(Watermark w, ledger.GetWatermark());
+  c.through_seq = w.seq;
+  c.complete_through = w.time;
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   db.Prepare("SELECT (SELECT count(*) FROM txn_progress WHERE complete = 0), "
+                              "(SELECT count(*) FROM txn_progress WHERE complete != 0), "
+                              "(SELECT count(*) FROM held), (SELECT count(*) FROM conflicts)"));
+  StmtScope scope(s);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  if (row) {
+    c.partial_transactions = s->ColumnInt64(0);
+    c.waiting_transactions = s->ColumnInt64(1);
+    c.held_records = s->ColumnInt64(2);
+    c.conflicts = s->ColumnInt64(3);
+  }
+  return c;
+}
+
+Result<std::vector<std::pair<HistoryRecord, HistoryRecord>>> SqliteHistoryStore::Conflicts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::pair<HistoryRecord, HistoryRecord>> out;
+  if (!impl_->has_ledger) return out;
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   impl_->db->Prepare("SELECT stored, received FROM conflicts ORDER BY id"));
+  StmtScope scope(s);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    ASSIGN_OR_RETURN(HistoryRecord stored, HistoryRecordFromJson(s->ColumnText(0)));
+    ASSIGN_OR_RETURN(HistoryRecord received, HistoryRecordFromJson(s->ColumnText(1)));
+    out.emplace_back(std::move(stored), std::move(received));
+  }
+  return out;
 }
 
 Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id, Timestamp at) {
@@ -1099,6 +1379,16 @@ Result<HistoryStats> SqliteHistoryStore::Stats() {
       st.records = s->ColumnInt64(2);
       if (!s->ColumnIsNull(3)) st.first_event = impl_->FromT(s->ColumnInt64(3));
       if (!s->ColumnIsNull(4)) st.last_event = impl_->FromT(s->ColumnInt64(4));
+    }
+  }
+  if (impl_->has_ledger) {
+    ASSIGN_OR_RETURN(SqliteStmt * h, impl_->db->Prepare("SELECT (SELECT count(*) FROM held), "
+                                                        "(SELECT count(*) FROM conflicts)"));
+    StmtScope scope(h);
+    ASSIGN_OR_RETURN(bool row, h->Step());
+    if (row) {
+      st.held_records = h->ColumnInt64(0);
+      st.conflicts = h->ColumnInt64(1);
     }
   }
   ASSIGN_OR_RETURN(SqliteStmt * p,

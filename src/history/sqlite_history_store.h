@@ -89,6 +89,8 @@ class SqliteHistoryStore final : public HistoryStore {
   // See HistoryStore. Additionally fails with FailedPrecondition on a read-only store and with
   // Unavailable when another writer holds the lock longer than the busy timeout.
   Result<int64_t> Append(std::span<const HistoryRecord> records) override;
+  Status RecordHeartbeat(const CaptureHeartbeat& h) override;
+  Result<Completeness> GetCompleteness() override;
   Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) override;
   Result<std::vector<HistoryRecord>> CampaignLog(int64_t campaign_id,
                                                  const TimeRange& range) override;
@@ -111,6 +113,9 @@ class SqliteHistoryStore final : public HistoryStore {
   // that the main file holds everything in its final layout (for measurements and backups).
   // Fails with FailedPrecondition on a read-only store.
   Status Checkpoint();
+
+  // Return the conflicting versions kept as evidence, oldest first: (stored, received).
+  Result<std::vector<std::pair<HistoryRecord, HistoryRecord>>> Conflicts();
 
   // Return the SQL of the as-of query, for EXPLAIN in tests and benchmarks.
   static const char* AsOfSqlForTesting();

@@ -20,6 +20,20 @@ Result<int64_t> HistoryTopicWriter::Append(std::span<const HistoryRecord> record
   return static_cast<int64_t>(records.size());
 }
 
+Status HistoryTopicWriter::RecordHeartbeat(const CaptureHeartbeat& h) {
+  BusMessage m;
+  m.data = CaptureHeartbeatToJson(h);
+  m.ordering_key = "heartbeat";
+  m.attributes = {{"schema_version", std::to_string(kHistoryRecordSchemaVersion)},
+                  {"heartbeat", "1"}};
+  return bus_.Publish(topic_, std::span<const BusMessage>(&m, 1));
+}
+
+Result<Completeness> HistoryTopicWriter::GetCompleteness() {
+  if (!reader_) return NoReader();
+  return reader_->GetCompleteness();
+}
+
 Status HistoryTopicWriter::NoReader() const {
   return FailedPreconditionError(fmt::format(
       "the publisher writes to the '{}' topic and has no history store to read from (notify "

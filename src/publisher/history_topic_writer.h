@@ -25,6 +25,9 @@ class HistoryTopicWriter final : public HistoryStore {
       : bus_(bus), topic_(std::move(topic)), reader_(reader) {}
 
   Result<int64_t> Append(std::span<const HistoryRecord> records) override;
+  // Publish the heartbeat on the topic (history_record.h, CaptureHeartbeatToJson), for the sink.
+  Status RecordHeartbeat(const CaptureHeartbeat& h) override;
+  Result<Completeness> GetCompleteness() override;
   Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) override;
   Result<std::vector<HistoryRecord>> CampaignLog(int64_t campaign_id,
                                                  const TimeRange& range) override;

@@ -39,6 +39,8 @@ Result<HistoryRecord> BuildLogRecord(const ChangeEvent& event) {
   r.missed_versions = 0;
   r.snapshot = CampaignToJson(row);
   r.priority = row.priority;
+  r.txn_seq = event.txn_seq;
+  r.txn_changes = event.txn_changes;
   return r;
 }
 

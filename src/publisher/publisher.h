@@ -76,6 +76,9 @@ class Publisher {
   // Unavailable when a store cannot be reached (the caller retries).
   Result<PublishStats> Process(std::span<const ChangeEvent> events);
 
+  // Pass a capture heartbeat on to the history (HistoryStore::RecordHeartbeat).
+  Status RecordHeartbeat(const CaptureHeartbeat& h) { return options_.history->RecordHeartbeat(h); }
+
  private:
   // Resolve one notify event against the campaign store and the history (plus records of this
   // batch not yet appended, in `pending`). Return nullopt when it is dropped.

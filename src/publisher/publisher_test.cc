@@ -224,6 +224,9 @@ class ScriptedSource final : public ChangeSource {
     return Status::OK();
   }
   Result<int64_t> Backlog() override { return static_cast<int64_t>(batches.size()); }
+  // What Heartbeat() answers.
+  std::optional<CaptureHeartbeat> heartbeat;
+  Result<std::optional<CaptureHeartbeat>> Heartbeat() override { return heartbeat; }
 };
 
 // A history store that fails every Append while `down` is set.
@@ -235,6 +238,11 @@ class FlakyHistory final : public HistoryStore {
     if (down) return UnavailableError("history down");
     return inner.Append(r);
   }
+  Status RecordHeartbeat(const CaptureHeartbeat& h) override {
+    if (down) return UnavailableError("history down");
+    return inner.RecordHeartbeat(h);
+  }
+  Result<Completeness> GetCompleteness() override { return inner.GetCompleteness(); }
   Result<std::vector<HistoryRecord>> AsOf(int64_t c, Timestamp t) override {
     return inner.AsOf(c, t);
   }
@@ -278,6 +286,23 @@ TEST(SourceDrainerTest, ConfirmsOnlyAfterTheHistoryIsDurable) {
   EXPECT_EQ(s.stored, 2);
   EXPECT_EQ(source.confirmed, (std::vector<std::string>{"1", "2"}));
   EXPECT_EQ(Render(history.inner.AllRecords()), "c7@v1 created missed 0; c7@v2 updated missed 0");
+}
+
+TEST(SourceDrainerTest, DrainAllEndsWithTheSourcesHeartbeat) {
+  ScriptedSource source;
+  FlakyHistory history;
+  Publisher publisher({.history = &history});
+  SourceDrainer drainer({.source = &source, .publisher = &publisher});
+  ChangeEvent e = LogEvent(Row(7, 1), ChangeOp::kCreated, 1);
+  e.txn_seq = 1;
+  e.txn_changes = 1;
+  source.batches.push_back({{e}, "1"});
+  const Timestamp later = e.event_time + std::chrono::seconds(9);
+  source.heartbeat = CaptureHeartbeat{.seq = 1, .at = later};
+  ASSERT_OK(drainer.DrainAll().status());
+  ASSERT_OK_AND_ASSIGN(Completeness c, history.inner.GetCompleteness());
+  EXPECT_EQ(c.through_seq, 1);
+  EXPECT_EQ(c.complete_through, later) << "complete through the heartbeat, not the last commit";
 }
 
 TEST(SourceDrainerTest, BackgroundLoopRetriesUntilTheStoreIsBack) {

@@ -11,7 +11,14 @@ Result<PublishStats> SourceDrainer::RunOnce(Micros wait) {
   // it is retried here rather than skipped.
   if (!pending_) {
     ASSIGN_OR_RETURN(SourceBatch batch, options_.source->Poll(options_.batch_size, wait));
-    if (batch.events.empty()) return PublishStats{};
+    if (batch.events.empty()) {
+      // A heartbeat only lets the history say it is complete through "now": a failure costs
+      // nothing but that, and the next Append reports a broken store anyway.
+      if (Status h = MaybeHeartbeat(/*force=*/false); !h.ok()) {
+        spdlog::warn("publisher: heartbeat: {}", h.ToString());
+      }
+      return PublishStats{};
+    }
     pending_ = std::move(batch);
     if (options_.TEST_hook) options_.TEST_hook("after_poll");
   }
@@ -25,13 +32,27 @@ Result<PublishStats> SourceDrainer::RunOnce(Micros wait) {
   return stats;
 }
 
+Status SourceDrainer::MaybeHeartbeat(bool force) {
+  if (options_.heartbeat_interval <= Micros(0)) return Status::OK();
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_heartbeat_ < options_.heartbeat_interval) return Status::OK();
+  last_heartbeat_ = now;
+  ASSIGN_OR_RETURN(std::optional<CaptureHeartbeat> h, options_.source->Heartbeat());
+  if (!h) return Status::OK();
+  return options_.publisher->RecordHeartbeat(*h);
+}
+
 Result<PublishStats> SourceDrainer::DrainAll() {
   PublishStats total;
   while (true) {
     ASSIGN_OR_RETURN(PublishStats s, RunOnce(Micros(0)));
-    if (s.events == 0) return total;
+    if (s.events == 0) break;
     total += s;
   }
+  if (Status h = MaybeHeartbeat(/*force=*/true); !h.ok()) {
+    spdlog::warn("publisher: heartbeat: {}", h.ToString());
+  }
+  return total;
 }
 
 Status SourceDrainer::Start() {

@@ -40,6 +40,10 @@ struct SourceDrainerOptions {
   size_t batch_size = 2000;
   // How long one Poll waits for new events. Default: 200 ms.
   Micros poll_wait = std::chrono::milliseconds(200);
+  // While the source is idle, ask it for a heartbeat this often and pass it to the history, so
+  // the history is complete through "now" rather than through its last commit
+  // (ChangeSource::Heartbeat). 0 turns heartbeats off. Default: 500 ms.
+  Micros heartbeat_interval = std::chrono::milliseconds(500);
   // Backoff after a failure: starts here, doubles up to max_backoff. Default: 50 ms .. 5 s.
   Micros min_backoff = std::chrono::milliseconds(50);
   Micros max_backoff = std::chrono::seconds(5);
@@ -57,7 +61,8 @@ class SourceDrainer {
 
   // One poll -> process -> confirm cycle, waiting up to `wait` for events.
   Result<PublishStats> RunOnce(Micros wait);
-  // Run cycles until a poll comes back empty. Stops at the first failure.
+  // Run cycles until a poll comes back empty, then pass a heartbeat on (when the source gives
+  // one and heartbeats are on). Stops at the first failure.
   Result<PublishStats> DrainAll();
 
   // Start the background loop. OK when already running.
@@ -71,6 +76,8 @@ class SourceDrainer {
 
  private:
   void Loop();
+  // Pass the source's heartbeat to the history when `force` or the interval has passed.
+  Status MaybeHeartbeat(bool force);
 
   SourceDrainerOptions options_;
   mutable std::mutex mu_;
@@ -82,6 +89,7 @@ class SourceDrainer {
   // The batch being worked on: polled but not yet confirmed. Used only by the thread that runs
   // RunOnce.
   std::optional<SourceBatch> pending_;
+  std::chrono::steady_clock::time_point last_heartbeat_{};  // RunOnce thread only
 };
 
 }  // namespace ch

@@ -174,7 +174,10 @@ Result<AsOfResult> QueryEngine::AsOf(int64_t customer_id, Timestamp at) {
   AsOfResult out;
   out.customer_id = customer_id;
   out.at = at;
-  ASSIGN_OR_RETURN(out.campaigns, store_.AsOf(customer_id, at));
+  ASSIGN_OR_RETURN(out.completeness, store_.GetCompleteness());
+  const std::optional<Timestamp>& complete = out.completeness.complete_through;
+  out.answered_at = complete && at > *complete ? *complete : at;
+  ASSIGN_OR_RETURN(out.campaigns, store_.AsOf(customer_id, out.answered_at));
   return out;
 }
 

@@ -80,9 +80,19 @@ struct ResolvedState {
 
 struct AsOfResult {
   int64_t customer_id = 0;
+  // The moment asked for.
   Timestamp at{};
-  // The customer's campaigns that existed at `at`, by priority then id; snapshots verbatim.
+  // The moment answered: `at`, or -- when `at` lies past what the history is complete through
+  // -- complete_through (see QueryEngine::AsOf).
+  Timestamp answered_at{};
+  // The history's completeness when it answered (history/completeness.h).
+  Completeness completeness;
+  // The customer's campaigns that existed at answered_at, by priority then id; snapshots
+  // verbatim.
   std::vector<HistoryRecord> campaigns;
+
+  // True when the answer is for an earlier moment than the one asked for.
+  bool clamped() const { return answered_at != at; }
 };
 
 struct LogEntry {
@@ -186,8 +196,13 @@ class QueryEngine {
   QueryEngine(const QueryEngine&) = delete;
   QueryEngine& operator=(const QueryEngine&) = delete;
 
-  // Return the customer's campaigns as they were at `at`. An unknown customer, or a moment
-  // before its first change, gives an empty answer.
+  // Return the customer's campaigns as they were at `at`: exactly, when the history is complete
+  // through `at` (or completeness is unknown: notify capture, older files). When `at` lies past
+  // complete_through, a later transaction of the customer may be stored while an earlier one is
+  // still on its way, and an answer at `at` could be a state that never existed (two campaigns at
+  // one priority); the answer is then the state at complete_through, which did exist, and says so
+  // (answered_at, clamped()). An unknown customer, or a moment before its first change, gives an
+  // empty answer.
   Result<AsOfResult> AsOf(int64_t customer_id, Timestamp at);
 
   // Return the campaign's versions with event_time in `range`, each diffed against the version

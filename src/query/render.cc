@@ -249,8 +249,9 @@ std::string DescribeChange(const FieldChange& c, const RenderOptions& options) {
 // ---- as-of ----------------------------------------------------------------------------------
 
 std::string RenderAsOfTable(const AsOfResult& r, const RenderOptions& options) {
-  std::string out = fmt::format("customer {} as of {}: {} campaign{}\n", r.customer_id, Human(r.at),
-                                r.campaigns.size(), r.campaigns.size() == 1 ? "" : "s");
+  std::string out =
+      fmt::format("customer {} as of {}: {} campaign{}\n", r.customer_id, Human(r.answered_at),
+                  r.campaigns.size(), r.campaigns.size() == 1 ? "" : "s");
   if (r.campaigns.empty()) return out;
   TextTable t({"PRIO", "ID", "NAME", "STATUS", "VER", "UPDATED_AT", "UPDATED_BY", "TRIGGER",
                "SEGMENT", "SCHEDULE"});

@@ -757,6 +757,126 @@ TEST_P(HistoryStoreContractTest, RandomHistoryMatchesTheReference) {
   EXPECT_GT(st->records, 1000) << "the scenario should exercise long histories";
 }
 
+// ---- completeness: whole transactions only, and the watermark -------------------------------
+
+// `records` as the pieces of captured transaction `seq` (of `changes` changes).
+std::vector<HistoryRecord> Txn(int64_t seq, int64_t changes, std::vector<HistoryRecord> records) {
+  for (HistoryRecord& r : records) {
+    r.txn_seq = seq;
+    r.txn_changes = changes;
+  }
+  return records;
+}
+
+std::string CompletenessText(HistoryStore& store) {
+  auto c = store.GetCompleteness();
+  EXPECT_OK(c);
+  if (!c.ok()) return c.status().ToString();
+  return fmt::format(
+      "through #{} at {}, {} partial, {} waiting, {} held, {} conflicts", c->through_seq,
+      c->complete_through ? FormatTimestamp(*c->complete_through) : "-", c->partial_transactions,
+      c->waiting_transactions, c->held_records, c->conflicts);
+}
+
+TEST_P(HistoryStoreContractTest, NoReadSeesPartOfATransaction) {
+  // Transaction 1 creates c7 at priority 1; transaction 2 creates c8 at priority 1 and moves c7
+  // to priority 2 -- delivered in two pieces, the shift first.
+  Append(Txn(1, 1, {Created(7, 10)}));
+  EXPECT_EQ(Append(Txn(2, 2, {Updated(7, 2, 20, 2)})), 1) << "held back, but durable";
+  EXPECT_EQ(AsOf(30), "c7@v1 p1") << "the shift alone is a state that never existed";
+  EXPECT_EQ(Log(7), "c7@v1 p1");
+  EXPECT_EQ(Render(*store_->GetVersion(7, 2)), "(none)");
+  EXPECT_EQ(*store_->LatestVersion(7), 1);
+  EXPECT_EQ(*store_->CountVersions(7, 1, 2), 1);
+  EXPECT_EQ(store_->CustomerChanges(1, {}, 100)->size(), 1u);
+  EXPECT_EQ(Records(), 1);
+  EXPECT_EQ(store_->Stats()->held_records, 1);
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #1 at 2026-11-03T14:00:10.000000Z, 1 partial, 0 waiting, 1 held, 0 conflicts");
+  if (caps().persistent) Reopen();  // held records are durable
+  // A redelivered piece counts once; the last piece shows the transaction whole.
+  EXPECT_EQ(Append(Txn(2, 2, {Updated(7, 2, 20, 2)})), 0);
+  EXPECT_EQ(AsOf(30), "c7@v1 p1");
+  EXPECT_EQ(Append(Txn(2, 2, {Created(8, 20)})), 1);
+  EXPECT_EQ(AsOf(30), "c8@v1 p1, c7@v2 p2");
+  EXPECT_EQ(Records(), 3);
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #2 at 2026-11-03T14:00:20.000000Z, 0 partial, 0 waiting, 0 held, 0 conflicts");
+  // Afterwards a redelivery of it is just that.
+  EXPECT_EQ(Append(Txn(2, 2, {Created(8, 20), Updated(7, 2, 20, 2)})), 0);
+  EXPECT_EQ(Records(), 3);
+}
+
+TEST_P(HistoryStoreContractTest, CompleteThroughWaitsForTheEarliestMissingTransaction) {
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #0 at -, 0 partial, 0 waiting, 0 held, 0 conflicts");
+  // Transactions 2 and 3 arrive first, whole: visible (each is a state of its own campaigns),
+  // but the history is not complete through them until transaction 1 is in.
+  Append(Txn(3, 1, {Created(9, 30)}));
+  Append(Txn(2, 1, {Created(8, 20)}));
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #0 at -, 0 partial, 2 waiting, 0 held, 0 conflicts");
+  if (caps().persistent) Reopen();
+  Append(Txn(1, 1, {Created(7, 10)}));
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #3 at 2026-11-03T14:00:30.000000Z, 0 partial, 0 waiting, 0 held, 0 conflicts");
+  // Records without a transaction number (notify capture) neither wait nor move the watermark.
+  HistoryRecord notify = Updated(9, 2, 40);
+  notify.capture = CaptureMode::kNotify;
+  Append({notify});
+  EXPECT_EQ(Log(9), "c9@v1 p1, c9@v2 p1");
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #3 at 2026-11-03T14:00:30.000000Z, 0 partial, 0 waiting, 0 held, 0 conflicts");
+}
+
+TEST_P(HistoryStoreContractTest, HeartbeatsExtendCompleteThroughOnceTheyAreReached) {
+  ASSERT_OK(store_->RecordHeartbeat({.seq = 0, .at = T(5)}));
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #0 at 2026-11-03T14:00:05.000000Z, 0 partial, 0 waiting, 0 held, 0 conflicts");
+  ASSERT_OK(store_->RecordHeartbeat({.seq = 2, .at = T(60)}));  // waits for transaction 2
+  Append(Txn(1, 1, {Created(7, 10)}));
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #1 at 2026-11-03T14:00:10.000000Z, 0 partial, 0 waiting, 0 held, 0 conflicts");
+  if (caps().persistent) Reopen();
+  Append(Txn(2, 1, {Created(8, 20)}));
+  EXPECT_EQ(CompletenessText(*store_),
+            "through #2 at 2026-11-03T14:01:00.000000Z, 0 partial, 0 waiting, 0 held, 0 conflicts");
+}
+
+TEST_P(HistoryStoreContractTest, AReusedVersionIsKeptAsAConflictNotPassedOffAsARedelivery) {
+  Append({Created(7, 10)});
+  // The same key again with the same content: a redelivery. With other content: a conflict.
+  EXPECT_EQ(Append({Created(7, 10)}), 0);
+  HistoryRecord other = Created(7, 10);
+  other.snapshot = Snapshot(7, 1, 1, 1, T(10), "user:101", R"({"title":"Something else"})");
+  EXPECT_EQ(Append({other}), 0);
+  HistoryRecord later = Created(7, 11);  // another commit time for the same version
+  EXPECT_EQ(Append({later}), 0);
+  EXPECT_EQ(AsOf(100), "c7@v1 p1");
+  EXPECT_EQ(store_->GetVersion(7, 1)->value().snapshot, Created(7, 10).snapshot)
+      << "the first stored record stays";
+  EXPECT_EQ(store_->Stats()->conflicts, 2);
+  EXPECT_EQ(store_->GetCompleteness()->conflicts, 2);
+  if (caps().persistent) {
+    Reopen();
+    EXPECT_EQ(store_->GetCompleteness()->conflicts, 2);
+  }
+}
+
+TEST_P(HistoryStoreContractTest, TransactionFieldsRoundTripAndAreValidated) {
+  Append(Txn(1, 2, {Created(7, 10), Created(8, 10, 2)}));
+  auto v = store_->GetVersion(8, 1);
+  ASSERT_OK(v);
+  ASSERT_TRUE(v->has_value());
+  EXPECT_EQ((*v)->txn_seq, 1);
+  EXPECT_EQ((*v)->txn_changes, 2);
+  HistoryRecord bad = Updated(7, 2, 20);
+  bad.txn_changes = 3;  // without a txn_seq
+  EXPECT_THAT(store_->Append(std::vector<HistoryRecord>{bad}),
+              StatusIsWith(StatusCode::kInvalidArgument, "txn_changes"));
+  EXPECT_EQ(Log(7), "c7@v1 p1") << "nothing of a refused call is stored";
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, HistoryStoreContractTest,
                          ::testing::ValuesIn(AllHistoryStoreBackends()),
                          [](const ::testing::TestParamInfo<HistoryStoreBackend>& info) {

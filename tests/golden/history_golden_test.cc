@@ -6,8 +6,8 @@
 // transaction), loads them into every store, runs each query and compares the rendered output
 // with queries/NAME.expected. Both stores must render identically.
 //
-// formats/history-record-v1.jsonl holds rows as released with schema_version 1; they must keep
-// decoding to what formats/history-record-v1.expected says.
+// formats/history-record-vN.jsonl holds rows as released with schema_version N; they must keep
+// decoding to what formats/history-record-vN.expected says.
 //
 // Regenerate the expected files (after checking the diff!) with CH_UPDATE_GOLDEN=1.
 #include <fmt/format.h>
@@ -314,29 +314,43 @@ INSTANTIATE_TEST_SUITE_P(Cases, QueryGoldenTest, ::testing::ValuesIn(QueryCases(
 
 // ---- the history record format ---------------------------------------------------------------
 
-TEST(HistoryRecordGoldenTest, ReleasedRowsStillDecode) {
+class HistoryRecordGoldenTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(HistoryRecordGoldenTest, ReleasedRowsStillDecode) {
   const fs::path dir = GoldenDir() / "formats";
-  std::ifstream in(dir / "history-record-v1.jsonl");
-  ASSERT_TRUE(in.good());
+  const std::string name = fmt::format("history-record-v{}", GetParam());
+  std::ifstream in(dir / (name + ".jsonl"));
+  ASSERT_TRUE(in.good()) << name;
   std::string output;
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
-    auto r = HistoryRecordFromJson(line);
-    if (!r.ok()) {
-      output += "error: " + r.status().ToString() + "\n";
+    auto m = DecodeHistoryMessage(line);
+    if (!m.ok()) {
+      output += "error: " + m.status().ToString() + "\n";
       continue;
     }
-    output += DebugString(*r) + fmt::format(" at {} ingested {}\n", FormatTimestamp(r->event_time),
-                                            FormatTimestamp(r->ingested_at));
-    output += "  snapshot " + r->snapshot + "\n";
+    if (m->heartbeat) {
+      output += fmt::format("heartbeat seq {} at {}\n", m->heartbeat->seq,
+                            FormatTimestamp(m->heartbeat->at));
+      continue;
+    }
+    const HistoryRecord& r = *m->record;
+    output += DebugString(r) + fmt::format(" at {} ingested {}", FormatTimestamp(r.event_time),
+                                           FormatTimestamp(r.ingested_at));
+    if (r.txn_seq != 0) output += fmt::format(" txn {} of {}", r.txn_seq, r.txn_changes);
+    output += "\n  snapshot " + r.snapshot + "\n";
     // Writing it again gives a row that decodes to the same record.
-    auto again = HistoryRecordFromJson(HistoryRecordToJson(*r));
+    auto again = HistoryRecordFromJson(HistoryRecordToJson(r));
     ASSERT_OK(again);
-    EXPECT_EQ(*again, *r) << line;
+    EXPECT_EQ(*again, r) << line;
   }
-  CheckGolden(dir / "history-record-v1.expected", output);
+  CheckGolden(dir / (name + ".expected"), output);
 }
+
+// Every released schema_version keeps its golden file.
+INSTANTIATE_TEST_SUITE_P(EveryVersion, HistoryRecordGoldenTest,
+                         ::testing::Range(1, kHistoryRecordSchemaVersion + 1));
 
 }  // namespace
 }  // namespace ch

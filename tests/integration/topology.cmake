@@ -19,6 +19,7 @@ if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
     "topology_log_test|TopologyTest.LogCapture*|integration,slow|300"
     "topology_sink_test|TopologyTest.Sink*|integration,slow|300"
     "topology_notify_test|TopologyTest.NotifyCapture*|integration,slow|300"
+    "topology_frontier_test|TopologyTest.AsOfNearTheFrontier*|integration,slow|400"
     "topology_faults_test|TopologyTest.Killed*|integration,slow|400"
     "topology_poison_test|TopologyTest.Poison*|integration,slow|400"
     "topology_emulator_restart_test|TopologyTest.PipelineRecovers*|integration,slow|400")
