@@ -5,6 +5,7 @@
 #   scripts/services.sh start      # PostgreSQL 15 (wal_level=logical) + Pub/Sub emulator
 #   source "${CH_SERVICES_DIR:-/tmp/ch-services}/env.sh"
 #   scripts/services.sh stop
+#   scripts/services.sh available # which of them can start here: "pg pubsub", "pg", ...
 #
 # Everything lives in $CH_SERVICES_DIR (default /tmp/ch-services): data, logs, pids, env.sh.
 # Ports: PostgreSQL $CH_PG_PORT (55433), Pub/Sub emulator $CH_PUBSUB_PORT (8085).
@@ -58,7 +59,7 @@ CONF
 
 start_pubsub() {
   if [ ! -x "$EMULATOR" ]; then
-    echo "services: Pub/Sub emulator not found at $EMULATOR" >&2
+    echo "services: Pub/Sub emulator not found at $EMULATOR (not a Debian package: see README, \"What the tests need\"; or set CH_PUBSUB_EMULATOR)" >&2
     return 1
   fi
   if curl -s -o /dev/null "http://127.0.0.1:$PUBSUB_PORT/"; then
@@ -86,7 +87,15 @@ stop_all() {
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
   if [ -f "$DIR/pubsub/pid" ]; then
-    kill "$(cat "$DIR/pubsub/pid")" 2>/dev/null || true
+    local pid
+    pid="$(cat "$DIR/pubsub/pid")"
+    kill "$pid" 2>/dev/null || true
+    # Gone when this returns (it takes up to 5 s on SIGTERM), so that its port is free again.
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
     rm -f "$DIR/pubsub/pid"
   fi
   rm -f "$DIR/env.sh"
@@ -109,5 +118,12 @@ case "${1:-}" in
     echo "services: environment in $DIR/env.sh"
     ;;
   stop) stop_all ;;
-  *) echo "usage: scripts/services.sh start [pg] [pubsub] | stop" >&2; exit 2 ;;
+  # The services that can start here (their programs are installed), e.g. "pg pubsub".
+  available)
+    have=()
+    if [ -x "$PG_BIN/initdb" ]; then have+=(pg); fi
+    if [ -x "$EMULATOR" ]; then have+=(pubsub); fi
+    echo "${have[*]}"
+    ;;
+  *) echo "usage: scripts/services.sh start [pg] [pubsub] | stop | available" >&2; exit 2 ;;
 esac

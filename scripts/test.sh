@@ -4,20 +4,48 @@
 #
 # Tests that need PostgreSQL or the Pub/Sub emulator read CH_TEST_PG_URL / PUBSUB_EMULATOR_HOST.
 # When those are not set, this script starts throwaway servers (scripts/services.sh) for the run
-# and stops them afterwards. Set CH_NO_SERVICES=1 to run without them (those tests then skip).
+# and stops them afterwards, whatever happened. PostgreSQL comes with scripts/setup.sh; the
+# emulator is not a Debian package (README, "What the tests need"): without it, this script names
+# the tests that cannot run (ctest label pubsub) and they show as Skipped. Set CH_NO_SERVICES=1 to
+# run without servers. A test that skipped is reported as Skipped, not Passed; with
+# CH_TEST_NO_SKIP=1 (.ci/run, which starts every server) it fails instead.
+# CH_SKIP_SETUP=1: the build is up to date, do not run scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+ROOT="$(pwd)"
+if [ -z "${CH_SKIP_SETUP:-}" ]; then scripts/setup.sh; fi
 BUILD_DIR="${CH_BUILD_DIR:-build}"
 
-started=""
-if [ -z "${CH_NO_SERVICES:-}" ] && { [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ]; }; then
-  export CH_SERVICES_DIR="${CH_SERVICES_DIR:-$(mktemp -d /tmp/ch-services.XXXXXX)}"
-  scripts/services.sh start
-  started=1
-  trap 'scripts/services.sh stop' EXIT
-  # shellcheck disable=SC1091
-  source "$CH_SERVICES_DIR/env.sh"
+# Name the ctest entries with label $1, which need what $2 says is missing.
+cannot_run() {
+  echo "test.sh: $2: these tests need it and will show as Skipped:"
+  (cd "$BUILD_DIR" && ctest -N -L "$1" | sed -n 's/^ *Test *#[0-9]*: /  /p')
+}
+
+if [ -n "${CH_NO_SERVICES:-}" ]; then
+  echo "test.sh: CH_NO_SERVICES is set: the tests that need PostgreSQL or the Pub/Sub emulator skip"
+elif [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ]; then
+  remove=""
+  if [ -z "${CH_SERVICES_DIR:-}" ]; then
+    CH_SERVICES_DIR="$(mktemp -d /tmp/ch-services.XXXXXX)"
+    remove="$CH_SERVICES_DIR"
+  fi
+  export CH_SERVICES_DIR
+  # By its full path: the trap runs after the `cd` below.
+  trap '"$ROOT/scripts/services.sh" stop; if [ -n "$remove" ]; then rm -rf "$remove"; fi' EXIT
+  available="$(scripts/services.sh available)"
+  if [[ " $available " != *" pubsub "* ]]; then
+    cannot_run pubsub "the Pub/Sub emulator is not installed (not a Debian package: README, \"What the tests need\")"
+  fi
+  if [[ " $available " != *" pg "* ]]; then
+    echo "test.sh: the PostgreSQL 15 server is not installed (scripts/setup.sh installs it): the tests that need it skip"
+  fi
+  if [ -n "$available" ]; then
+    # shellcheck disable=SC2086
+    scripts/services.sh start $available
+    # shellcheck disable=SC1091
+    source "$CH_SERVICES_DIR/env.sh"
+  fi
 fi
 
 cd "$BUILD_DIR"

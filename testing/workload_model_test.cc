@@ -1,20 +1,20 @@
 // Tests of the independent workload model (testing/workload_model.h), and the cross-check of
-// this project's parser and model against the reference generator (gen_workload.py) when it is
-// available.
+// this project's parser and model against the reference generator (gen_workload.py): the
+// ReferenceWorkloadTest suite, run as its own ctest entry (testing/reference_generator.h).
 #include "testing/workload_model.h"
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "campaign/campaign_service.h"
 #include "campaign/in_memory_campaign_store.h"
 #include "common/time_util.h"
+#include "testing/reference_generator.h"
 #include "testing/test_util.h"
 #include "workload/replayer.h"
 #include "workload/workload.h"
@@ -281,57 +281,39 @@ TEST(WorkloadModelTest, RendersSystemCampaignsTheSameWay) {
   EXPECT_NE(RenderCampaigns(system, all), model.RenderState(3, all));
 }
 
-// ---- cross-check against the reference generator -------------------------------------------
+// ---- cross-check against the reference generator (testing/reference_generator.h) -------------
 
-// Return the reference generator's path, or "" when it is not around (a user's clone).
-std::string FindReferenceGenerator() {
-  std::vector<std::filesystem::path> candidates;
-  if (const char* shared = std::getenv("CH_SHARED_DIR")) {
-    candidates.push_back(std::filesystem::path(shared) / "workloads" / "gen_workload.py");
-    candidates.push_back(std::filesystem::path(shared) / "gen_workload.py");
-  }
-  std::string source = SourceDir();
-#ifdef CH_SOURCE_DIR_DEFAULT
-  if (source.empty()) source = CH_SOURCE_DIR_DEFAULT;
-#endif
-  if (!source.empty()) {
-    candidates.push_back(std::filesystem::path(source) / ".." / "shared" / "workloads" /
-                         "gen_workload.py");
-  }
-  for (const auto& p : candidates) {
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(p, ec)) return p.lexically_normal().string();
-  }
-  return "";
+// A generator that fails must fail the test that uses it, never make it skip or pass.
+TEST(RunReferenceGeneratorTest, AFailingGeneratorIsAnErrorWithItsExitStatusAndStderr) {
+  TempDir dir;
+  std::string script = dir.File("gen.sh");
+  std::ofstream(script) << "echo 'no such preset: small' >&2\nexit 3\n";
+  Status s = RunReferenceGenerator({.generator = script, .interpreter = "sh"}, dir.File("out"));
+  EXPECT_THAT(s, StatusIsWith(StatusCode::kInternal, "exited 3"));
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("no such preset: small"));
 }
 
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
+TEST(RunReferenceGeneratorTest, AGeneratorThatWritesNothingIsAnError) {
+  TempDir dir;
+  std::string script = dir.File("gen.sh");
+  std::ofstream(script) << "exit 0\n";
+  EXPECT_THAT(RunReferenceGenerator({.generator = script, .interpreter = "sh"}, dir.File("out")),
+              StatusIsWith(StatusCode::kInternal, "wrote nothing"));
 }
 
+TEST(RunReferenceGeneratorTest, AGeneratorThatCannotStartIsAnError) {
+  TempDir dir;
+  EXPECT_THAT(RunReferenceGenerator({.generator = dir.File("missing.py")}, dir.File("out")),
+              StatusIsWith(StatusCode::kInternal, "reference generator failed"));
+}
+
+// Runs as the workload_model_reference_test ctest entry (cmake/ChHelpers.cmake).
 TEST(ReferenceWorkloadTest, ParsesAppliesAndReplaysTheReferenceSmallPreset) {
-  std::string gen = FindReferenceGenerator();
-  if (gen.empty()) {
-    GTEST_SKIP() << "reference generator gen_workload.py not found (set CH_SHARED_DIR to the "
-                    "directory holding workloads/gen_workload.py); skipping the format "
-                    "cross-check";
-  }
-  if (std::system("python3 -c 'import sys' >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "python3 is not available; skipping the cross-check with " << gen;
-  }
+  std::string gen = ReferenceGeneratorPath();
+  if (gen.empty()) GTEST_SKIP() << kNoReferenceGenerator;
   TempDir dir;
   std::string out = dir.File("reference-small.jsonl");
-  std::string cmd = fmt::format("python3 {} --preset small --seed 1 --out {} 2>/dev/null",
-                                ShellQuote(gen), ShellQuote(out));
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  ASSERT_OK(RunReferenceGenerator({.generator = gen}, out));
 
   // Every line parses with this project's strict parser, and the model accepts every op.
   ASSERT_OK_AND_ASSIGN(auto reader, WorkloadReader::Open(out));

@@ -2,7 +2,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -10,6 +9,7 @@
 #include <sstream>
 
 #include "api/campaign_api.h"
+#include "app/crash_point.h"
 #include "campaign/scheduler.h"
 #include "cli/cli.h"
 #include "common/time_util.h"
@@ -147,19 +147,9 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       options.topology = args->topology;
       options.topology.create_missing = !args->no_create;
       options.topology.publish_to_topic = args->publish_to == "topic";
-      // Crash tests: CH_TEST_CRASH_AT=<point>:<n> kills this process (SIGKILL) the n-th time a
-      // role reaches <point>: the publisher's after_poll (embedded) or after_append (history
-      // written, source not confirmed / messages not acknowledged), the capture relay's
-      // after_publish (on the bus, source not confirmed). Never set in production.
+      // Crash tests: CH_TEST_CRASH_AT=<point>[:<n>] (app/crash_point.h). Never set in production.
       if (const char* crash = std::getenv("CH_TEST_CRASH_AT")) {
-        std::string spec(crash);
-        auto colon = spec.find(':');
-        std::string point = spec.substr(0, colon);
-        int remaining = colon == std::string::npos ? 1 : std::atoi(spec.c_str() + colon + 1);
-        auto counter = std::make_shared<std::atomic<int>>(remaining);
-        options.TEST_publisher_hook = [point, counter](std::string_view at) {
-          if (at == point && counter->fetch_sub(1) <= 1) ::kill(::getpid(), SIGKILL);
-        };
+        ASSIGN_OR_RETURN(options.TEST_publisher_hook, MakeCrashPointHook(crash));
         options.TEST_capture_hook = options.TEST_publisher_hook;
       }
       ASSIGN_OR_RETURN(auto runtime, Runtime::Create(options));

@@ -4,6 +4,6 @@ if(TARGET ch_bus)
   ch_add_test(bus_contract_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bus_contract_test.cc
     DEPS ch_bus fmt::fmt
-    LABELS contract
+    LABELS contract pubsub
     TIMEOUT 600)
 endif()

@@ -187,7 +187,7 @@ class HistoryStoreContractTest : public ::testing::TestWithParam<HistoryStoreBac
     return r.ok() ? std::move(r).value() : nullptr;
   }
 
-  // Close and reopen the current store. REQUIRES: caps.persistent.
+  // Close and reopen the current store (a new, empty one unless caps.persistent).
   void Reopen() {
     store_.reset();
     auto r = GetParam().open(clock_, location_);
@@ -621,10 +621,14 @@ TEST_P(HistoryStoreContractTest, ACampaignBelongsToOneCustomer) {
 // ---- persistence ------------------------------------------------------------------------------
 
 TEST_P(HistoryStoreContractTest, ReopenedStoreAnswersTheSame) {
-  if (!caps().persistent) GTEST_SKIP() << GetParam().name << " keeps nothing across reopen";
   Append({Created(7, 10), Updated(7, 2, 20, 2), Created(8, 15)});
   std::string before = AsOf(20);
   Reopen();
+  if (!caps().persistent) {
+    // A store that says it keeps nothing across reopen starts empty again.
+    EXPECT_EQ(Records(), 0);
+    return;
+  }
   EXPECT_EQ(AsOf(20), before);
   EXPECT_EQ(Append({Updated(7, 2, 20, 2), Updated(7, 3, 30, 1)}), 1);
   EXPECT_EQ(Log(7), "c7@v1 p1, c7@v2 p2, c7@v3 p1");

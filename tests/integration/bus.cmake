@@ -8,12 +8,12 @@ if(TARGET ch_bus)
 
   ch_add_test(bus_dead_letter_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bus_dead_letter_test.cc
-    DEPS ch_bus fmt::fmt LABELS integration TIMEOUT 300)
+    DEPS ch_bus fmt::fmt LABELS integration pubsub TIMEOUT 300)
 
   # Kills and restarts the SHARED emulator (it needs CH_PUBSUB_EMULATOR to restart it): it runs
   # alone (RUN_SERIAL) so that no other test sees the emulator vanish.
   ch_add_test(bus_emulator_restart_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bus_emulator_restart_test.cc
-    DEPS ch_bus ch_emulator_control fmt::fmt LABELS "integration;slow" TIMEOUT 300)
+    DEPS ch_bus ch_emulator_control fmt::fmt LABELS "integration;pubsub;slow" TIMEOUT 300)
   set_tests_properties(bus_emulator_restart_test PROPERTIES RUN_SERIAL TRUE)
 endif()

@@ -4,13 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "campaign/campaign.h"
+#include "testing/reference_generator.h"
 #include "testing/test_util.h"
 #include "workload/generator.h"
 
@@ -35,32 +35,11 @@ void WriteSmallWorkloadFile(const std::string& path, uint64_t seed) {
   ASSERT_OK(GenerateWorkloadFile(*options, path).status());
 }
 
-std::vector<WorkloadLine> ReferenceSmallWorkload(std::string* why_not) {
-  std::filesystem::path script;
-  if (const char* d = std::getenv("CH_SHARED_DIR")) {
-    script = std::filesystem::path(d) / "workloads" / "gen_workload.py";
-  } else if (!SourceDir().empty()) {
-    script = std::filesystem::path(SourceDir()) / ".." / "shared" / "workloads" / "gen_workload.py";
-  }
-  if (script.empty() || !std::filesystem::exists(script)) {
-    *why_not = "reference generator not found (set CH_SHARED_DIR to the shared/ directory)";
-    return {};
-  }
-  if (std::system("python3 --version >/dev/null 2>&1") != 0) {
-    *why_not = "python3 not available";
-    return {};
-  }
+Result<std::vector<WorkloadLine>> ReferenceSmallWorkload(const std::string& generator) {
   TempDir dir;
   std::string out = dir.File("ref.jsonl");
-  std::string cmd = fmt::format("python3 '{}' --preset small --seed 1 --out '{}' 2>/dev/null",
-                                script.string(), out);
-  if (std::system(cmd.c_str()) != 0) {
-    *why_not = "reference generator failed: " + cmd;
-    return {};
-  }
-  auto lines = ReadWorkloadFile(out);
-  EXPECT_TRUE(lines.ok()) << lines.status().ToString();
-  return lines.ok() ? *lines : std::vector<WorkloadLine>{};
+  RETURN_IF_ERROR(RunReferenceGenerator({.generator = generator}, out));
+  return ReadWorkloadFile(out);
 }
 
 std::string RenderAsOf(const std::vector<HistoryRecord>& records) {

@@ -17,9 +17,10 @@ namespace ch::testing {
 // Return the small preset (seed 1) of our generator, parsed.
 std::vector<WorkloadLine> SmallWorkload(uint64_t seed = 1);
 
-// Return the reference generator's small preset (../shared/workloads/gen_workload.py), or an
-// empty vector when the script or python3 is not available (the caller skips).
-std::vector<WorkloadLine> ReferenceSmallWorkload(std::string* why_not);
+// Return the small preset (seed 1) of the reference generator at `generator`
+// (testing/reference_generator.h), parsed. Fails when the generator fails or its output does not
+// parse.
+Result<std::vector<WorkloadLine>> ReferenceSmallWorkload(const std::string& generator);
 
 // Write `lines`' source text to `path` (re-serialized from the generator, not the parsed form).
 void WriteSmallWorkloadFile(const std::string& path, uint64_t seed = 1);

@@ -1,7 +1,8 @@
-// Crash safety of the embedded pipeline: the publisher process is SIGKILLed again and again —
-// at random moments, and exactly between the history append and the outbox confirm — while a
-// replay is capturing. After a final clean run, the history must hold every committed version
-// exactly once and match the independent model at every op boundary.
+// Crash safety of the embedded pipeline: the publisher process is SIGKILLed again and again at
+// random moments, and ends itself exactly between the history append and the outbox confirm (its
+// crash point, app/crash_point.h: the test counts those exits), while a replay is capturing.
+// After a final clean run, the history must hold every committed version exactly once and match
+// the independent model at every op boundary.
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "app/crash_point.h"
 #include "capture/sqlite_outbox_source.h"
 #include "common/time_util.h"
 #include "history/sqlite_history_store.h"
@@ -85,26 +87,44 @@ TEST(PublisherCrashTest, KilledPublishersLoseNothingAndDuplicateNothing) {
       Spawn({bin, "--data", data, "replay", "--ops", ops_file, "--no-publish"}, replay_out);
   std::vector<std::string> serve = {bin,       "--data",    data,           "serve",
                                     "--roles", "publisher", "--batch-size", "37"};
-  int kills = 0, crash_points = 0;
+  int kills = 0, crash_points = 0, crash_exits = 0;
   int replay_code = -1;
   bool replay_done = false;
   for (int round = 0; round < 40 || !replay_done; ++round) {
     ASSERT_LT(round, 400) << "replay did not finish";
     std::string env;
+    // A publisher dies at a random moment (SIGKILL) -- or, every third one, exactly after the
+    // history append, before the outbox confirm: the batch is delivered again by the next
+    // publisher, which must not store it twice. That one gets the time to reach its crash point,
+    // and says so with its exit code (it is killed too when it has not after 2 s).
+    auto lifetime = std::chrono::milliseconds(10 + rng() % 150);
     if (round % 3 == 2) {
-      // Die exactly after the history append, before the outbox confirm: the batch is delivered
-      // again by the next publisher, which must not store it twice.
       env = fmt::format("CH_TEST_CRASH_AT=after_append:{}", 1 + rng() % 4);
       ++crash_points;
+      lifetime = std::chrono::milliseconds(2000);
     }
     pid_t pub = Spawn(serve, "", env);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10 + rng() % 150));
-    kill(pub, SIGKILL);
-    WaitExit(pub);
-    ++kills;
+    int code = -1;
+    bool exited = false;
+    for (auto end = std::chrono::steady_clock::now() + lifetime;
+         !(exited = Exited(pub, &code)) && std::chrono::steady_clock::now() < end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (!exited) {
+      kill(pub, SIGKILL);
+      code = WaitExit(pub);
+      ++kills;
+    }
+    if (code == kCrashPointExitCode) {
+      ASSERT_FALSE(env.empty()) << "a publisher without a crash point exited with its code";
+      ++crash_exits;
+    }
     if (!replay_done) replay_done = Exited(replay, &replay_code);
   }
   ASSERT_EQ(replay_code, 0);
+  // Proof that the append/confirm boundary was tested: publishers did stop there.
+  EXPECT_GT(crash_exits, 0) << "no publisher reached its crash point (" << crash_points
+                            << " were set)";
 
   // A last publisher drains the rest and stops cleanly on SIGTERM.
   std::string campaigns_db = data + "/campaigns.db";
@@ -146,8 +166,10 @@ TEST(PublisherCrashTest, KilledPublishersLoseNothingAndDuplicateNothing) {
   o.read_only = true;
   ASSERT_OK_AND_ASSIGN(auto history, SqliteHistoryStore::Open(o));
   EXPECT_EQ(::ch::testing::CompareHistoryWithModel(*history, model, lines, ops), "");
-  std::cerr << fmt::format("publisher killed {} times ({} at the append/confirm boundary)\n", kills,
-                           crash_points);
+  std::cerr << fmt::format(
+      "publisher killed {} times; {} of {} crash points set fired (the append/confirm "
+      "boundary)\n",
+      kills, crash_exits, crash_points);
 }
 
 }  // namespace

@@ -36,6 +36,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/crash_point.h"
 #include "app/runtime.h"
 #include "bus/pubsub_change_bus.h"
 #include "capture/change_event.h"
@@ -523,7 +524,8 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
     std::string crash_point;
     Child* child = nullptr;
     Clock::time_point started{};
-    int kills = 0, crash_points = 0, self_exits = 0;
+    bool armed = false;  // started with a crash point
+    int kills = 0, crash_points = 0, crash_exits = 0, self_exits = 0;
   };
   Role roles[2] = {{.roles = "capture", .crash_point = "after_publish"},
                    {.roles = "publisher", .crash_point = "after_append"}};
@@ -535,13 +537,19 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
     }
     r.child = Serve(r.roles, false, {}, env);
     r.started = Clock::now();
+    r.armed = crash;
     return r.child != nullptr;
+  };
+  // A role that ended at its crash point says so with its exit code (app/crash_point.h).
+  auto note_exit = [&](Role& r) {
+    if (r.child->exit_code() == kCrashPointExitCode) ++r.crash_exits;
   };
   // Restart a role that died on its own: at its crash point, or at start-up (e.g. the slot still
   // held by the walsender of the relay just killed: Unavailable, exit 5) -- what a supervisor
   // (systemd, Kubernetes) does.
   auto revive = [&](Role& r) {
     if (r.child->running()) return true;
+    note_exit(r);
     ++r.self_exits;
     std::this_thread::sleep_for(milliseconds(100));
     return start_role(r, false);
@@ -562,10 +570,13 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
     for (Role& r : roles) ASSERT_TRUE(revive(r));
     if (!committing && kills >= 6) continue;
     Role& r = roles[rng() % 2];
+    if (r.armed) continue;  // left to reach its crash point
     r.child->Kill();
+    note_exit(r);
     ++r.kills;
     ++kills;
-    ASSERT_TRUE(start_role(r, /*crash=*/rng() % 3 == 0));
+    // Each role's first restart has a crash point, so that both points are tested every run.
+    ASSERT_TRUE(start_role(r, /*crash=*/r.crash_points == 0 || rng() % 3 == 0));
   }
   ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(1)));
   const double seconds_taken = SecondsSince(start);
@@ -579,12 +590,17 @@ TEST_F(TopologyTest, KilledCaptureAndPublisherProcessesLoseNothingAndDuplicateNo
     }
   }
   std::cerr << fmt::format(
-      "faults: replay + drain {:.1f} s; capture killed {} times ({} starts with a crash point, {} "
-      "exits on its own), publisher killed {} times ({} with a crash point, {} exits on its "
+      "faults: replay + drain {:.1f} s; capture killed {} times ({} of {} crash points fired, {} "
+      "exits on its own), publisher killed {} times ({} of {} crash points fired, {} exits on its "
       "own)\n",
-      seconds_taken, roles[0].kills, roles[0].crash_points, roles[0].self_exits, roles[1].kills,
-      roles[1].crash_points, roles[1].self_exits);
+      seconds_taken, roles[0].kills, roles[0].crash_exits, roles[0].crash_points,
+      roles[0].self_exits, roles[1].kills, roles[1].crash_exits, roles[1].crash_points,
+      roles[1].self_exits);
   EXPECT_GE(kills, 6);
+  for (const Role& r : roles) {
+    EXPECT_GT(r.crash_exits, 0) << r.roles << ": no process reached its crash point "
+                                << r.crash_point << " (" << r.crash_points << " were set)";
+  }
   ExpectHistoryMatchesModel(ops);
 }
 
