@@ -20,7 +20,8 @@ if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
     "topology_sink_test|TopologyTest.Sink*|integration,slow|300"
     "topology_notify_test|TopologyTest.NotifyCapture*|integration,slow|300"
     "topology_faults_test|TopologyTest.Killed*|integration,slow|400"
-    "topology_poison_test|TopologyTest.Poison*|integration,slow|400"
+    "topology_poison_test|TopologyTest.Poison*:TopologyTest.DeadLetters*|integration,slow|400"
+    "topology_outage_test|TopologyTest.Outage*|integration,slow|600"
     "topology_emulator_restart_test|TopologyTest.PipelineRecovers*|integration,slow|400")
   foreach(_entry IN LISTS _ch_topology_tests)
     string(REPLACE "|" ";" _fields "${_entry}")
