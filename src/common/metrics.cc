@@ -7,23 +7,6 @@
 
 namespace ch {
 
-std::string EscapeMetricLabelValue(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 namespace {
 
 std::string FormatValue(double v) {
@@ -34,13 +17,17 @@ std::string FormatValue(double v) {
   return fmt::format("{}", v);
 }
 
-std::string EscapeHelp(std::string_view help) {
+// Backslash and newline; double quotes too in label values (not in help text).
+std::string Escape(std::string_view text, bool quotes) {
   std::string out;
-  for (char c : help) {
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '"' && quotes) {
+      out += "\\\"";
     } else {
       out += c;
     }
@@ -49,6 +36,8 @@ std::string EscapeHelp(std::string_view help) {
 }
 
 }  // namespace
+
+std::string EscapeMetricLabelValue(std::string_view value) { return Escape(value, true); }
 
 void MetricsWriter::Add(std::string_view name, MetricType type, std::string_view help,
                         const MetricLabels& labels, double value) {
@@ -74,7 +63,7 @@ void MetricsWriter::Add(std::string_view name, MetricType type, std::string_view
 std::string MetricsWriter::Render() const {
   std::string out;
   for (const Family& f : families_) {
-    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, EscapeHelp(f.help), f.name,
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", f.name, Escape(f.help, false), f.name,
                        f.type == MetricType::kCounter ? "counter" : "gauge");
     for (const std::string& s : f.samples) {
       out += s;
