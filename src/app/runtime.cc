@@ -249,14 +249,18 @@ Result<std::vector<Status>> Runtime::HandleChanges(std::span<const Delivery> del
   std::lock_guard<std::mutex> lock(publisher_mu_);
   // Heartbeats are passed on as they come: the store keeps one until the transactions before it
   // are complete, so their order relative to the changes does not matter.
-  for (const auto& [i, h] : heartbeats) statuses[i] = publisher_->RecordHeartbeat(h);
+  for (const auto& [i, h] : heartbeats) {
+    statuses[i] = DependencyFailure(publisher_->RecordHeartbeat(h), "history store");
+  }
   Result<PublishStats> all = publisher_->Process(events);
   if (all.ok() && options_.TEST_publisher_hook) options_.TEST_publisher_hook("after_append");
-  if (all.ok() || IsRetryable(all.status().code())) {
+  // OK, or a store or the campaign database failed (the publisher attributes those): the same
+  // for every message, so the consumer acknowledges or holds them all.
+  if (all.ok() || ClassifyFailure(all.status().code()) == FailureKind::kDependency) {
     for (size_t k : index) statuses[k] = all.status();
     return statuses;
   }
-  // A permanent failure: find the culprit(s) message by message so the rest flows on.
+  // A bad or suspect message: find the culprit(s) message by message so the rest flows on.
   for (size_t k = 0; k < index.size(); ++k) {
     std::span<const ChangeEvent> mine(events.data() + begin[k], begin[k + 1] - begin[k]);
     statuses[index[k]] = publisher_->Process(mine).status();
@@ -275,19 +279,21 @@ Result<std::vector<Status>> Runtime::HandleHistory(std::span<const Delivery> del
       continue;
     }
     if (m->heartbeat) {
-      statuses[i] = history_->RecordHeartbeat(*m->heartbeat);
+      statuses[i] = DependencyFailure(history_->RecordHeartbeat(*m->heartbeat), "history store");
       continue;
     }
     records.push_back(std::move(*m->record));
     index.push_back(i);
   }
-  Status all = history_->Append(records).status();
-  if (all.ok() || IsRetryable(all.code())) {
+  Status all = DependencyFailure(history_->Append(records).status(), "history store");
+  if (all.ok() || ClassifyFailure(all.code()) == FailureKind::kDependency) {
     for (size_t k : index) statuses[k] = all;
     return statuses;
   }
+  // The store refused a record for its content: find which.
   for (size_t j = 0; j < records.size(); ++j) {
-    statuses[index[j]] = history_->Append(std::span<const HistoryRecord>(&records[j], 1)).status();
+    statuses[index[j]] = DependencyFailure(
+        history_->Append(std::span<const HistoryRecord>(&records[j], 1)).status(), "history store");
   }
   return statuses;
 }
@@ -320,7 +326,7 @@ Result<bool> Runtime::StartPublisher() {
   ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
   if (t.create_missing) {
     RETURN_IF_ERROR(bus->EnsureTopic(t.changes_topic));
-    RETURN_IF_ERROR(bus->EnsureTopic(t.dead_letter_topic));
+    RETURN_IF_ERROR(EnsureDeadLetterTopic(t.dead_letter_topic, t.dead_letter_subscription));
     RETURN_IF_ERROR(
         bus->EnsureSubscription(t.publisher_subscription, t.changes_topic, Subscriptions()));
   }
@@ -344,6 +350,7 @@ Result<bool> Runtime::StartPublisher() {
   c.bus = bus;
   c.subscription = t.publisher_subscription;
   c.dead_letter_topic = t.dead_letter_topic;
+  c.dead_letter_subscription = t.dead_letter_subscription;
   c.batch_size = t.bus_batch;
   c.max_attempts = t.max_attempts;
   c.ack_deadline = t.ack_deadline;
@@ -354,6 +361,26 @@ Result<bool> Runtime::StartPublisher() {
                    }));
   RETURN_IF_ERROR(publisher_consumer_->Start());
   return true;
+}
+
+Status Runtime::EnsureDeadLetterTopic(const std::string& topic, const std::string& subscription) {
+  ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
+  RETURN_IF_ERROR(bus->EnsureTopic(topic));
+  // Its keeping subscription at once: Pub/Sub keeps a message only for the subscriptions that
+  // exist when it is published, and `dead-letters` reads (and redrives) from this one.
+  SubscriptionOptions keep = Subscriptions();
+  keep.ordered = false;
+  return bus->EnsureSubscription(subscription, topic, keep);
+}
+
+std::vector<ConsumerReport> Runtime::Consumers() const {
+  std::vector<ConsumerReport> out;
+  const TopologyOptions& t = options_.topology;
+  if (publisher_consumer_) {
+    out.push_back({"publisher", t.publisher_subscription, publisher_consumer_->stats()});
+  }
+  if (sink_consumer_) out.push_back({"sink", t.sink_subscription, sink_consumer_->stats()});
+  return out;
 }
 
 Result<bool> Runtime::StartCapture() {
@@ -396,7 +423,8 @@ Status Runtime::StartSink() {
   ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
   if (t.create_missing) {
     RETURN_IF_ERROR(bus->EnsureTopic(t.history_topic));
-    RETURN_IF_ERROR(bus->EnsureTopic(t.history_dead_letter_topic));
+    RETURN_IF_ERROR(
+        EnsureDeadLetterTopic(t.history_dead_letter_topic, t.history_dead_letter_subscription));
     RETURN_IF_ERROR(bus->EnsureSubscription(t.sink_subscription, t.history_topic, Subscriptions()));
   }
   RETURN_IF_ERROR(History().status());
@@ -404,6 +432,7 @@ Status Runtime::StartSink() {
   c.bus = bus;
   c.subscription = t.sink_subscription;
   c.dead_letter_topic = t.history_dead_letter_topic;
+  c.dead_letter_subscription = t.history_dead_letter_subscription;
   c.batch_size = t.bus_batch;
   c.max_attempts = t.max_attempts;
   c.ack_deadline = t.ack_deadline;
@@ -439,8 +468,10 @@ std::string Runtime::RoleStats() const {
   }
   if (publisher_consumer_) {
     BusConsumerStats s = publisher_consumer_->stats();
-    out += fmt::format("publisher: {} messages, {} acked, {} dead-lettered; ", s.delivered, s.acked,
-                       s.dead_lettered);
+    out += fmt::format(
+        "publisher: {} messages, {} acked, {} dead-lettered, {} tries blocked by a "
+        "dependency; ",
+        s.delivered, s.acked, s.dead_lettered, s.dependency_failures);
   }
   if (relay_) {
     CaptureRelayStats s = relay_->stats();

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/backend_config.h"
 #include "app/committed_versions.h"
@@ -52,6 +53,9 @@ struct TopologyOptions {
   std::string publisher_subscription = "campaign-changes-publisher";
   // Where poison change messages go, with the reason. Default: "campaign-changes-dead-letter".
   std::string dead_letter_topic = "campaign-changes-dead-letter";
+  // The subscription that keeps them for `dead-letters` (created with the topic).
+  // Default: "campaign-changes-dead-letter-keep".
+  std::string dead_letter_subscription = "campaign-changes-dead-letter-keep";
   // Topic of history records (publisher -> BigQuery subscription or sink). Default:
   // "campaign-history".
   std::string history_topic = "campaign-history";
@@ -59,6 +63,8 @@ struct TopologyOptions {
   std::string sink_subscription = "campaign-history-sink";
   // Where poison history messages go. Default: "campaign-history-dead-letter".
   std::string history_dead_letter_topic = "campaign-history-dead-letter";
+  // The subscription that keeps them. Default: "campaign-history-dead-letter-keep".
+  std::string history_dead_letter_subscription = "campaign-history-dead-letter-keep";
   // The publisher writes records to the history topic instead of the history store.
   // Default: false.
   bool publish_to_topic = false;
@@ -67,7 +73,10 @@ struct TopologyOptions {
   // PostgreSQL replication slot and publication of log capture. Default: "campaign_history".
   std::string slot = "campaign_history";
   std::string publication = "campaign_history";
-  // Failed attempts before a message is dead-lettered. Default: 5.
+  // Attempts at a message that fails for an uncertain reason (an internal error) before it is
+  // dead-lettered. Failures of a dependency (the history store, the campaign database, the bus)
+  // are never counted: the consumer holds the messages and retries (bus/bus_consumer.h).
+  // Default: 5.
   int max_attempts = 5;
   // Ask Pub/Sub for per-key ordered delivery (ordering key: the customer id for log capture, the
   // campaign id for notify). Not needed for
@@ -85,6 +94,13 @@ struct TopologyOptions {
   // existing subscription keeps its own deadline for the first lease. 10 s .. 600 s.
   // Default: 20 s.
   Micros ack_deadline = std::chrono::seconds(20);
+};
+
+// One bus consumer of this process and its state (for `status`, /healthz and /metrics).
+struct ConsumerReport {
+  std::string role;  // "publisher" or "sink"
+  std::string subscription;
+  BusConsumerStats stats;
 };
 
 struct RuntimeOptions {
@@ -160,12 +176,16 @@ class Runtime {
   // Totals of the roles so far (for logs, metrics and benchmarks).
   PublishStats PublisherStats() const;
   std::string RoleStats() const;
+  // The bus consumers running in this process, with their state.
+  std::vector<ConsumerReport> Consumers() const;
 
  private:
   explicit Runtime(const RuntimeOptions& options);
   Status OpenOutboxSource();
   SubscriptionOptions Subscriptions() const;
   Result<bool> TakePublisherLock();
+  // Create a dead-letter topic and the subscription that keeps its messages.
+  Status EnsureDeadLetterTopic(const std::string& topic, const std::string& subscription);
   Result<std::vector<Status>> HandleChanges(std::span<const Delivery> deliveries);
   Result<std::vector<Status>> HandleHistory(std::span<const Delivery> deliveries);
 

@@ -8,7 +8,6 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -32,10 +31,13 @@ std::string TruncateUtf8(std::string s, size_t max) {
 struct BusConsumer::Impl {
   BusConsumerOptions options;
   BatchHandler handler;
+  Clock* clock = nullptr;
 
-  // Attempts per message id, for buses that do not count them (bounded, oldest first out).
+  // Per message id: deliveries counted here (for buses that do not count them) and deliveries
+  // not to count (released on Stop while held for a dependency). Bounded, oldest first out.
   struct Counted {
-    int attempts = 0;
+    int deliveries = 0;
+    int excused = 0;
     uint64_t seq = 0;  // first seen; the key of by_seq
   };
   std::mutex attempts_mu;
@@ -43,7 +45,7 @@ struct BusConsumer::Impl {
   std::map<uint64_t, std::string> by_seq;
   uint64_t next_seq = 0;
 
-  // Lease keeper: extends the leases of the batch in flight.
+  // Lease keeper: extends the leases of the batch in flight and of held deliveries.
   std::mutex keep_mu;
   std::condition_variable keep_cv;
   std::vector<std::string> keep_ids;
@@ -59,12 +61,25 @@ struct BusConsumer::Impl {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stop_requested = false;
-  std::mutex run_mu;  // one batch at a time (loop or RunOnce)
+  std::mutex run_mu;  // one try at a time (loop or RunOnce); guards `held`
+
+  // Deliveries held for a dependency failure, with their attempt counts, in batch order.
+  std::vector<Delivery> held;
+  std::vector<int> held_attempts;
 
   std::atomic<int64_t> batches{0}, delivered{0}, acked{0}, nacked{0}, dead_lettered{0}, errors{0},
-      extensions{0};
+      extensions{0}, dependency_failures{0}, backoffs{0}, held_count{0};
   mutable std::mutex error_mu;
   Status last_error;
+
+  // The blocked state (see the header).
+  mutable std::mutex state_mu;
+  bool blocked = false;
+  Status blocking_error;
+  Timestamp blocked_since{};
+  std::chrono::steady_clock::time_point blocked_steady{};
+  int64_t retries = 0;
+  Micros backoff{0};
 
   void RecordError(const Status& s) {
     errors++;
@@ -72,21 +87,85 @@ struct BusConsumer::Impl {
     last_error = s;
   }
 
-  // Count one more delivery of `message_id`; return the count.
-  int CountAttempt(const std::string& message_id) {
-    std::lock_guard lock(attempts_mu);
-    auto it = attempts.find(message_id);
-    if (it == attempts.end()) {
-      if (options.attempt_memory == 0) return 1;
-      while (attempts.size() >= options.attempt_memory && !by_seq.empty()) {
-        attempts.erase(by_seq.begin()->second);  // forget the oldest
-        by_seq.erase(by_seq.begin());
-      }
-      uint64_t seq = next_seq++;
-      it = attempts.emplace(message_id, Counted{0, seq}).first;
-      by_seq.emplace(seq, message_id);
+  // Enter (or stay in) the blocked state because of `s`. Logs only when the state begins or the
+  // error's code changes, not on every retry.
+  void Block(const Status& s) {
+    dependency_failures++;
+    std::lock_guard lock(state_mu);
+    if (!blocked) {
+      blocked = true;
+      blocked_since = clock->Now();
+      blocked_steady = std::chrono::steady_clock::now();
+      retries = 1;
+      blocking_error = s;
+      spdlog::error(
+          "bus consumer '{}': blocked: {}; {}retrying with backoff (at most {:.1f} s apart) "
+          "until it clears",
+          options.subscription, s.ToString(),
+          held_count > 0 ? fmt::format("holding {} message(s), ", held_count.load())
+                         : std::string(),
+          std::chrono::duration<double>(options.max_backoff).count());
+      return;
     }
-    return ++it->second.attempts;
+    ++retries;
+    if (s.code() != blocking_error.code()) {
+      spdlog::warn(
+          "bus consumer '{}': still blocked after {:.1f} s, now: {}", options.subscription,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - blocked_steady).count(),
+          s.ToString());
+    }
+    blocking_error = s;
+  }
+
+  void Unblock() {
+    std::lock_guard lock(state_mu);
+    backoff = Micros(0);
+    if (!blocked) return;
+    spdlog::warn(
+        "bus consumer '{}': unblocked after {:.1f} s and {} failed tries (it was: {})",
+        options.subscription,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - blocked_steady).count(),
+        retries, blocking_error.ToString());
+    blocked = false;
+    blocking_error = Status::OK();
+    retries = 0;
+  }
+
+  // The id's entry, created when missing (nullptr when nothing may be remembered).
+  // REQUIRES: attempts_mu held.
+  Counted* Entry(const std::string& message_id) {
+    auto it = attempts.find(message_id);
+    if (it != attempts.end()) return &it->second;
+    if (options.attempt_memory == 0) return nullptr;
+    while (attempts.size() >= options.attempt_memory && !by_seq.empty()) {
+      attempts.erase(by_seq.begin()->second);  // forget the oldest
+      by_seq.erase(by_seq.begin());
+    }
+    uint64_t seq = next_seq++;
+    by_seq.emplace(seq, message_id);
+    return &attempts.emplace(message_id, Counted{0, 0, seq}).first->second;
+  }
+
+  // Return which attempt at the message this delivery is: the bus's count (or ours) minus the
+  // deliveries excused.
+  int Attempt(const Delivery& d) {
+    if (d.message_id.empty()) return std::max(1, d.delivery_attempt);
+    std::lock_guard lock(attempts_mu);
+    if (d.delivery_attempt > 0) {
+      auto it = attempts.find(d.message_id);
+      int excused = it == attempts.end() ? 0 : it->second.excused;
+      return std::max(1, d.delivery_attempt - excused);
+    }
+    Counted* c = Entry(d.message_id);
+    if (c == nullptr) return 1;
+    return std::max(1, ++c->deliveries - c->excused);
+  }
+
+  // Do not count this delivery of the message as an attempt.
+  void Excuse(const Delivery& d) {
+    if (d.message_id.empty()) return;
+    std::lock_guard lock(attempts_mu);
+    if (Counted* c = Entry(d.message_id)) ++c->excused;
   }
 
   void ForgetAttempts(const std::string& message_id) {
@@ -176,68 +255,115 @@ struct BusConsumer::Impl {
   Status PublishDeadLetters(std::span<const BusMessage> messages) {
     Status s = options.bus->Publish(options.dead_letter_topic, messages);
     if (s.code() == StatusCode::kNotFound) {
+      // Create the topic with its keeping subscription before anything is published to it:
+      // Pub/Sub would deliver these messages to no one otherwise.
       RETURN_IF_ERROR(options.bus->EnsureTopic(options.dead_letter_topic));
+      if (!options.dead_letter_subscription.empty()) {
+        RETURN_IF_ERROR(options.bus->EnsureSubscription(
+            options.dead_letter_subscription, options.dead_letter_topic, {.ordered = false}));
+      }
       s = options.bus->Publish(options.dead_letter_topic, messages);
     }
     return s;
   }
 
-  // Settle a handled batch. Returns the first error of the bus calls (all are attempted).
-  Status Settle(const std::vector<Delivery>& batch, const std::vector<Status>& statuses,
-                const std::vector<int>& attempt_counts) {
-    std::vector<std::string> ack_ids, nack_ids;
+  // What happens to each delivery of a handled batch.
+  enum class Fate { kAck, kHold, kNack, kDeadLetter };
+
+  struct Settled {
+    Status bus_error;         // the first failed bus call (all are attempted)
+    Status held_for;          // why deliveries are held (OK when none are)
+    bool nacked_any = false;  // a delivery was nacked: back off before the next try
+  };
+
+  // Settle a handled batch; the deliveries to hold go to `held` (in batch order).
+  Settled Settle(const std::vector<Delivery>& batch, const std::vector<Status>& statuses,
+                 const std::vector<int>& attempt_counts) {
+    Settled out;
+    std::vector<Fate> fate(batch.size());
+    std::map<std::string_view, Fate> key_fate;  // the first hold or nack of each key
     std::vector<BusMessage> dead;
-    std::vector<const Delivery*> dead_deliveries;
-    std::set<std::string_view> held_keys;  // keys with an earlier retryable failure
+    std::vector<size_t> dead_index;
     for (size_t i = 0; i < batch.size(); ++i) {
-      const Delivery& d = batch[i];
       const Status& s = statuses[i];
-      const std::string& key = d.message.ordering_key;
-      if (!key.empty() && held_keys.contains(key)) {
-        nack_ids.push_back(d.ack_id);
-        continue;
+      const std::string& key = batch[i].message.ordering_key;
+      auto k = key.empty() ? key_fate.end() : key_fate.find(key);
+      if (k != key_fate.end()) {
+        fate[i] = k->second;
+      } else if (s.ok()) {
+        fate[i] = Fate::kAck;
+      } else {
+        switch (ClassifyFailure(s.code())) {
+          case FailureKind::kDependency:
+            fate[i] = Fate::kHold;
+            if (out.held_for.ok()) out.held_for = s;
+            break;
+          case FailureKind::kBadMessage:
+            fate[i] = Fate::kDeadLetter;
+            break;
+          case FailureKind::kUncertain:
+            fate[i] = attempt_counts[i] < options.max_attempts ? Fate::kNack : Fate::kDeadLetter;
+            break;
+        }
       }
-      if (s.ok()) {
-        ack_ids.push_back(d.ack_id);
-        continue;
+      if ((fate[i] == Fate::kHold || fate[i] == Fate::kNack) && !key.empty()) {
+        key_fate.emplace(key, fate[i]);
       }
-      bool retryable = IsRetryable(s.code());
-      if (retryable && attempt_counts[i] < options.max_attempts) {
-        nack_ids.push_back(d.ack_id);
-        if (!key.empty()) held_keys.insert(key);
-        continue;
+      if (fate[i] == Fate::kDeadLetter) {
+        Status reason = ClassifyFailure(s.code()) == FailureKind::kUncertain
+                            ? Status(s.code(), fmt::format("gave up after {} attempts: {}",
+                                                           attempt_counts[i], s.message()))
+                            : s;
+        dead.push_back(DeadLetter(batch[i], reason, attempt_counts[i]));
+        dead_index.push_back(i);
       }
-      Status reason = retryable ? Status(s.code(), fmt::format("gave up after {} attempts: {}",
-                                                               attempt_counts[i], s.message()))
-                                : s;
-      dead.push_back(DeadLetter(d, reason, attempt_counts[i]));
-      dead_deliveries.push_back(&d);
     }
 
-    Status first_error;
     auto note = [&](const Status& s, std::string_view what) {
       if (s.ok()) return;
       Status e = s.WithContext(what);
       RecordError(e);
-      if (first_error.ok()) first_error = e;
+      if (out.bus_error.ok()) out.bus_error = e;
     };
     if (!dead.empty()) {
       Status s = PublishDeadLetters(dead);
       note(s, fmt::format("publishing {} message(s) to dead-letter topic '{}'", dead.size(),
                           options.dead_letter_topic));
-      for (size_t i = 0; i < dead_deliveries.size(); ++i) {
-        const Delivery& d = *dead_deliveries[i];
+      for (size_t j = 0; j < dead_index.size(); ++j) {
+        const Delivery& d = batch[dead_index[j]];
         if (s.ok()) {
           spdlog::warn("bus consumer '{}': message {} dead-lettered to '{}': {}",
                        options.subscription, d.message_id, options.dead_letter_topic,
-                       dead[i].attributes["dead_letter_reason"]);
-          ack_ids.push_back(d.ack_id);
+                       dead[j].attributes["dead_letter_reason"]);
+          fate[dead_index[j]] = Fate::kAck;
           dead_lettered++;
         } else {
-          nack_ids.push_back(d.ack_id);  // not safe elsewhere yet: keep it on the bus
+          fate[dead_index[j]] = Fate::kHold;  // not safe elsewhere yet: keep it
         }
       }
     }
+    std::vector<std::string> ack_ids, nack_ids;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      switch (fate[i]) {
+        case Fate::kAck:
+          ack_ids.push_back(batch[i].ack_id);
+          break;
+        case Fate::kNack:
+          nack_ids.push_back(batch[i].ack_id);
+          // Nacked only to keep its key in order: this delivery is not an attempt.
+          if (statuses[i].ok() || ClassifyFailure(statuses[i].code()) == FailureKind::kDependency) {
+            Excuse(batch[i]);
+          }
+          break;
+        case Fate::kHold:
+          held.push_back(batch[i]);
+          held_attempts.push_back(attempt_counts[i]);
+          break;
+        case Fate::kDeadLetter:
+          break;  // became kAck or kHold above
+      }
+    }
+    held_count = static_cast<int64_t>(held.size());
     if (!ack_ids.empty()) {
       Status s = options.bus->Ack(options.subscription, ack_ids);
       note(s, fmt::format("acknowledging {} message(s)", ack_ids.size()));
@@ -247,39 +373,51 @@ struct BusConsumer::Impl {
       Status s = options.bus->Nack(options.subscription, nack_ids);
       note(s, fmt::format("nacking {} message(s)", nack_ids.size()));
       nacked += static_cast<int64_t>(nack_ids.size());  // nacked or left to expire: redelivered
+      out.nacked_any = true;
     }
     // Acked and dead-lettered messages need no attempt count any more.
-    std::set<std::string> done(ack_ids.begin(), ack_ids.end());
-    for (const Delivery& d : batch) {
-      if (d.delivery_attempt <= 0 && done.contains(d.ack_id)) ForgetAttempts(d.message_id);
-    }
-    return first_error;
-  }
-
-  Result<size_t> ProcessOne() {
-    Result<std::vector<Delivery>> pulled =
-        options.bus->Pull(options.subscription, options.batch_size, options.pull_wait);
-    if (!pulled.ok()) {
-      Status s =
-          pulled.status().WithContext(fmt::format("pulling from '{}'", options.subscription));
-      RecordError(s);
-      return s;
-    }
-    std::vector<Delivery>& batch = *pulled;
-    if (batch.empty()) return size_t{0};
-    batches++;
-    delivered += static_cast<int64_t>(batch.size());
-    std::vector<int> attempt_counts;
-    attempt_counts.reserve(batch.size());
-    for (const Delivery& d : batch) {
-      if (d.delivery_attempt > 0) {
-        attempt_counts.push_back(d.delivery_attempt);
-      } else if (!d.message_id.empty()) {
-        attempt_counts.push_back(CountAttempt(d.message_id));
-      } else {
-        attempt_counts.push_back(1);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (fate[i] == Fate::kAck && !batch[i].message_id.empty()) {
+        ForgetAttempts(batch[i].message_id);
       }
     }
+    return out;
+  }
+
+  // The outcome of one try: what RunOnce returns, and whether the loop backs off after it.
+  struct Try {
+    Result<size_t> result = size_t{0};
+    bool back_off = false;
+  };
+
+  // REQUIRES: run_mu held.
+  Try ProcessOne() {
+    std::vector<Delivery> batch;
+    std::vector<int> attempt_counts;
+    if (!held.empty()) {
+      batch.swap(held);
+      attempt_counts.swap(held_attempts);
+      held_count = 0;
+    } else {
+      Result<std::vector<Delivery>> pulled =
+          options.bus->Pull(options.subscription, options.batch_size, options.pull_wait);
+      if (!pulled.ok()) {
+        Status s =
+            pulled.status().WithContext(fmt::format("pulling from '{}'", options.subscription));
+        RecordError(s);
+        Block(s);
+        return {s, true};
+      }
+      batch = std::move(*pulled);
+      if (batch.empty()) {
+        Unblock();  // the bus answers again
+        return {size_t{0}, false};
+      }
+      delivered += static_cast<int64_t>(batch.size());
+      attempt_counts.reserve(batch.size());
+      for (const Delivery& d : batch) attempt_counts.push_back(Attempt(d));
+    }
+    batches++;
     KeepLeases(batch);
     std::vector<Status> statuses = CallHandler(batch);
     for (const Status& s : statuses) {
@@ -288,10 +426,40 @@ struct BusConsumer::Impl {
         break;
       }
     }
-    Status settled = Settle(batch, statuses, attempt_counts);
+    Settled settled = Settle(batch, statuses, attempt_counts);
+    if (held.empty()) {
+      ReleaseLeases();
+    } else {
+      KeepLeases(held);
+    }
+    if (!settled.bus_error.ok()) {
+      Block(settled.bus_error);
+      return {settled.bus_error, true};
+    }
+    if (!held.empty()) {
+      Block(settled.held_for);
+      return {settled.held_for, true};
+    }
+    Unblock();
+    return {batch.size(), settled.nacked_any};
+  }
+
+  // Nack what is held (not counted as attempts): another consumer, or this one after a restart,
+  // gets it at once. REQUIRES: run_mu held.
+  void ReleaseHeld() {
+    if (held.empty()) return;
+    std::vector<std::string> ids;
+    for (const Delivery& d : held) {
+      ids.push_back(d.ack_id);
+      Excuse(d);
+    }
+    Status s = options.bus->Nack(options.subscription, ids);
+    if (!s.ok()) RecordError(s.WithContext(fmt::format("nacking {} held message(s)", ids.size())));
+    nacked += static_cast<int64_t>(ids.size());
+    held.clear();
+    held_attempts.clear();
+    held_count = 0;
     ReleaseLeases();
-    if (!settled.ok()) return settled;
-    return batch.size();
   }
 
   void Loop() {
@@ -302,11 +470,11 @@ struct BusConsumer::Impl {
         std::lock_guard lock(stop_mu);
         if (stop_requested) break;
       }
-      Result<size_t> r = [&] {
+      Try t = [&] {
         std::lock_guard lock(run_mu);
         return ProcessOne();
       }();
-      if (r.ok()) {
+      if (!t.back_off) {
         failures = 0;
         continue;
       }
@@ -314,10 +482,18 @@ struct BusConsumer::Impl {
       Micros ceiling = options.initial_backoff;
       for (int i = 1; i < failures && ceiling < options.max_backoff; ++i) ceiling *= 2;
       ceiling = std::min(ceiling, options.max_backoff);
-      Micros pause(std::uniform_int_distribution<int64_t>(0, ceiling.count())(rng));
+      Micros pause(
+          std::uniform_int_distribution<int64_t>(ceiling.count() / 2, ceiling.count())(rng));
+      backoffs++;
+      {
+        std::lock_guard lock(state_mu);
+        backoff = ceiling;
+      }
       std::unique_lock lock(stop_mu);
       stop_cv.wait_for(lock, pause, [&] { return stop_requested; });
     }
+    std::lock_guard lock(run_mu);
+    ReleaseHeld();
   }
 };
 
@@ -327,6 +503,10 @@ BusConsumer::BusConsumer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
 
 BusConsumer::~BusConsumer() {
   Stop();
+  {
+    std::lock_guard lock(impl_->run_mu);
+    impl_->ReleaseHeld();
+  }
   {
     std::lock_guard lock(impl_->keep_mu);
     impl_->keep_shutdown = true;
@@ -357,8 +537,12 @@ Result<std::unique_ptr<BusConsumer>> BusConsumer::Create(const BusConsumerOption
   if (options.initial_backoff <= Micros(0) || options.max_backoff < options.initial_backoff) {
     return bad("backoff must satisfy 0 < initial_backoff <= max_backoff");
   }
+  if (!options.dead_letter_subscription.empty()) {
+    RETURN_IF_ERROR(ValidateBusName("dead-letter subscription", options.dead_letter_subscription));
+  }
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->clock = options.clock ? options.clock : &SystemClock::Default();
   impl->handler = std::move(handler);
   return std::unique_ptr<BusConsumer>(new BusConsumer(std::move(impl)));
 }
@@ -398,17 +582,27 @@ Result<size_t> BusConsumer::RunOnce() {
                                                impl_->options.subscription));
   }
   std::lock_guard lock(impl_->run_mu);
-  return impl_->ProcessOne();
+  return impl_->ProcessOne().result;
 }
 
 BusConsumerStats BusConsumer::stats() const {
-  return BusConsumerStats{.batches = impl_->batches.load(),
-                          .delivered = impl_->delivered.load(),
-                          .acked = impl_->acked.load(),
-                          .nacked = impl_->nacked.load(),
-                          .dead_lettered = impl_->dead_lettered.load(),
-                          .errors = impl_->errors.load(),
-                          .extensions = impl_->extensions.load()};
+  BusConsumerStats s{.batches = impl_->batches.load(),
+                     .delivered = impl_->delivered.load(),
+                     .acked = impl_->acked.load(),
+                     .nacked = impl_->nacked.load(),
+                     .dead_lettered = impl_->dead_lettered.load(),
+                     .errors = impl_->errors.load(),
+                     .extensions = impl_->extensions.load(),
+                     .dependency_failures = impl_->dependency_failures.load(),
+                     .backoffs = impl_->backoffs.load(),
+                     .held = impl_->held_count.load()};
+  std::lock_guard lock(impl_->state_mu);
+  s.blocked = impl_->blocked;
+  s.blocking_error = impl_->blocking_error;
+  s.blocked_since = impl_->blocked_since;
+  s.retries = impl_->retries;
+  s.backoff = impl_->backoff;
+  return s;
 }
 
 Status BusConsumer::last_error() const {

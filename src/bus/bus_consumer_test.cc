@@ -1,6 +1,8 @@
 #include "bus/bus_consumer.h"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <map>
@@ -49,6 +51,31 @@ class NoAttemptCountBus final : public ChangeBus {
 
  private:
   ChangeBus& inner_;
+};
+
+// Collects what the code under test logs (the default spdlog logger) while it lives.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(10000)) {
+    previous_ = spdlog::default_logger();
+    auto logger = std::make_shared<spdlog::logger>("capture", sink_);
+    logger->set_level(spdlog::level::trace);
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  // The lines that contain `needle`.
+  std::vector<std::string> Lines(std::string_view needle) {
+    std::vector<std::string> out;
+    for (std::string& l : sink_->last_formatted()) {
+      if (l.find(needle) != std::string::npos) out.push_back(std::move(l));
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink_;
+  std::shared_ptr<spdlog::logger> previous_;
 };
 
 BusMessage Msg(std::string data, std::string key = "") {
@@ -123,6 +150,22 @@ class BusConsumerTest : public ::testing::Test {
     return out;
   }
 
+  // A consumer whose handler sees every batch and fails the message `data` with `failure` while
+  // `fail` is set.
+  std::unique_ptr<BusConsumer> FailingWhile(const bool& fail, std::string data, Status failure) {
+    auto consumer = BusConsumer::Create(
+        Options(), [this, &fail, data, failure](std::span<const Delivery> batch) {
+          See(batch);
+          std::vector<Status> out(batch.size());
+          for (size_t i = 0; i < batch.size(); ++i) {
+            if (fail && batch[i].message.data == data) out[i] = failure;
+          }
+          return out;
+        });
+    EXPECT_OK(consumer.status());
+    return consumer.ok() ? std::move(consumer).value() : nullptr;
+  }
+
   InMemoryChangeBus bus_;  // system clock: the lease-extension test needs real time
   // What the handler saw, in order ("data" per delivery), across calls.
   std::mutex seen_mu_;
@@ -152,31 +195,276 @@ TEST_F(BusConsumerTest, AcksWhatTheHandlerAccepted) {
   EXPECT_EQ(n, 0u);
 }
 
-TEST_F(BusConsumerTest, RetryableFailureNacksItAndEveryLaterMessageOfItsKey) {
+TEST_F(BusConsumerTest, UncertainFailureNacksItAndEveryLaterMessageOfItsKey) {
   Publish({Msg("a1", "a"), Msg("b1", "b"), Msg("a2", "a"), Msg("a3", "a"), Msg("b2", "b")});
   bool fail = true;
-  ASSERT_OK_AND_ASSIGN(auto consumer,
-                       BusConsumer::Create(Options(), [&](std::span<const Delivery> batch) {
-                         See(batch);
-                         std::vector<Status> out(batch.size());
-                         for (size_t i = 0; i < batch.size(); ++i) {
-                           if (fail && batch[i].message.data == "a2") {
-                             out[i] = UnavailableError("history store busy");
-                           }
-                         }
-                         return out;
-                       }));
+  auto consumer = FailingWhile(fail, "a2", InternalError("parser crashed"));
+  ASSERT_NE(consumer, nullptr);
   ASSERT_OK(consumer->RunOnce().status());
   EXPECT_EQ(consumer->stats().acked, 3);   // a1 b1 b2
   EXPECT_EQ(consumer->stats().nacked, 2);  // a2 and a3, although a3 itself was fine
   EXPECT_EQ(bus_.Unacked("workers"), 2u);
-  EXPECT_THAT(consumer->last_error(), StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(consumer->last_error(), StatusIs(StatusCode::kInternal));
+  EXPECT_FALSE(consumer->stats().blocked) << "a message's own failure blocks nothing";
   fail = false;
   seen_.clear();
   ASSERT_OK(consumer->RunOnce().status());
   EXPECT_EQ(Join(seen_), "a2 a3");  // the key again, in order, from the failed message on
   EXPECT_EQ(bus_.Unacked("workers"), 0u);
   EXPECT_TRUE(DeadLetters().empty());
+}
+
+// The history store is down: the message is fine, so it is held -- leased, not redelivered --
+// and handed to the handler again, with every later message of its key, before anything new is
+// pulled.
+TEST_F(BusConsumerTest, DependencyFailureHoldsItAndEveryLaterMessageOfItsKey) {
+  Publish({Msg("a1", "a"), Msg("b1", "b"), Msg("a2", "a"), Msg("a3", "a"), Msg("b2", "b")});
+  bool fail = true;
+  auto consumer = FailingWhile(fail, "a2", UnavailableError("history store: cannot connect"));
+  ASSERT_NE(consumer, nullptr);
+  EXPECT_THAT(consumer->RunOnce(), StatusIs(StatusCode::kUnavailable));
+  BusConsumerStats s = consumer->stats();
+  EXPECT_EQ(s.acked, 3);  // a1 b1 b2
+  EXPECT_EQ(s.nacked, 0);
+  EXPECT_EQ(s.held, 2);  // a2 and a3
+  EXPECT_TRUE(s.blocked);
+  EXPECT_EQ(s.blocking_error.message(), "history store: cannot connect");
+  EXPECT_EQ(bus_.Unacked("workers"), 2u);
+  Publish({Msg("a4", "a"), Msg("c1", "c")});
+  seen_.clear();
+  EXPECT_THAT(consumer->RunOnce(), StatusIs(StatusCode::kUnavailable));
+  EXPECT_EQ(Join(seen_), "a2 a3") << "a held batch is retried before anything new is pulled";
+  EXPECT_EQ(consumer->stats().retries, 2);
+  fail = false;
+  seen_.clear();
+  ASSERT_OK_AND_ASSIGN(size_t n, consumer->RunOnce());
+  EXPECT_EQ(n, 2u);
+  EXPECT_EQ(Join(seen_), "a2 a3");
+  s = consumer->stats();
+  EXPECT_FALSE(s.blocked);
+  EXPECT_OK(s.blocking_error);
+  EXPECT_EQ(s.held, 0);
+  EXPECT_EQ(s.delivered, 5) << "held messages are not delivered again";
+  EXPECT_EQ(s.dependency_failures, 2);
+  seen_.clear();
+  ASSERT_OK(consumer->RunOnce().status());
+  EXPECT_EQ(Join(seen_), "a4 c1");
+  EXPECT_EQ(bus_.Unacked("workers"), 0u);
+  EXPECT_TRUE(DeadLetters().empty());
+}
+
+// An outage is not a poison message: whatever the dependency's failure (down, full, read-only,
+// misconfigured, corrupt) and however long it lasts, the message is never dead-lettered and the
+// outage costs it no attempt.
+TEST_F(BusConsumerTest, DependencyFailuresAreNeverDeadLetteredAndCostNoAttempts) {
+  for (Status failure :
+       {UnavailableError("cannot connect"), ResourceExhaustedError("database or disk is full"),
+        PermissionDeniedError("attempt to write a readonly database"),
+        FailedPreconditionError("topic is missing"),
+        DataLossError("database disk image is malformed"),
+        DeadlineExceededError("statement timeout")}) {
+    SCOPED_TRACE(failure.ToString());
+    Publish({Msg("m", "k")});
+    BusConsumerOptions o = Options();
+    o.max_attempts = 2;
+    int calls = 0;
+    std::vector<int> attempts;
+    ASSERT_OK_AND_ASSIGN(auto consumer,
+                         BusConsumer::Create(o, [&](std::span<const Delivery> batch) {
+                           ++calls;
+                           for (const Delivery& d : batch) attempts.push_back(d.delivery_attempt);
+                           if (calls <= 10) return std::vector<Status>(batch.size(), failure);
+                           if (calls == 11) {  // then a failure of its own, once
+                             return std::vector<Status>(batch.size(), InternalError("oops"));
+                           }
+                           return std::vector<Status>(batch.size());
+                         }));
+    for (int i = 0; i < 10; ++i) EXPECT_THAT(consumer->RunOnce(), StatusIs(failure.code()));
+    EXPECT_TRUE(DeadLetters().empty());
+    EXPECT_EQ(consumer->stats().dead_lettered, 0);
+    ASSERT_OK(consumer->RunOnce().status());  // its first real attempt: nacked, not given up
+    EXPECT_TRUE(DeadLetters().empty());
+    ASSERT_OK(consumer->RunOnce().status());
+    EXPECT_EQ(consumer->stats().acked, 1);
+    EXPECT_EQ(attempts, (std::vector<int>{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2}));
+    EXPECT_EQ(bus_.Unacked("workers"), 0u);
+  }
+}
+
+// The state is visible (stats) and logged when it changes -- not once per retry.
+TEST_F(BusConsumerTest, BlockedStateIsReportedAndLoggedOncePerChange) {
+  LogCapture log;
+  FakeClock clock;
+  Publish({Msg("m")});
+  BusConsumerOptions o = Options();
+  o.clock = &clock;
+  int calls = 0;
+  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> b) {
+                         ++calls;
+                         if (calls <= 5) {
+                           return std::vector<Status>(b.size(), UnavailableError("history down"));
+                         }
+                         if (calls <= 8) {
+                           return std::vector<Status>(b.size(),
+                                                      ResourceExhaustedError("disk is full"));
+                         }
+                         return std::vector<Status>(b.size());
+                       }));
+  const Timestamp start = clock.Now();
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_FALSE(consumer->RunOnce().ok());
+    clock.Advance(seconds(1));
+  }
+  BusConsumerStats s = consumer->stats();
+  EXPECT_TRUE(s.blocked);
+  EXPECT_EQ(s.blocked_since, start);
+  EXPECT_EQ(s.retries, 8);
+  EXPECT_EQ(s.held, 1);
+  EXPECT_THAT(s.blocking_error, StatusIs(StatusCode::kResourceExhausted));
+  ASSERT_OK(consumer->RunOnce().status());
+  s = consumer->stats();
+  EXPECT_FALSE(s.blocked);
+  EXPECT_EQ(s.retries, 0);
+  EXPECT_EQ(s.dependency_failures, 8);
+  EXPECT_EQ(s.acked, 1);
+  auto blocked = log.Lines("blocked: UNAVAILABLE: history down");
+  ASSERT_EQ(blocked.size(), 1u);
+  EXPECT_TRUE(blocked[0].starts_with("error bus consumer 'workers'")) << blocked[0];
+  EXPECT_NE(blocked[0].find("holding 1 message(s)"), std::string::npos) << blocked[0];
+  EXPECT_EQ(log.Lines("still blocked").size(), 1u);  // when the error changed, once
+  auto cleared = log.Lines("unblocked");
+  ASSERT_EQ(cleared.size(), 1u);
+  EXPECT_NE(cleared[0].find("8 failed tries (it was: RESOURCE_EXHAUSTED: disk is full)"),
+            std::string::npos)
+      << cleared[0];
+}
+
+// A failed pull is a dependency failure too: blocked until the bus answers again.
+TEST_F(BusConsumerTest, AFailingBusBlocksUntilItAnswers) {
+  FlakyChangeBus flaky(bus_, {});
+  ASSERT_OK_AND_ASSIGN(auto consumer,
+                       BusConsumer::Create(Options(&flaky), [&](std::span<const Delivery> b) {
+                         return std::vector<Status>(b.size());
+                       }));
+  flaky.FailNextPulls(2);
+  EXPECT_THAT(consumer->RunOnce(), StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(consumer->RunOnce(), StatusIs(StatusCode::kUnavailable));
+  EXPECT_TRUE(consumer->stats().blocked);
+  EXPECT_NE(consumer->stats().blocking_error.message().find("pulling from 'workers'"),
+            std::string::npos);
+  ASSERT_OK(consumer->RunOnce().status());
+  EXPECT_FALSE(consumer->stats().blocked);
+}
+
+// Every failed try is followed by a pause that doubles up to max_backoff -- also when the
+// deliveries were nacked successfully (that is not progress).
+TEST_F(BusConsumerTest, TheLoopBacksOffExponentiallyAfterFailedTries) {
+  Publish({Msg("held"), Msg("flaky")});
+  BusConsumerOptions o = Options();
+  o.initial_backoff = milliseconds(1);
+  o.max_backoff = milliseconds(8);
+  o.max_attempts = 100;
+  o.batch_size = 1;
+  std::mutex mu;
+  std::vector<int64_t> ceilings_ms;  // the backoff ceiling seen by each handler call
+  std::map<std::string, int> calls;
+  std::atomic<bool> done{false};
+  BusConsumer* self = nullptr;
+  ASSERT_OK_AND_ASSIGN(
+      auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> b) {
+        std::lock_guard lock(mu);
+        ceilings_ms.push_back(
+            std::chrono::duration_cast<milliseconds>(self->stats().backoff).count());
+        const std::string& data = b[0].message.data;
+        int n = ++calls[data];
+        std::vector<Status> out(b.size());
+        if (data == "held" && n <= 6) {
+          out[0] = UnavailableError("down");  // held
+        } else if (data == "flaky" && n <= 3) {
+          out[0] = InternalError("oops");  // nacked
+        } else if (data == "flaky") {
+          done = true;
+        }
+        return out;
+      }));
+  self = consumer.get();
+  ASSERT_OK(consumer->Start());
+  for (int i = 0; i < 2000 && !done; ++i) std::this_thread::sleep_for(milliseconds(5));
+  consumer->Stop();
+  std::lock_guard lock(mu);
+  ASSERT_TRUE(done);
+  // 6 holds: 0 (first call), 1, 2, 4, 8, 8 ms; then "held" succeeds (8: the try before failed);
+  // "flaky" fails 3 times: 0 (a clean try reset it), 1, 2; then succeeds after 4.
+  ASSERT_GE(ceilings_ms.size(), 11u);
+  EXPECT_EQ(std::vector<int64_t>(ceilings_ms.begin(), ceilings_ms.begin() + 11),
+            (std::vector<int64_t>{0, 1, 2, 4, 8, 8, 8, 0, 1, 2, 4}));
+  EXPECT_EQ(consumer->stats().backoffs, 9);
+  EXPECT_EQ(consumer->stats().dead_lettered, 0);
+}
+
+// Stopping while a dependency is down hands the held messages back at once, and those
+// deliveries do not count as attempts.
+TEST_F(BusConsumerTest, StopReleasesHeldMessagesWithoutCountingThem) {
+  Publish({Msg("m")});
+  BusConsumerOptions o = Options();
+  o.max_attempts = 2;
+  std::atomic<bool> down{true};
+  std::vector<int> attempts;
+  std::mutex mu;
+  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> b) {
+                         std::lock_guard lock(mu);
+                         for (const Delivery& d : b) attempts.push_back(d.delivery_attempt);
+                         return std::vector<Status>(
+                             b.size(), down ? UnavailableError("down") : InternalError("oops"));
+                       }));
+  ASSERT_OK(consumer->Start());
+  for (int i = 0; i < 2000 && consumer->stats().held == 0; ++i) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  consumer->Stop();
+  EXPECT_EQ(consumer->stats().held, 0);
+  EXPECT_EQ(bus_.Leased("workers"), 0u) << "released at once, not left to expire";
+  down = false;
+  ASSERT_OK(consumer->RunOnce().status());  // delivery 2, attempt 1: nacked
+  EXPECT_TRUE(DeadLetters().empty());
+  ASSERT_OK(consumer->RunOnce().status());  // delivery 3, attempt 2: given up
+  std::vector<Delivery> dead = DeadLetters();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].message.attributes.at("dead_letter_attempts"), "2");
+}
+
+TEST_F(BusConsumerTest, HeldMessagesKeepTheirLeases) {
+  ASSERT_OK(bus_.EnsureSubscription("short", "changes",
+                                    {.ack_deadline = milliseconds(300), .ordered = false}));
+  Publish({Msg("m")});
+  BusConsumerOptions o = Options();
+  o.subscription = "short";
+  o.ack_deadline = milliseconds(300);
+  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> b) {
+                         return std::vector<Status>(b.size(), UnavailableError("down"));
+                       }));
+  EXPECT_FALSE(consumer->RunOnce().ok());
+  int stolen = 0;
+  for (int i = 0; i < 12; ++i) {  // 1.2 s: four ack deadlines
+    auto got = bus_.Pull("short", 10, milliseconds(100));
+    if (got.ok()) stolen += static_cast<int>(got->size());
+  }
+  EXPECT_EQ(stolen, 0) << "a held message was handed out again";
+  EXPECT_GE(consumer->stats().extensions, 3);
+}
+
+TEST_F(BusConsumerTest, ADeadLetterTopicIsCreatedWithItsKeepingSubscription) {
+  Publish({Msg("poison")});
+  BusConsumerOptions o = Options();
+  o.dead_letter_topic = "fresh-dlq";
+  o.dead_letter_subscription = "fresh-dlq-keep";
+  ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> b) {
+                         return std::vector<Status>(b.size(), InvalidArgumentError("bad"));
+                       }));
+  ASSERT_OK(consumer->RunOnce().status());
+  ASSERT_OK_AND_ASSIGN(auto kept, bus_.Pull("fresh-dlq-keep", 10, Micros(0)));
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].message.data, "poison");
 }
 
 TEST_F(BusConsumerTest, PoisonMessageIsDeadLetteredAndTheRestFlowsOn) {
@@ -206,7 +494,7 @@ TEST_F(BusConsumerTest, PoisonMessageIsDeadLetteredAndTheRestFlowsOn) {
   EXPECT_FALSE(m.attributes.at("dead_letter_message_id").empty());
 }
 
-TEST_F(BusConsumerTest, RetryableFailureIsDeadLetteredAfterMaxAttempts) {
+TEST_F(BusConsumerTest, UncertainFailureIsDeadLetteredAfterMaxAttempts) {
   Publish({Msg("flaky", "k"), Msg("after", "k")});
   BusConsumerOptions o = Options();
   o.max_attempts = 3;
@@ -214,7 +502,9 @@ TEST_F(BusConsumerTest, RetryableFailureIsDeadLetteredAfterMaxAttempts) {
                          See(batch);
                          std::vector<Status> out(batch.size());
                          for (size_t i = 0; i < batch.size(); ++i) {
-                           if (batch[i].message.data == "flaky") out[i] = AbortedError("conflict");
+                           if (batch[i].message.data == "flaky") {
+                             out[i] = InternalError("parser crashed");
+                           }
                          }
                          return out;
                        }));
@@ -224,7 +514,7 @@ TEST_F(BusConsumerTest, RetryableFailureIsDeadLetteredAfterMaxAttempts) {
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].message.attributes.at("dead_letter_attempts"), "3");
   EXPECT_EQ(dead[0].message.attributes.at("dead_letter_reason"),
-            "ABORTED: gave up after 3 attempts: conflict");
+            "INTERNAL: gave up after 3 attempts: parser crashed");
   EXPECT_EQ(bus_.Unacked("workers"), 0u);
 }
 
@@ -236,7 +526,7 @@ TEST_F(BusConsumerTest, CountsAttemptsItselfWhenTheBusDoesNot) {
   std::vector<int> reported;
   ASSERT_OK_AND_ASSIGN(auto consumer, BusConsumer::Create(o, [&](std::span<const Delivery> batch) {
                          for (const Delivery& d : batch) reported.push_back(d.delivery_attempt);
-                         return std::vector<Status>(batch.size(), UnavailableError("down"));
+                         return std::vector<Status>(batch.size(), InternalError("oops"));
                        }));
   for (int i = 0; i < 4; ++i) ASSERT_OK(consumer->RunOnce().status());
   EXPECT_EQ(reported, (std::vector<int>{0, 0, 0, 0}));
@@ -251,7 +541,7 @@ TEST_F(BusConsumerTest, BoundedAttemptMemoryForgetsTheOldest) {
   NoAttemptCountBus blind(bus_);
   Publish({Msg("m1"), Msg("m2"), Msg("m3")});
   auto failing = [](std::span<const Delivery> batch) {
-    return std::vector<Status>(batch.size(), UnavailableError("down"));
+    return std::vector<Status>(batch.size(), InternalError("oops"));
   };
   BusConsumerOptions o = Options(&blind);
   o.max_attempts = 2;

@@ -95,6 +95,7 @@ int Run(int argc, char** argv) {
   RegisterQueries(app, ctx);
   RegisterStatus(app, ctx);
   RegisterCapture(app, ctx);
+  RegisterDeadLetters(app, ctx);
 
   try {
     app.parse(argc, argv);

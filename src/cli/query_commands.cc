@@ -7,6 +7,7 @@
 
 #include "capture/pg_logical_source.h"
 #include "cli/cli.h"
+#include "cli/serve_status.h"
 #include "common/time_util.h"
 #include "history/history_store.h"
 #include "query/query_engine.h"
@@ -259,12 +260,16 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
       "status", "What the history holds and how many captured changes wait to be published");
   auto json = std::make_shared<bool>(false);
   auto slot = std::make_shared<std::string>("campaign_history");
+  auto serves = std::make_shared<std::vector<std::string>>();
   cmd->add_flag("--json", *json, "Machine-readable JSON");
+  cmd->add_option("--serve", *serves,
+                  "http://HOST:PORT of a serve --metrics-listen: report its consumers (blocked "
+                  "by a failing dependency or not); repeatable");
   cmd->add_option("--slot", *slot,
                   "Log capture on PostgreSQL: the replication slot whose lag to report")
       ->capture_default_str();
-  cmd->callback([&ctx, json, slot] {
-    ctx.action = [&ctx, json, slot]() -> Status {
+  cmd->callback([&ctx, json, slot, serves] {
+    ctx.action = [&ctx, json, slot, serves]() -> Status {
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
       ASSIGN_OR_RETURN(HistoryStats stats, history->Stats());
@@ -284,6 +289,11 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
           runtime->config().capture == CaptureSetting::kLog) {
         ASSIGN_OR_RETURN(lag, PgLogicalSource::SlotStatus(campaign_db.target, *slot));
       }
+      std::vector<ServeStatus> serve_status;
+      for (const std::string& url : *serves) {
+        ASSIGN_OR_RETURN(ServeStatus s, FetchServeStatus(url));
+        serve_status.push_back(std::move(s));
+      }
       auto time = [](const std::optional<Timestamp>& t) {
         return t ? FormatTimestamp(*t) : std::string("-");
       };
@@ -297,6 +307,9 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
         auto json_time = [&](const std::optional<Timestamp>& t) {
           return t ? "\"" + time(t) + "\"" : std::string("null");
         };
+        if (!serve_status.empty()) {
+          slot_json += fmt::format(R"(,"serve":{})", RenderServeStatusJson(serve_status));
+        }
         Print(fmt::format(
             R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{},"complete_through":{},"completeness":{{"through_txn_seq":{},"partial_transactions":{},"waiting_transactions":{},"held_records":{},"conflicts":{}}}{}}})",
             stats.records, stats.campaigns, stats.customers, json_time(stats.first_event),
@@ -336,7 +349,7 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
             "not yet in the history{}{}",
             runtime->config().HistoryUrl(), stats.records, stats.campaigns, stats.customers,
             time(stats.first_event), time(stats.last_event), complete, stats.bytes / 1048576.0,
-            backlog, slot_text, conflicts));
+            backlog, slot_text + RenderServeStatusText(serve_status), conflicts));
       }
       return Status::OK();
     };

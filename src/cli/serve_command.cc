@@ -5,13 +5,17 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "api/campaign_api.h"
+#include "app/consumer_health.h"
 #include "app/crash_point.h"
 #include "campaign/scheduler.h"
 #include "cli/cli.h"
+#include "common/metrics_server.h"
 #include "common/time_util.h"
 
 namespace ch::cli {
@@ -42,6 +46,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   struct Args {
     std::string roles = "publisher";
     std::string listen = "127.0.0.1:8080";
+    std::string metrics_listen;
     std::string scheduler_interval = "60s";
     std::string publish_to = "history";
     size_t batch_size = 2000;
@@ -54,6 +59,9 @@ void RegisterServe(CLI::App& app, Context& ctx) {
                   "Comma-separated roles: api, capture, publisher, sink, scheduler")
       ->capture_default_str();
   cmd->add_option("--listen", args->listen, "api: HOST:PORT to listen on")->capture_default_str();
+  cmd->add_option("--metrics-listen", args->metrics_listen,
+                  "HOST:PORT for GET /metrics (Prometheus) and GET /healthz (503 while a consumer "
+                  "is blocked by a failing dependency); read by 'status --serve' [default: off]");
   cmd->add_option("--scheduler-interval", args->scheduler_interval,
                   "How often the scheduler looks for campaigns to end")
       ->capture_default_str();
@@ -118,20 +126,11 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       std::string host = args->listen;
       int port = 0;
       if (roles.contains("api")) {
-        auto colon = args->listen.rfind(':');
-        if (colon == std::string::npos || colon == 0) {
-          return InvalidArgumentError(
-              fmt::format("--listen: '{}' must be HOST:PORT", args->listen));
-        }
-        host = args->listen.substr(0, colon);
-        std::string p = args->listen.substr(colon + 1);
-        char* end = nullptr;
-        long v = std::strtol(p.c_str(), &end, 10);
-        if (p.empty() || *end != '\0' || v < 0 || v > 65535) {
-          return InvalidArgumentError(
-              fmt::format("--listen: '{}' has no valid port (0-65535)", args->listen));
-        }
-        port = static_cast<int>(v);
+        ASSIGN_OR_RETURN(std::tie(host, port), ParseHostPort("--listen", args->listen));
+      }
+      std::optional<std::pair<std::string, int>> metrics_address;
+      if (!args->metrics_listen.empty()) {
+        ASSIGN_OR_RETURN(metrics_address, ParseHostPort("--metrics-listen", args->metrics_listen));
       }
 
       // Block the stop signals before any thread starts so only sigtimedwait sees them.
@@ -180,6 +179,9 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       }
       if (roles.contains("sink")) RETURN_IF_ERROR(runtime->StartSink());
       bool publishing = !roles.contains("publisher");
+      // Started once the roles are (Runtime::Consumers reads what they created).
+      MetricsRegistry registry;
+      std::unique_ptr<MetricsServer> metrics;
       bool stop = false;
       while (!stop) {
         if (!publishing) {
@@ -188,9 +190,24 @@ void RegisterServe(CLI::App& app, Context& ctx) {
             spdlog::info("serve: another process publishes this history; standing by");
           }
         }
+        if (metrics_address && !metrics) {
+          Runtime* rt = runtime.get();
+          registry.Register([rt](MetricsWriter& w) {
+            WriteConsumerMetrics(rt->Consumers(), rt->clock().Now(), w);
+          });
+          ASSIGN_OR_RETURN(metrics,
+                           MetricsServer::Start(metrics_address->first, metrics_address->second,
+                                                {.registry = &registry, .health = [rt] {
+                                                   return ConsumerHealth(rt->Consumers(),
+                                                                         rt->clock().Now());
+                                                 }}));
+          std::cerr << fmt::format("serve: metrics on http://{}:{}/metrics and /healthz\n",
+                                   metrics_address->first, metrics->port());
+        }
         stop = WaitForStopSignal(std::chrono::seconds(1));
       }
       spdlog::info("serve: stopping");
+      if (metrics) metrics->Stop();
       if (api) api->Stop();
       if (sched) sched->Stop();
       runtime->StopAll();

@@ -65,6 +65,27 @@ TEST(SqliteTest, BadSqlIsAnError) {
   EXPECT_FALSE(db->Prepare("SELECT * FROM missing").ok());
 }
 
+// A full disk and a read-only file are the store's state, not a problem of what is written:
+// a bus consumer must hold its messages for them (ClassifyFailure), never dead-letter them.
+TEST(SqliteTest, FullAndReadOnlyDatabasesAreDependencyFailures) {
+  TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir.File("t.db")));
+  ASSERT_OK(db->Exec("CREATE TABLE t(v BLOB)"));
+  ASSERT_OK(db->Exec("PRAGMA max_page_count = 20"));  // what a full disk looks like to SQLite
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * ins, db->Prepare("INSERT INTO t(v) VALUES (?1)"));
+  Status full = ins->BindBlob(1, std::string(200000, 'x')).Run();
+  EXPECT_THAT(full, StatusIs(StatusCode::kResourceExhausted));
+  EXPECT_EQ(ClassifyFailure(full.code()), FailureKind::kDependency) << full.ToString();
+  EXPECT_NE(full.message().find("full"), std::string::npos) << full.ToString();
+  db.reset();
+
+  ASSERT_OK_AND_ASSIGN(auto ro, SqliteDb::Open(dir.File("t.db"), {.read_only = true}));
+  Status read_only = ro->Exec("INSERT INTO t(v) VALUES (x'00')");
+  EXPECT_FALSE(read_only.ok());
+  EXPECT_EQ(ClassifyFailure(read_only.code()), FailureKind::kDependency) << read_only.ToString();
+  EXPECT_NE(read_only.message().find("readonly"), std::string::npos) << read_only.ToString();
+}
+
 // Processes opening the same new file at once (two publishers sharing a history store) must all
 // get it: switching to WAL waits for the others instead of failing with "database is locked".
 TEST(SqliteTest, ConcurrentOpensOfANewFileInSeparateProcessesAllSucceed) {

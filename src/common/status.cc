@@ -165,4 +165,29 @@ bool IsRetryable(StatusCode code) {
   }
 }
 
+FailureKind ClassifyFailure(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kAlreadyExists:
+      return FailureKind::kBadMessage;
+    case StatusCode::kInternal:
+    case StatusCode::kUnknown:
+      return FailureKind::kUncertain;
+    default:
+      return FailureKind::kDependency;
+  }
+}
+
+Status DependencyFailure(const Status& s, std::string_view dependency) {
+  if (s.ok()) return s;
+  if (ClassifyFailure(s.code()) == FailureKind::kUncertain) {
+    std::string msg(dependency);
+    msg += ": ";
+    msg += s.ToString();
+    return Status(StatusCode::kUnavailable, std::move(msg));
+  }
+  return s.WithContext(dependency);
+}
+
 }  // namespace ch

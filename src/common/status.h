@@ -99,8 +99,37 @@ int ExitCodeFor(StatusCode code);
 int HttpStatusFor(StatusCode code);
 
 // Return true when a worker should retry (or nack) the work that failed with this code, false
-// when retrying cannot help and the work must be dead-lettered (e.g. InvalidArgument).
+// when retrying cannot help (e.g. InvalidArgument). Consumers of the bus decide with
+// ClassifyFailure instead, which also holds work on PermissionDenied, FailedPrecondition, ...
 bool IsRetryable(StatusCode code);
+
+// Whose fault a failure is, which decides what a bus consumer does with the message
+// (bus/bus_consumer.h; docs/operations.md "When a dependency fails").
+enum class FailureKind {
+  // Something the worker depends on -- a store, a database, the bus -- is down or refuses to
+  // work (full, read-only, no permission, missing, misconfigured). The message is fine: hold it
+  // and retry with backoff until the failure clears; never dead-letter it.
+  kDependency,
+  // The message itself is wrong (malformed, inconsistent, refused by a store for its content):
+  // retrying cannot help. Dead-letter it.
+  kBadMessage,
+  // Neither is certain (an internal error, an exception): retry a bounded number of times, then
+  // dead-letter.
+  kUncertain,
+};
+
+// InvalidArgument, OutOfRange, AlreadyExists -> kBadMessage; Internal, Unknown -> kUncertain;
+// every other code (Unavailable, DeadlineExceeded, ResourceExhausted, Aborted, Cancelled,
+// PermissionDenied, Unauthenticated, FailedPrecondition, NotFound, DataLoss, Unimplemented) ->
+// kDependency. REQUIRES: code != kOk.
+FailureKind ClassifyFailure(StatusCode code);
+
+// Attribute a failure to the dependency that returned it ("history store", "campaign
+// database"): the message gets `dependency` as context, and a kUncertain code becomes
+// Unavailable naming the original code (an internal error of a store is the store's failure,
+// not the message's). kBadMessage codes stay (the dependency refused this message's content).
+// OK stays OK.
+Status DependencyFailure(const Status& s, std::string_view dependency);
 
 // Result<T>: a value or a non-OK Status.
 template <typename T>

@@ -59,5 +59,33 @@ TEST(StatusTest, MapsToExitCodesHttpAndRetry) {
   EXPECT_FALSE(IsRetryable(StatusCode::kInvalidArgument));
 }
 
+// An outage is not a poison message: a full, read-only, unreachable or misconfigured dependency
+// holds the message; only a message that is itself wrong is dead-lettered.
+TEST(StatusTest, ClassifiesWhoseFaultAFailureIs) {
+  for (StatusCode c :
+       {StatusCode::kUnavailable, StatusCode::kDeadlineExceeded, StatusCode::kResourceExhausted,
+        StatusCode::kPermissionDenied, StatusCode::kUnauthenticated,
+        StatusCode::kFailedPrecondition, StatusCode::kAborted, StatusCode::kCancelled,
+        StatusCode::kNotFound, StatusCode::kDataLoss, StatusCode::kUnimplemented}) {
+    EXPECT_EQ(ClassifyFailure(c), FailureKind::kDependency) << StatusCodeName(c);
+  }
+  for (StatusCode c :
+       {StatusCode::kInvalidArgument, StatusCode::kOutOfRange, StatusCode::kAlreadyExists}) {
+    EXPECT_EQ(ClassifyFailure(c), FailureKind::kBadMessage) << StatusCodeName(c);
+  }
+  EXPECT_EQ(ClassifyFailure(StatusCode::kInternal), FailureKind::kUncertain);
+  EXPECT_EQ(ClassifyFailure(StatusCode::kUnknown), FailureKind::kUncertain);
+}
+
+TEST(StatusTest, DependencyFailureNamesTheDependencyAndNeverStaysUncertain) {
+  EXPECT_OK(DependencyFailure(Status::OK(), "history store"));
+  Status full = DependencyFailure(ResourceExhaustedError("database or disk is full"), "history");
+  EXPECT_EQ(full.ToString(), "RESOURCE_EXHAUSTED: history: database or disk is full");
+  Status internal = DependencyFailure(InternalError("no such table: history"), "history store");
+  EXPECT_EQ(internal.ToString(), "UNAVAILABLE: history store: INTERNAL: no such table: history");
+  Status refused = DependencyFailure(InvalidArgumentError("empty snapshot"), "history store");
+  EXPECT_EQ(refused.code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace ch

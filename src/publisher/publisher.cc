@@ -5,6 +5,21 @@
 #include <algorithm>
 
 namespace ch {
+namespace {
+
+// A failure of a store is the store's (DependencyFailure), unless it refused the record itself.
+template <typename T>
+Result<T> FromHistory(Result<T> r) {
+  if (r.ok()) return r;
+  return DependencyFailure(r.status(), "history store");
+}
+template <typename T>
+Result<T> FromCampaigns(Result<T> r) {
+  if (r.ok()) return r;
+  return DependencyFailure(r.status(), "campaign database");
+}
+
+}  // namespace
 
 Result<HistoryRecord> BuildLogRecord(const ChangeEvent& event) {
   if (event.content_omitted) {
@@ -63,7 +78,7 @@ Status Publisher::ResolveContent(ChangeEvent& event) {
     row.content = it->second.second;
   } else {
     ASSIGN_OR_RETURN(std::optional<HistoryRecord> before,
-                     options_.history->GetVersion(row.id, previous));
+                     FromHistory(options_.history->GetVersion(row.id, previous)));
     if (!before) {
       return DataLossError(fmt::format(
           "campaign {} version {} did not change its content, but version {} is not in the "
@@ -85,19 +100,31 @@ Result<std::optional<HistoryRecord>> Publisher::ResolveNotify(
     if (p.campaign_id == event.campaign_id) recorded = std::max(recorded, p.version);
   }
   ASSIGN_OR_RETURN(std::optional<int64_t> stored,
-                   options_.history->LatestVersion(event.campaign_id));
+                   FromHistory(options_.history->LatestVersion(event.campaign_id)));
   if (stored) recorded = std::max(recorded, *stored);
 
+  if (options_.campaigns == nullptr) {
+    return FailedPreconditionError(
+        "notify capture needs the campaign database to fetch rows (no campaign store given)");
+  }
+  // The database, not the message, says which version is current: a notification is only a
+  // hint to look (and anyone who may publish to the change topic can write one).
+  ASSIGN_OR_RETURN(std::optional<Campaign> row,
+                   FromCampaigns(options_.campaigns->Get(event.campaign_id)));
   HistoryRecord r;
   if (event.op == ChangeOp::kDeleted) {
+    if (row) {
+      // Campaign ids are never reused, so a campaign that still exists was not deleted: the
+      // notification is forged or corrupt. Recording its tombstone -- at whatever version it
+      // claims -- would hide every real version that follows.
+      return InvalidArgumentError(fmt::format(
+          "notify message says campaign {} was deleted (version {}), but the campaign database "
+          "has it at version {}",
+          event.campaign_id, event.version, row->version));
+    }
     // The last content rides along with a delete: record the tombstone from it.
     ASSIGN_OR_RETURN(r, BuildLogRecord(event));
   } else {
-    if (options_.campaigns == nullptr) {
-      return FailedPreconditionError(
-          "notify capture needs the campaign database to fetch rows (no campaign store given)");
-    }
-    ASSIGN_OR_RETURN(std::optional<Campaign> row, options_.campaigns->Get(event.campaign_id));
     if (!row) return std::optional<HistoryRecord>();  // deleted since; its delete event follows
     if (row->customer_id != event.customer_id) {
       return InvalidArgumentError(fmt::format(
@@ -150,7 +177,7 @@ Result<PublishStats> Publisher::Process(std::span<const ChangeEvent> events) {
     records.push_back(std::move(*r));
   }
   if (!records.empty()) {
-    ASSIGN_OR_RETURN(stats.stored, options_.history->Append(records));
+    ASSIGN_OR_RETURN(stats.stored, FromHistory(options_.history->Append(records)));
   }
   return stats;
 }

@@ -5,7 +5,9 @@
 //   notify events carry only {campaign_id, customer_id, op, version} (the row only on delete):
 //   the publisher fetches the campaign's current row from the CampaignStore, records it if it is
 //   newer than what the history holds, and counts the versions in between that were never
-//   captured in `missed_versions`. A fetched version already recorded is dropped.
+//   captured in `missed_versions`. A fetched version already recorded is dropped. The version a
+//   notification names is never recorded: the database's is (a delete notification for a
+//   campaign the database still has is rejected as inconsistent).
 //
 // Delivery semantics: callers deliver at least once; Process is idempotent on
 // (campaign_id, version) because the history store is. Process returns OK only once every record
@@ -72,8 +74,10 @@ class Publisher {
   Publisher& operator=(const Publisher&) = delete;
 
   // Build the records of `events` (in order) and append them durably in one call. Fails without
-  // acknowledging anything: InvalidArgument for a malformed event (the caller dead-letters it),
-  // Unavailable when a store cannot be reached (the caller retries).
+  // acknowledging anything: InvalidArgument for a malformed or inconsistent event (the caller
+  // dead-letters it); a failure of the history store or the campaign database is attributed to
+  // it (DependencyFailure: "history store: ...", never kUncertain), so the caller holds the
+  // events and retries.
   Result<PublishStats> Process(std::span<const ChangeEvent> events);
 
   // Pass a capture heartbeat on to the history (HistoryStore::RecordHeartbeat).

@@ -1,5 +1,7 @@
 #include "publisher/publisher.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <deque>
 
@@ -199,6 +201,57 @@ TEST_F(NotifyTest, UpdateOfADeletedCampaignIsDroppedAndTheDeleteRecorded) {
   EXPECT_EQ(Render(history_.AllRecords()), "c" + std::to_string(id) + "@v2 deleted missed 1");
 }
 
+// A forged or corrupt delete notification for a campaign the database still has, claiming a
+// version far ahead of the real one: recording its tombstone would hide every real version that
+// follows (they would all look "already recorded"). The database knows better.
+TEST_F(NotifyTest, ADeleteNotificationForALiveCampaignIsRejectedAndMasksNothing) {
+  ASSERT_OK_AND_ASSIGN(CommitInfo created, service_.Create(Row(0, 0), {.actor = "user:1"}));
+  const int64_t id = created.changes[0].campaign_id;
+  ASSERT_OK(publisher_.Process(std::vector<ChangeEvent>{Notify(created)}).status());
+  ChangeEvent forged = Notify(created);
+  forged.op = ChangeOp::kDeleted;
+  forged.version = 1000;
+  forged.row = Row(id, 999);
+  forged.row->customer_id = forged.customer_id;
+  Result<PublishStats> r = publisher_.Process(std::vector<ChangeEvent>{forged});
+  EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_NE(r.status().message().find(
+                fmt::format("campaign {} was deleted (version 1000), but the campaign database "
+                            "has it at version 1",
+                            id)),
+            std::string::npos)
+      << r.status().ToString();
+  // A forged update far ahead is harmless: the version recorded is the database's.
+  ChangeEvent ahead = Notify(created);
+  ahead.op = ChangeOp::kUpdated;
+  ahead.version = 5000;
+  ASSERT_OK_AND_ASSIGN(PublishStats dropped, publisher_.Process(std::vector<ChangeEvent>{ahead}));
+  EXPECT_EQ(dropped.dropped, 1);  // the database's version 1 is already recorded
+  // The real versions that follow are recorded.
+  ASSERT_OK_AND_ASSIGN(CampaignPatch p, ParseCampaignPatch(R"({"name":"two"})"));
+  ASSERT_OK_AND_ASSIGN(CommitInfo v2, service_.Update(id, p, {.actor = "user:2"}));
+  ASSERT_OK(publisher_.Process(std::vector<ChangeEvent>{Notify(v2)}).status());
+  ASSERT_OK_AND_ASSIGN(CommitInfo del, service_.Delete(id, {.actor = "user:3"}));
+  ASSERT_OK(publisher_.Process(std::vector<ChangeEvent>{Notify(del)}).status());
+  const std::string c = "c" + std::to_string(id);
+  EXPECT_EQ(
+      Render(history_.AllRecords()),
+      c + "@v1 created missed 0; " + c + "@v2 updated missed 0; " + c + "@v3 deleted missed 0");
+}
+
+// A campaign database that does not answer (notify capture re-reads every row).
+class DownCampaignStore final : public CampaignStore {
+ public:
+  Status failure = UnavailableError("connection refused");
+  Result<std::unique_ptr<CampaignTransaction>> BeginWrite(std::string_view) override {
+    return failure;
+  }
+  Result<std::optional<Campaign>> Get(int64_t) override { return failure; }
+  Result<std::vector<Campaign>> List(int64_t) override { return failure; }
+  Result<std::vector<int64_t>> ListCustomers() override { return failure; }
+  Result<std::vector<Campaign>> ListExpired(Timestamp, int64_t) override { return failure; }
+};
+
 TEST(PublisherTest, NotifyWithoutACampaignStoreFails) {
   InMemoryHistoryStore history;
   Publisher p({.history = &history});
@@ -234,8 +287,9 @@ class FlakyHistory final : public HistoryStore {
  public:
   InMemoryHistoryStore inner;
   std::atomic<bool> down{false};
+  Status failure = UnavailableError("history down");
   Result<int64_t> Append(std::span<const HistoryRecord> r) override {
-    if (down) return UnavailableError("history down");
+    if (down) return failure;
     return inner.Append(r);
   }
   Status RecordHeartbeat(const CaptureHeartbeat& h) override {
@@ -268,6 +322,43 @@ class FlakyHistory final : public HistoryStore {
   Result<std::vector<int64_t>> ListCustomers() override { return inner.ListCustomers(); }
   Result<HistoryStats> Stats() override { return inner.Stats(); }
 };
+
+// Whatever a store answers -- down, full, read-only, or an internal error of its own -- the
+// failure is the store's: the caller must hold the messages, never dead-letter them. Only what
+// the store refuses for the record's content (InvalidArgument) stays a bad message.
+TEST(PublisherTest, FailuresOfTheStoresAreAttributedToThem) {
+  std::vector<ChangeEvent> events = {LogEvent(Row(7, 1), ChangeOp::kCreated, 1)};
+  for (Status failure : {UnavailableError("history down"), InternalError("no such table"),
+                         ResourceExhaustedError("database or disk is full"),
+                         PermissionDeniedError("attempt to write a readonly database")}) {
+    FlakyHistory history;
+    history.failure = failure;
+    history.down = true;
+    Publisher p({.history = &history});
+    Result<PublishStats> r = p.Process(events);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(ClassifyFailure(r.status().code()), FailureKind::kDependency)
+        << r.status().ToString();
+    EXPECT_TRUE(r.status().message().starts_with("history store: ")) << r.status().ToString();
+  }
+  FlakyHistory refusing;
+  refusing.failure = InvalidArgumentError("record 1: empty snapshot");
+  refusing.down = true;
+  Publisher p({.history = &refusing});
+  EXPECT_THAT(p.Process(events), StatusIs(StatusCode::kInvalidArgument));
+
+  InMemoryHistoryStore history;
+  DownCampaignStore campaigns;
+  campaigns.failure = InternalError("server closed the connection unexpectedly");
+  Publisher notify({.history = &history, .campaigns = &campaigns});
+  ChangeEvent e = LogEvent(Row(7, 1), ChangeOp::kUpdated, 1);
+  e.capture = CaptureMode::kNotify;
+  e.row.reset();
+  Result<PublishStats> r = notify.Process(std::vector<ChangeEvent>{e});
+  EXPECT_THAT(r, StatusIs(StatusCode::kUnavailable));
+  EXPECT_EQ(r.status().message(),
+            "campaign database: INTERNAL: server closed the connection unexpectedly");
+}
 
 TEST(SourceDrainerTest, ConfirmsOnlyAfterTheHistoryIsDurable) {
   ScriptedSource source;

@@ -1,5 +1,6 @@
 // BusConsumer on the Pub/Sub emulator: poison messages reach the dead-letter topic with their
-// reason while 1,000 good messages all get acknowledged, in per-key order.
+// reason while 1,000 good messages all get acknowledged, in per-key order, and a message whose
+// store is down far longer than max_attempts is held, not dead-lettered.
 //
 // The emulator's own dead-lettering is broken (facts.md: messages vanish, or every later pull of
 // an ordered subscription fails with HTTP 500), so the subscription has no deadLetterPolicy and
@@ -73,10 +74,15 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
                           .ordering_key = "campaign-3",
                           .attributes = {{"kind", "poison"}, {"seq", "-1"}}});
     }
-    if (i == 600) {  // fails retryably every time: dead-lettered after max_attempts
-      messages.push_back({.data = "always busy",
+    if (i == 600) {  // an internal error every time: dead-lettered after max_attempts
+      messages.push_back({.data = "always crashes",
                           .ordering_key = "campaign-7",
-                          .attributes = {{"kind", "busy"}, {"seq", "-1"}}});
+                          .attributes = {{"kind", "crashes"}, {"seq", "-1"}}});
+    }
+    if (i == 800) {  // its store is down 10 times in a row, far beyond max_attempts: held, kept
+      messages.push_back({.data = "outage",
+                          .ordering_key = "campaign-5",
+                          .attributes = {{"kind", "outage"}, {"seq", "-1"}}});
     }
   }
   ASSERT_OK(bus_->Publish(topic_, messages));
@@ -84,6 +90,7 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
   std::mutex mu;
   std::map<std::string, std::vector<int>> first_ok_order;  // per key, seqs in first-OK order
   std::set<std::string> handled_ok;
+  int outage_calls = 0;
   auto handler = [&](std::span<const Delivery> batch) {
     std::lock_guard lock(mu);
     std::vector<Status> out;
@@ -91,11 +98,13 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
       const std::string& kind = d.message.attributes.at("kind");
       if (kind == "poison") {
         out.push_back(InvalidArgumentError("change message is not JSON"));
-      } else if (kind == "busy") {
-        out.push_back(UnavailableError("history store is busy"));
+      } else if (kind == "crashes") {
+        out.push_back(InternalError("record parser crashed"));
+      } else if (kind == "outage" && ++outage_calls <= 10) {
+        out.push_back(UnavailableError("history store: cannot connect"));
       } else {
         out.push_back(Status::OK());
-        if (handled_ok.insert(d.message.data).second) {
+        if (handled_ok.insert(d.message.data).second && kind == "good") {
           first_ok_order[d.message.ordering_key].push_back(
               std::stoi(d.message.attributes.at("seq")));
         }
@@ -108,14 +117,16 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
                                                            .dead_letter_topic = dlq_,
                                                            .pull_wait = milliseconds(200),
                                                            .ack_deadline = seconds(30),
-                                                           .max_attempts = 3},
+                                                           .max_attempts = 3,
+                                                           .initial_backoff = milliseconds(10),
+                                                           .max_backoff = milliseconds(100)},
                                                           handler));
   ASSERT_OK(consumer->Start());
   auto deadline = std::chrono::steady_clock::now() + seconds(90);
   while (std::chrono::steady_clock::now() < deadline) {
     {
       std::lock_guard lock(mu);
-      if (handled_ok.size() == kGood && consumer->stats().dead_lettered == 2) break;
+      if (handled_ok.size() == kGood + 1 && consumer->stats().dead_lettered == 2) break;
     }
     std::this_thread::sleep_for(milliseconds(50));
   }
@@ -123,7 +134,9 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
   BusConsumerStats stats = consumer->stats();
   {
     std::lock_guard lock(mu);
-    EXPECT_EQ(handled_ok.size(), static_cast<size_t>(kGood));
+    EXPECT_EQ(handled_ok.size(), static_cast<size_t>(kGood + 1));
+    EXPECT_TRUE(handled_ok.contains("outage")) << "held through its outage, then handled";
+    EXPECT_GT(outage_calls, 10);
     // Per key, good messages were first accepted in publish order, the failures notwithstanding.
     for (const auto& [key, seqs] : first_ok_order) {
       for (size_t i = 0; i < seqs.size(); ++i) {
@@ -132,8 +145,9 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
     }
   }
   EXPECT_EQ(stats.dead_lettered, 2);
-  EXPECT_GE(stats.acked, kGood + 2);
-  EXPECT_GE(stats.nacked, 2);  // "always busy" twice, with the rest of campaign-7 behind it
+  EXPECT_GE(stats.acked, kGood + 3);
+  EXPECT_GE(stats.nacked, 2);  // "always crashes" twice, with the rest of campaign-7 behind it
+  EXPECT_GE(stats.dependency_failures, 10);
 
   // The dead-letter topic holds both, with their reasons.
   std::map<std::string, BusMessage> dead;
@@ -157,10 +171,11 @@ TEST_F(BusDeadLetterTest, PoisonGoesToTheDeadLetterTopicWhileGoodMessagesFlow) {
             "INVALID_ARGUMENT: change message is not JSON");
   EXPECT_EQ(poison.attributes.at("dead_letter_attempts"), "1");
   EXPECT_EQ(poison.attributes.at("source_subscription"), sub_);
-  const BusMessage& busy = dead.at("busy");
-  EXPECT_EQ(busy.attributes.at("dead_letter_reason"),
-            "UNAVAILABLE: gave up after 3 attempts: history store is busy");
-  EXPECT_EQ(busy.attributes.at("dead_letter_attempts"), "3");
+  const BusMessage& crashes = dead.at("crashes");
+  EXPECT_EQ(crashes.attributes.at("dead_letter_reason"),
+            "INTERNAL: gave up after 3 attempts: record parser crashed");
+  EXPECT_EQ(crashes.attributes.at("dead_letter_attempts"), "3");
+  EXPECT_FALSE(dead.contains("outage"));
 
   // Nothing is left on the work subscription.
   ASSERT_OK_AND_ASSIGN(auto rest, bus_->Pull(sub_, 100, milliseconds(500)));

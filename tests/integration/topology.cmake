@@ -22,7 +22,8 @@ if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
     "topology_notify_test|TopologyTest.NotifyCapture*|integration,pubsub,slow|300"
     "topology_frontier_test|TopologyTest.AsOfNearTheFrontier*|integration,pubsub,slow|400"
     "topology_faults_test|TopologyTest.Killed*|integration,pubsub,slow|400"
-    "topology_poison_test|TopologyTest.Poison*|integration,pubsub,slow|400"
+    "topology_poison_test|TopologyTest.Poison*:TopologyTest.DeadLetters*|integration,pubsub,slow|400"
+    "topology_outage_test|TopologyTest.Outage*|integration,pubsub,slow|600"
     "topology_emulator_restart_test|TopologyTest.PipelineRecovers*|integration,pubsub,slow|400")
   foreach(_entry IN LISTS _ch_topology_tests)
     string(REPLACE "|" ";" _fields "${_entry}")

@@ -13,8 +13,14 @@
 //                    (also at the CH_TEST_CRASH_AT points between "written downstream" and
 //                    "confirmed upstream") -> still exactly once
 //   emulator restart the emulator killed and restarted mid-run (RUN_SERIAL: it is shared)
-//   poison           malformed / inconsistent change messages -> the dead-letter topic with the
-//                    reason, while the workload flows on
+//   poison           malformed / inconsistent change messages, forged notifications -> the
+//                    dead-letter topic with the reason, while the workload flows on; a forged
+//                    notification masks no real version
+//   dead letters     `dead-letters` lists them; `--redrive` republishes them once fixed
+//   outages          the history store's disk full for 30 s mid-replay (a tmpfs), the campaign
+//                    database unreachable for 30 s (notify) -> the publisher holds and backs off,
+//                    says so (log, /healthz, metrics, status), then every version is recorded
+//                    and nothing is dead-lettered
 //   bad input        wrong backend URLs, unreachable servers, wrong roles -> exit codes
 //
 // Each test has its own database (ch_topo_*, dropped with its replication slot in TearDown) and
@@ -29,17 +35,22 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "app/consumer_health.h"
 #include "app/crash_point.h"
 #include "app/runtime.h"
 #include "bus/pubsub_change_bus.h"
 #include "capture/change_event.h"
+#include "common/metrics_server.h"
 #include "common/time_util.h"
 #include "history/sqlite_history_store.h"
 #include "query/query_engine.h"
@@ -54,7 +65,9 @@ namespace {
 
 using ::ch::testing::Child;
 using ::ch::testing::ModelVersion;
+using ::ch::testing::TcpProxy;
 using ::ch::testing::TempDir;
+using ::ch::testing::TmpfsMount;
 using ::ch::testing::TopoDatabase;
 using ::ch::testing::WorkloadModel;
 using std::chrono::milliseconds;
@@ -118,6 +131,8 @@ class TopologyTest : public ::testing::Test {
       }
     }
     children_.clear();
+    tmpfs_.reset();  // its files are closed now
+    proxy_.reset();
     if (db_) {
       EXPECT_OK(db_->Drop());
       db_.reset();
@@ -132,7 +147,8 @@ class TopologyTest : public ::testing::Test {
                                       .max_attempts = 1});
     if (!bus.ok()) return;
     TopologyOptions t;
-    for (const std::string& s : {t.publisher_subscription, t.sink_subscription, dead_reader_}) {
+    for (const std::string& s : {t.publisher_subscription, t.sink_subscription, dead_reader_,
+                                 t.dead_letter_subscription, t.history_dead_letter_subscription}) {
       (*bus)->DeleteSubscription(s).IgnoreError();
     }
     for (const std::string& topic :
@@ -142,10 +158,14 @@ class TopologyTest : public ::testing::Test {
   }
 
   // The backend flags of this test's topology.
-  std::vector<std::string> Cli(bool notify) const {
-    std::vector<std::string> a = {
-        bin_,        "--campaign-db",     db_->url(), "--bus", "pubsub://" + project_,
-        "--history", "sqlite:" + history_};
+  std::vector<std::string> Cli(bool notify, const std::string& campaign_db = "") const {
+    std::vector<std::string> a = {bin_,
+                                  "--campaign-db",
+                                  campaign_db.empty() ? db_->url() : campaign_db,
+                                  "--bus",
+                                  "pubsub://" + project_,
+                                  "--history",
+                                  "sqlite:" + history_};
     if (notify) {
       a.push_back("--capture");
       a.push_back("notify");
@@ -169,7 +189,7 @@ class TopologyTest : public ::testing::Test {
   // `serve --roles <roles>` plus `extra` flags.
   Child* Serve(const std::string& roles, bool notify, const std::vector<std::string>& extra = {},
                const std::vector<std::string>& env = {}) {
-    std::vector<std::string> args = Cli(notify);
+    std::vector<std::string> args = Cli(notify, serve_campaign_db_);
     args.insert(args.end(), {"--log-level", "info", "serve", "--roles", roles, "--slot", slot(),
                              "--publication", slot()});
     args.insert(args.end(), extra.begin(), extra.end());
@@ -338,7 +358,190 @@ class TopologyTest : public ::testing::Test {
     return bus.ok() ? std::move(bus).value() : nullptr;
   }
 
+  // The http://HOST:PORT of a `serve --metrics-listen 127.0.0.1:0` (from its log).
+  std::string MetricsUrl(Child* serve) {
+    const std::string mark = "serve: metrics on http://";
+    auto deadline = Clock::now() + seconds(60);
+    while (Clock::now() < deadline) {
+      std::string err = ::ch::testing::ReadFileText(serve->err_file());
+      size_t at = err.find(mark);
+      if (at != std::string::npos) {
+        size_t end = err.find("/metrics", at);
+        const size_t from = at + std::string("serve: metrics on ").size();
+        if (end != std::string::npos) return err.substr(from, end - from);
+      }
+      if (!serve->running()) break;
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+    ADD_FAILURE() << "serve did not report its metrics address\n" << serve->ErrTail();
+    return "";
+  }
+
+  // The publisher's consumer as GET /healthz reports it (nullopt when it does not answer).
+  std::optional<ConsumerHealthEntry> PublisherHealth(const std::string& metrics, int* http) {
+    Result<HttpReply> r = HttpGet(metrics + "/healthz", seconds(5));
+    if (!r.ok()) return std::nullopt;
+    if (http) *http = r->status;
+    auto entries = ParseConsumerHealth(r->body);
+    if (!entries.ok()) return std::nullopt;
+    for (const ConsumerHealthEntry& e : *entries) {
+      if (e.role == "publisher") return e;
+    }
+    return std::nullopt;
+  }
+
+  // What an outage looked like from outside the publisher.
+  struct OutageSeen {
+    bool blocked = false;   // /healthz said blocked (with 503)
+    std::string error;      // its error
+    int64_t most_held = 0;  // messages held at most
+    int64_t retries = 0;    // failed tries at the end
+    double blocked_seconds = 0;
+    std::string status_text;   // `status --serve` while blocked
+    std::string metrics_text;  // GET /metrics while blocked
+  };
+
+  // Watch /healthz (and once `status --serve` and /metrics) until `until`.
+  OutageSeen WatchOutage(const std::string& metrics, Clock::time_point until) {
+    OutageSeen seen;
+    while (Clock::now() < until) {
+      int http = 0;
+      std::optional<ConsumerHealthEntry> h = PublisherHealth(metrics, &http);
+      if (h && h->blocked) {
+        EXPECT_EQ(http, 503);
+        seen.blocked = true;
+        seen.error = h->error;
+        seen.most_held = std::max(seen.most_held, h->held);
+        seen.retries = h->retries;
+        seen.blocked_seconds = h->blocked_seconds;
+        if (seen.status_text.empty()) {
+          Outcome o = Run({bin_, "--history", "sqlite:" + history_, "--campaign-db", db_->url(),
+                           "--capture", "none", "status", "--serve", metrics});
+          seen.status_text = o.output;
+          auto m = HttpGet(metrics + "/metrics", seconds(5));
+          if (m.ok()) seen.metrics_text = m->body;
+        }
+      }
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return seen;
+  }
+
+  // The serve log tells the outage once when it begins and once when it ends, not per retry.
+  void ExpectTheLogToldTheOutageOnce(Child* serve, const std::string& says) {
+    std::string err = ::ch::testing::ReadFileText(serve->err_file());
+    TopologyOptions t;
+    const std::string who = fmt::format("bus consumer '{}': ", t.publisher_subscription);
+    std::vector<std::string> began, changed, ended;
+    std::istringstream in(err);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(who + "blocked: ") != std::string::npos) began.push_back(line);
+      if (line.find(who + "still blocked") != std::string::npos) changed.push_back(line);
+      if (line.find(who + "unblocked") != std::string::npos) ended.push_back(line);
+    }
+    ASSERT_EQ(began.size(), 1u) << err.substr(err.size() > 6000 ? err.size() - 6000 : 0);
+    EXPECT_NE(began[0].find(says), std::string::npos) << began[0];
+    EXPECT_LE(changed.size(), 3u) << "logged per retry?";
+    ASSERT_EQ(ended.size(), 1u);
+    std::cerr << "outage in the log:\n  " << began[0] << "\n  " << ended[0] << "\n";
+  }
+
+  // Run `serve --roles <roles>` and the workload's replay, with an outage of one of the
+  // publisher's dependencies for 30 s from a third into the replay (`begin` starts it, `end`
+  // ends it). Check that the publisher was blocked meanwhile, naming `says` (/healthz with 503,
+  // /metrics, `status --serve`), that it recovered, dead-lettered nothing and logged the outage
+  // once. Return the replay's ops (empty after a fatal failure).
+  std::vector<ReplayedOp> ReplayThroughAnOutage(const std::string& roles, bool notify,
+                                                const std::string& what, const std::string& says,
+                                                const std::function<void()>& begin,
+                                                const std::function<void()>& end) {
+    Child* serve = Serve(roles, notify, {"--metrics-listen", "127.0.0.1:0"});
+    if (serve == nullptr) return {};
+    const std::string metrics = MetricsUrl(serve);
+    if (metrics.empty()) return {};
+    Child* replay = StartReplay(workload_, notify);
+    if (replay == nullptr) return {};
+    if (!WaitForOps(replay, AppliedLines() / 3, seconds(90))) {
+      ADD_FAILURE() << replay->ErrTail();
+      return {};
+    }
+    begin();
+    const auto began = Clock::now();
+    std::cerr << fmt::format("outage: {} at op {}\n", what, LineCount(replay->out_file()));
+    OutageSeen seen = WatchOutage(metrics, began + seconds(30));
+    end();
+    const auto ended = Clock::now();
+    std::cerr << fmt::format(
+        "outage: {} for {:.1f} s; the publisher was blocked {:.1f} s ({} failed tries, at most "
+        "{} messages held): {}\n",
+        what, std::chrono::duration<double>(ended - began).count(), seen.blocked_seconds,
+        seen.retries, seen.most_held, seen.error);
+    EXPECT_TRUE(seen.blocked) << "the publisher never reported the outage";
+    EXPECT_NE(seen.error.find(says), std::string::npos) << seen.error;
+    EXPECT_GT(seen.most_held, 0);
+    EXPECT_NE(seen.status_text.find("publisher 'campaign-changes-publisher' BLOCKED for"),
+              std::string::npos)
+        << seen.status_text;
+    EXPECT_NE(seen.metrics_text.find(
+                  "campaign_history_consumer_blocked{role=\"publisher\",subscription=\"campaign-"
+                  "changes-publisher\"} 1"),
+              std::string::npos)
+        << seen.metrics_text;
+
+    Result<std::vector<ReplayedOp>> ops = FinishReplay(replay, seconds(170));
+    if (!ops.ok()) {
+      ADD_FAILURE() << ops.status().ToString();
+      return {};
+    }
+    std::cerr << fmt::format("outage: all {} ops in the history {:.1f} s after it ended\n",
+                             ops->size(), SecondsSince(ended));
+    int http = 0;
+    std::optional<ConsumerHealthEntry> after = PublisherHealth(metrics, &http);
+    EXPECT_TRUE(after.has_value());
+    if (after) {
+      EXPECT_FALSE(after->blocked) << after->error;
+      EXPECT_EQ(http, 200);
+      EXPECT_EQ(after->dead_lettered, 0);
+    }
+    EXPECT_EQ(serve->Stop(seconds(30)), 0) << serve->ErrTail();
+    ExpectTheLogToldTheOutageOnce(serve, says);
+    TopologyOptions t;
+    EXPECT_EQ(DeadLetterCounts()[t.dead_letter_topic], 0u) << last_dead_letters_;
+    return std::move(ops).value();
+  }
+
+  // `dead-letters --json`: the number of messages each dead-letter topic keeps (0 when it has
+  // no keeping subscription).
+  std::map<std::string, size_t> DeadLetterCounts(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {bin_, "--bus", "pubsub://" + project_, "dead-letters",
+                                     "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Outcome o = Run(args);
+    EXPECT_EQ(o.code, 0) << o.output;
+    std::map<std::string, size_t> counts;
+    size_t brace = o.output.find("{\"dead_letter_topics\"");
+    if (brace == std::string::npos) {
+      ADD_FAILURE() << "no JSON from dead-letters:\n" << o.output;
+      return counts;
+    }
+    auto j = nlohmann::json::parse(o.output.substr(brace), nullptr, false);
+    TopologyOptions t;
+    for (const auto& topic : j["dead_letter_topics"]) {
+      // The history's dead-letter topic exists only where a sink runs.
+      if (topic["topic"] == t.dead_letter_topic) {
+        EXPECT_TRUE(topic["exists"].get<bool>()) << topic.dump();
+      }
+      counts[topic["topic"].get<std::string>()] = topic["messages"].size();
+    }
+    last_dead_letters_ = o.output.substr(brace);
+    return counts;
+  }
+
   TempDir dir_;
+  std::unique_ptr<TmpfsMount> tmpfs_;
+  std::unique_ptr<TcpProxy> proxy_;
+  std::string serve_campaign_db_;  // the publisher's --campaign-db when not db_->url()
+  std::string last_dead_letters_;
   std::string bin_, project_, workload_, history_;
   std::string dead_reader_ = "topo-dead-letter-reader";
   std::unique_ptr<TopoDatabase> db_;
@@ -670,25 +873,34 @@ TEST_F(TopologyTest, PipelineRecoversFromAnEmulatorRestart) {
   ExpectHistoryMatchesModel(ops);
 }
 
-// A log change message whose row is not the campaign it names (row.id != campaign_id).
-BusMessage InconsistentLogMessage(int64_t campaign_id, int64_t customer_id) {
+// A consistent log change of campaign `campaign_id` at `version`, with its row image.
+ChangeEvent LogChange(int64_t campaign_id, int64_t customer_id, int64_t version, ChangeOp op,
+                      const std::string& name) {
   ChangeEvent e;
   e.capture = CaptureMode::kLog;
-  e.op = ChangeOp::kUpdated;
+  e.op = op;
   e.campaign_id = campaign_id;
   e.customer_id = customer_id;
-  e.version = 2;
+  e.version = version;
   e.event_time = *ParseTimestamp("2024-01-01T00:00:00Z");
   e.actor = "user:1";
   e.transaction_id = "1";
   Campaign row;
-  row.id = campaign_id + 1000000;
+  row.id = campaign_id;
   row.customer_id = customer_id;
-  row.name = "poison";
+  row.name = name;
   row.priority = 1;
-  row.version = 2;
+  row.version = op == ChangeOp::kDeleted ? version - 1 : version;
   row.updated_by = "user:1";
+  row.created_at = row.updated_at = e.event_time;
   e.row = row;
+  return e;
+}
+
+// A log change message whose row is not the campaign it names (row.id != campaign_id).
+BusMessage InconsistentLogMessage(int64_t campaign_id, int64_t customer_id) {
+  ChangeEvent e = LogChange(campaign_id, customer_id, 2, ChangeOp::kUpdated, "poison");
+  e.row->id = campaign_id + 1000000;
   return {.data = EncodeChangeMessage(e),
           .ordering_key = std::to_string(campaign_id),
           .attributes = {{"kind", "inconsistent"}}};
@@ -764,10 +976,12 @@ TEST_F(TopologyTest, PoisonChangeMessagesGoToTheDeadLetterTopicWhileTheRestFlows
   ExpectHistoryMatchesModel(ops);
 }
 
-// 5b. Notify capture: a malformed notification and one naming the wrong customer for an existing
-// campaign are dead-lettered; one naming a campaign that never existed is dropped (the publisher
-// cannot tell it from a campaign deleted since, whose own delete notification records the
-// tombstone) and leaves nothing in the history.
+// 5b. Notify capture: a malformed notification, one naming the wrong customer for an existing
+// campaign and a forged delete of a live campaign at a version far ahead of the database are
+// dead-lettered; one naming a campaign that never existed is dropped (the publisher cannot tell
+// it from a campaign deleted since, whose own delete notification records the tombstone) and
+// leaves nothing in the history; a forged update far ahead is harmless (the publisher records
+// the database's version). Neither forgery masks the victim's real versions that follow.
 TEST_F(TopologyTest, PoisonNotificationsGoToTheDeadLetterTopicWhileTheRestFlows) {
   // A seed campaign that is never deleted: it exists whenever the poison is processed.
   WorkloadModel plain;
@@ -777,10 +991,17 @@ TEST_F(TopologyTest, PoisonNotificationsGoToTheDeadLetterTopicWhileTheRestFlows)
     if (r.op != WorkloadOp::kSeed) continue;
     for (const ModelVersion& v : r.versions) seeded.insert(v.campaign_id);
   }
+  // The op after which each campaign got its last version.
+  std::map<int64_t, size_t> last_op;
+  for (size_t i = 0; i < plain.History().size(); ++i) {
+    for (const ModelVersion& v : plain.History()[i].versions) last_op[v.campaign_id] = i;
+  }
+  const size_t late = plain.History().size() * 4 / 5;
   int64_t victim = 0, victim_customer = 0;
   for (int64_t c : plain.Customers()) {
     for (const auto& m : plain.State(c)) {
-      if (victim == 0 && seeded.contains(m.id)) {
+      // Changed again near the end: real versions follow the poison.
+      if (victim == 0 && seeded.contains(m.id) && last_op[m.id] >= late) {
         victim = m.id;
         victim_customer = m.customer_id;
       }
@@ -812,12 +1033,28 @@ TEST_F(TopologyTest, PoisonNotificationsGoToTheDeadLetterTopicWhileTheRestFlows)
                       .attributes = {{"kind", kind}}};
   };
   constexpr int64_t kNeverExisted = 987654321;
+  // Anyone who may publish to the change topic can claim a version far ahead of the database.
+  // A delete carries the last content: recording it would hide the victim's real versions.
+  BusMessage forged_delete = notification(victim, victim_customer, "forged-delete");
+  {
+    ChangeEvent e = LogChange(victim, victim_customer, 1000000, ChangeOp::kDeleted, "forged");
+    e.capture = CaptureMode::kNotify;
+    forged_delete.data = EncodeChangeMessage(e);
+  }
+  BusMessage forged_update = notification(victim, victim_customer, "forged-update");
+  {
+    ChangeEvent e = *DecodeChangeMessage(forged_update.data);
+    e.version = 1000000;
+    forged_update.data = EncodeChangeMessage(e);
+  }
   std::vector<BusMessage> poison = {
       {.data = R"({"schema_version":1,"capture":"notify","op":"updated"})",
        .ordering_key = "poison",
        .attributes = {{"kind", "malformed"}}},
       notification(victim, victim_customer + 1000, "wrong-customer"),
       notification(kNeverExisted, 1, "unknown-campaign"),
+      forged_delete,
+      forged_update,
   };
   ASSERT_OK(bus->Publish(t.changes_topic, poison));
   ASSERT_OK_AND_ASSIGN(auto ops, FinishReplay(replay, seconds(170)));
@@ -826,12 +1063,20 @@ TEST_F(TopologyTest, PoisonNotificationsGoToTheDeadLetterTopicWhileTheRestFlows)
   // Every poison message was handled long before the replay's last version was recorded (and
   // serve finishes its batch in flight before it exits): after the two expected ones, a short
   // look for a third suffices.
-  auto dead = PullDeadLetters(*bus, dead_reader_, 2, seconds(3));
-  EXPECT_EQ(dead.size(), 2u);
+  auto dead = PullDeadLetters(*bus, dead_reader_, 3, seconds(3));
+  EXPECT_EQ(dead.size(), 3u);
   ASSERT_TRUE(dead.contains("malformed"));
   EXPECT_NE(dead["malformed"].attributes["dead_letter_reason"].find("INVALID_ARGUMENT"),
             std::string::npos)
       << dead["malformed"].attributes["dead_letter_reason"];
+  ASSERT_TRUE(dead.contains("forged-delete"));
+  EXPECT_NE(dead["forged-delete"].attributes["dead_letter_reason"].find(
+                fmt::format("campaign {} was deleted (version 1000000), but the campaign "
+                            "database has it at version",
+                            victim)),
+            std::string::npos)
+      << dead["forged-delete"].attributes["dead_letter_reason"];
+  EXPECT_FALSE(dead.contains("forged-update")) << "harmless: the database's version is recorded";
   ASSERT_TRUE(dead.contains("wrong-customer"));
   EXPECT_NE(dead["wrong-customer"].attributes["dead_letter_reason"].find(
                 fmt::format("belongs to customer {}", victim_customer + 1000)),
@@ -844,6 +1089,149 @@ TEST_F(TopologyTest, PoisonNotificationsGoToTheDeadLetterTopicWhileTheRestFlows)
   EXPECT_TRUE(none.empty());
   history.reset();
   ExpectNotifyHistoryAccountsForEveryVersion(ops);
+}
+
+// 7. An outage is not a poison message: the history store's disk is full for 30 s in the middle
+// of a replay (a 64 MiB tmpfs, filled with a file, then freed). The publisher holds what it
+// cannot store and backs off -- blocked, in the log once, in /healthz, the metrics and `status`
+// -- and once there is room again every version is in the history exactly once and nothing was
+// dead-lettered. (Before: SQLITE_FULL was retried 5 times within seconds, then the valid changes
+// went to the dead-letter topic and the history had holes.) Needs root to mount the tmpfs.
+TEST_F(TopologyTest, OutageFullHistoryDiskHoldsEveryVersionUntilThereIsRoomAgain) {
+  auto mounted = TmpfsMount::Mount(dir_.File("tmpfs"), 64);
+  if (!mounted.ok()) {
+    GTEST_SKIP() << "cannot mount a tmpfs to fill up: " << mounted.status().ToString();
+  }
+  tmpfs_ = std::move(mounted).value();
+  history_ = tmpfs_->dir() + "/history.db";
+  CaptureSetup();
+  auto ops = ReplayThroughAnOutage(
+      "capture,publisher", /*notify=*/false, "disk full", "database or disk is full",
+      [&] {
+        ASSERT_OK_AND_ASSIGN(int64_t filled, tmpfs_->Fill());
+        std::cerr << fmt::format("outage: {:.1f} MiB of filler, {} bytes free\n",
+                                 filled / 1048576.0, tmpfs_->FreeBytes());
+      },
+      [&] { ASSERT_OK(tmpfs_->Unfill()); });
+  if (ops.empty()) return;
+  ExpectHistoryMatchesModel(ops);
+}
+
+// 8. The campaign database does not answer the publisher for 30 s (notify capture re-reads every
+// row there): a proxy between the publisher and PostgreSQL drops every connection and refuses
+// new ones, while the replay goes on committing directly. The publisher holds and backs off; when
+// the database answers again, every campaign's history accounts for every version and nothing
+// was dead-lettered. (Before: "connection refused" was retried 5 times, then dead-lettered.)
+TEST_F(TopologyTest, OutageCampaignDatabaseUnreachableForThePublisherLosesNothing) {
+  ASSERT_OK_AND_ASSIGN(auto host_port, ::ch::testing::HostPort(db_->url()));
+  ASSERT_OK_AND_ASSIGN(proxy_, TcpProxy::Start(host_port.first, host_port.second));
+  ASSERT_OK_AND_ASSIGN(serve_campaign_db_, ::ch::testing::WithPort(db_->url(), proxy_->port()));
+  auto ops = ReplayThroughAnOutage(
+      "publisher", /*notify=*/true, "campaign database unreachable", "campaign database",
+      [&] { proxy_->SetDown(true); }, [&] { proxy_->SetDown(false); });
+  if (ops.empty()) return;
+  ExpectNotifyHistoryAccountsForEveryVersion(ops);
+}
+
+// 9. `dead-letters` lists what the dead-letter topics keep and `--redrive` republishes it. A
+// valid change that an older publisher dead-lettered during an outage ("gave up after 5
+// attempts") is recorded once redriven; a malformed one comes back to the dead-letter topic.
+TEST_F(TopologyTest, DeadLettersAreListedAndRedrivenOnceTheCauseIsFixed) {
+  CaptureSetup();
+  TopologyOptions t;
+  Child* serve = Serve("capture,publisher", false);
+  ASSERT_NE(serve, nullptr);
+  // The publisher creates the dead-letter topic with its keeping subscription at start.
+  auto bus = TestBus(/*create_missing=*/false);
+  ASSERT_NE(bus, nullptr);
+  auto deadline = Clock::now() + seconds(30);
+  while (
+      !bus->EnsureSubscription(t.dead_letter_subscription, t.dead_letter_topic, {.ordered = false})
+           .ok()) {
+    ASSERT_TRUE(serve->running()) << serve->ErrTail();
+    ASSERT_LT(Clock::now(), deadline) << "no keeping subscription on the dead-letter topic";
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(DeadLetterCounts()[t.dead_letter_topic], 0u);
+
+  // What an older publisher left behind after an outage: a valid change of campaign 424242.
+  ChangeEvent e = LogChange(424242, 4242, 1, ChangeOp::kCreated, "lost in an outage");
+  BusMessage valid{.data = EncodeChangeMessage(e),
+                   .ordering_key = "4242",
+                   .attributes = {{"kind", "valid"},
+                                  {"dead_letter_reason",
+                                   "RESOURCE_EXHAUSTED: gave up after 5 attempts: database or "
+                                   "disk is full"},
+                                  {"dead_letter_attempts", "5"},
+                                  {"source_subscription", t.publisher_subscription},
+                                  {"dead_letter_message_id", "old-1"}}};
+  ASSERT_OK(bus->Publish(t.dead_letter_topic, std::vector<BusMessage>{valid}));
+  // And a malformed one, dead-lettered by the running publisher.
+  ASSERT_OK(bus->Publish(
+      t.changes_topic,
+      std::vector<BusMessage>{
+          {.data = "not a change", .ordering_key = "x", .attributes = {{"kind", "malformed"}}}}));
+  std::map<std::string, size_t> counts;
+  deadline = Clock::now() + seconds(60);
+  while ((counts = DeadLetterCounts())[t.dead_letter_topic] < 2) {
+    ASSERT_LT(Clock::now(), deadline) << last_dead_letters_;
+    std::this_thread::sleep_for(milliseconds(500));
+  }
+  EXPECT_EQ(counts[t.dead_letter_topic], 2u) << last_dead_letters_;
+  EXPECT_EQ(counts[t.history_dead_letter_topic], 0u) << last_dead_letters_;
+  auto listed = nlohmann::json::parse(last_dead_letters_);
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& m : listed["dead_letter_topics"][0]["messages"]) {
+    by_id[m["message_id"].get<std::string>()] = m;
+  }
+  ASSERT_TRUE(by_id.contains("old-1")) << last_dead_letters_;
+  EXPECT_EQ(by_id["old-1"]["attempts"], 5);
+  EXPECT_EQ(by_id["old-1"]["first_change"]["campaign_id"], 424242);
+  EXPECT_EQ(by_id["old-1"]["first_change"]["version"], 1);
+  EXPECT_EQ(by_id["old-1"]["first_change"]["op"], "created");
+  size_t malformed = 0;
+  for (const auto& [id, m] : by_id) {
+    if (id == "old-1") continue;
+    ++malformed;
+    EXPECT_TRUE(m["first_change"].is_null()) << m.dump();
+    EXPECT_TRUE(m["reason"].get<std::string>().starts_with("INVALID_ARGUMENT: change message"))
+        << m.dump();
+    EXPECT_EQ(m["source_subscription"], t.publisher_subscription);
+  }
+  EXPECT_EQ(malformed, 1u);
+  // The text form names the same.
+  Outcome text = Run({bin_, "--bus", "pubsub://" + project_, "dead-letters"});
+  EXPECT_EQ(text.code, 0) << text.output;
+  EXPECT_NE(text.output.find("campaign-changes-dead-letter (kept in "
+                             "campaign-changes-dead-letter-keep): 2 message(s)"),
+            std::string::npos)
+      << text.output;
+  EXPECT_NE(text.output.find("campaign 424242 v1 created (customer 4242)"), std::string::npos)
+      << text.output;
+
+  counts = DeadLetterCounts({"--redrive"});
+  EXPECT_EQ(nlohmann::json::parse(last_dead_letters_)["dead_letter_topics"][0]["redriven"], 2)
+      << last_dead_letters_;
+  // The valid change reaches the history; the malformed one is dead-lettered again.
+  auto history_has_it = [&] {
+    auto h = OpenHistory();
+    if (h == nullptr) return false;
+    auto v = h->GetVersion(424242, 1);
+    return v.ok() && v->has_value();
+  };
+  deadline = Clock::now() + seconds(60);
+  while (!history_has_it()) {
+    ASSERT_LT(Clock::now(), deadline) << "the redriven change was not recorded";
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  deadline = Clock::now() + seconds(60);
+  while ((counts = DeadLetterCounts())[t.dead_letter_topic] != 1) {
+    ASSERT_LT(Clock::now(), deadline) << last_dead_letters_;
+    std::this_thread::sleep_for(milliseconds(500));
+  }
+  auto again = nlohmann::json::parse(last_dead_letters_)["dead_letter_topics"][0]["messages"][0];
+  EXPECT_TRUE(again["reason"].get<std::string>().starts_with("INVALID_ARGUMENT")) << again.dump();
+  EXPECT_EQ(serve->Stop(seconds(30)), 0) << serve->ErrTail();
 }
 
 // 6. Bad input on the topology's entry points: the right exit code, a message naming the

@@ -5,16 +5,24 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -196,6 +204,228 @@ std::string Child::ErrTail(size_t max_bytes) const {
   std::string text = ReadFileText(err_file_);
   if (text.size() > max_bytes) text = "..." + text.substr(text.size() - max_bytes);
   return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TcpProxy
+
+struct TcpProxy::Impl {
+  std::string host;
+  int target_port = 0;
+  int listen_fd = -1;
+  int port = 0;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> down{false};
+  std::atomic<uint64_t> cuts{0};  // bumped by SetDown(true): pumps of older connections end
+  std::atomic<int64_t> accepted{0};
+  std::thread acceptor;
+  std::mutex mu;
+  std::vector<std::thread> pumps;
+
+  int ConnectTarget() const {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(target_port));
+    inet_pton(AF_INET, host.c_str(), &a.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+
+  // Copy bytes both ways until either side closes, or the proxy is cut or stopped.
+  void Pump(int client, int server, uint64_t generation) {
+    char buf[65536];
+    while (!stop && cuts == generation) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      int n = poll(fds, 2, 100);
+      if (n < 0 && errno != EINTR) break;
+      if (n <= 0) continue;
+      bool closed = false;
+      for (int i = 0; i < 2 && !closed; ++i) {
+        if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        ssize_t got = read(fds[i].fd, buf, sizeof(buf));
+        if (got <= 0) {
+          closed = true;
+          break;
+        }
+        int to = i == 0 ? server : client;
+        for (ssize_t off = 0; off < got;) {
+          ssize_t w = write(to, buf + off, static_cast<size_t>(got - off));
+          if (w <= 0) {
+            closed = true;
+            break;
+          }
+          off += w;
+        }
+      }
+      if (closed) break;
+    }
+    close(client);
+    close(server);
+  }
+
+  void Accept() {
+    while (!stop) {
+      pollfd p{listen_fd, POLLIN, 0};
+      if (poll(&p, 1, 100) <= 0) continue;
+      int client = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      ++accepted;
+      if (down) {
+        close(client);
+        continue;
+      }
+      int server = ConnectTarget();
+      if (server < 0) {
+        close(client);
+        continue;
+      }
+      std::lock_guard lock(mu);
+      pumps.emplace_back([this, client, server, g = cuts.load()] { Pump(client, server, g); });
+    }
+  }
+};
+
+TcpProxy::TcpProxy(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<TcpProxy>> TcpProxy::Start(const std::string& host, int port) {
+  auto impl = std::make_unique<Impl>();
+  impl->host = host == "localhost" ? "127.0.0.1" : host;
+  impl->target_port = port;
+  impl->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (impl->listen_fd < 0) return UnavailableError("proxy: no socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = 0;
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  socklen_t len = sizeof(a);
+  if (bind(impl->listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      listen(impl->listen_fd, 64) != 0 ||
+      getsockname(impl->listen_fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(impl->listen_fd);
+    return UnavailableError(fmt::format("proxy: cannot listen: {}", std::strerror(errno)));
+  }
+  impl->port = ntohs(a.sin_port);
+  Impl* raw = impl.get();
+  impl->acceptor = std::thread([raw] { raw->Accept(); });
+  return std::unique_ptr<TcpProxy>(new TcpProxy(std::move(impl)));
+}
+
+TcpProxy::~TcpProxy() {
+  impl_->stop = true;
+  impl_->acceptor.join();
+  std::vector<std::thread> pumps;
+  {
+    std::lock_guard lock(impl_->mu);
+    pumps.swap(impl_->pumps);
+  }
+  for (std::thread& t : pumps) t.join();
+  close(impl_->listen_fd);
+}
+
+int TcpProxy::port() const { return impl_->port; }
+int64_t TcpProxy::accepted() const { return impl_->accepted.load(); }
+
+void TcpProxy::SetDown(bool down) {
+  impl_->down = down;
+  if (down) ++impl_->cuts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// TmpfsMount
+
+Result<std::unique_ptr<TmpfsMount>> TmpfsMount::Mount(const std::string& dir, int size_mib) {
+  if (geteuid() != 0) {
+    return PermissionDeniedError("mounting a tmpfs needs root (this test runs as uid " +
+                                 std::to_string(geteuid()) + ")");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return UnavailableError(fmt::format("cannot create {}: {}", dir, ec.message()));
+  std::string options = fmt::format("size={}m,mode=0755", size_mib);
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, options.c_str()) != 0) {
+    return PermissionDeniedError(
+        fmt::format("mount -t tmpfs -o {} tmpfs {}: {} (a container without CAP_SYS_ADMIN?)",
+                    options, dir, std::strerror(errno)));
+  }
+  return std::unique_ptr<TmpfsMount>(new TmpfsMount(dir));
+}
+
+TmpfsMount::~TmpfsMount() {
+  if (umount2(dir_.c_str(), 0) != 0) umount2(dir_.c_str(), MNT_DETACH);
+}
+
+Result<int64_t> TmpfsMount::Fill() {
+  std::string path = dir_ + "/fill";
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return UnavailableError(fmt::format("cannot create {}", path));
+  std::string zeros(1 << 20, '\0');
+  int64_t total = 0;
+  while (true) {
+    ssize_t w = write(fd, zeros.data(), zeros.size());
+    if (w <= 0) break;  // ENOSPC: full
+    total += w;
+  }
+  // The last bytes, in smaller pieces.
+  for (size_t piece = 4096; piece > 0; piece /= 2) {
+    while (write(fd, zeros.data(), piece) > 0) total += static_cast<int64_t>(piece);
+  }
+  close(fd);
+  return total;
+}
+
+Status TmpfsMount::Unfill() {
+  std::string path = dir_ + "/fill";
+  if (unlink(path.c_str()) != 0) {
+    return UnavailableError(fmt::format("cannot delete {}: {}", path, std::strerror(errno)));
+  }
+  return Status::OK();
+}
+
+int64_t TmpfsMount::FreeBytes() const {
+  struct statvfs v {};
+  if (statvfs(dir_.c_str(), &v) != 0) return -1;
+  return static_cast<int64_t>(v.f_bavail) * static_cast<int64_t>(v.f_frsize);
+}
+
+// ---------------------------------------------------------------------------------------------
+// URLs
+
+namespace {
+
+// The authority of a postgresql:// URL: [user[:password]@]host[:port], and where it is.
+Result<std::pair<size_t, size_t>> Authority(const std::string& url) {
+  size_t start = url.find("://");
+  if (start == std::string::npos) {
+    return InvalidArgumentError(fmt::format("'{}' is not a postgresql:// URL", url));
+  }
+  start += 3;
+  size_t end = url.find_first_of("/?", start);
+  if (end == std::string::npos) end = url.size();
+  size_t at = url.rfind('@', end);
+  if (at != std::string::npos && at >= start) start = at + 1;
+  return std::pair<size_t, size_t>(start, end);
+}
+
+}  // namespace
+
+Result<std::pair<std::string, int>> HostPort(const std::string& url) {
+  ASSIGN_OR_RETURN(auto span, Authority(url));
+  std::string hp = url.substr(span.first, span.second - span.first);
+  size_t colon = hp.rfind(':');
+  if (colon == std::string::npos) return std::pair<std::string, int>(hp, 5432);
+  return std::pair<std::string, int>(hp.substr(0, colon), std::atoi(hp.c_str() + colon + 1));
+}
+
+Result<std::string> WithPort(const std::string& url, int port) {
+  ASSIGN_OR_RETURN(auto span, Authority(url));
+  ASSIGN_OR_RETURN(auto hp, HostPort(url));
+  return url.substr(0, span.first) + hp.first + ":" + std::to_string(port) +
+         url.substr(span.second);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -86,6 +87,57 @@ class Child {
   std::string out_file_, err_file_;
   int code_ = -1;
 };
+
+// A TCP proxy on 127.0.0.1 in front of host:port, to cut one process off a server and let it
+// back while the server stays up for everyone else (outage tests). Down: every connection through
+// it is closed, and new ones are accepted and closed at once (the client sees the server go
+// away, as when it restarts). Stopped (and its connections closed) on destruction.
+class TcpProxy {
+ public:
+  static Result<std::unique_ptr<TcpProxy>> Start(const std::string& host, int port);
+  ~TcpProxy();
+  TcpProxy(const TcpProxy&) = delete;
+  TcpProxy& operator=(const TcpProxy&) = delete;
+
+  int port() const;
+  void SetDown(bool down);
+  // Connections accepted so far (refused ones included).
+  int64_t accepted() const;
+
+ private:
+  struct Impl;
+  explicit TcpProxy(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// A tmpfs mounted at a directory (created), to run a store out of space on purpose. Unmounted
+// on destruction (lazily, so a process still holding a file there cannot keep it mounted).
+class TmpfsMount {
+ public:
+  // Fails with PermissionDenied when this process may not mount (not root, or a container
+  // without CAP_SYS_ADMIN), naming why.
+  static Result<std::unique_ptr<TmpfsMount>> Mount(const std::string& dir, int size_mib);
+  ~TmpfsMount();
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  // Write a file of zeros until the file system is full; return its size.
+  Result<int64_t> Fill();
+  // Delete that file.
+  Status Unfill();
+  // Bytes still free for files.
+  int64_t FreeBytes() const;
+
+ private:
+  explicit TmpfsMount(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+};
+
+// Return `url` (postgresql://[user@]host:port/db...) with its port replaced.
+Result<std::string> WithPort(const std::string& url, int port);
+// Return the host and port of a postgresql:// URL (port 5432 when it has none).
+Result<std::pair<std::string, int>> HostPort(const std::string& url);
 
 // Return the file's contents ("" when it cannot be read).
 std::string ReadFileText(const std::string& path);
