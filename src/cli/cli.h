@@ -49,6 +49,7 @@ void RegisterServe(CLI::App& app, Context& ctx);
 void RegisterQueries(CLI::App& app, Context& ctx);
 void RegisterStatus(CLI::App& app, Context& ctx);
 void RegisterCapture(CLI::App& app, Context& ctx);
+void RegisterBigQuery(CLI::App& app, Context& ctx);
 void RegisterDeadLetters(CLI::App& app, Context& ctx);
 
 }  // namespace ch::cli

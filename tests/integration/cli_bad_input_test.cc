@@ -167,6 +167,8 @@ TEST_F(CliBadInputTest, BadFlagsTimesAndUrls) {
            {"--capture cdc status", 2, "cdc"},
            {"replay --ops /nonexistent/file.jsonl", 3, "/nonexistent/file.jsonl"},
            {"generate --preset huge", 2, "huge"},
+           {"bigquery-schema --dataset 'in app'", 2, "--dataset: 'in app' is not a valid"},
+           {"bigquery-schema --project Acme_Prod", 2, "--project"},
        }) {
     Outcome o = RunCommand(Cli(c.args));
     EXPECT_EQ(o.code, c.code) << c.args << "\n" << o.output;
