@@ -16,6 +16,8 @@ namespace ch {
 struct VersionRange {
   int64_t first = 0;
   int64_t last = 0;
+  // The campaign's customer (0 when unknown).
+  int64_t customer_id = 0;
   friend bool operator==(const VersionRange&, const VersionRange&) = default;
 };
 

@@ -573,9 +573,17 @@ Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
   while (true) {
     lacking.clear();
     for (auto it = behind.begin(); it != behind.end();) {
-      const auto [first, last] = it->second;
+      const auto [first, last, customer] = it->second;
       ASSIGN_OR_RETURN(std::optional<int64_t> v, history->LatestVersion(it->first));
       bool done = v && *v >= last;
+      if (!done && customer != 0) {
+        // An erased customer's versions are refused by the history: nothing to wait for.
+        ASSIGN_OR_RETURN(done, history->Erased(customer));
+        if (done) {
+          it = behind.erase(it);
+          continue;
+        }
+      }
       if (done && every_version) {
         ASSIGN_OR_RETURN(int64_t have, history->CountVersions(it->first, first, last));
         done = have == last - first + 1;

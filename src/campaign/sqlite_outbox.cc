@@ -156,6 +156,27 @@ Result<int64_t> CountUnconfirmed(SqliteDb& db) {
   return row ? st->ColumnInt64(0) : 0;
 }
 
+Result<int64_t> EraseConfirmedOutboxRows(SqliteDb& db, int64_t customer_id) {
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/true));
+  constexpr char kConfirmed[] =
+      " WHERE customer_id = ?1 AND seq <= (SELECT confirmed_seq FROM outbox_state WHERE id = 1)";
+  ASSIGN_OR_RETURN(SqliteStmt * del, db.Prepare(std::string("DELETE FROM outbox") + kConfirmed));
+  del->Bind(1, customer_id);
+  RETURN_IF_ERROR(del->Run());
+  int64_t removed = db.Changes();
+  // What the outbox_keep_newest trigger kept: keep the row, not the customer's data.
+  ASSIGN_OR_RETURN(SqliteStmt * blank,
+                   db.Prepare(std::string("UPDATE outbox SET actor = '', name = '', "
+                                          "trigger_event = '', audience_segment = '', content = "
+                                          "'', updated_by = ''") +
+                              kConfirmed));
+  blank->Bind(1, customer_id);
+  RETURN_IF_ERROR(blank->Run());
+  removed += db.Changes();
+  RETURN_IF_ERROR(tx->Commit());
+  return removed;
+}
+
 Result<std::optional<Timestamp>> OutboxHeartbeat(SqliteDb& db, int64_t polled_seq, Timestamp now) {
   ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/true));
   ASSIGN_OR_RETURN(SqliteStmt * unread,

@@ -64,4 +64,12 @@ Result<std::optional<Timestamp>> OutboxHeartbeat(SqliteDb& db, int64_t polled_se
 // Return the number of outbox rows after the confirmed seq (the relay's backlog).
 Result<int64_t> CountUnconfirmed(SqliteDb& db);
 
+// Erasure (HistoryStore::EraseCustomer): remove the row images of `customer_id` that the relay
+// already confirmed, in one transaction, and return how many rows were removed or blanked. The
+// outbox's newest row is kept (seq is never reused) with every text and content column of it
+// emptied. Unconfirmed rows are left for the relay: the history refuses an erased customer's
+// records, and removing them here would make their transactions look incomplete forever.
+// REQUIRES: CheckOutbox(db) is OK.
+Result<int64_t> EraseConfirmedOutboxRows(SqliteDb& db, int64_t customer_id);
+
 }  // namespace ch

@@ -51,5 +51,11 @@ void RegisterStatus(CLI::App& app, Context& ctx);
 void RegisterCapture(CLI::App& app, Context& ctx);
 void RegisterBigQuery(CLI::App& app, Context& ctx);
 void RegisterDeadLetters(CLI::App& app, Context& ctx);
+void RegisterRetention(CLI::App& app, Context& ctx);
+
+// Remove from the dead-letter keeping subscriptions every message about `customer_id` (erase);
+// what cannot be decoded is kept. Return how many were removed.
+Result<int64_t> EraseDeadLetters(ChangeBus& bus, const TopologyOptions& topology,
+                                 int64_t customer_id);
 
 }  // namespace ch::cli

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -241,6 +242,34 @@ std::string RenderJson(const std::vector<Listed>& all) {
 }
 
 }  // namespace
+
+Result<int64_t> EraseDeadLetters(ChangeBus& bus, const TopologyOptions& t, int64_t customer_id) {
+  std::vector<Listed> all = {
+      {.where = {t.dead_letter_topic, t.dead_letter_subscription, t.changes_topic, false}},
+      {.where = {t.history_dead_letter_topic, t.history_dead_letter_subscription, t.history_topic,
+                 true}}};
+  int64_t removed = 0;
+  for (Listed& l : all) {
+    // Every message is looked at: a kept message of the customer left behind would survive.
+    Status s = Collect(bus, std::numeric_limits<size_t>::max(), l);
+    std::vector<std::string> ids;
+    std::vector<Delivery> kept;
+    for (Delivery& d : l.messages) {
+      FirstChange f = Describe(d.message, l.where.history);
+      if (f.decoded && f.customer_id == customer_id) {
+        ids.push_back(d.ack_id);
+      } else {
+        kept.push_back(std::move(d));
+      }
+    }
+    if (s.ok() && !ids.empty()) s = bus.Ack(l.where.subscription, ids);
+    if (s.ok()) removed += static_cast<int64_t>(ids.size());
+    l.messages = std::move(kept);
+    Release(bus, l);
+    if (!s.ok()) return s.WithContext(l.where.subscription);
+  }
+  return removed;
+}
 
 void RegisterDeadLetters(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(

@@ -96,6 +96,7 @@ int Run(int argc, char** argv) {
   RegisterStatus(app, ctx);
   RegisterCapture(app, ctx);
   RegisterDeadLetters(app, ctx);
+  RegisterRetention(app, ctx);
   RegisterBigQuery(app, ctx);
 
   try {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "capture/pg_logical_source.h"
@@ -108,6 +109,35 @@ Status CheckId(std::string_view flag, int64_t id) {
   if (id <= 0)
     return InvalidArgumentError(fmt::format("{}: must be a positive id (got {})", flag, id));
   return Status::OK();
+}
+
+// The newest audit entries `status` shows.
+constexpr int64_t kStatusAuditEntries = 10;
+
+std::string AuditJson(const std::vector<AuditEntry>& audit) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const AuditEntry& e : audit) {
+    nlohmann::json j = {{"at", FormatTimestamp(e.at)},
+                        {"actor", e.actor},
+                        {"action", e.action},
+                        {"customer_id", e.customer_id},
+                        {"records", e.records}};
+    j["before"] = e.before ? nlohmann::json(FormatTimestamp(*e.before)) : nlohmann::json();
+    out.push_back(std::move(j));
+  }
+  return out.dump();
+}
+
+std::string AuditText(const std::vector<AuditEntry>& audit) {
+  if (audit.empty()) return "";
+  std::string out = "\naudit:     (newest first)";
+  for (const AuditEntry& e : audit) {
+    std::string what = e.before ? fmt::format("purge before {}", FormatTimestamp(*e.before))
+                                : std::string(e.action);
+    out += fmt::format("\n  {}  {}  customer {}  {}  {} record(s)", FormatTimestamp(e.at), e.actor,
+                       e.customer_id, what, e.records);
+  }
+  return out;
 }
 
 }  // namespace
@@ -274,6 +304,7 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
       ASSIGN_OR_RETURN(HistoryStats stats, history->Stats());
       ASSIGN_OR_RETURN(Completeness done, history->GetCompleteness());
+      ASSIGN_OR_RETURN(std::vector<AuditEntry> audit, history->AuditLog(kStatusAuditEntries));
       int64_t backlog = 0;
       if (runtime->config().capture == CaptureSetting::kLog) {
         Result<int64_t> b = runtime->Backlog();
@@ -310,6 +341,7 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
         if (!serve_status.empty()) {
           slot_json += fmt::format(R"(,"serve":{})", RenderServeStatusJson(serve_status));
         }
+        slot_json += R"(,"audit":)" + AuditJson(audit);
         Print(fmt::format(
             R"({{"records":{},"campaigns":{},"customers":{},"first_event":{},"last_event":{},"bytes":{},"backlog":{},"complete_through":{},"completeness":{{"through_txn_seq":{},"partial_transactions":{},"waiting_transactions":{},"held_records":{},"conflicts":{}}}{}}})",
             stats.records, stats.campaigns, stats.customers, json_time(stats.first_event),
@@ -349,7 +381,8 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
             "not yet in the history{}{}",
             runtime->config().HistoryUrl(), stats.records, stats.campaigns, stats.customers,
             time(stats.first_event), time(stats.last_event), complete, stats.bytes / 1048576.0,
-            backlog, slot_text + RenderServeStatusText(serve_status), conflicts));
+            backlog, slot_text + RenderServeStatusText(serve_status),
+            conflicts + AuditText(audit)));
       }
       return Status::OK();
     };

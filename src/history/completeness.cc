@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <set>
 #include <utility>
@@ -68,14 +69,17 @@ std::string TxnFieldsProblem(const HistoryRecord& r) {
   return {};
 }
 
-Result<GateResult> GateRecords(std::span<const HistoryRecord> records, CompletenessLedger& ledger) {
+Result<GateResult> GateRecords(std::span<const HistoryRecord> records, CompletenessLedger& ledger,
+                               const std::function<bool(const HistoryRecord&)>& refuse) {
   GateResult out;
   out.visible.reserve(records.size());
+  auto refused = [&](const HistoryRecord& r) { return refuse && refuse(r); };
   ASSIGN_OR_RETURN(Watermark wm, ledger.GetWatermark());
   std::map<int64_t, std::vector<const HistoryRecord*>> by_seq;
   for (const HistoryRecord& r : records) {
     if (r.txn_seq == 0 || r.txn_seq <= wm.seq) {
-      out.visible.push_back(&r);  // no bookkeeping, or a redelivery of a complete transaction
+      // No bookkeeping, or a redelivery of a complete transaction.
+      if (!refused(r)) out.visible.push_back(&r);
     } else {
       by_seq[r.txn_seq].push_back(&r);
     }
@@ -84,27 +88,45 @@ Result<GateResult> GateRecords(std::span<const HistoryRecord> records, Completen
 
   std::map<int64_t, Touched> touched;
   std::vector<int64_t> to_release;
+  // Refused pieces are held as placeholders (key, no snapshot): they count for their
+  // transaction's completeness exactly once, and are never shown.
+  std::deque<HistoryRecord> placeholders;
   for (auto& [seq, recs] : by_seq) {
     ASSIGN_OR_RETURN(std::optional<TxnProgress> stored, ledger.GetProgress(seq));
     Touched t{stored.value_or(TxnProgress{.seq = seq, .commit_time = recs.front()->event_time}),
               stored.has_value()};
     TxnProgress& p = t.progress;
+    std::vector<const HistoryRecord*> kept, stand_ins;
+    for (const HistoryRecord* r : recs) {
+      p.expected = std::max(p.expected, r->txn_changes);
+      if (!refused(*r)) {
+        kept.push_back(r);
+        continue;
+      }
+      HistoryRecord& stand_in = placeholders.emplace_back();
+      stand_in.customer_id = r->customer_id;
+      stand_in.campaign_id = r->campaign_id;
+      stand_in.version = r->version;
+      stand_in.event_time = r->event_time;
+      stand_in.txn_seq = r->txn_seq;
+      stand_ins.push_back(&stand_in);
+    }
     if (p.complete) {
       // A redelivery into a transaction already released: the store deduplicates.
-      out.visible.insert(out.visible.end(), recs.begin(), recs.end());
+      out.visible.insert(out.visible.end(), kept.begin(), kept.end());
       continue;
     }
-    for (const HistoryRecord* r : recs) p.expected = std::max(p.expected, r->txn_changes);
     const int64_t distinct = Distinct(recs);
     if (p.received == 0 && p.expected > 0 && distinct >= p.expected) {
       // The whole transaction in one call (in-order delivery): straight through.
-      out.visible.insert(out.visible.end(), recs.begin(), recs.end());
+      out.visible.insert(out.visible.end(), kept.begin(), kept.end());
       p.received = distinct;
       p.complete = true;
     } else {
-      ASSIGN_OR_RETURN(int64_t held, ledger.Hold(seq, recs));
+      ASSIGN_OR_RETURN(int64_t held, ledger.Hold(seq, kept));
+      ASSIGN_OR_RETURN(int64_t stood_in, ledger.Hold(seq, stand_ins));
       out.held += held;
-      p.received += held;
+      p.received += held + stood_in;
       if (p.expected > 0 && p.received >= p.expected) {
         to_release.push_back(seq);
         p.complete = true;
@@ -115,7 +137,9 @@ Result<GateResult> GateRecords(std::span<const HistoryRecord> records, Completen
   // Release after every Hold of this call, so that records held by this very call come out too.
   for (int64_t seq : to_release) {
     ASSIGN_OR_RETURN(std::vector<HistoryRecord> records_of_seq, ledger.Release(seq));
-    for (HistoryRecord& r : records_of_seq) out.released.push_back(std::move(r));
+    for (HistoryRecord& r : records_of_seq) {
+      if (!r.snapshot.empty() && !refused(r)) out.released.push_back(std::move(r));
+    }
   }
   RETURN_IF_ERROR(Advance(wm, touched, ledger));
   return out;
@@ -198,8 +222,22 @@ Completeness InMemoryCompletenessLedger::Summary() const {
       ++c.partial_transactions;
     }
   }
-  for (const auto& [seq, held] : held_) c.held_records += static_cast<int64_t>(held.size());
+  for (const auto& [seq, held] : held_) {
+    for (const auto& [key, r] : held) c.held_records += r.snapshot.empty() ? 0 : 1;  // placeholders
+  }
   return c;
+}
+
+int64_t InMemoryCompletenessLedger::DropHeldOfCustomer(int64_t customer_id) {
+  int64_t dropped = 0;
+  for (auto& [seq, held] : held_) {
+    std::erase_if(held, [&](const auto& entry) {
+      bool mine = entry.second.customer_id == customer_id;
+      dropped += mine ? 1 : 0;
+      return mine;
+    });
+  }
+  return dropped;
 }
 
 const HistoryRecord* InMemoryCompletenessLedger::FindHeld(int64_t campaign_id,

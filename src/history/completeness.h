@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -120,8 +121,12 @@ struct GateResult {
 
 // Route one Append call's records through the ledger: hold back pieces of incomplete
 // transactions, release transactions that became complete, and advance the watermark (applying
-// heartbeats). REQUIRES: inside the store's write transaction; records already validated.
-Result<GateResult> GateRecords(std::span<const HistoryRecord> records, CompletenessLedger& ledger);
+// heartbeats). Records for which `refuse` says true (an erased customer's) are never shown nor
+// kept, but still count for their transaction's completeness (as content-less placeholders in
+// the ledger: records with an empty snapshot). REQUIRES: inside the store's write transaction;
+// records already validated.
+Result<GateResult> GateRecords(std::span<const HistoryRecord> records, CompletenessLedger& ledger,
+                               const std::function<bool(const HistoryRecord&)>& refuse = nullptr);
 
 // Record a heartbeat: move the watermark's time to h.at when the watermark is at or past h.seq,
 // else keep it for later. REQUIRES: inside the store's write transaction.
@@ -148,6 +153,9 @@ class InMemoryCompletenessLedger final : public CompletenessLedger {
   Completeness Summary() const;
   // Return the held record of (campaign_id, version), or nullptr.
   const HistoryRecord* FindHeld(int64_t campaign_id, int64_t version) const;
+  // Drop the held records of a customer (erasure); return how many. Their transactions' counts
+  // stay, so the transactions still complete when their other pieces arrive.
+  int64_t DropHeldOfCustomer(int64_t customer_id);
 
  private:
   Watermark watermark_;

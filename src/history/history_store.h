@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -45,6 +46,22 @@ struct TimeRange {
   std::optional<Timestamp> from;
   std::optional<Timestamp> to;
   bool Contains(Timestamp t) const { return (!from || t >= *from) && (!to || t <= *to); }
+};
+
+// One retention or erasure action, as the audit log keeps it (in the store, in the same
+// transaction as the action).
+struct AuditEntry {
+  Timestamp at{};
+  // Who asked (the CLI's --actor, default the OS user: "admin:<name>").
+  std::string actor;
+  // "purge" or "erase". DO NOT CHANGE (stored).
+  std::string action;
+  int64_t customer_id = 0;
+  // purge: the horizon.
+  std::optional<Timestamp> before;
+  // Records removed (held-back ones included for erase).
+  int64_t records = 0;
+  bool operator==(const AuditEntry&) const = default;
 };
 
 struct HistoryStats {
@@ -114,6 +131,26 @@ class HistoryStore {
   virtual Result<std::vector<int64_t>> ListCustomers() = 0;
 
   virtual Result<HistoryStats> Stats() = 0;
+
+  // ---- retention and erasure, per customer (atomic; each recorded in the audit log) ----------
+
+  // Remove the customer's records with event_time before `before`, except each campaign's last
+  // record at or before `before`, so that an as-of at `before` or later answers exactly as before.
+  // Remember the horizon (PurgedBefore): an as-of before it is refused rather than answered from
+  // what is left. Return the number of records removed. Fails with FailedPrecondition when the
+  // store cannot do it atomically (nothing is removed then).
+  virtual Result<int64_t> PurgeCustomer(int64_t customer_id, Timestamp before,
+                                        std::string_view actor) = 0;
+  // Remove everything of the customer -- records, records held back, evidence of conflicts --
+  // and refuse its records from now on (a change still on its way must not bring it back).
+  // Return the number of records removed. Fails as PurgeCustomer does.
+  virtual Result<int64_t> EraseCustomer(int64_t customer_id, std::string_view actor) = 0;
+  // Return the customer's purge horizon (the latest `before` purged), or nullopt.
+  virtual Result<std::optional<Timestamp>> PurgedBefore(int64_t customer_id) = 0;
+  // Return true when the customer was erased.
+  virtual Result<bool> Erased(int64_t customer_id) = 0;
+  // Return the newest `limit` audit entries, newest first.
+  virtual Result<std::vector<AuditEntry>> AuditLog(int64_t limit) = 0;
 };
 
 }  // namespace ch

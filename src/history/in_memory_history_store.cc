@@ -59,7 +59,10 @@ Result<int64_t> InMemoryHistoryStore::Append(std::span<const HistoryRecord> reco
     }
   }
   const Timestamp now = clock_.Now();
-  ASSIGN_OR_RETURN(GateResult gate, GateRecords(records, ledger_));
+  ASSIGN_OR_RETURN(GateResult gate,
+                   GateRecords(records, ledger_, [this](const HistoryRecord& r) {
+                     return erased_.contains(r.customer_id);  // refused from then on
+                   }));
   int64_t stored = gate.held;
   for (const HistoryRecord* r : gate.visible) stored += StoreLocked(*r, now) ? 1 : 0;
   for (const HistoryRecord& r : gate.released) StoreLocked(r, now);
@@ -93,6 +96,71 @@ Result<Completeness> InMemoryHistoryStore::GetCompleteness() {
   Completeness c = ledger_.Summary();
   c.conflicts = static_cast<int64_t>(conflicts_.size());
   return c;
+}
+
+Result<int64_t> InMemoryHistoryStore::PurgeCustomer(int64_t customer_id, Timestamp before,
+                                                    std::string_view actor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t removed = 0;
+  if (auto it = customer_campaigns_.find(customer_id); it != customer_campaigns_.end()) {
+    for (int64_t campaign_id : it->second) {
+      const HistoryRecord* keep = LatestAtLocked(campaign_id, before);
+      const int64_t keep_version = keep != nullptr ? keep->version : 0;
+      removed += static_cast<int64_t>(std::erase_if(campaigns_.at(campaign_id), [&](const auto& e) {
+        return e.second.event_time < before && e.first != keep_version;
+      }));
+    }
+  }
+  Timestamp& horizon = purged_before_[customer_id];
+  horizon = std::max(horizon, before);
+  audit_.push_back({.at = clock_.Now(),
+                    .actor = std::string(actor),
+                    .action = "purge",
+                    .customer_id = customer_id,
+                    .before = before,
+                    .records = removed});
+  return removed;
+}
+
+Result<int64_t> InMemoryHistoryStore::EraseCustomer(int64_t customer_id, std::string_view actor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t removed = ledger_.DropHeldOfCustomer(customer_id);
+  if (auto it = customer_campaigns_.find(customer_id); it != customer_campaigns_.end()) {
+    for (int64_t campaign_id : it->second) {
+      removed += static_cast<int64_t>(campaigns_[campaign_id].size());
+      campaigns_.erase(campaign_id);
+      owner_.erase(campaign_id);
+    }
+    customer_campaigns_.erase(it);
+  }
+  std::erase_if(conflicts_, [&](const auto& c) { return c.first.customer_id == customer_id; });
+  purged_before_.erase(customer_id);
+  erased_[customer_id] = clock_.Now();
+  audit_.push_back({.at = clock_.Now(),
+                    .actor = std::string(actor),
+                    .action = "erase",
+                    .customer_id = customer_id,
+                    .records = removed});
+  return removed;
+}
+
+Result<std::optional<Timestamp>> InMemoryHistoryStore::PurgedBefore(int64_t customer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = purged_before_.find(customer_id);
+  if (it == purged_before_.end()) return std::optional<Timestamp>();
+  return std::optional<Timestamp>(it->second);
+}
+
+Result<bool> InMemoryHistoryStore::Erased(int64_t customer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return erased_.contains(customer_id);
+}
+
+Result<std::vector<AuditEntry>> InMemoryHistoryStore::AuditLog(int64_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<AuditEntry> out(audit_.rbegin(), audit_.rend());
+  if (limit >= 0 && out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
+  return out;
 }
 
 std::vector<std::pair<HistoryRecord, HistoryRecord>> InMemoryHistoryStore::Conflicts() const {

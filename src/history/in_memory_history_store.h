@@ -52,6 +52,12 @@ class InMemoryHistoryStore final : public HistoryStore {
   Result<std::vector<int64_t>> ListCustomers() override;
   // bytes is always 0.
   Result<HistoryStats> Stats() override;
+  Result<int64_t> PurgeCustomer(int64_t customer_id, Timestamp before,
+                                std::string_view actor) override;
+  Result<int64_t> EraseCustomer(int64_t customer_id, std::string_view actor) override;
+  Result<std::optional<Timestamp>> PurgedBefore(int64_t customer_id) override;
+  Result<bool> Erased(int64_t customer_id) override;
+  Result<std::vector<AuditEntry>> AuditLog(int64_t limit) override;
 
   // Return every stored record ordered by (customer_id, campaign_id, version): a deterministic
   // dump for tests and golden files.
@@ -81,6 +87,10 @@ class InMemoryHistoryStore final : public HistoryStore {
   // Held-back records and the watermark (history/completeness.h).
   InMemoryCompletenessLedger ledger_;
   std::vector<std::pair<HistoryRecord, HistoryRecord>> conflicts_;
+  // Retention and erasure.
+  std::map<int64_t, Timestamp> purged_before_;
+  std::map<int64_t, Timestamp> erased_;
+  std::vector<AuditEntry> audit_;
 };
 
 // Return "" when `r` may be stored, else what is wrong with it ("campaign_id must be positive").

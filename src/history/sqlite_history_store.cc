@@ -8,6 +8,7 @@
 #include <limits>
 #include <list>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "common/sqlite.h"
@@ -25,7 +26,9 @@ constexpr char kFormatName[] = "campaign-history/sqlite-history";
 //   2: rows may carry the transaction fields (kKindTxnFields); tables held, txn_progress,
 //      heartbeats and conflicts; meta watermark_seq / watermark_us. A version 1 file is
 //      upgraded in place when opened for writing (its rows stay valid as they are).
-constexpr int64_t kSqliteSchemaVersion = 2;
+//   3: retention and erasure: tables purges, erased_customers and audit; held.customer_id.
+//      Upgraded in place likewise (held rows of a version 2 file get customer_id 0).
+constexpr int64_t kSqliteSchemaVersion = 3;
 // Event times are stored as microseconds after this instant (2025-01-01T00:00:00Z) so that they
 // fit SQLite's 6-byte integer for +-4.4 years around it; other times take 8 bytes and still work.
 // Written to meta.time_epoch_us on creation and read back from there. DO NOT CHANGE.
@@ -87,6 +90,7 @@ CREATE TABLE IF NOT EXISTS held(
   campaign_id INTEGER NOT NULL,
   version INTEGER NOT NULL,
   seq INTEGER NOT NULL,
+  customer_id INTEGER NOT NULL,
   record TEXT NOT NULL,
   PRIMARY KEY(campaign_id, version)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS held_by_seq ON held(seq);
@@ -97,6 +101,16 @@ CREATE TABLE IF NOT EXISTS txn_progress(
   commit_us INTEGER NOT NULL,
   complete INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS heartbeats(seq INTEGER PRIMARY KEY, at_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS purges(customer_id INTEGER PRIMARY KEY, before_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS erased_customers(customer_id INTEGER PRIMARY KEY, at_us INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit(
+  id INTEGER PRIMARY KEY,
+  at_us INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  customer_id INTEGER NOT NULL,
+  before_us INTEGER,
+  records INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conflicts(
   id INTEGER PRIMARY KEY,
   campaign_id INTEGER NOT NULL,
@@ -281,6 +295,14 @@ class BodyCache {
     return it == map_.end() ? nullptr : &it->second;
   }
 
+  // Forget `id` (its body was blanked). Its slot in the eviction order goes when it comes up.
+  void Erase(int64_t id) {
+    auto it = map_.find(id);
+    if (it == map_.end()) return;
+    used_ -= it->second.size() + 64;
+    map_.erase(it);
+  }
+
   void Put(int64_t id, std::string body) {
     size_t cost = body.size() + 64;
     auto [it, inserted] = map_.try_emplace(id, std::move(body));
@@ -289,8 +311,10 @@ class BodyCache {
     used_ += cost;
     while (used_ > capacity_ && order_.size() > 1) {
       auto old = map_.find(order_.front());
-      used_ -= old->second.size() + 64;
-      map_.erase(old);
+      if (old != map_.end()) {  // else erased already
+        used_ -= old->second.size() + 64;
+        map_.erase(old);
+      }
       order_.pop_front();
     }
   }
@@ -366,6 +390,8 @@ struct SqliteHistoryStore::Impl {
   // The file has the completeness tables (schema_version >= 2; a read-only version 1 file has
   // not).
   bool has_ledger = true;
+  // The file has the retention tables (schema_version >= 3).
+  bool has_retention = true;
   // Forget the cached bookkeeping rows (keep the body hints, which stay valid).
   void ForgetCampaignRows();
 
@@ -463,12 +489,17 @@ class SqliteLedger final : public CompletenessLedger {
   }
   Result<int64_t> Hold(int64_t seq, std::span<const HistoryRecord* const> records) override {
     ASSIGN_OR_RETURN(SqliteStmt * s,
-                     db_.Prepare("INSERT OR IGNORE INTO held(campaign_id, version, seq, record) "
-                                 "VALUES (?1, ?2, ?3, ?4)"));
+                     db_.Prepare("INSERT OR IGNORE INTO held(campaign_id, version, seq, "
+                                 "customer_id, record) VALUES (?1, ?2, ?3, ?4, ?5)"));
     int64_t added = 0;
     for (const HistoryRecord* r : records) {
       StmtScope scope(s);
-      s->Bind(1, r->campaign_id).Bind(2, r->version).Bind(3, seq).Bind(4, HistoryRecordToJson(*r));
+      s->Bind(1, r->campaign_id)
+          .Bind(2, r->version)
+          .Bind(3, seq)
+          .Bind(4, r->customer_id)
+          // A placeholder (GateRecords: an erased customer's piece) keeps its key, no content.
+          .Bind(5, r->snapshot.empty() ? std::string() : HistoryRecordToJson(*r));
       RETURN_IF_ERROR(s->Run());
       added += db_.Changes();
     }
@@ -477,12 +508,23 @@ class SqliteLedger final : public CompletenessLedger {
   Result<std::vector<HistoryRecord>> Release(int64_t seq) override {
     std::vector<HistoryRecord> out;
     {
-      ASSIGN_OR_RETURN(SqliteStmt * s, db_.Prepare("SELECT record FROM held WHERE seq = ?1"));
+      ASSIGN_OR_RETURN(SqliteStmt * s,
+                       db_.Prepare("SELECT record, campaign_id, version, customer_id FROM held "
+                                   "WHERE seq = ?1"));
       StmtScope scope(s);
       s->Bind(1, seq);
       while (true) {
         ASSIGN_OR_RETURN(bool row, s->Step());
         if (!row) break;
+        if (s->ColumnText(0).empty()) {  // a placeholder
+          HistoryRecord placeholder;
+          placeholder.campaign_id = s->ColumnInt64(1);
+          placeholder.version = s->ColumnInt64(2);
+          placeholder.customer_id = s->ColumnInt64(3);
+          placeholder.txn_seq = seq;
+          out.push_back(std::move(placeholder));
+          continue;
+        }
         Result<HistoryRecord> r = HistoryRecordFromJson(s->ColumnText(0));
         if (!r.ok())
           return DataLossError("history: a held record is unreadable: " +
@@ -668,6 +710,26 @@ SqliteHistoryStore::~SqliteHistoryStore() = default;
 
 const char* SqliteHistoryStore::AsOfSqlForTesting() { return kAsOfSql; }
 
+namespace {
+
+// Schema version 3 added held.customer_id: add it to a version 2 file's table.
+Status AddHeldCustomerColumn(SqliteDb& db) {
+  ASSIGN_OR_RETURN(SqliteStmt * st,
+                   db.Prepare("SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'held'), "
+                              "(SELECT count(*) FROM pragma_table_info('held') "
+                              "WHERE name = 'customer_id')"));
+  bool lacks = false;
+  {
+    StmtScope scope(st);
+    ASSIGN_OR_RETURN(bool row, st->Step());
+    lacks = row && st->ColumnInt64(0) > 0 && st->ColumnInt64(1) == 0;
+  }
+  if (!lacks) return Status::OK();
+  return db.Exec("ALTER TABLE held ADD COLUMN customer_id INTEGER NOT NULL DEFAULT 0");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
     const SqliteHistoryOptions& options) {
   if (options.path.empty()) return InvalidArgumentError("history store: empty SQLite path");
@@ -740,7 +802,8 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
           options.page_size)));
       ASSIGN_OR_RETURN(tx, SqliteTransaction::Begin(db));
     }
-    Status s = db.Exec(kSchemaSql);
+    Status s = AddHeldCustomerColumn(db);
+    if (s.ok()) s = db.Exec(kSchemaSql);
     if (s.ok()) {
       s =
           db.Exec(fmt::format("INSERT OR IGNORE INTO meta(key, value) VALUES ('format', '{}'), "
@@ -780,6 +843,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   ASSIGN_OR_RETURN(std::optional<std::string> epoch, read_meta("time_epoch_us"));
   if (epoch) impl->epoch_us = std::atoll(epoch->c_str());
   impl->has_ledger = v >= 2;
+  impl->has_retention = v >= 3;
   return std::unique_ptr<SqliteHistoryStore>(new SqliteHistoryStore(std::move(impl)));
 }
 
@@ -852,9 +916,22 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     if (version != m.data_version) m.ForgetCampaignRows();
     m.data_version = version;
   }
-  // Hold back pieces of incomplete transactions; release the ones this call completes.
+  // Hold back pieces of incomplete transactions; release the ones this call completes. Records
+  // of erased customers (EraseCustomer) are refused from then on.
+  std::set<int64_t> erased;
+  {
+    ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare("SELECT customer_id FROM erased_customers"));
+    StmtScope scope(st);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, st->Step());
+      if (!row) break;
+      erased.insert(st->ColumnInt64(0));
+    }
+  }
   SqliteLedger ledger(db);
-  ASSIGN_OR_RETURN(GateResult gate, GateRecords(records, ledger));
+  ASSIGN_OR_RETURN(GateResult gate, GateRecords(records, ledger, [&erased](const HistoryRecord& r) {
+                     return erased.contains(r.customer_id);
+                   }));
   std::vector<const HistoryRecord*> todo = std::move(gate.visible);
   const size_t counted = todo.size();  // released records were counted when they were held
   for (const HistoryRecord& r : gate.released) todo.push_back(&r);
@@ -1146,10 +1223,12 @@ Result<Completeness> SqliteHistoryStore::GetCompleteness() {
   ASSIGN_OR_RETURN(Watermark w, ledger.GetWatermark());
   c.through_seq = w.seq;
   c.complete_through = w.time;
-  ASSIGN_OR_RETURN(SqliteStmt * s,
-                   db.Prepare("SELECT (SELECT count(*) FROM txn_progress WHERE complete = 0), "
-                              "(SELECT count(*) FROM txn_progress WHERE complete != 0), "
-                              "(SELECT count(*) FROM held), (SELECT count(*) FROM conflicts)"));
+  ASSIGN_OR_RETURN(
+      SqliteStmt * s,
+      db.Prepare(
+          "SELECT (SELECT count(*) FROM txn_progress WHERE complete = 0), "
+          "(SELECT count(*) FROM txn_progress WHERE complete != 0), "
+          "(SELECT count(*) FROM held WHERE record != ''), (SELECT count(*) FROM conflicts)"));
   StmtScope scope(s);
   ASSIGN_OR_RETURN(bool row, s->Step());
   if (row) {
@@ -1159,6 +1238,271 @@ Result<Completeness> SqliteHistoryStore::GetCompleteness() {
     c.conflicts = s->ColumnInt64(3);
   }
   return c;
+}
+
+namespace {
+
+// The body ids the rows of `campaign_id` use, with the key bodies their deltas refer to.
+// REQUIRES: inside a transaction (reads what it sees).
+Result<std::set<int64_t>> BodiesInUse(SqliteDb& db, int64_t campaign_id) {
+  std::set<int64_t> out;
+  ASSIGN_OR_RETURN(SqliteStmt * rows, db.Prepare(FromBoth("row", "campaign_id = ?1")));
+  {
+    StmtScope scope(rows);
+    rows->Bind(1, campaign_id);
+    PackedRow p;
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, rows->Step());
+      if (!row) break;
+      if (!DecodeRow(rows->ColumnText(0), p)) return DataLossError("history: undecodable row");
+      out.insert(p.body);
+    }
+  }
+  ASSIGN_OR_RETURN(SqliteStmt * base, db.Prepare("SELECT base FROM bodies WHERE id = ?1"));
+  std::set<int64_t> bases;
+  for (int64_t id : out) {
+    StmtScope scope(base);
+    base->Bind(1, id);
+    ASSIGN_OR_RETURN(bool row, base->Step());
+    if (row && !base->ColumnIsNull(0)) bases.insert(base->ColumnInt64(0));
+  }
+  out.insert(bases.begin(), bases.end());
+  return out;
+}
+
+// Blank the content of bodies nobody uses any more. Their ids stay taken (never reused: caches
+// of other processes rely on that), their text is gone.
+Status BlankBodies(SqliteDb& db, const std::set<int64_t>& ids) {
+  ASSIGN_OR_RETURN(SqliteStmt * blank,
+                   db.Prepare("UPDATE bodies SET base = NULL, data = X'' WHERE id = ?1"));
+  for (int64_t id : ids) {
+    StmtScope scope(blank);
+    RETURN_IF_ERROR(blank->Bind(1, id).Run());
+  }
+  return Status::OK();
+}
+
+Result<std::vector<int64_t>> CampaignsOf(SqliteDb& db, int64_t customer_id) {
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   db.Prepare("SELECT campaign_id FROM campaigns WHERE customer_id = ?1"));
+  StmtScope scope(s);
+  s->Bind(1, customer_id);
+  std::vector<int64_t> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    out.push_back(s->ColumnInt64(0));
+  }
+  return out;
+}
+
+Status Audit(SqliteDb& db, const AuditEntry& e) {
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   db.Prepare("INSERT INTO audit(at_us, actor, action, customer_id, before_us, "
+                              "records) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  StmtScope scope(s);
+  s->Bind(1, ToUnixMicros(e.at))
+      .Bind(2, e.actor)
+      .Bind(3, e.action)
+      .Bind(4, e.customer_id)
+      .Bind(6, e.records);
+  if (e.before) {
+    s->Bind(5, ToUnixMicros(*e.before));
+  } else {
+    s->BindNull(5);
+  }
+  return s->Run();
+}
+
+}  // namespace
+
+Result<int64_t> SqliteHistoryStore::PurgeCustomer(int64_t customer_id, Timestamp before,
+                                                  std::string_view actor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Impl& m = *impl_;
+  if (m.read_only) return FailedPreconditionError("history store is read-only");
+  SqliteDb& db = *m.db;
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db));
+  const int64_t t = m.ToT(before);
+  ASSIGN_OR_RETURN(SqliteStmt * keep,
+                   db.Prepare(FromBoth("t, version", "campaign_id = ?1 AND t <= ?2") +
+                              " ORDER BY 1 DESC, 2 DESC LIMIT 1"));
+  ASSIGN_OR_RETURN(SqliteStmt * doomed,
+                   db.Prepare(FromBoth("row",
+                                       "campaign_id = ?1 AND t < ?2 AND NOT (t = ?3 AND "
+                                       "version = ?4)")));
+  std::string del_where = "campaign_id = ?1 AND t < ?2 AND NOT (t = ?3 AND version = ?4)";
+  ASSIGN_OR_RETURN(SqliteStmt * del_history, db.Prepare("DELETE FROM history WHERE " + del_where));
+  ASSIGN_OR_RETURN(SqliteStmt * del_recent, db.Prepare("DELETE FROM recent WHERE " + del_where));
+  ASSIGN_OR_RETURN(
+      SqliteStmt * bookkeeping,
+      db.Prepare("UPDATE campaigns SET records = records - ?2, first_t = (SELECT min(t) FROM (" +
+                 FromBoth("t", "campaign_id = ?1") + ")) WHERE campaign_id = ?1"));
+  ASSIGN_OR_RETURN(std::vector<int64_t> campaigns, CampaignsOf(db, customer_id));
+  int64_t removed = 0;
+  std::set<int64_t> blanked;
+  for (int64_t id : campaigns) {
+    int64_t kt = 0, kv = 0;
+    {
+      StmtScope scope(keep);
+      keep->Bind(1, id).Bind(2, t);
+      ASSIGN_OR_RETURN(bool row, keep->Step());
+      if (!row) continue;  // nothing at or before the horizon
+      kt = keep->ColumnInt64(0);
+      kv = keep->ColumnInt64(1);
+    }
+    std::set<int64_t> bodies;
+    {
+      StmtScope scope(doomed);
+      doomed->Bind(1, id).Bind(2, t).Bind(3, kt).Bind(4, kv);
+      PackedRow p;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, doomed->Step());
+        if (!row) break;
+        if (!DecodeRow(doomed->ColumnText(0), p)) return DataLossError("history: undecodable row");
+        bodies.insert(p.body);
+      }
+    }
+    if (bodies.empty()) continue;
+    int64_t gone = 0;
+    for (SqliteStmt* del : {del_history, del_recent}) {
+      StmtScope scope(del);
+      RETURN_IF_ERROR(del->Bind(1, id).Bind(2, t).Bind(3, kt).Bind(4, kv).Run());
+      gone += db.Changes();
+    }
+    {
+      StmtScope scope(bookkeeping);
+      RETURN_IF_ERROR(bookkeeping->Bind(1, id).Bind(2, gone).Run());
+    }
+    ASSIGN_OR_RETURN(std::set<int64_t> in_use, BodiesInUse(db, id));
+    for (int64_t b : in_use) bodies.erase(b);
+    RETURN_IF_ERROR(BlankBodies(db, bodies));
+    blanked.insert(bodies.begin(), bodies.end());
+    removed += gone;
+  }
+  {
+    ASSIGN_OR_RETURN(SqliteStmt * horizon,
+                     db.Prepare("INSERT INTO purges(customer_id, before_us) VALUES (?1, ?2) ON "
+                                "CONFLICT(customer_id) DO UPDATE SET before_us = "
+                                "max(before_us, excluded.before_us)"));
+    StmtScope scope(horizon);
+    RETURN_IF_ERROR(horizon->Bind(1, customer_id).Bind(2, ToUnixMicros(before)).Run());
+  }
+  RETURN_IF_ERROR(Audit(db, {.at = m.clock->Now(),
+                             .actor = std::string(actor),
+                             .action = "purge",
+                             .customer_id = customer_id,
+                             .before = before,
+                             .records = removed}));
+  RETURN_IF_ERROR(tx->Commit());
+  for (int64_t b : blanked) m.bodies.Erase(b);
+  m.ForgetCampaignRows();
+  return removed;
+}
+
+Result<int64_t> SqliteHistoryStore::EraseCustomer(int64_t customer_id, std::string_view actor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Impl& m = *impl_;
+  if (m.read_only) return FailedPreconditionError("history store is read-only");
+  SqliteDb& db = *m.db;
+  // Erasure means the bytes go, not only the rows: SQLite overwrites what it deletes, and the WAL
+  // is checkpointed and truncated afterwards.
+  RETURN_IF_ERROR(db.Exec("PRAGMA secure_delete = ON"));
+  struct SecureDeleteOff {
+    SqliteDb& db;
+    ~SecureDeleteOff() { db.Exec("PRAGMA secure_delete = OFF").IgnoreError(); }
+  } off{db};
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db));
+  ASSIGN_OR_RETURN(std::vector<int64_t> campaigns, CampaignsOf(db, customer_id));
+  std::set<int64_t> bodies;
+  for (int64_t id : campaigns) {
+    ASSIGN_OR_RETURN(std::set<int64_t> used, BodiesInUse(db, id));
+    bodies.insert(used.begin(), used.end());
+  }
+  RETURN_IF_ERROR(BlankBodies(db, bodies));
+  int64_t removed = 0;
+  for (const char* sql :
+       {"DELETE FROM history WHERE customer_id = ?1", "DELETE FROM recent WHERE customer_id = ?1",
+        "DELETE FROM held WHERE customer_id = ?1"}) {
+    ASSIGN_OR_RETURN(SqliteStmt * del, db.Prepare(sql));
+    StmtScope scope(del);
+    RETURN_IF_ERROR(del->Bind(1, customer_id).Run());
+    removed += db.Changes();
+  }
+  for (const char* sql :
+       {"DELETE FROM conflicts WHERE campaign_id IN (SELECT campaign_id FROM campaigns WHERE "
+        "customer_id = ?1)",
+        "DELETE FROM campaigns WHERE customer_id = ?1", "DELETE FROM purges WHERE customer_id = ?1",
+        "INSERT OR REPLACE INTO erased_customers(customer_id, at_us) VALUES (?1, ?2)"}) {
+    ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare(sql));
+    StmtScope scope(st);
+    st->Bind(1, customer_id);
+    if (std::string_view(sql).find("?2") != std::string_view::npos) {
+      st->Bind(2, ToUnixMicros(m.clock->Now()));
+    }
+    RETURN_IF_ERROR(st->Run());
+  }
+  RETURN_IF_ERROR(Audit(db, {.at = m.clock->Now(),
+                             .actor = std::string(actor),
+                             .action = "erase",
+                             .customer_id = customer_id,
+                             .records = removed}));
+  RETURN_IF_ERROR(tx->Commit());
+  for (int64_t b : bodies) m.bodies.Erase(b);
+  m.ForgetCampaignRows();
+  for (int64_t id : campaigns) {
+    if (CampaignCache* c = m.campaign_cache.Find(id)) c->body.reset();
+  }
+  // Best effort: a reader in another process can hold the WAL open; then the erased pages leave
+  // the WAL at its next checkpoint.
+  db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").IgnoreError();
+  return removed;
+}
+
+Result<std::optional<Timestamp>> SqliteHistoryStore::PurgedBefore(int64_t customer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!impl_->has_retention) return std::optional<Timestamp>();
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   impl_->db->Prepare("SELECT before_us FROM purges WHERE customer_id = ?1"));
+  StmtScope scope(s);
+  s->Bind(1, customer_id);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return std::optional<Timestamp>();
+  return std::optional<Timestamp>(FromUnixMicros(s->ColumnInt64(0)));
+}
+
+Result<bool> SqliteHistoryStore::Erased(int64_t customer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!impl_->has_retention) return false;
+  ASSIGN_OR_RETURN(SqliteStmt * s, impl_->db->Prepare("SELECT EXISTS (SELECT 1 FROM "
+                                                      "erased_customers WHERE customer_id = ?1)"));
+  StmtScope scope(s);
+  s->Bind(1, customer_id);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  return row && s->ColumnInt64(0) != 0;
+}
+
+Result<std::vector<AuditEntry>> SqliteHistoryStore::AuditLog(int64_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<AuditEntry> out;
+  if (!impl_->has_retention) return out;
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   impl_->db->Prepare("SELECT at_us, actor, action, customer_id, before_us, "
+                                      "records FROM audit ORDER BY id DESC LIMIT ?1"));
+  StmtScope scope(s);
+  s->Bind(1, limit);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    AuditEntry e{.at = FromUnixMicros(s->ColumnInt64(0)),
+                 .actor = s->ColumnString(1),
+                 .action = s->ColumnString(2),
+                 .customer_id = s->ColumnInt64(3),
+                 .records = s->ColumnInt64(5)};
+    if (!s->ColumnIsNull(4)) e.before = FromUnixMicros(s->ColumnInt64(4));
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 Result<std::vector<std::pair<HistoryRecord, HistoryRecord>>> SqliteHistoryStore::Conflicts() {
@@ -1382,8 +1726,9 @@ Result<HistoryStats> SqliteHistoryStore::Stats() {
     }
   }
   if (impl_->has_ledger) {
-    ASSIGN_OR_RETURN(SqliteStmt * h, impl_->db->Prepare("SELECT (SELECT count(*) FROM held), "
-                                                        "(SELECT count(*) FROM conflicts)"));
+    ASSIGN_OR_RETURN(SqliteStmt * h,
+                     impl_->db->Prepare("SELECT (SELECT count(*) FROM held WHERE record != ''), "
+                                        "(SELECT count(*) FROM conflicts)"));
     StmtScope scope(h);
     ASSIGN_OR_RETURN(bool row, h->Step());
     if (row) {

@@ -103,6 +103,15 @@ class SqliteHistoryStore final : public HistoryStore {
   Result<std::vector<int64_t>> ListCustomers() override;
   // bytes is the file size (pages in use times page size; the WAL is not counted).
   Result<HistoryStats> Stats() override;
+  // Purge and erase run in one SQLite transaction. Bodies no remaining record uses are blanked
+  // (their ids stay taken: ids are never reused), so the snapshots' text is gone from the file's
+  // live pages; VACUUM (or the next checkpointed rewrite of those pages) reclaims the space.
+  Result<int64_t> PurgeCustomer(int64_t customer_id, Timestamp before,
+                                std::string_view actor) override;
+  Result<int64_t> EraseCustomer(int64_t customer_id, std::string_view actor) override;
+  Result<std::optional<Timestamp>> PurgedBefore(int64_t customer_id) override;
+  Result<bool> Erased(int64_t customer_id) override;
+  Result<std::vector<AuditEntry>> AuditLog(int64_t limit) override;
 
   // Return a breakdown of the bytes on disk by table and index (SQLite's dbstat), e.g.
   // {"history": 51234567, "history_by_customer": 2345678, "bodies": ...}. For benchmarks and

@@ -149,6 +149,39 @@ TEST_F(SqliteHistoryStoreTest, RefusesForeignFilesAndNewerSchemas) {
   EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "incompatible"));
 }
 
+TEST_F(SqliteHistoryStoreTest, AVersion2FileIsReadAsItIsAndUpgradedWhenOpenedForWriting) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, Open());
+    std::vector<HistoryRecord> batch = {Rec(1, 10, 1, 0, 1), Rec(1, 10, 2, 5, 2)};
+    ASSERT_OK(store->Append(batch));
+  }
+  {  // What schema_version 2 had: no retention tables, held without customer_id.
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
+    ASSERT_OK(db->Exec(
+        "DROP TABLE purges; DROP TABLE erased_customers; DROP TABLE audit; DROP TABLE held; "
+        "CREATE TABLE held(campaign_id INTEGER NOT NULL, version INTEGER NOT NULL, seq INTEGER "
+        "NOT NULL, record TEXT NOT NULL, PRIMARY KEY(campaign_id, version)) WITHOUT ROWID; "
+        "UPDATE meta SET value = 2 WHERE key = 'schema_version'"));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto reader, Open(/*read_only=*/true));
+    ASSERT_OK_AND_ASSIGN(auto audit, reader->AuditLog(10));
+    EXPECT_TRUE(audit.empty());
+    ASSERT_OK_AND_ASSIGN(auto purged, reader->PurgedBefore(1));
+    EXPECT_FALSE(purged.has_value());
+    ASSERT_OK_AND_ASSIGN(bool erased, reader->Erased(1));
+    EXPECT_FALSE(erased);
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  EXPECT_EQ(Count("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"), 3);
+  EXPECT_EQ(Count("SELECT count(*) FROM pragma_table_info('held') WHERE name = 'customer_id'"), 1);
+  ASSERT_OK_AND_ASSIGN(int64_t removed, store->PurgeCustomer(1, T(6), "admin:test"));
+  EXPECT_EQ(removed, 1);
+  ASSERT_OK_AND_ASSIGN(auto audit, store->AuditLog(10));
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].records, 1);
+}
+
 TEST_F(SqliteHistoryStoreTest, PriorityShiftsShareBodiesAndEditsAreDeltas) {
   ASSERT_OK_AND_ASSIGN(auto store, Open());
   // 20 campaigns created, then 50 shifts of every campaign, then one content edit each.

@@ -34,6 +34,27 @@ Result<Completeness> HistoryTopicWriter::GetCompleteness() {
   return reader_->GetCompleteness();
 }
 
+Result<int64_t> HistoryTopicWriter::PurgeCustomer(int64_t c, Timestamp t, std::string_view a) {
+  if (!reader_) return NoReader();
+  return reader_->PurgeCustomer(c, t, a);
+}
+Result<int64_t> HistoryTopicWriter::EraseCustomer(int64_t c, std::string_view a) {
+  if (!reader_) return NoReader();
+  return reader_->EraseCustomer(c, a);
+}
+Result<std::optional<Timestamp>> HistoryTopicWriter::PurgedBefore(int64_t c) {
+  if (!reader_) return NoReader();
+  return reader_->PurgedBefore(c);
+}
+Result<bool> HistoryTopicWriter::Erased(int64_t c) {
+  if (!reader_) return NoReader();
+  return reader_->Erased(c);
+}
+Result<std::vector<AuditEntry>> HistoryTopicWriter::AuditLog(int64_t limit) {
+  if (!reader_) return NoReader();
+  return reader_->AuditLog(limit);
+}
+
 Status HistoryTopicWriter::NoReader() const {
   return FailedPreconditionError(fmt::format(
       "the publisher writes to the '{}' topic and has no history store to read from (notify "

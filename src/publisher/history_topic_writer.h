@@ -28,6 +28,14 @@ class HistoryTopicWriter final : public HistoryStore {
   // Publish the heartbeat on the topic (history_record.h, CaptureHeartbeatToJson), for the sink.
   Status RecordHeartbeat(const CaptureHeartbeat& h) override;
   Result<Completeness> GetCompleteness() override;
+  // Retention and erasure go to the reader store (the one the sink fills); without one they fail
+  // with FailedPrecondition.
+  Result<int64_t> PurgeCustomer(int64_t customer_id, Timestamp before,
+                                std::string_view actor) override;
+  Result<int64_t> EraseCustomer(int64_t customer_id, std::string_view actor) override;
+  Result<std::optional<Timestamp>> PurgedBefore(int64_t customer_id) override;
+  Result<bool> Erased(int64_t customer_id) override;
+  Result<std::vector<AuditEntry>> AuditLog(int64_t limit) override;
   Result<std::vector<HistoryRecord>> AsOf(int64_t customer_id, Timestamp at) override;
   Result<std::vector<HistoryRecord>> CampaignLog(int64_t campaign_id,
                                                  const TimeRange& range) override;

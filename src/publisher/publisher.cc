@@ -80,6 +80,12 @@ Status Publisher::ResolveContent(ChangeEvent& event) {
     ASSIGN_OR_RETURN(std::optional<HistoryRecord> before,
                      FromHistory(options_.history->GetVersion(row.id, previous)));
     if (!before) {
+      // An erased customer's versions are gone on purpose, and the store refuses this one too.
+      ASSIGN_OR_RETURN(bool erased, FromHistory(options_.history->Erased(event.customer_id)));
+      if (erased) {
+        event.content_omitted = false;
+        return Status::OK();
+      }
       return DataLossError(fmt::format(
           "campaign {} version {} did not change its content, but version {} is not in the "
           "history to take it from",

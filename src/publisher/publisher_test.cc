@@ -297,6 +297,17 @@ class FlakyHistory final : public HistoryStore {
     return inner.RecordHeartbeat(h);
   }
   Result<Completeness> GetCompleteness() override { return inner.GetCompleteness(); }
+  Result<int64_t> PurgeCustomer(int64_t c, Timestamp t, std::string_view a) override {
+    return inner.PurgeCustomer(c, t, a);
+  }
+  Result<int64_t> EraseCustomer(int64_t c, std::string_view a) override {
+    return inner.EraseCustomer(c, a);
+  }
+  Result<std::optional<Timestamp>> PurgedBefore(int64_t c) override {
+    return inner.PurgedBefore(c);
+  }
+  Result<bool> Erased(int64_t c) override { return inner.Erased(c); }
+  Result<std::vector<AuditEntry>> AuditLog(int64_t l) override { return inner.AuditLog(l); }
   Result<std::vector<HistoryRecord>> AsOf(int64_t c, Timestamp t) override {
     return inner.AsOf(c, t);
   }

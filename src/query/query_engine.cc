@@ -174,6 +174,20 @@ Result<AsOfResult> QueryEngine::AsOf(int64_t customer_id, Timestamp at) {
   AsOfResult out;
   out.customer_id = customer_id;
   out.at = at;
+  ASSIGN_OR_RETURN(bool erased, store_.Erased(customer_id));
+  if (erased) {
+    return NotFoundError(fmt::format(
+        "the history of customer {} was erased (the audit log in `status` says when and by "
+        "whom)",
+        customer_id));
+  }
+  ASSIGN_OR_RETURN(std::optional<Timestamp> purged, store_.PurgedBefore(customer_id));
+  if (purged && at < *purged) {
+    return FailedPreconditionError(fmt::format(
+        "the history of customer {} before {} was purged: the earliest moment it answers for is "
+        "{}",
+        customer_id, FormatTimestamp(*purged), FormatTimestamp(*purged)));
+  }
   ASSIGN_OR_RETURN(out.completeness, store_.GetCompleteness());
   const std::optional<Timestamp>& complete = out.completeness.complete_through;
   out.answered_at = complete && at > *complete ? *complete : at;

@@ -202,7 +202,8 @@ class QueryEngine {
   // still on its way, and an answer at `at` could be a state that never existed (two campaigns at
   // one priority); the answer is then the state at complete_through, which did exist, and says so
   // (answered_at, clamped()). An unknown customer, or a moment before its first change, gives an
-  // empty answer.
+  // empty answer. Fails with FailedPrecondition for a moment before the customer's purge horizon
+  // (HistoryStore::PurgeCustomer: what is left cannot say), NotFound for an erased customer.
   Result<AsOfResult> AsOf(int64_t customer_id, Timestamp at);
 
   // Return the campaign's versions with event_time in `range`, each diffed against the version

@@ -881,6 +881,77 @@ TEST_P(HistoryStoreContractTest, TransactionFieldsRoundTripAndAreValidated) {
   EXPECT_EQ(Log(7), "c7@v1 p1") << "nothing of a refused call is stored";
 }
 
+// ---- retention and erasure ----------------------------------------------------------------
+
+TEST_P(HistoryStoreContractTest, PurgeKeepsWhatAsOfAtTheHorizonAndLaterNeeds) {
+  // Customer 1: c7 edited at 10, 20, 30, 40; c8 created at 15, deleted at 25. Customer 2: c9.
+  Append({Created(7, 10), Updated(7, 2, 20), Updated(7, 3, 30), Updated(7, 4, 40)});
+  Append({Created(8, 15, 2), Deleted(8, 2, 25, 2)});
+  Append({Rec{.customer = 2, .campaign = 9, .at = 12, .op = ChangeOp::kCreated}.Build()});
+  const std::string at30 = AsOf(30), at35 = AsOf(35), at100 = AsOf(100);
+  ASSERT_OK_AND_ASSIGN(int64_t removed, store_->PurgeCustomer(1, T(30), "admin:test"));
+  // c7 v1, v2 go (v3 is the last at or before 30); c8 v1 goes (its delete at 25 is kept).
+  EXPECT_EQ(removed, 3);
+  EXPECT_EQ(AsOf(30), at30);
+  EXPECT_EQ(AsOf(35), at35);
+  EXPECT_EQ(AsOf(100), at100);
+  EXPECT_EQ(Log(7), "c7@v3 p1, c7@v4 p1");
+  EXPECT_EQ(Log(8), "c8@v2 p2 deleted");
+  EXPECT_EQ(Log(9), "c9@v1 p1") << "another customer's history is untouched";
+  EXPECT_EQ(*store_->PurgedBefore(1), T(30));
+  EXPECT_EQ(*store_->PurgedBefore(2), std::nullopt);
+  if (caps().persistent) Reopen();
+  EXPECT_EQ(AsOf(30), at30);
+  EXPECT_EQ(Records(), 4);
+  // A later, earlier purge does not move the horizon back.
+  ASSERT_OK(store_->PurgeCustomer(1, T(20), "admin:test").status());
+  EXPECT_EQ(*store_->PurgedBefore(1), T(30));
+  // New records still arrive and are answered.
+  Append({Updated(7, 5, 50)});
+  EXPECT_EQ(AsOf(60), "c7@v5 p1");
+  ASSERT_OK_AND_ASSIGN(auto audit, store_->AuditLog(10));
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_EQ(audit[1].action, "purge");
+  EXPECT_EQ(audit[1].actor, "admin:test");
+  EXPECT_EQ(audit[1].customer_id, 1);
+  EXPECT_EQ(audit[1].before, T(30));
+  EXPECT_EQ(audit[1].records, 3);
+  EXPECT_EQ(audit[0].records, 0) << "newest first";
+}
+
+TEST_P(HistoryStoreContractTest, EraseRemovesEverythingOfTheCustomerAndRefusesItFromThenOn) {
+  Append({Created(7, 10), Updated(7, 2, 20)});
+  Append({Rec{.customer = 2, .campaign = 9, .at = 12, .op = ChangeOp::kCreated}.Build()});
+  // A transaction of customer 1 half arrived (held back), and a conflict of it.
+  Append(Txn(1, 2, {Updated(7, 3, 30)}));
+  HistoryRecord other = Created(7, 10);
+  other.actor = "user:someone-else";
+  Append({other});
+  ASSERT_OK_AND_ASSIGN(int64_t removed, store_->EraseCustomer(1, "admin:dpo"));
+  EXPECT_EQ(removed, 3) << "two records and the held one";
+  EXPECT_EQ(AsOf(100), "(none)");
+  EXPECT_EQ(Log(7), "(none)");
+  EXPECT_EQ(*store_->LatestVersion(7), std::nullopt);
+  EXPECT_EQ(store_->CustomerChanges(1, {}, 100)->size(), 0u);
+  EXPECT_EQ(*store_->ListCustomers(), std::vector<int64_t>{2});
+  EXPECT_EQ(Log(9), "c9@v1 p1");
+  EXPECT_EQ(store_->Stats()->conflicts, 0);
+  EXPECT_TRUE(*store_->Erased(1));
+  EXPECT_FALSE(*store_->Erased(2));
+  if (caps().persistent) Reopen();
+  // A change still on its way does not bring the customer back -- and its transaction still
+  // completes, so the watermark moves on.
+  EXPECT_EQ(Append(Txn(1, 2, {Created(8, 30, 2)})), 0);
+  EXPECT_EQ(Append({Updated(7, 4, 40)}), 0);
+  EXPECT_EQ(AsOf(100), "(none)");
+  EXPECT_EQ(store_->GetCompleteness()->through_seq, 1);
+  ASSERT_OK_AND_ASSIGN(auto audit, store_->AuditLog(10));
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].action, "erase");
+  EXPECT_EQ(audit[0].actor, "admin:dpo");
+  EXPECT_EQ(audit[0].records, 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, HistoryStoreContractTest,
                          ::testing::ValuesIn(AllHistoryStoreBackends()),
                          [](const ::testing::TestParamInfo<HistoryStoreBackend>& info) {
