@@ -275,6 +275,30 @@ std::vector<CapturedChange> InMemoryCampaignStore::AllChanges() const {
   return state_.log;
 }
 
+std::vector<CapturedChange> InMemoryCampaignStore::ChangesAfter(int64_t after, size_t max) const {
+  std::shared_lock lock(data_mu_);
+  // seq k is log[k - 1].
+  const size_t begin =
+      static_cast<size_t>(std::clamp<int64_t>(after, 0, static_cast<int64_t>(state_.log.size())));
+  const size_t end = begin + std::min(max, state_.log.size() - begin);
+  return std::vector<CapturedChange>(state_.log.begin() + static_cast<std::ptrdiff_t>(begin),
+                                     state_.log.begin() + static_cast<std::ptrdiff_t>(end));
+}
+
+int64_t InMemoryCampaignStore::LastChangeSeq() const {
+  std::shared_lock lock(data_mu_);
+  return static_cast<int64_t>(state_.log.size());
+}
+
+std::optional<Timestamp> InMemoryCampaignStore::RaiseCommitFloor(int64_t polled_seq,
+                                                                 Timestamp now) {
+  // Under the writer lock, like a commit stamp: no transaction can be stamped meanwhile.
+  std::unique_lock writer(writer_mu_, std::try_to_lock);
+  if (!writer.owns_lock() || LastChangeSeq() != polled_seq) return std::nullopt;
+  last_commit_time_ = std::max(last_commit_time_, now);
+  return last_commit_time_;
+}
+
 std::vector<Campaign> InMemoryCampaignStore::AllCampaigns() const {
   std::shared_lock lock(data_mu_);
   std::vector<Campaign> out;

@@ -64,6 +64,15 @@ class InMemoryCampaignStore final : public CampaignStore {
   // Return every captured change in commit order (seq 1, 2, 3, ...). Empty with capture kNone.
   // The log is never trimmed: this store is for tests and short demos.
   std::vector<CapturedChange> AllChanges() const;
+  // Return up to `max` captured changes with seq > `after`, in commit order. A commit adds all
+  // of its changes at once, so the changes of a transaction are either all there or none.
+  std::vector<CapturedChange> ChangesAfter(int64_t after, size_t max) const;
+  // Return the seq of the newest captured change (0 when none).
+  int64_t LastChangeSeq() const;
+  // A capture heartbeat's floor (as OutboxHeartbeat does for SQLite): when no transaction is open
+  // and the capture log ends at `polled_seq`, make every later transaction commit after
+  // max(now, the last commit time) and return that moment; else nullopt.
+  std::optional<Timestamp> RaiseCommitFloor(int64_t polled_seq, Timestamp now);
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests.
   std::vector<Campaign> AllCampaigns() const;
 

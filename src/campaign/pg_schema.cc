@@ -128,9 +128,10 @@ CREATE TABLE IF NOT EXISTS ch_capture_progress (
   slot           text PRIMARY KEY,
   confirmed_lsn  pg_lsn NOT NULL,
   updated_at     timestamptz NOT NULL,
-  confirmed_txns bigint NOT NULL DEFAULT 0
+  confirmed_txns bigint NOT NULL DEFAULT 0,
+  partial_lsn    pg_lsn,
+  partial_changes bigint NOT NULL DEFAULT 0
 );
-ALTER TABLE ch_capture_progress ADD COLUMN IF NOT EXISTS confirmed_txns bigint NOT NULL DEFAULT 0;
 )sql";
 
 // Any constant: the advisory lock that serializes schema creation within a database.
@@ -308,6 +309,7 @@ Status EnsureInTransaction(PgConn& conn, bool replica_identity_full) {
       conn.Exec("CREATE TABLE IF NOT EXISTS ch_meta (key text PRIMARY KEY, value text NOT NULL)"));
   RETURN_IF_ERROR(CheckVersion(conn));
   RETURN_IF_ERROR(conn.Exec(kCreateTables));
+  RETURN_IF_ERROR(conn.Exec(kPgUpgradeProgressTable));
   RETURN_IF_ERROR(
       conn.Exec(fmt::format("INSERT INTO ch_meta (key, value) VALUES "
                             "('schema_version', '{}') ON CONFLICT DO NOTHING",

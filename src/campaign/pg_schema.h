@@ -12,7 +12,9 @@
 //                         serializes writers; the update is also how the stamp reaches the WAL
 //                         (the table is in the capture publication).
 //   ch_deleted_campaigns  every deleted id (ids are never reused)
-//   ch_capture_progress   per replication slot: the last commit LSN confirmed downstream
+//   ch_capture_progress   per replication slot: the last commit LSN confirmed downstream, the
+//                         number of confirmed transactions, and the transaction handed out in
+//                         parts that is confirmed in part (partial_lsn, partial_changes)
 //
 // Values travel as text both ways (query results and pgoutput): integers in decimal,
 // timestamptz in ISO form with TimeZone UTC ("2026-01-01 00:00:00.25+00", " BC" for years <= 0),
@@ -44,6 +46,12 @@ inline constexpr int kPgSchemaVersion = 1;
 inline constexpr char kPgCampaignsTable[] = "campaigns";
 inline constexpr char kPgTxnTable[] = "ch_txn";
 inline constexpr char kPgProgressTable[] = "ch_capture_progress";
+
+// Add the columns that ch_capture_progress of older builds lacks (safe to run again).
+inline constexpr char kPgUpgradeProgressTable[] =
+    "ALTER TABLE ch_capture_progress ADD COLUMN IF NOT EXISTS confirmed_txns bigint NOT NULL "
+    "DEFAULT 0, ADD COLUMN IF NOT EXISTS partial_lsn pg_lsn, ADD COLUMN IF NOT EXISTS "
+    "partial_changes bigint NOT NULL DEFAULT 0";
 
 // The prefix of the transactional logical decoding message that carries a delete's actor
 // (pg_logical_emit_message(true, prefix, actor)). DO NOT CHANGE: it is in the WAL.

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -19,6 +20,7 @@ namespace {
 
 using pg_logical::DecodedTransaction;
 using pg_logical::ServerMessage;
+using pg_logical::SourcePosition;
 using SteadyClock = std::chrono::steady_clock;
 
 // Any constant: the advisory lock that serializes CreateCapture runs within a database.
@@ -70,23 +72,46 @@ int64_t UnixMicrosNow() {
 }  // namespace
 
 struct PgLogicalSource::Impl {
+  // A transaction handed out in parts whose last part is not out (or not confirmed) yet.
+  struct Partial {
+    uint64_t commit_lsn = 0;
+    int64_t seq = 0;      // its txn_seq
+    int64_t changes = 0;  // how many of its changes are out (confirmed)
+  };
+  // What Confirm(pos) records: the last whole transaction's end and number, and the transaction
+  // in parts, if pos is a part of one.
+  struct Handout {
+    SourcePosition pos;
+    uint64_t full_lsn = 0;
+    int64_t full_txns = 0;
+    std::optional<Partial> partial;
+  };
+
+  explicit Impl(const PgLogicalSourceOptions& o)
+      : options(o), decoder(std::max<size_t>(o.max_buffered_changes, 1)) {}
+
   PgLogicalSourceOptions options;
   std::string where;
   std::unique_ptr<PgConn> sql;   // progress and backlog; reconnected on demand
   std::unique_ptr<PgConn> repl;  // the replication stream; null while down
 
   pg_logical::PgOutputDecoder decoder;
-  std::deque<DecodedTransaction> ready;  // decoded, not yet handed out
+  std::deque<DecodedTransaction> ready;  // decoded pieces, not yet handed out
   size_t ready_events = 0;
+  // The commit LSN of a transaction whose parts came (or were recorded) but whose last piece
+  // has not come on this stream: nothing else may come before it.
+  std::optional<uint64_t> awaiting_last_piece;
 
   uint64_t confirmed = 0;  // recorded in ch_capture_progress
-  uint64_t delivered = 0;  // end LSN of the last transaction handed out
+  uint64_t delivered = 0;  // end LSN of the last whole transaction handed out
   // Transactions numbered so far (ChangeEvent::txn_seq): confirmed ones (recorded beside
-  // `confirmed`) and handed-out ones; the end LSN and number of each handed-out transaction not
-  // yet confirmed, so that Confirm records the count that goes with a position.
+  // `confirmed`) and handed-out ones; and the transaction in parts, confirmed and handed out.
   int64_t confirmed_txns = 0;
   int64_t delivered_txns = 0;
-  std::deque<std::pair<uint64_t, int64_t>> unconfirmed_ends;
+  std::optional<Partial> confirmed_partial;
+  std::optional<Partial> handed;
+  // Each batch end handed out and not yet confirmed.
+  std::deque<Handout> unconfirmed;
   uint64_t received = 0;    // highest WAL position seen on the stream
   uint64_t feedback = 0;    // the flushed position reported to the server
   uint64_t slot_start = 0;  // the slot's confirmed position when this source opened
@@ -150,6 +175,8 @@ struct PgLogicalSource::Impl {
     ready.clear();
     ready_events = 0;
     failure.reset();
+    awaiting_last_piece.reset();
+    if (handed) awaiting_last_piece = handed->commit_lsn;
   }
 
   // The stream ended (-1: the server sent an error or CopyDone) or failed (-2): return the
@@ -189,7 +216,9 @@ struct PgLogicalSource::Impl {
   }
 
   // True when nothing decoded is waiting and everything handed out is confirmed.
-  bool Idle() const { return !decoder.in_transaction() && ready.empty() && delivered <= confirmed; }
+  bool Idle() const {
+    return !decoder.in_transaction() && ready.empty() && delivered <= confirmed && !handed;
+  }
 
   Status Handle(std::string_view data) {
     ASSIGN_OR_RETURN(ServerMessage m, pg_logical::ParseServerMessage(data));
@@ -205,39 +234,96 @@ struct PgLogicalSource::Impl {
       if (m.reply_requested || advanced) return SendFeedback(false);
       return Status::OK();
     }
-    ASSIGN_OR_RETURN(std::optional<DecodedTransaction> txn, decoder.Feed(m.payload));
-    if (!txn) return Status::OK();
-    if (txn->end_lsn <= std::max(confirmed, delivered)) {
-      // PostgreSQL resent a transaction that is already confirmed (or already handed out in
-      // this session, before a reconnect).
-      spdlog::debug("pg capture: skipped transaction {} at {} (already delivered)", txn->xid,
-                    FormatLsn(txn->end_lsn));
+    ASSIGN_OR_RETURN(std::optional<DecodedTransaction> piece, decoder.Feed(m.payload));
+    if (!piece) return Status::OK();
+    return Admit(std::move(*piece));
+  }
+
+  // Queue a decoded transaction or part, less what was handed out before (PostgreSQL resends
+  // from the last confirmed whole transaction, after a restart or a reconnect).
+  Status Admit(DecodedTransaction piece) {
+    const uint64_t done = std::max(confirmed, delivered);
+    if (piece.complete ? piece.end_lsn <= done : piece.commit_lsn < done) {
+      spdlog::debug("pg capture: skipped transaction {} at {} (already delivered)", piece.xid,
+                    FormatLsn(piece.commit_lsn));
       return Status::OK();
     }
-    if (txn->events.empty()) return Status::OK();
-    ready_events += txn->events.size();
-    ready.push_back(std::move(*txn));
+    if (awaiting_last_piece && *awaiting_last_piece != piece.commit_lsn) {
+      return DataLossError(fmt::format(
+          "pg capture: the transaction that commits at {} was handed out in part, but the "
+          "stream went on with the one that commits at {}",
+          FormatLsn(*awaiting_last_piece), FormatLsn(piece.commit_lsn)));
+    }
+    awaiting_last_piece.reset();
+    if (!piece.complete) awaiting_last_piece = piece.commit_lsn;
+    if (handed && handed->commit_lsn == piece.commit_lsn) {
+      const int64_t out = std::clamp<int64_t>(handed->changes - piece.first_change, 0,
+                                              static_cast<int64_t>(piece.events.size()));
+      piece.events.erase(piece.events.begin(), piece.events.begin() + out);
+      piece.first_change += out;
+    }
+    // An empty piece: a transaction without campaign changes (not numbered), or one already out.
+    if (piece.events.empty()) return Status::OK();
+    ready_events += piece.events.size();
+    ready.push_back(std::move(piece));
     return Status::OK();
   }
 
+  // Number the next pieces and hand them out: about max_events, whole pieces.
   SourceBatch TakeBatch(size_t max_events) {
     SourceBatch batch;
-    while (!ready.empty() && (batch.events.empty() || batch.events.size() < max_events)) {
+    while (!ready.empty() && batch.events.size() < max_events) {
       DecodedTransaction& t = ready.front();
       ready_events -= t.events.size();
-      delivered = t.end_lsn;
-      batch.end_position = FormatLsn(t.end_lsn);
-      ++delivered_txns;
-      unconfirmed_ends.emplace_back(t.end_lsn, delivered_txns);
-      const int64_t changes = static_cast<int64_t>(t.events.size());
+      const bool continued = handed && handed->commit_lsn == t.commit_lsn;
+      const int64_t seq = continued ? handed->seq : ++delivered_txns;
+      Handout h;
+      if (t.complete) {
+        delivered = t.end_lsn;
+        handed.reset();
+        h = Handout{{t.end_lsn, 0}, t.end_lsn, seq, std::nullopt};
+      } else {
+        handed = Partial{t.commit_lsn, seq, t.first_change + static_cast<int64_t>(t.events.size())};
+        h = Handout{{t.commit_lsn, handed->changes}, delivered, seq - 1, handed};
+      }
+      batch.end_position = FormatSourcePosition(h.pos);
+      unconfirmed.push_back(h);
       for (ChangeEvent& e : t.events) {
-        e.txn_seq = delivered_txns;
-        e.txn_changes = changes;
+        e.txn_seq = seq;
+        // The count is known at the Commit: only the last piece states it.
+        e.txn_changes = t.complete ? t.total_changes : 0;
+        if (!t.complete) e.source_position = batch.end_position;
         batch.events.push_back(std::move(e));
       }
       ready.pop_front();
     }
     return batch;
+  }
+
+  SourcePosition ConfirmedPosition() const {
+    if (confirmed_partial) return {confirmed_partial->commit_lsn, confirmed_partial->changes};
+    return {confirmed, 0};
+  }
+
+  // Record the progress (one row per slot; never moves back).
+  Status RecordProgress(uint64_t lsn, int64_t txns, const std::optional<Partial>& partial) {
+    auto r = SqlExec(
+        "INSERT INTO ch_capture_progress (slot, confirmed_lsn, updated_at, confirmed_txns, "
+        "partial_lsn, partial_changes) VALUES ($1, $2::pg_lsn, now(), $3, $4::pg_lsn, $5) "
+        "ON CONFLICT (slot) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, "
+        "confirmed_txns = EXCLUDED.confirmed_txns, partial_lsn = EXCLUDED.partial_lsn, "
+        "partial_changes = EXCLUDED.partial_changes, updated_at = now() "
+        "WHERE (EXCLUDED.confirmed_lsn, COALESCE(EXCLUDED.partial_lsn, '0/0'), "
+        "EXCLUDED.partial_changes) > (ch_capture_progress.confirmed_lsn, "
+        "COALESCE(ch_capture_progress.partial_lsn, '0/0'), ch_capture_progress.partial_changes)",
+        {options.slot, FormatLsn(lsn), std::to_string(txns),
+         partial ? std::optional<std::string>(FormatLsn(partial->commit_lsn)) : std::nullopt,
+         std::to_string(partial ? partial->changes : 0)});
+    if (!r.ok()) {
+      return r.status().WithContext(
+          fmt::format("cannot record the capture progress of slot '{}'", options.slot));
+    }
+    return Status::OK();
   }
 };
 
@@ -251,8 +337,10 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
     return InvalidArgumentError("feedback_interval: must be positive");
   }
   ASSIGN_OR_RETURN(PgConnInfo info, ParsePgUrl(options.url));
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
+  if (options.max_buffered_changes < 1) {
+    return InvalidArgumentError("max_buffered_changes: must be at least 1");
+  }
+  auto impl = std::make_unique<Impl>(options);
   impl->where = info.Describe();
   auto fail = [&](const Status& s) {
     return s.WithContext(fmt::format("cannot open log capture from {}", impl->where));
@@ -292,14 +380,13 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
     return fail(FailedPreconditionError(fmt::format("table ch_capture_progress does not exist; {}",
                                                     SetupHint(options.slot, options.publication))));
   }
-  // Files of older builds lack the transaction count (numbering starts from the upgrade).
-  auto upgraded = sql.Exec(
-      "ALTER TABLE ch_capture_progress ADD COLUMN IF NOT EXISTS confirmed_txns bigint NOT NULL "
-      "DEFAULT 0");
+  // Databases of older builds lack the transaction count (numbering starts from the upgrade)
+  // and the transaction in parts.
+  auto upgraded = sql.Exec(kPgUpgradeProgressTable);
   if (!upgraded.ok()) return fail(upgraded.status());
   auto progress = sql.ExecParams(
-      "SELECT confirmed_lsn::text, confirmed_lsn > pg_current_wal_lsn(), confirmed_txns "
-      "FROM ch_capture_progress WHERE slot = $1",
+      "SELECT confirmed_lsn::text, confirmed_lsn > pg_current_wal_lsn(), confirmed_txns, "
+      "partial_lsn::text, partial_changes FROM ch_capture_progress WHERE slot = $1",
       {options.slot});
   if (!progress.ok()) return fail(progress.status());
   if (progress->rows() == 1) {
@@ -316,9 +403,22 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
     auto txns = progress->GetInt(0, 2);
     if (!txns.ok()) return fail(txns.status());
     impl->confirmed_txns = *txns;
+    if (!progress->IsNull(0, 3)) {
+      // A transaction in parts: its next parts come first, without what was confirmed.
+      auto partial_lsn = ParseLsn(progress->Get(0, 3));
+      if (!partial_lsn.ok()) return fail(partial_lsn.status());
+      auto changes = progress->GetInt(0, 4);
+      if (!changes.ok()) return fail(changes.status());
+      impl->confirmed_partial = Impl::Partial{*partial_lsn, *txns + 1, *changes};
+    }
   }
   impl->delivered = impl->confirmed;
   impl->delivered_txns = impl->confirmed_txns;
+  impl->handed = impl->confirmed_partial;
+  if (impl->handed) {
+    impl->delivered_txns = impl->handed->seq;
+    impl->awaiting_last_piece = impl->handed->commit_lsn;
+  }
   impl->slot_start = *slot_lsn;
   impl->feedback = std::max(impl->confirmed, *slot_lsn);
   impl->received = impl->feedback;
@@ -382,32 +482,36 @@ Result<SourceBatch> PgLogicalSource::Poll(size_t max_events, Micros wait) {
 
 Status PgLogicalSource::Confirm(const std::string& position) {
   Impl& s = *impl_;
-  ASSIGN_OR_RETURN(uint64_t lsn, ParseLsn(position));
-  if (lsn <= s.confirmed) return Status::OK();
-  // The number of the last handed-out transaction at or before `lsn`.
-  int64_t txns = s.confirmed_txns;
+  ASSIGN_OR_RETURN(SourcePosition pos, pg_logical::ParseSourcePosition(position));
+  if (pos <= s.ConfirmedPosition()) return Status::OK();
+  // The last batch end handed out at or before `pos`: what goes with it.
   size_t covered = 0;
-  while (covered < s.unconfirmed_ends.size() && s.unconfirmed_ends[covered].first <= lsn) {
-    txns = s.unconfirmed_ends[covered++].second;
+  while (covered < s.unconfirmed.size() && s.unconfirmed[covered].pos <= pos) ++covered;
+  const Impl::Handout* last = covered > 0 ? &s.unconfirmed[covered - 1] : nullptr;
+  if (pos.part != 0 && (last == nullptr || last->pos != pos)) {
+    return InvalidArgumentError(
+        fmt::format("position: {} is not a part this source handed out", position));
   }
+  if (pos.part == 0 && last != nullptr && last->partial) {
+    return InvalidArgumentError(
+        fmt::format("position: {} lies inside a transaction handed out in parts; confirm a batch's "
+                    "end_position",
+                    position));
+  }
+  const uint64_t lsn = pos.part != 0 ? std::max(s.confirmed, last->full_lsn) : pos.lsn;
+  const int64_t txns = last != nullptr ? last->full_txns : s.confirmed_txns;
+  const std::optional<Impl::Partial> partial =
+      pos.part != 0 ? last->partial : std::optional<Impl::Partial>();
   // Record first: if the process dies before the server hears of it, the resent transactions
-  // are skipped on restart.
-  auto r = s.SqlExec(
-      "INSERT INTO ch_capture_progress (slot, confirmed_lsn, updated_at, confirmed_txns) "
-      "VALUES ($1, $2::pg_lsn, now(), $3) ON CONFLICT (slot) DO UPDATE SET "
-      "confirmed_txns = CASE WHEN EXCLUDED.confirmed_lsn > ch_capture_progress.confirmed_lsn "
-      "THEN EXCLUDED.confirmed_txns ELSE ch_capture_progress.confirmed_txns END, "
-      "confirmed_lsn = GREATEST(ch_capture_progress.confirmed_lsn, EXCLUDED.confirmed_lsn), "
-      "updated_at = now()",
-      {s.options.slot, FormatLsn(lsn), std::to_string(txns)});
-  if (!r.ok()) {
-    return r.status().WithContext(
-        fmt::format("cannot record the capture progress of slot '{}'", s.options.slot));
-  }
-  s.unconfirmed_ends.erase(s.unconfirmed_ends.begin(),
-                           s.unconfirmed_ends.begin() + static_cast<std::ptrdiff_t>(covered));
+  // (and parts) are skipped on restart.
+  RETURN_IF_ERROR(s.RecordProgress(lsn, txns, partial));
+  s.unconfirmed.erase(s.unconfirmed.begin(),
+                      s.unconfirmed.begin() + static_cast<std::ptrdiff_t>(covered));
   s.confirmed_txns = txns;
   s.confirmed = lsn;
+  s.confirmed_partial = partial;
+  // The server hears only of whole transactions: the slot keeps the WAL of a transaction in
+  // parts until its last part is confirmed.
   s.feedback = std::max(s.feedback, lsn);
   // A failure to tell the server only ends the stream (the next Poll reports it and reconnects);
   // the recorded position stands.
@@ -499,8 +603,9 @@ Status PgLogicalSource::CreateCapture(const std::string& url, const std::string&
   // A new slot starts from now: the position recorded for an older slot of that name is void.
   // Its transaction count stays: numbering goes on, so a history store never sees a txn_seq
   // twice (the transactions committed while capture was off are simply not numbered).
-  return fail(conn->ExecParams("UPDATE ch_capture_progress SET confirmed_lsn = '0/0' WHERE slot "
-                               "= $1",
+  RETURN_IF_ERROR(fail(conn->Exec(kPgUpgradeProgressTable).status()));
+  return fail(conn->ExecParams("UPDATE ch_capture_progress SET confirmed_lsn = '0/0', partial_lsn "
+                               "= NULL, partial_changes = 0 WHERE slot = $1",
                                {slot})
                   .status());
 }
@@ -544,8 +649,9 @@ Status PgLogicalSource::DropCapture(const std::string& url, const std::string& s
   if (!has_progress.ok()) return fail(has_progress.status());
   if (has_progress->Get(0, 0) == "t") {
     // Keep the transaction count (see CreateCapture); the position dies with the slot.
-    RETURN_IF_ERROR(fail(conn->ExecParams("UPDATE ch_capture_progress SET confirmed_lsn = '0/0' "
-                                          "WHERE slot = $1",
+    RETURN_IF_ERROR(fail(conn->Exec(kPgUpgradeProgressTable).status()));
+    RETURN_IF_ERROR(fail(conn->ExecParams("UPDATE ch_capture_progress SET confirmed_lsn = '0/0', "
+                                          "partial_lsn = NULL, partial_changes = 0 WHERE slot = $1",
                                           {slot})
                              .status()));
   }

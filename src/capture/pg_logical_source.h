@@ -12,13 +12,19 @@
 // what the SQLite and in-memory stores capture); for a transaction that did not go through
 // PgCampaignStore they fall back to PostgreSQL's commit timestamp and the 32-bit xid.
 // source_position is the commit's end LSN ("0/16B3748"), the same for every event of a
-// transaction.
+// transaction (of a transaction handed out in parts: each part's position, below).
 //
-// Delivery: at least once, as ChangeSource says. Poll returns whole transactions, in commit
-// order, buffered until their Commit arrives (a 100,000-row transaction is held in memory).
+// Delivery: at least once, as ChangeSource says. Poll returns transactions in commit order; a
+// transaction of up to `max_buffered_changes` changes is buffered until its Commit arrives and
+// handed out whole. A larger one is handed out in parts of that many as it is decoded (pgoutput
+// sends a transaction only once it committed), so memory stays bounded: each part's
+// end_position is "<commit LSN>#<changes so far>" (e.g. "0/16B3700#10000"), its events have
+// txn_changes 0, and the last part (ending at the end LSN) states the whole count.
 // Confirm(position) first records the position in ch_capture_progress (a normal connection; one
 // row per slot), then reports it to the server as flushed, which lets the slot discard the WAL
-// before it. Status updates never report more than the last confirmed position, except when the
+// before it. The server only ever hears of whole transactions: confirming a part records it
+// (partial_lsn, partial_changes), so that a restarted source, which PostgreSQL sends the whole
+// transaction again, skips the confirmed part and hands out the rest with the same txn_seq. Status updates never report more than the last confirmed position, except when the
 // source is idle and everything it delivered is confirmed: then the server's end of WAL (from a
 // keepalive) is reported, so an idle slot does not pin WAL that other databases write. Status
 // updates go out when the server asks, after each Confirm, and every `feedback_interval` while
@@ -45,6 +51,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -68,6 +75,11 @@ struct PgLogicalSourceOptions {
   Micros feedback_interval = std::chrono::seconds(5);
   // Seconds to wait for the server when (re)connecting. Default: 5.
   int connect_timeout_s = 5;
+  // The most changes of one transaction held in memory. A transaction with more is handed out
+  // in parts of this many (see the file comment), so memory stays bounded whatever the size of
+  // a transaction. Default: 10,000 (~10 MB; a priority shift of a 2,000-campaign customer still
+  // comes whole). REQUIRES: >= 1.
+  size_t max_buffered_changes = 10000;
 
   // Test-only: start streaming at the slot's own position, ignoring the recorded progress (as
   // if PostgreSQL had lost the position it was told), so tests can check that already confirmed
@@ -105,12 +117,12 @@ class PgLogicalSource final : public ChangeSource {
   static Result<std::unique_ptr<PgLogicalSource>> Open(const PgLogicalSourceOptions& options);
   ~PgLogicalSource() override;
 
-  // See ChangeSource. `max_events` 0 is treated as 1; a batch holds whole transactions, so it may
-  // hold more. Fails with Unavailable when the connection is down (the next call reconnects),
+  // See ChangeSource. `max_events` 0 is treated as 1; a batch holds whole transactions and parts
+  // (of up to max_buffered_changes), so it may hold more. Fails with Unavailable when the connection is down (the next call reconnects),
   // DataLoss when a change cannot be decoded (see pg_logical_source_internal.h).
   Result<SourceBatch> Poll(size_t max_events, Micros wait) override;
   // See ChangeSource and the file comment. Fails with InvalidArgument when `position` is not an
-  // LSN, Unavailable when the progress cannot be recorded (nothing is reported to the server
+  // LSN or a part this source handed out, Unavailable when the progress cannot be recorded (nothing is reported to the server
   // then).
   Status Confirm(const std::string& position) override;
   // Return the bytes of WAL after the slot's confirmed position (see the file comment).

@@ -114,11 +114,70 @@ std::string EncodeStandbyStatus(uint64_t written, uint64_t flushed, int64_t now_
   return out;
 }
 
+std::string FormatSourcePosition(const SourcePosition& p) {
+  if (p.part == 0) return FormatLsn(p.lsn);
+  return fmt::format("{}#{}", FormatLsn(p.lsn), p.part);
+}
+
+Result<SourcePosition> ParseSourcePosition(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgumentError(
+        fmt::format("position: '{}' is not a log position (0/16B3748) or a part of a transaction "
+                    "(0/16B3700#10000)",
+                    text.substr(0, 200)));
+  };
+  SourcePosition p;
+  const size_t hash = text.find('#');
+  auto lsn = ParseLsn(text.substr(0, hash));
+  if (!lsn.ok()) return bad();
+  p.lsn = *lsn;
+  if (hash == std::string_view::npos) return p;
+  std::string_view part = text.substr(hash + 1);
+  auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), p.part);
+  if (ec != std::errc() || end != part.data() + part.size() || p.part <= 0) return bad();
+  return p;
+}
+
 void PgOutputDecoder::Reset() {
   relations_.clear();
   in_txn_ = false;
   txn_ = DecodedTransaction{};
+  handed_ = 0;
   actor_.reset();
+}
+
+void PgOutputDecoder::Finish(DecodedTransaction& piece) {
+  const std::string position = piece.complete ? FormatLsn(piece.end_lsn) : std::string();
+  const std::string txn_id = piece.stamp_txn_id.value_or(std::to_string(piece.xid));
+  const Timestamp time = piece.stamp_commit_time.value_or(piece.pg_commit_time);
+  for (ChangeEvent& e : piece.events) {
+    e.event_time = time;
+    e.transaction_id = txn_id;
+    e.source_position = position;
+  }
+}
+
+DecodedTransaction PgOutputDecoder::TakePart() {
+  // Keep the newest change: the complete piece must hold at least one.
+  std::vector<ChangeEvent> events = std::move(txn_.events);
+  txn_.events.clear();
+  txn_.events.push_back(std::move(events.back()));
+  events.pop_back();
+  // From now on the transaction's time and id are fixed: a part is out with them.
+  if (!txn_.stamp_txn_id) txn_.stamp_txn_id = std::to_string(txn_.xid);
+  if (!txn_.stamp_commit_time) txn_.stamp_commit_time = txn_.pg_commit_time;
+  DecodedTransaction part;
+  part.xid = txn_.xid;
+  part.commit_lsn = txn_.commit_lsn;
+  part.complete = false;
+  part.first_change = handed_;
+  part.pg_commit_time = txn_.pg_commit_time;
+  part.stamp_txn_id = txn_.stamp_txn_id;
+  part.stamp_commit_time = txn_.stamp_commit_time;
+  part.events = std::move(events);
+  handed_ += static_cast<int64_t>(part.events.size());
+  Finish(part);
+  return part;
 }
 
 Result<std::optional<DecodedTransaction>> PgOutputDecoder::Feed(std::string_view message) {
@@ -129,13 +188,14 @@ Result<std::optional<DecodedTransaction>> PgOutputDecoder::Feed(std::string_view
     case 'B': {
       Reader r(body);
       DecodedTransaction t;
-      r.U64();  // final LSN (the commit's)
+      t.commit_lsn = r.U64();  // final LSN: the commit record's
       t.pg_commit_time = FromPgMicros(r.I64());
       t.xid = r.U32();
       if (r.failed()) return Malformed(kind, "truncated");
       if (in_txn_) return Malformed(kind, "Begin inside an open transaction");
       txn_ = std::move(t);
       in_txn_ = true;
+      handed_ = 0;
       actor_.reset();
       return std::optional<DecodedTransaction>();
     }
@@ -152,14 +212,9 @@ Result<std::optional<DecodedTransaction>> PgOutputDecoder::Feed(std::string_view
       txn_ = DecodedTransaction{};
       t.commit_lsn = commit_lsn;
       t.end_lsn = end_lsn;
-      const std::string position = FormatLsn(end_lsn);
-      const std::string txn_id = t.stamp_txn_id.value_or(std::to_string(t.xid));
-      const Timestamp time = t.stamp_commit_time.value_or(t.pg_commit_time);
-      for (ChangeEvent& e : t.events) {
-        e.event_time = time;
-        e.transaction_id = txn_id;
-        e.source_position = position;
-      }
+      t.first_change = handed_;
+      t.total_changes = handed_ + static_cast<int64_t>(t.events.size());
+      Finish(t);
       return std::optional<DecodedTransaction>(std::move(t));
     }
     case 'R':
@@ -169,6 +224,9 @@ Result<std::optional<DecodedTransaction>> PgOutputDecoder::Feed(std::string_view
     case 'U':
     case 'D':
       RETURN_IF_ERROR(OnChange(kind, body));
+      if (txn_.events.size() > max_buffered_) {
+        return std::optional<DecodedTransaction>(TakePart());
+      }
       return std::optional<DecodedTransaction>();
     case 'M': {
       Reader r(body);
@@ -354,6 +412,15 @@ Status PgOutputDecoder::OnStamp(const Relation& rel, const Tuple& t) {
       }
       commit_us = v;
     }
+  }
+  if (handed_ > 0) {
+    // Parts are out with the time and id known then; changing them now would split one
+    // transaction into two in the history.
+    spdlog::warn(
+        "pg capture: transaction {} stamped ch_txn after {} of its changes were handed out; the "
+        "stamp is ignored (stamp first, as PgCampaignStore does)",
+        txn_.xid, handed_);
+    return Status::OK();
   }
   if (txn_id) txn_.stamp_txn_id = std::move(txn_id);
   if (commit_us) txn_.stamp_commit_time = FromUnixMicros(*commit_us);

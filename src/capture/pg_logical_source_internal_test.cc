@@ -269,6 +269,94 @@ TEST_F(PgOutputDecoderTest, MalformedInputIsDataLoss) {
   EXPECT_THAT(decoder_.Feed(cut), StatusIsWith(StatusCode::kDataLoss, "truncated"));
 }
 
+// A transaction larger than the decoder may hold comes out in parts of `max_buffered` changes;
+// the Commit's piece keeps at least one change and states the whole count.
+TEST(PgOutputDecoderPartsTest, ALargeTransactionComesOutInPartsWithTheCountOnTheLast) {
+  PgOutputDecoder decoder(/*max_buffered=*/3);
+  const Timestamp pg_commit = At("2026-03-01T10:00:00.5Z");
+  std::string begin = "B";
+  U(begin, 0x5000, 8);  // the commit record's LSN
+  U(begin, static_cast<uint64_t>(PgMicros(pg_commit)), 8);
+  U(begin, 77, 4);
+  std::vector<DecodedTransaction> pieces;
+  auto feed = [&](const std::string& m) {
+    auto r = decoder.Feed(m);
+    ASSERT_OK(r);
+    if (r->has_value()) pieces.push_back(std::move(**r));
+  };
+  feed(Relation(1, "campaigns", CampaignColumns()));
+  feed(Relation(2, "ch_txn", {"id", "txn_id", "commit_us"}));
+  feed(begin);
+  feed(Update(2, nullptr, {"1", "901", "1767225600000123"}));
+  for (int64_t id = 1; id <= 6; ++id) feed(Insert(1, Values(Row(id, 1, "user:a"))));
+  // A stamp after a part is out would change the transaction's time and id: ignored.
+  feed(Update(2, nullptr, {"1", "902", "1767225600000999"}));
+  ASSERT_EQ(pieces.size(), 1u);  // the 4th change pushed out the first 3
+  feed(Commit(0x5000, 0x5040, pg_commit));
+  ASSERT_EQ(pieces.size(), 2u);
+  const DecodedTransaction& part = pieces[0];
+  EXPECT_FALSE(part.complete);
+  EXPECT_EQ(part.commit_lsn, 0x5000u);
+  EXPECT_EQ(part.first_change, 0);
+  ASSERT_EQ(part.events.size(), 3u);
+  const DecodedTransaction& last = pieces[1];
+  EXPECT_TRUE(last.complete);
+  EXPECT_EQ(last.end_lsn, 0x5040u);
+  EXPECT_EQ(last.first_change, 3);
+  EXPECT_EQ(last.total_changes, 6);
+  ASSERT_EQ(last.events.size(), 3u);
+  int64_t id = 1;
+  for (const auto* piece : {&part, &last}) {
+    for (const ChangeEvent& e : piece->events) {
+      EXPECT_EQ(e.campaign_id, id++);
+      EXPECT_EQ(e.transaction_id, "901");
+      EXPECT_EQ(e.event_time, FromUnixMicros(1767225600000123));
+      EXPECT_EQ(e.source_position, piece->complete ? "0/5040" : "");
+    }
+  }
+  // The next transaction starts afresh.
+  feed(begin);
+  feed(Insert(1, Values(Row(9, 1, "user:b"))));
+  feed(Commit(0x6000, 0x6040, pg_commit));
+  ASSERT_EQ(pieces.size(), 3u);
+  EXPECT_TRUE(pieces[2].complete);
+  EXPECT_EQ(pieces[2].first_change, 0);
+  EXPECT_EQ(pieces[2].total_changes, 1);
+  EXPECT_EQ(pieces[2].events[0].transaction_id, "77");
+}
+
+// Exactly `max_buffered` changes: no part (the transaction is not larger than the limit).
+TEST(PgOutputDecoderPartsTest, ATransactionOfExactlyTheLimitComesWhole) {
+  PgOutputDecoder decoder(/*max_buffered=*/2);
+  const Timestamp t0 = At("2026-03-01T10:00:00Z");
+  for (const std::string& m :
+       {Relation(1, "campaigns", CampaignColumns()), Begin(5, t0),
+        Insert(1, Values(Row(1, 1, "user:a"))), Insert(1, Values(Row(2, 1, "user:a")))}) {
+    auto r = decoder.Feed(m);
+    ASSERT_OK(r);
+    EXPECT_FALSE(r->has_value());
+  }
+  ASSERT_OK_AND_ASSIGN(auto t, decoder.Feed(Commit(1, 2, t0)));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->events.size(), 2u);
+  EXPECT_EQ(t->total_changes, 2);
+}
+
+TEST(SourcePositionTest, FormatsAndParsesEndsAndParts) {
+  EXPECT_EQ(FormatSourcePosition({0x16B3748, 0}), "0/16B3748");
+  EXPECT_EQ(FormatSourcePosition({0x100000000, 10000}), "1/0#10000");
+  ASSERT_OK_AND_ASSIGN(auto end, ParseSourcePosition("0/16B3748"));
+  EXPECT_EQ(end, (SourcePosition{0x16B3748, 0}));
+  ASSERT_OK_AND_ASSIGN(auto part, ParseSourcePosition("1/0#10000"));
+  EXPECT_EQ(part, (SourcePosition{0x100000000, 10000}));
+  // A part lies after the end of the transaction before it and before its own end.
+  EXPECT_LT(end, part);
+  EXPECT_LT(part, (SourcePosition{0x100000040, 0}));
+  for (const char* bad : {"", "#3", "0/10#", "0/10#0", "0/10#-1", "0/10#3x", "12", "0/10 "}) {
+    EXPECT_THAT(ParseSourcePosition(bad), StatusIs(StatusCode::kInvalidArgument)) << bad;
+  }
+}
+
 TEST(ReplicationMessagesTest, ParsesXLogDataAndKeepalives) {
   std::string w = "w";
   U(w, 0x100, 8);

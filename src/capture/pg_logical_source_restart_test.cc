@@ -4,105 +4,21 @@
 // restart and resend confirmed transactions; the source must deliver exactly the unconfirmed ones.
 // Skipped when the PostgreSQL 15 server binaries are not installed (CH_PG_BIN overrides
 // /usr/lib/postgresql/15/bin).
-#include <fmt/format.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <random>
+#include <cstdio>
 #include <thread>
 
 #include "campaign/campaign_service.h"
 #include "campaign/pg_campaign_store.h"
 #include "campaign/pg_client.h"
 #include "capture/pg_logical_source.h"
+#include "testing/pg_private_cluster.h"
 #include "testing/test_util.h"
 
 namespace ch {
 namespace {
 
 using ::ch::testing::StatusIs;
-
-std::string PgBin() {
-  const char* bin = std::getenv("CH_PG_BIN");
-  return bin != nullptr ? bin : "/usr/lib/postgresql/15/bin";
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-// A private cluster in a temp directory, run as the postgres user when we are root.
-class PrivateCluster {
- public:
-  ~PrivateCluster() {
-    if (!dir_.empty()) {
-      Run(Ctl("-m immediate -w stop")).IgnoreError();
-      std::error_code ec;
-      std::filesystem::remove_all(dir_, ec);
-    }
-  }
-
-  Status Start() {
-    std::random_device rd;
-    dir_ = std::filesystem::temp_directory_path() / fmt::format("ch-pgrestart-{:08x}", rd());
-    std::filesystem::create_directories(dir_);
-    if (getuid() == 0) RETURN_IF_ERROR(Run("chown postgres:postgres " + dir_.string()));
-    port_ = FreePort();
-    RETURN_IF_ERROR(
-        Run(As(fmt::format("{}/initdb -D {}/data -U postgres --auth=trust -E UTF8 "
-                           "--locale=C.UTF-8 >{}/initdb.log 2>&1",
-                           PgBin(), dir_.string(), dir_.string()))));
-    std::ofstream conf(dir_ / "data" / "postgresql.conf", std::ios::app);
-    conf << "port = " << port_ << "\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '"
-         << dir_.string() << "'\nwal_level = logical\nmax_replication_slots = 4\n"
-         << "max_wal_senders = 4\nfsync = off\nfull_page_writes = off\n"
-         // A shutdown waits for each logical walsender's client to confirm everything sent, up
-         // to wal_sender_timeout; this test holds unconfirmed events on purpose.
-         << "wal_sender_timeout = '3s'\n";
-    conf.close();
-    return Run(Ctl("-w -t 60 start"));
-  }
-
-  Status Restart() { return Run(Ctl("-m fast -w -t 60 restart")); }
-
-  std::string url() const {
-    return fmt::format("postgresql://postgres@127.0.0.1:{}/postgres", port_);
-  }
-
- private:
-  std::string As(const std::string& cmd) const {
-    return getuid() == 0 ? "runuser -u postgres -- sh -c '" + cmd + "'" : cmd;
-  }
-  std::string Ctl(const std::string& args) const {
-    return As(fmt::format("{}/pg_ctl -D {}/data -l {}/server.log {} >>{}/ctl.log 2>&1", PgBin(),
-                          dir_.string(), dir_.string(), args, dir_.string()));
-  }
-  static Status Run(const std::string& cmd) {
-    int rc = std::system(cmd.c_str());
-    if (rc != 0) return InternalError(fmt::format("'{}' failed ({})", cmd, rc));
-    return Status::OK();
-  }
-
-  std::filesystem::path dir_;
-  int port_ = 0;
-};
 
 WriteContext As(std::string actor) {
   WriteContext ctx;
@@ -119,11 +35,13 @@ Campaign Draft(std::string name) {
 }
 
 TEST(PgLogicalSourceRestartTest, DeliversExactlyTheUnconfirmedTransactionsAcrossAServerRestart) {
-  if (!std::filesystem::exists(PgBin() + "/initdb")) {
-    GTEST_SKIP() << "PostgreSQL 15 server binaries not found in " << PgBin() << " (set CH_PG_BIN)";
+  if (!testing::PgPrivateCluster::Available()) {
+    GTEST_SKIP() << testing::PgPrivateCluster::SkipMessage();
   }
-  PrivateCluster cluster;
-  ASSERT_OK(cluster.Start());
+  testing::PgPrivateCluster cluster;
+  // A shutdown waits for each logical walsender's client to confirm everything sent, up to
+  // wal_sender_timeout; this test holds unconfirmed events on purpose.
+  ASSERT_OK(cluster.Start("wal_sender_timeout = '3s'"));
   const std::string url = cluster.url();
   PgCampaignStoreOptions so;
   so.url = url;

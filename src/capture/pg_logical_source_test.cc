@@ -530,6 +530,66 @@ TEST_F(PgLogicalSourceTest, ReconnectsAfterTheStreamIsDropped) {
   ExpectNothingMore(*source);
 }
 
+// The stream drops while a transaction is handed out in parts: the source reconnects, PostgreSQL
+// sends the whole transaction again, and only the parts not yet handed out come, with the same
+// number. (2,000 changes: more than the socket buffers hold, so most come after the reconnect.)
+TEST_F(PgLogicalSourceTest, ADroppedStreamInsideATransactionInPartsResumesAfterTheHandedOutParts) {
+  constexpr int kRows = 2000;
+  PgLogicalSourceOptions o = SourceOptions();
+  o.max_buffered_changes = 4;
+  ASSERT_OK_AND_ASSIGN(auto source, PgLogicalSource::Open(o));
+  std::vector<Campaign> rows;
+  for (int p = 1; p <= kRows; ++p) {
+    Campaign c = Draft(5, "bulk " + std::to_string(p));
+    c.id = 10000 + p;
+    c.priority = p;
+    c.updated_by = "user:bulk";
+    rows.push_back(c);
+  }
+  ASSERT_OK_AND_ASSIGN(auto bulk, service_->Import(5, rows));
+  std::vector<SourceBatch> parts = PollEvents(*source, 8, /*max_events=*/1);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_NE(parts[0].end_position.find('#'), std::string::npos) << parts[0].end_position;
+  ASSERT_OK(source->Confirm(parts[0].end_position));
+  EXPECT_EQ(Query("SELECT partial_changes FROM ch_capture_progress WHERE slot = '" + slot_ + "'"),
+            "4");
+  Query("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" +
+        slot_ + "'");
+  std::vector<ChangeEvent> got = Flatten(parts);
+  size_t after_reconnect = 0;
+  bool dropped = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got.size() < kRows && std::chrono::steady_clock::now() < deadline) {
+    auto batch = source->Poll(1, std::chrono::milliseconds(100));
+    if (!batch.ok()) {
+      EXPECT_THAT(batch, StatusIs(StatusCode::kUnavailable));
+      dropped = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (dropped) after_reconnect += batch->events.size();
+    got.insert(got.end(), batch->events.begin(), batch->events.end());
+    if (!batch->events.empty()) {
+      ASSERT_OK(source->Confirm(batch->end_position));
+    }
+  }
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRows));
+  EXPECT_GT(after_reconnect, 0u);  // the resent transaction, less what was handed out
+  std::set<int64_t> ids;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_TRUE(ids.insert(got[i].campaign_id).second) << "again: " << Render(got[i]);
+    EXPECT_EQ(got[i].transaction_id, bulk.transaction_id);
+    EXPECT_EQ(got[i].txn_seq, 1);
+    // Parts of 4; the last piece states the count.
+    EXPECT_EQ(got[i].txn_changes, i >= kRows - 4 ? kRows : 0) << i;
+  }
+  ExpectNothingMore(*source);
+  EXPECT_EQ(Query("SELECT confirmed_txns::text || ' ' || (partial_lsn IS NULL)::text FROM "
+                  "ch_capture_progress WHERE slot = '" +
+                  slot_ + "'"),
+            "1 true");
+}
+
 // A writer that bypasses PgCampaignStore (psql, a migration) is captured too: without the
 // store's stamp, with PostgreSQL's commit time and xid, and "unknown" as a delete's actor.
 TEST_F(PgLogicalSourceTest, ForeignWritersAreCapturedWithPostgresStamps) {
