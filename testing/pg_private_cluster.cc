@@ -10,7 +10,6 @@
 #include <random>
 
 namespace ch::testing {
-namespace {
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -27,6 +26,8 @@ int FreePort() {
   close(fd);
   return port;
 }
+
+namespace {
 
 Status Run(const std::string& cmd) {
   int rc = std::system(cmd.c_str());

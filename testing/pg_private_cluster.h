@@ -13,6 +13,9 @@
 
 namespace ch::testing {
 
+// Return a TCP port on 127.0.0.1 that nobody listens on right now (0 when none is found).
+int FreePort();
+
 class PgPrivateCluster {
  public:
   PgPrivateCluster() = default;

@@ -24,6 +24,10 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 EmulatorControl::~EmulatorControl() {
+  if (!restore_) {
+    if (Answers()) Kill().IgnoreError();
+    return;
+  }
   if (!Answers()) {
     Status s = Start();
     if (!s.ok()) {

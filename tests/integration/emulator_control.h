@@ -32,12 +32,16 @@ class EmulatorControl {
   Status Kill();
   // Start the emulator (when it does not answer) and wait up to 90 s until it does.
   Status Start();
+  // For an emulator of the test's own (a free port): stop it on destruction instead of starting
+  // it again.
+  void StopOnExit() { restore_ = false; }
 
  private:
   std::string host_;
   int port_;
   std::string launcher_;
   pid_t killed_pid_ = -1;
+  bool restore_ = true;
 };
 
 }  // namespace ch::testing

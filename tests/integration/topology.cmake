@@ -24,7 +24,8 @@ if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
     "topology_faults_test|TopologyTest.Killed*|integration,pubsub,slow|400"
     "topology_poison_test|TopologyTest.Poison*:TopologyTest.DeadLetters*|integration,pubsub,slow|400"
     "topology_outage_test|TopologyTest.Outage*|integration,pubsub,slow|600"
-    "topology_emulator_restart_test|TopologyTest.PipelineRecovers*|integration,pubsub,slow|400")
+    "topology_emulator_restart_test|TopologyTest.PipelineRecovers*|integration,pubsub,slow|400"
+    "topology_soak_test|TopologyTest.CrashSoak*|integration,pubsub,slow|900")
   foreach(_entry IN LISTS _ch_topology_tests)
     string(REPLACE "|" ";" _fields "${_entry}")
     list(GET _fields 0 _name)

@@ -54,6 +54,7 @@
 #include "common/time_util.h"
 #include "history/sqlite_history_store.h"
 #include "query/query_engine.h"
+#include "testing/pg_private_cluster.h"
 #include "testing/test_util.h"
 #include "testing/workload_model.h"
 #include "tests/integration/e2e_util.h"
@@ -347,6 +348,20 @@ class TopologyTest : public ::testing::Test {
     return false;
   }
 
+  // Wait until the sink's subscription on the history topic exists (the sink creates it).
+  void WaitForSinkSubscription(Child* sink) {
+    auto bus = TestBus(/*create_missing=*/false);
+    ASSERT_NE(bus, nullptr);
+    TopologyOptions t;
+    auto deadline = Clock::now() + seconds(30);
+    while (
+        !bus->EnsureSubscription(t.sink_subscription, t.history_topic, {.ordered = false}).ok()) {
+      ASSERT_TRUE(sink->running()) << sink->ErrTail();
+      ASSERT_LT(Clock::now(), deadline) << "the sink did not create its subscription";
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  }
+
   size_t AppliedLines() const {
     return static_cast<size_t>(std::count_if(lines_.begin(), lines_.end(),
                                              [](const WorkloadLine& l) { return l.applied(); }));
@@ -537,6 +552,9 @@ class TopologyTest : public ::testing::Test {
     return counts;
   }
 
+  // Servers of a test's own (the crash soak restarts them); destroyed after TearDown.
+  ::ch::testing::PgPrivateCluster private_pg_;
+  std::unique_ptr<::ch::testing::EmulatorControl> emulator_;
   TempDir dir_;
   std::unique_ptr<TmpfsMount> tmpfs_;
   std::unique_ptr<TcpProxy> proxy_;
@@ -1333,6 +1351,212 @@ TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) 
         << shown << ": expected '" << c.says << "' in\n"
         << o.output;
     EXPECT_LT(o.seconds, 10) << shown << " took " << o.seconds << " s";
+  }
+}
+
+// 5. Crash soak: capture, two publishers (writing to the history topic) and the sink are
+// SIGKILLed again and again at random moments -- also at their crash points between "written
+// downstream" and "confirmed upstream" -- while one long workload is replayed in four parts; the
+// PostgreSQL server is restarted once while the pipeline streams, and the Pub/Sub emulator once
+// between parts. Then: every version exactly once, as-of equal to the model at every op
+// boundary, nothing dead-lettered.
+//
+// Both servers are private to the test (a cluster in a temp directory, an emulator on a free
+// port), so restarting them disturbs no other test. The emulator keeps its state in memory and
+// loses it on a restart (real Pub/Sub does not): it is restarted when nothing is in flight,
+// between two parts, and the next part starts once the sink has created its subscription again
+// (the publishers do not create it: with BigQuery there is no sink).
+//
+// CH_SOAK_OPS (default 2000) and CH_SOAK_KILLS (default 20: at least this many kills) size it;
+// docs/benchmarks.md ("Crash soak") reports a long run. CH_TEST_SEED repeats a run.
+TEST_F(TopologyTest, CrashSoakKillsEveryRoleAndRestartsBothServers) {
+  const char* launcher = std::getenv("CH_PUBSUB_EMULATOR");
+  if (launcher == nullptr || *launcher == '\0') {
+    GTEST_SKIP() << "CH_PUBSUB_EMULATOR (the emulator launcher, to run one of the test's own) is "
+                    "not set";
+  }
+  if (!::ch::testing::PgPrivateCluster::Available()) {
+    GTEST_SKIP() << ::ch::testing::PgPrivateCluster::SkipMessage();
+  }
+  auto env_int = [](const char* name, int64_t fallback) {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0' ? std::atoll(v) : fallback;
+  };
+  const int64_t ops_wanted = env_int("CH_SOAK_OPS", 2000);
+  const int64_t min_kills = env_int("CH_SOAK_KILLS", 20);
+  unsigned seed = static_cast<unsigned>(std::random_device{}());
+  if (const char* s = std::getenv("CH_TEST_SEED")) seed = static_cast<unsigned>(std::atoll(s));
+  std::cerr << fmt::format("soak: {} ops, at least {} kills, random seed {} (CH_TEST_SEED)\n",
+                           ops_wanted, min_kills, seed);
+  SCOPED_TRACE(fmt::format("random seed {} (CH_TEST_SEED)", seed));
+  std::mt19937 rng(seed);
+
+  // The servers of the test's own.
+  ASSERT_OK(private_pg_.Start("max_replication_slots = 8\nmax_wal_senders = 8\n"));
+  ASSERT_OK(db_->Drop());
+  ASSERT_OK_AND_ASSIGN(db_, TopoDatabase::Create(private_pg_.url()));
+  const int emulator_port = ::ch::testing::FreePort();
+  ASSERT_GT(emulator_port, 0);
+  emulator_ =
+      std::make_unique<::ch::testing::EmulatorControl>("127.0.0.1", emulator_port, launcher);
+  emulator_->StopOnExit();
+  ASSERT_OK(emulator_->Start());
+  // Children and this process's own bus clients use it.
+  ASSERT_EQ(setenv("PUBSUB_EMULATOR_HOST", fmt::format("127.0.0.1:{}", emulator_port).c_str(), 1),
+            0);
+
+  // The workload, in four parts (only the first has the header; the footer is in the last).
+  {
+    ASSERT_OK_AND_ASSIGN(GeneratorOptions options, GeneratorPreset("small"));
+    options.ops = ops_wanted;
+    ASSERT_OK(GenerateWorkloadFile(options, workload_).status());
+    ASSERT_OK_AND_ASSIGN(lines_, ReadWorkloadFile(workload_));
+  }
+  std::vector<std::string> raw;
+  {
+    std::istringstream in(::ch::testing::ReadFileText(workload_));
+    for (std::string l; std::getline(in, l);) raw.push_back(l);
+  }
+  ASSERT_EQ(raw.size(), lines_.size());
+  constexpr int kParts = 4;
+  std::vector<std::string> parts;
+  std::vector<size_t> part_ops(kParts, 0);
+  for (int p = 0; p < kParts; ++p) {
+    parts.push_back(dir_.File(fmt::format("part{}.jsonl", p)));
+    std::ofstream out(parts.back());
+    size_t begin = raw.size() * p / kParts, end = raw.size() * (p + 1) / kParts;
+    for (size_t i = begin; i < end; ++i) {
+      out << raw[i] << "\n";
+      part_ops[p] += lines_[i].applied() ? 1 : 0;
+    }
+  }
+
+  struct Role {
+    std::string roles;
+    std::vector<std::string> flags;
+    std::string crash_point;  // empty: killed only
+    Child* child = nullptr;
+    Clock::time_point started{};
+    bool armed = false;
+    int kills = 0, crash_points = 0, crash_exits = 0, self_exits = 0;
+  };
+  std::vector<Role> roles = {
+      {.roles = "capture", .crash_point = "after_publish"},
+      {.roles = "publisher", .flags = {"--publish-to", "topic"}, .crash_point = "after_append"},
+      {.roles = "publisher", .flags = {"--publish-to", "topic"}, .crash_point = "after_append"},
+      {.roles = "sink"},
+  };
+  auto start_role = [&](Role& r, bool crash) {
+    std::vector<std::string> env;
+    crash = crash && !r.crash_point.empty();
+    if (crash) {
+      env.push_back(fmt::format("CH_TEST_CRASH_AT={}:{}", r.crash_point, 1 + rng() % 3));
+      ++r.crash_points;
+    }
+    r.child = Serve(r.roles, false, r.flags, env);
+    r.started = Clock::now();
+    r.armed = crash;
+    return r.child != nullptr;
+  };
+  auto note_exit = [&](Role& r) {
+    if (r.child->exit_code() == kCrashPointExitCode) ++r.crash_exits;
+  };
+  auto revive = [&](Role& r) {
+    if (r.child->running()) return true;
+    note_exit(r);
+    ++r.self_exits;
+    std::this_thread::sleep_for(milliseconds(100));
+    return start_role(r, false);
+  };
+
+  CaptureSetup();
+  Role& sink = roles.back();
+  ASSERT_TRUE(start_role(sink, false));
+  ASSERT_NO_FATAL_FAILURE(WaitForSinkSubscription(sink.child));
+  for (size_t i = 0; i + 1 < roles.size(); ++i) ASSERT_TRUE(start_role(roles[i], false));
+
+  auto start = Clock::now();
+  int kills = 0;
+  bool pg_restarted = false;
+  std::vector<ReplayedOp> ops;
+  for (int p = 0; p < kParts; ++p) {
+    if (p == kParts - 1) {
+      // Between parts: nothing in flight, the emulator goes down and comes back empty.
+      ASSERT_OK(emulator_->Kill());
+      std::this_thread::sleep_for(seconds(1));
+      ASSERT_OK(emulator_->Start());
+      for (Role& r : roles) ASSERT_TRUE(revive(r));
+      ASSERT_NO_FATAL_FAILURE(WaitForSinkSubscription(sink.child));
+      std::cerr << "soak: emulator restarted before part " << p + 1 << "\n";
+    }
+    Child* replay = StartReplay(parts[p], false);
+    ASSERT_NE(replay, nullptr);
+    while (replay->running()) {
+      ASSERT_LT(SecondsSince(start), 60 + ops_wanted * 0.25) << "the replay did not finish";
+      const bool committed = LineCount(replay->out_file()) >= part_ops[p];
+      std::this_thread::sleep_for(milliseconds(100 + rng() % 700));
+      for (Role& r : roles) ASSERT_TRUE(revive(r));
+      if (committed && !pg_restarted && p >= 1) {
+        // Every op of the part is committed and the pipeline is streaming it.
+        ASSERT_OK(private_pg_.Restart());
+        pg_restarted = true;
+        std::cerr << "soak: PostgreSQL restarted in part " << p + 1 << "\n";
+        continue;
+      }
+      Role& r = roles[rng() % roles.size()];
+      if (r.armed) continue;  // left to reach its crash point
+      r.child->Kill();
+      note_exit(r);
+      ++r.kills;
+      ++kills;
+      ASSERT_TRUE(start_role(r, /*crash=*/r.crash_points == 0 || rng() % 3 == 0));
+    }
+    ASSERT_OK_AND_ASSIGN(auto part, FinishReplay(replay, seconds(1)));
+    ops.insert(ops.end(), part.begin(), part.end());
+    // Enough kills yet? Keep the later parts killing as long as they run.
+  }
+  if (!pg_restarted) {
+    // Every part's pipeline caught up before a restart could be slipped in: restart it now, with
+    // the relays connected, and check that they recover (nothing new to deliver).
+    ASSERT_OK(private_pg_.Restart());
+    pg_restarted = true;
+    std::cerr << "soak: PostgreSQL restarted after the last part\n";
+    std::this_thread::sleep_for(seconds(3));
+  }
+  const double seconds_taken = SecondsSince(start);
+  for (Role& r : roles) {
+    std::this_thread::sleep_until(r.started + seconds(2));
+    if (r.child->running()) {
+      EXPECT_EQ(r.child->Stop(seconds(30)), 0) << r.roles << ": " << r.child->ErrTail();
+    }
+  }
+  std::string summary;
+  for (const Role& r : roles) {
+    summary +=
+        fmt::format("; {} killed {} times ({} of {} crash points fired, {} exits on its own)",
+                    r.roles, r.kills, r.crash_exits, r.crash_points, r.self_exits);
+  }
+  std::cerr << fmt::format("soak: {} ops, {} versions in {:.1f} s, {} kills{}\n", ops.size(),
+                           lines_.back().footer().expected_versions, seconds_taken, kills, summary);
+  EXPECT_GE(kills, min_kills);
+  for (const Role& r : roles) {
+    if (r.crash_point.empty()) continue;
+    EXPECT_GT(r.crash_exits, 0) << r.roles << ": no process reached its crash point "
+                                << r.crash_point << " (" << r.crash_points << " were set)";
+  }
+  ExpectHistoryMatchesModel(ops);
+  // Nothing was dead-lettered: every message was valid.
+  Outcome dead = Run([&] {
+    std::vector<std::string> a = Cli(false);
+    a.insert(a.end(), {"dead-letters", "--json"});
+    return a;
+  }());
+  ASSERT_EQ(dead.code, 0) << dead.output;
+  size_t json_at = dead.output.find("{\"dead_letter_topics\"");
+  ASSERT_NE(json_at, std::string::npos) << dead.output;
+  auto topics = nlohmann::json::parse(dead.output.substr(json_at))["dead_letter_topics"];
+  for (const auto& t : topics) {
+    EXPECT_TRUE(t["messages"].empty()) << t.dump();
   }
 }
 
