@@ -41,7 +41,7 @@ struct InMemoryFactory {
   static constexpr const char* kName = "InMemory";
   static constexpr bool kBacklogInChanges = true;
   static constexpr bool kHeartbeats = true;
-  size_t part_limit() const { return 0; }
+  size_t part_limit() const { return part; }
   CampaignStore* MakeStore(Clock& clock) {
     clock_ = &clock;
     store = std::make_unique<InMemoryCampaignStore>(clock, StoreCapture::kLog);
@@ -56,6 +56,7 @@ struct InMemoryFactory {
     ASSIGN_OR_RETURN(auto source, InMemoryChangeSource::Open(o));
     return std::unique_ptr<ChangeSource>(std::move(source));
   }
+  size_t part = 0;  // whole transactions
   Clock* clock_ = nullptr;
   std::unique_ptr<InMemoryCampaignStore> store;
   InMemoryCaptureProgress progress;
@@ -63,16 +64,7 @@ struct InMemoryFactory {
 
 struct InMemoryInPartsFactory : InMemoryFactory {
   static constexpr const char* kName = "InMemoryInParts";
-  size_t part_limit() const { return kPart; }
-  Result<std::unique_ptr<ChangeSource>> OpenSource() {
-    InMemoryChangeSourceOptions o;
-    o.store = store.get();
-    o.progress = &progress;
-    o.max_transaction_part = part_limit();
-    o.clock = clock_;
-    ASSIGN_OR_RETURN(auto source, InMemoryChangeSource::Open(o));
-    return std::unique_ptr<ChangeSource>(std::move(source));
-  }
+  InMemoryInPartsFactory() { part = kPart; }
 };
 
 struct SqliteFactory {
