@@ -2,7 +2,8 @@
 // replication slot, a SQLite outbox) onto a ChangeBus topic (docs/formats/change-message.md), and
 // only then confirms the source.
 //
-//   Poll (whole transactions, commit order) -> Publish (durable on the bus) -> Confirm
+//   Poll (whole transactions or parts of a large one, commit order) -> Publish (durable on the
+//   bus) -> Confirm
 //
 // Consecutive changes of one customer go into one change batch (up to changes_per_message and
 // max_message_bytes; a lone change is a plain change message): a shift of 2,000 campaigns is a
@@ -40,7 +41,8 @@ struct CaptureRelayOptions {
   ChangeBus* bus = nullptr;
   // The change topic. Default: "campaign-changes".
   std::string topic = "campaign-changes";
-  // Events per batch (a transaction is never split, so a batch may be larger). Default: 1000.
+  // Events per batch (a source splits only transactions larger than its own limit, so a batch
+  // may be larger). Default: 1000.
   size_t batch_size = 1000;
   // At most this many changes in one bus message; 1 = one change message per change.
   // Default: 100.

@@ -7,7 +7,9 @@
 
 #include "campaign/campaign_service.h"
 #include "campaign/in_memory_campaign_store.h"
+#include "capture/in_memory_change_source.h"
 #include "history/in_memory_history_store.h"
+#include "history/sqlite_history_store.h"
 #include "publisher/source_drainer.h"
 #include "testing/test_util.h"
 
@@ -405,6 +407,65 @@ TEST(SourceDrainerTest, DrainAllEndsWithTheSourcesHeartbeat) {
   ASSERT_OK_AND_ASSIGN(Completeness c, history.inner.GetCompleteness());
   EXPECT_EQ(c.through_seq, 1);
   EXPECT_EQ(c.complete_through, later) << "complete through the heartbeat, not the last commit";
+}
+
+// A source that hands out a transaction in parts (PostgreSQL capture of a large transaction):
+// the history holds the parts back until the last one, so no query shows part of it -- on every
+// history store.
+TEST(SourceDrainerTest, ATransactionInPartsIsInvisibleUntilItsLastPart) {
+  testing::TempDir dir;
+  ASSERT_OK_AND_ASSIGN(auto sqlite, SqliteHistoryStore::Open({.path = dir.File("history.db")}));
+  InMemoryHistoryStore in_memory;
+  for (HistoryStore* history : std::vector<HistoryStore*>{&in_memory, sqlite.get()}) {
+    FakeClock clock;
+    InMemoryCampaignStore campaigns(clock, StoreCapture::kLog);
+    CampaignService service(campaigns);
+    auto create = [&] {
+      Campaign c;
+      c.customer_id = 1;
+      c.name = "c";
+      c.content = R"({"title":"Hi"})";
+      clock.Advance(Micros(1000));
+      WriteContext ctx;
+      ctx.actor = "user:a";
+      ASSERT_OK(service.Create(c, ctx).status());
+    };
+    for (int i = 0; i < 3; ++i) create();
+    InMemoryCaptureProgress progress;
+    ASSERT_OK_AND_ASSIGN(
+        auto source, InMemoryChangeSource::Open(
+                         {.store = &campaigns, .progress = &progress, .max_transaction_part = 2}));
+    Publisher publisher({.history = history});
+    SourceDrainer drainer({.source = source.get(), .publisher = &publisher, .batch_size = 1});
+    // 1 + 2 + 3 changes: the third transaction in two parts.
+    for (int i = 0; i < 4; ++i) ASSERT_OK(drainer.RunOnce(Micros(0)).status());
+    auto priorities = [&] {
+      std::string out;
+      auto rows = history->AsOf(1, clock.Now() + std::chrono::hours(1));
+      EXPECT_OK(rows);
+      if (!rows.ok()) return out;
+      for (const HistoryRecord& r : *rows) {
+        out += fmt::format("c{}@v{} p{} ", r.campaign_id, r.version, r.priority);
+      }
+      return out;
+    };
+    EXPECT_EQ(priorities(), "c3@v1 p1 c2@v2 p2 c1@v3 p3 ");
+    // A fourth campaign on top: 4 changes, handed out as 2 + 2.
+    create();
+    ASSERT_EQ(progress.partial_changes, 0);
+    ASSERT_OK(drainer.RunOnce(Micros(0)).status());
+    EXPECT_EQ(progress.partial_changes, 2);  // the first part is durable and confirmed
+    ASSERT_OK_AND_ASSIGN(Completeness held, history->GetCompleteness());
+    EXPECT_EQ(held.through_seq, 3);
+    EXPECT_EQ(held.partial_transactions, 1);
+    EXPECT_EQ(held.held_records, 2);
+    EXPECT_EQ(priorities(), "c3@v1 p1 c2@v2 p2 c1@v3 p3 ");  // none of it
+    ASSERT_OK(drainer.RunOnce(Micros(0)).status());
+    ASSERT_OK_AND_ASSIGN(Completeness done, history->GetCompleteness());
+    EXPECT_EQ(done.through_seq, 4);
+    EXPECT_EQ(done.held_records, 0);
+    EXPECT_EQ(priorities(), "c4@v1 p1 c3@v2 p2 c2@v3 p3 c1@v4 p4 ");
+  }
 }
 
 TEST(SourceDrainerTest, BackgroundLoopRetriesUntilTheStoreIsBack) {

@@ -1,7 +1,8 @@
 // SourceDrainer: the publisher's loop over a ChangeSource (the embedded pipeline: the SQLite
 // outbox drained straight into the history store, in commit order).
 //
-//   Poll (whole transactions, commit order) -> Publisher::Process (durable history append)
+//   Poll (whole transactions or parts of a large one, commit order) -> Publisher::Process
+//   (durable history append; the history holds a transaction's parts back until its last)
 //   -> ChangeSource::Confirm (the source may now discard them).
 //
 // A failed batch is kept and retried as it is (a source hands out each event once per session).
@@ -36,7 +37,8 @@ struct SourceDrainerOptions {
   ChangeSource* source = nullptr;
   // REQUIRES: not null; must outlive the drainer.
   Publisher* publisher = nullptr;
-  // Events per batch (a transaction is never split, so a batch may be larger). Default: 2000.
+  // Events per batch (a source splits only transactions larger than its own limit, so a batch
+  // may be larger). Default: 2000.
   size_t batch_size = 2000;
   // How long one Poll waits for new events. Default: 200 ms.
   Micros poll_wait = std::chrono::milliseconds(200);

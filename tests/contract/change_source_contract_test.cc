@@ -10,6 +10,8 @@
 //
 // Documented deviations are capability flags of the factory (kBacklogInChanges, kHeartbeats):
 // every test runs on every source and checks what that source promises.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <random>
@@ -41,7 +43,7 @@ struct InMemoryFactory {
   static constexpr const char* kName = "InMemory";
   static constexpr bool kBacklogInChanges = true;
   static constexpr bool kHeartbeats = true;
-  size_t part_limit() const { return 0; }
+  size_t part_limit() const { return part; }
   CampaignStore* MakeStore(Clock& clock) {
     clock_ = &clock;
     store = std::make_unique<InMemoryCampaignStore>(clock, StoreCapture::kLog);
@@ -56,6 +58,7 @@ struct InMemoryFactory {
     ASSIGN_OR_RETURN(auto source, InMemoryChangeSource::Open(o));
     return std::unique_ptr<ChangeSource>(std::move(source));
   }
+  size_t part = 0;  // whole transactions
   Clock* clock_ = nullptr;
   std::unique_ptr<InMemoryCampaignStore> store;
   InMemoryCaptureProgress progress;
@@ -63,16 +66,7 @@ struct InMemoryFactory {
 
 struct InMemoryInPartsFactory : InMemoryFactory {
   static constexpr const char* kName = "InMemoryInParts";
-  size_t part_limit() const { return kPart; }
-  Result<std::unique_ptr<ChangeSource>> OpenSource() {
-    InMemoryChangeSourceOptions o;
-    o.store = store.get();
-    o.progress = &progress;
-    o.max_transaction_part = part_limit();
-    o.clock = clock_;
-    ASSIGN_OR_RETURN(auto source, InMemoryChangeSource::Open(o));
-    return std::unique_ptr<ChangeSource>(std::move(source));
-  }
+  InMemoryInPartsFactory() { part = kPart; }
 };
 
 struct SqliteFactory {
@@ -122,16 +116,23 @@ struct PgFactory {
     EXPECT_OK(opened);
     if (!opened.ok()) return nullptr;
     store = std::move(opened).value();
-    EXPECT_OK(PgLogicalSource::CreateCapture(db->url(), "contract_slot", "contract_pub"));
+    // Slot names are global to the server: one per test.
+    std::random_device rd;
+    slot = fmt::format("ch_contract_{:08x}", rd());
+    EXPECT_OK(PgLogicalSource::CreateCapture(db->url(), slot, "contract_pub"));
     return store.get();
   }
   Result<std::unique_ptr<ChangeSource>> OpenSource() {
     PgLogicalSourceOptions o;
     o.url = db->url();
-    o.slot = "contract_slot";
+    o.slot = slot;
     o.publication = "contract_pub";
     o.max_buffered_changes = part_limit();
     o.feedback_interval = std::chrono::milliseconds(200);
+    // The server never learns what was confirmed, so every reopen resends everything since the
+    // slot was created (as PostgreSQL 15 may after a crash): what the source skips is then
+    // decided by its recorded progress alone, the strictest case.
+    o.TEST_no_server_feedback = true;
     // The previous source's server process may hold the slot for a moment after it closed.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (true) {
@@ -146,6 +147,7 @@ struct PgFactory {
   }
   std::unique_ptr<testing::PgTestDatabase> db;
   std::unique_ptr<PgCampaignStore> store;
+  std::string slot;
 };
 
 using SourceFactories =
@@ -498,6 +500,11 @@ TYPED_TEST(ChangeSourceContractTest, ALargeTransactionComesWholeOrInPartsWithThe
 }
 
 TYPED_TEST(ChangeSourceContractTest, ARestartInsideALargeTransactionResumesAfterWhatWasConfirmed) {
+  {
+    // A transaction without changes just before: resent after the restart, still not numbered.
+    ASSERT_OK_AND_ASSIGN(auto tx, this->store_->BeginWrite("user:empty"));
+    ASSERT_OK(tx->Commit());
+  }
   this->Bulk(2, 23);
   // The first batch: the whole transaction, or its first part.
   std::vector<SourceBatch> first = this->PollEvents(this->factory_.part_limit() == 0 ? 23 : kPart,
