@@ -402,6 +402,8 @@ Result<bool> Runtime::StartCapture() {
   if (relay_) return true;
   if (options_.config.capture != CaptureSetting::kLog || embedded_direct()) return false;
   const TopologyOptions& t = options_.topology;
+  // Before touching the bus: a SQLite outbox the relay could not read is the operator's to fix.
+  if (campaign_url_.scheme == UrlScheme::kSqlite) RETURN_IF_ERROR(CheckRelayableOutbox());
   ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
   if (t.create_missing) {
     RETURN_IF_ERROR(bus->EnsureTopic(t.changes_topic));
@@ -418,7 +420,6 @@ Result<bool> Runtime::StartCapture() {
     ASSIGN_OR_RETURN(auto source, PgLogicalSource::Open(o));
     source_ = std::move(source);
   } else {
-    RETURN_IF_ERROR(CheckRelayableOutbox());
     RETURN_IF_ERROR(OpenOutboxSource());
   }
   CaptureRelayOptions r;

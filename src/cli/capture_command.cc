@@ -23,6 +23,8 @@ struct CaptureArgs {
   std::string publication = "campaign_history";
   std::string outbox_rows;
   bool json = false;
+  // --slot or --publication was given (PostgreSQL only).
+  bool pg_options = false;
 };
 
 Status PgCapture(const CaptureArgs& args, const BackendConfig& config, const BackendUrl& url) {
@@ -103,6 +105,11 @@ PreviousContentFn HistoryContent(Runtime& runtime) {
 }
 
 Status SqliteCapture(const CaptureArgs& args, Context& ctx, const BackendUrl& url) {
+  if (args.pg_options) {
+    return InvalidArgumentError(
+        "--slot and --publication: only log capture on PostgreSQL has them (this campaign "
+        "database is SQLite)");
+  }
   if (args.action == "status") {
     ASSIGN_OR_RETURN(SqliteCaptureState s, ReadSqliteCaptureState(url.target));
     PrintSqliteState(url.target, s, args.json);
@@ -167,16 +174,19 @@ void RegisterCapture(CLI::App& app, Context& ctx) {
   cmd->add_option("action", args->action, "setup | drop | status")
       ->required()
       ->check(CLI::IsMember({"setup", "drop", "status"}));
-  cmd->add_option("--slot", args->slot, "PostgreSQL: replication slot")->capture_default_str();
-  cmd->add_option("--publication", args->publication, "PostgreSQL: publication")
-      ->capture_default_str();
+  CLI::Option* slot =
+      cmd->add_option("--slot", args->slot, "PostgreSQL: replication slot")->capture_default_str();
+  CLI::Option* publication =
+      cmd->add_option("--publication", args->publication, "PostgreSQL: publication")
+          ->capture_default_str();
   cmd->add_option("--outbox-rows", args->outbox_rows,
                   "SQLite, setup in log mode: compact (an update that leaves the content alone "
                   "omits it; the embedded publisher takes it from the history) | full (every "
                   "row self-contained, as a relay to Pub/Sub needs) [default: keep the "
                   "database's; a new database: compact with --bus embedded, else full]");
   cmd->add_flag("--json", args->json, "status as JSON");
-  cmd->callback([&ctx, args] {
+  cmd->callback([&ctx, args, slot, publication] {
+    args->pg_options = slot->count() + publication->count() > 0;
     ctx.action = [&ctx, args]() -> Status {
       ASSIGN_OR_RETURN(BackendConfig config, ctx.ResolveConfig());
       ASSIGN_OR_RETURN(BackendUrl url, ParseBackendUrl("--campaign-db", config.CampaignDbUrl()));

@@ -1290,10 +1290,10 @@ TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) 
        5,
        "Pub/Sub"},
       // Wrong setup / roles / outputs.
-      {{"--campaign-db", "sqlite:" + dir_.File("campaigns.db"), "capture", "setup"},
+      {{"--campaign-db", "sqlite:" + dir_.File("campaigns.db"), "capture", "setup", "--slot", "x"},
        {},
        2,
-       "postgresql://"},
+       "--slot"},
       {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "bogus"},
        {},
        2,
