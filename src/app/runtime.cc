@@ -103,8 +103,8 @@ Result<CampaignStore*> Runtime::Campaigns() {
     o.url = campaign_url_.target;
     o.clock = clock_;
     o.capture = log ? StoreCapture::kLog : StoreCapture::kNone;
-    // --capture notify/none is an explicit choice for this process.
-    o.ignore_existing_capture = !log;
+    // A database whose campaigns table is published is captured in log mode: a process
+    // configured otherwise fails (the store names `capture drop`), as on SQLite.
     ASSIGN_OR_RETURN(auto store, PgCampaignStore::Open(o));
     campaigns_ = std::move(store);
     return campaigns_.get();
