@@ -7,26 +7,6 @@
 
 namespace ch {
 
-std::string_view CaptureSettingName(CaptureSetting c) {
-  switch (c) {
-    case CaptureSetting::kLog:
-      return "log";
-    case CaptureSetting::kNotify:
-      return "notify";
-    case CaptureSetting::kNone:
-      return "none";
-  }
-  return "log";
-}
-
-Result<CaptureSetting> ParseCaptureSetting(std::string_view text) {
-  if (text == "log") return CaptureSetting::kLog;
-  if (text == "notify") return CaptureSetting::kNotify;
-  if (text == "none") return CaptureSetting::kNone;
-  return InvalidArgumentError(
-      fmt::format("--capture: unknown mode '{}' (expected log, notify or none)", text));
-}
-
 std::string BackendConfig::CampaignDbUrl() const {
   if (!campaign_db.empty()) return campaign_db;
   return "sqlite:" + (std::filesystem::path(data_dir) / "campaigns.db").string();

@@ -15,14 +15,10 @@
 #include <string>
 #include <string_view>
 
+#include "campaign/capture_setting.h"
 #include "common/status.h"
 
 namespace ch {
-
-enum class CaptureSetting { kLog, kNotify, kNone };
-std::string_view CaptureSettingName(CaptureSetting c);
-// Fails with InvalidArgument naming the value and the allowed ones.
-Result<CaptureSetting> ParseCaptureSetting(std::string_view text);
 
 struct BackendConfig {
   std::string data_dir = "./campaign-history-data";

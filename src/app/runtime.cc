@@ -103,8 +103,8 @@ Result<CampaignStore*> Runtime::Campaigns() {
     o.url = campaign_url_.target;
     o.clock = clock_;
     o.capture = log ? StoreCapture::kLog : StoreCapture::kNone;
-    // --capture notify/none is an explicit choice for this process.
-    o.ignore_existing_capture = !log;
+    // A database whose campaigns table is published is captured in log mode: a process
+    // configured otherwise fails (the store names `capture drop`), as on SQLite.
     ASSIGN_OR_RETURN(auto store, PgCampaignStore::Open(o));
     campaigns_ = std::move(store);
     return campaigns_.get();
@@ -113,12 +113,13 @@ Result<CampaignStore*> Runtime::Campaigns() {
   SqliteCampaignStoreOptions o;
   o.path = campaign_url_.target;
   o.clock = clock_;
-  o.capture = log ? StoreCapture::kLog : StoreCapture::kNone;
-  // --capture notify/none is an explicit choice: it turns log capture off for this database
-  // (the next log-capture open turns it back on; the history then has a gap, not an error).
-  o.disable_existing_capture = !log;
+  // The database records its capture mode; this process's --capture must agree with it (only
+  // `capture setup|drop` changes it).
+  o.capture = options_.config.capture;
   // A relay to Pub/Sub needs self-contained rows; the embedded publisher resolves compact ones.
-  o.compact_outbox = bus_url_.scheme == UrlScheme::kEmbedded;
+  // This only chooses the format of a new file: an existing file keeps its own.
+  o.rows_if_new =
+      bus_url_.scheme == UrlScheme::kEmbedded ? OutboxRows::kCompact : OutboxRows::kFull;
   ASSIGN_OR_RETURN(auto store, SqliteCampaignStore::Open(o));
   campaigns_ = std::move(store);
   return campaigns_.get();
@@ -202,6 +203,20 @@ Status Runtime::OpenOutboxSource() {
   ASSIGN_OR_RETURN(auto source, SqliteOutboxSource::Open(o));
   source_ = std::move(source);
   return Status::OK();
+}
+
+Status Runtime::CheckRelayableOutbox() {
+  // Open the store first: it creates the file, or checks that its mode is log.
+  RETURN_IF_ERROR(Campaigns().status());
+  ASSIGN_OR_RETURN(SqliteCaptureState state, ReadSqliteCaptureState(campaign_url_.target));
+  if (state.rows == OutboxRows::kFull) return Status::OK();
+  return FailedPreconditionError(fmt::format(
+      "campaign database '{}' keeps compact outbox rows (an update that leaves the content alone "
+      "omits it, for the embedded publisher, which takes it from the history); a relay to "
+      "{} needs every row self-contained. Switch the database to full rows first (the omitted "
+      "contents still queued are filled in): campaign-history --campaign-db sqlite:{} --history "
+      "{} capture setup --outbox-rows full",
+      campaign_url_.target, options_.config.bus, campaign_url_.target, history_url_.original));
 }
 
 Result<bool> Runtime::TakePublisherLock() {
@@ -387,6 +402,8 @@ Result<bool> Runtime::StartCapture() {
   if (relay_) return true;
   if (options_.config.capture != CaptureSetting::kLog || embedded_direct()) return false;
   const TopologyOptions& t = options_.topology;
+  // Before touching the bus: a SQLite outbox the relay could not read is the operator's to fix.
+  if (campaign_url_.scheme == UrlScheme::kSqlite) RETURN_IF_ERROR(CheckRelayableOutbox());
   ASSIGN_OR_RETURN(ChangeBus * bus, Bus());
   if (t.create_missing) {
     RETURN_IF_ERROR(bus->EnsureTopic(t.changes_topic));
@@ -525,12 +542,18 @@ Result<PublishStats> Runtime::CatchUp() {
 Result<int64_t> Runtime::Backlog() {
   if (!embedded_direct()) return int64_t{0};
   if (!backlog_reader_) {
-    // A connection of its own: the publisher thread owns source_ while it runs.
-    RETURN_IF_ERROR(Campaigns().status());
+    // A connection of its own: the publisher thread owns source_ while it runs. Read the outbox
+    // as it is, without opening the campaign store: reporting on a database must not depend on
+    // this process's --capture.
+    if (!std::filesystem::exists(campaign_url_.target)) return int64_t{0};
     SqliteOutboxSourceOptions o;
     o.path = campaign_url_.target;
-    ASSIGN_OR_RETURN(auto reader, SqliteOutboxSource::Open(o));
-    backlog_reader_ = std::move(reader);
+    Result<std::unique_ptr<SqliteOutboxSource>> reader = SqliteOutboxSource::Open(o);
+    if (!reader.ok()) {
+      if (reader.status().code() == StatusCode::kFailedPrecondition) return int64_t{0};
+      return reader.status();
+    }
+    backlog_reader_ = std::move(*reader);
   }
   return backlog_reader_->Backlog();
 }

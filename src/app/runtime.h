@@ -182,6 +182,9 @@ class Runtime {
  private:
   explicit Runtime(const RuntimeOptions& options);
   Status OpenOutboxSource();
+  // Fail with FailedPrecondition (naming the command that fixes it) unless the SQLite outbox
+  // writes self-contained rows, which a relay to a bus needs.
+  Status CheckRelayableOutbox();
   SubscriptionOptions Subscriptions() const;
   Result<bool> TakePublisherLock();
   // Create a dead-letter topic and the subscription that keeps its messages.

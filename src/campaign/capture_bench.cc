@@ -94,7 +94,7 @@ Result2 RunOnce(const Args& a, StoreCapture capture, int run) {
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   SqliteCampaignStoreOptions o;
   o.path = path;
-  o.capture = capture;
+  o.capture = capture == StoreCapture::kLog ? CaptureSetting::kLog : CaptureSetting::kNone;
   o.synchronous = a.synchronous;
   o.page_size = a.page_size;
   auto store = SqliteCampaignStore::Open(o);
@@ -179,7 +179,7 @@ ReplayResult Replay(const Args& a, const std::string& workload, StoreCapture cap
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   SqliteCampaignStoreOptions o;
   o.path = path;
-  o.capture = capture;
+  o.capture = capture == StoreCapture::kLog ? CaptureSetting::kLog : CaptureSetting::kNone;
   o.synchronous = a.synchronous;
   o.page_size = a.page_size;
   auto store = SqliteCampaignStore::Open(o);

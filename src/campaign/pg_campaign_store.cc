@@ -348,9 +348,10 @@ Result<std::unique_ptr<PgCampaignStore>> PgCampaignStore::Open(
     if (!pubs.ok()) return fail(pubs.status());
     if (!pubs->IsNull(0, 0)) {
       return fail(FailedPreconditionError(fmt::format(
-          "the campaigns table is captured (publication {}); a store with capture 'none' would "
-          "let its deletes reach the history without their actor. Open it with capture 'log', or "
-          "set ignore_existing_capture",
+          "the campaigns table is captured in mode 'log' (publication {}), but this process is "
+          "configured without log capture (--capture notify or none): its deletes would reach "
+          "the history without their actor. Run it with --capture log, or stop log capture "
+          "first: campaign-history --campaign-db postgresql://... capture drop",
           pubs->Get(0, 0))));
     }
   }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <utility>
 
+#include "campaign/sqlite_capture_internal.h"
 #include "campaign/sqlite_schema_internal.h"
 #include "common/sqlite.h"
 
@@ -284,6 +285,9 @@ Status CheckSynchronous(const std::string& value) {
 // Create or check the schema and capture, in one write transaction.
 Status PrepareSchema(SqliteDb& db, const SqliteCampaignStoreOptions& options) {
   ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(db, /*immediate=*/true));
+  ASSIGN_OR_RETURN(auto existing, QueryInt(db,
+                                           "SELECT count(*) FROM sqlite_master WHERE type = "
+                                           "'table' AND name = 'campaigns'"));
   RETURN_IF_ERROR(db.Exec(sqlite_schema::kCreateTables));
   ASSIGN_OR_RETURN(auto version, QueryInt(db,
                                           "SELECT CAST(value AS INTEGER) FROM meta WHERE key = "
@@ -301,38 +305,11 @@ Status PrepareSchema(SqliteDb& db, const SqliteCampaignStoreOptions& options) {
         fmt::format("'{}' has outbox format {}, newer than the supported {}: upgrade the binary",
                     options.path, *outbox, sqlite_schema::kOutboxVersion));
   }
-  ASSIGN_OR_RETURN(auto triggers,
-                   QueryInt(db,
-                            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
-                            "name LIKE 'campaigns_capture_%'"));
-  if (options.capture == StoreCapture::kLog) {
-    // Recreate the triggers so a database written by an older format gets the current ones
-    // (format 1 -> 2 only changes the update trigger; rows already in the outbox stay readable).
-    RETURN_IF_ERROR(db.Exec(sqlite_schema::kDropCaptureTriggers));
-    std::string create = sqlite_schema::kCreateOutbox;
-    if (!options.compact_outbox) {
-      size_t at = create.find(sqlite_schema::kCompactContent);
-      if (at == std::string::npos) return InternalError("outbox trigger template changed");
-      create.replace(at, std::string_view(sqlite_schema::kCompactContent).size(),
-                     sqlite_schema::kFullContent);
-    }
-    RETURN_IF_ERROR(db.Exec(create));
-    if (triggers.value_or(0) == 0 || outbox.value_or(0) < sqlite_schema::kOutboxVersion) {
-      // Capture starts now (or restarts after a gap): the previous versions of the existing
-      // campaigns are not in the outbox chain, so their next captured update carries the content.
-      RETURN_IF_ERROR(
-          db.Exec("INSERT OR IGNORE INTO capture_baseline (id) SELECT id FROM campaigns"));
-    }
-  } else if (triggers.value_or(0) > 0) {
-    if (!options.disable_existing_capture) {
-      return FailedPreconditionError(fmt::format(
-          "'{}' records history (capture 'log'); opening it with capture 'none' would stop "
-          "that for every writer. Open it with capture 'log', or set disable_existing_capture to "
-          "turn capture off",
-          options.path));
-    }
-    RETURN_IF_ERROR(db.Exec(sqlite_schema::kDropCaptureTriggers));
-  }
+  sqlite_capture::OpenCheck check;
+  check.configured = options.capture;
+  check.rows_if_new = options.rows_if_new;
+  check.fresh = existing.value_or(0) == 0;
+  RETURN_IF_ERROR(sqlite_capture::CheckOnOpen(db, check));
   return tx->Commit();
 }
 
@@ -380,7 +357,9 @@ Result<std::unique_ptr<SqliteCampaignStore>> SqliteCampaignStore::Open(
 }
 
 const std::string& SqliteCampaignStore::path() const { return impl_->options.path; }
-StoreCapture SqliteCampaignStore::capture() const { return impl_->options.capture; }
+StoreCapture SqliteCampaignStore::capture() const {
+  return impl_->options.capture == CaptureSetting::kLog ? StoreCapture::kLog : StoreCapture::kNone;
+}
 
 Result<std::unique_ptr<CampaignTransaction>> SqliteCampaignStore::BeginWrite(
     std::string_view actor) {

@@ -10,7 +10,8 @@
 //   transaction_id = previous transaction id + 1, as decimal text
 // Campaign ids are never reused: the highest id ever used and every deleted id are kept.
 //
-// Capture "log" (StoreCapture::kLog): triggers on the campaigns table copy every inserted,
+// Capture "log" (the file's recorded mode, campaign/sqlite_capture.h): triggers on the campaigns
+// table copy every inserted,
 // updated and deleted row, with its version, actor, transaction id and commit time, into the
 // `outbox` table in the same transaction, so nothing that writes the table can bypass capture
 // and a rolled-back change leaves no trace. docs/formats/outbox.md specifies the outbox;
@@ -31,6 +32,8 @@
 #include <vector>
 
 #include "campaign/campaign_store.h"
+#include "campaign/capture_setting.h"
+#include "campaign/sqlite_capture.h"
 #include "common/clock.h"
 #include "common/status.h"
 
@@ -42,20 +45,15 @@ struct SqliteCampaignStoreOptions {
   // The source of commit times. Not owned; must outlive the store.
   // Default: nullptr, meaning SystemClock::Default().
   Clock* clock = nullptr;
-  // What the store records with each change. Default: kLog (the lossless default of the design).
-  // Capture is a property of the file: opening with kLog installs the outbox and its triggers.
-  // Opening a file that has capture with kNone fails with FailedPrecondition (it would silently
-  // stop recording history for every other writer) unless `disable_existing_capture` is set, in
-  // which case the triggers are dropped (the outbox keeps its rows for draining).
-  StoreCapture capture = StoreCapture::kLog;
-  // See `capture`. Default: false.
-  bool disable_existing_capture = false;
-  // Outbox format 2 (docs/formats/outbox.md): an update that leaves the content alone does not
-  // repeat it in the outbox; the consumer takes it from the previous version (the embedded
-  // publisher does, from the history). Set false when the outbox is relayed to a bus: messages
-  // must be self-contained. Like capture, this is a property of the file (the last Open decides).
-  // Default: true.
-  bool compact_outbox = true;
+  // The capture mode this process is configured for (campaign/sqlite_capture.h). A file this
+  // Open creates records it; an existing file must record the same mode, or Open fails with
+  // FailedPrecondition naming both modes and the command that changes the database's (only an
+  // explicit SetSqliteCapture does). Log mode installs the outbox and its triggers.
+  // Default: kLog (the lossless default of the design).
+  CaptureSetting capture = CaptureSetting::kLog;
+  // The outbox row format recorded for a file that has none yet (one this Open creates, or a
+  // schema-1 file without capture). An existing file keeps its own. Default: kCompact.
+  OutboxRows rows_if_new = OutboxRows::kCompact;
   // PRAGMA synchronous for the write connection. Default: "NORMAL".
   // Durability trade-off: in WAL mode "NORMAL" does not fsync at each commit, only at checkpoints.
   // A committed transaction survives a crash of the process (the WAL is in the OS page cache) but

@@ -35,14 +35,13 @@ WriteContext As(std::string actor) {
 
 class SqliteCampaignStoreTest : public ::testing::Test {
  protected:
-  std::unique_ptr<SqliteCampaignStore> Open(StoreCapture capture = StoreCapture::kLog,
-                                            bool disable = false, bool compact = true) {
+  std::unique_ptr<SqliteCampaignStore> Open(CaptureSetting capture = CaptureSetting::kLog,
+                                            OutboxRows rows = OutboxRows::kCompact) {
     SqliteCampaignStoreOptions o;
     o.path = path_;
     o.clock = &clock_;
     o.capture = capture;
-    o.disable_existing_capture = disable;
-    o.compact_outbox = compact;
+    o.rows_if_new = rows;
     auto r = SqliteCampaignStore::Open(o);
     EXPECT_OK(r);
     return r.ok() ? std::move(r).value() : nullptr;
@@ -144,7 +143,7 @@ TEST_F(SqliteCampaignStoreTest, WritesThatBypassTheStoreAreCapturedToo) {
 }
 
 TEST_F(SqliteCampaignStoreTest, NoCaptureWritesNoOutbox) {
-  auto store = Open(StoreCapture::kNone);
+  auto store = Open(CaptureSetting::kNone);
   CampaignService service(*store);
   ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
   ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
@@ -153,20 +152,35 @@ TEST_F(SqliteCampaignStoreTest, NoCaptureWritesNoOutbox) {
 }
 
 TEST_F(SqliteCampaignStoreTest, CaptureIsAPropertyOfTheFile) {
-  { auto store = Open(StoreCapture::kLog); }
+  { auto store = Open(CaptureSetting::kLog); }
+  // A process configured otherwise cannot open it, and is told what to run.
   SqliteCampaignStoreOptions o;
   o.path = path_;
-  o.capture = StoreCapture::kNone;
+  o.capture = CaptureSetting::kNone;
   EXPECT_THAT(SqliteCampaignStore::Open(o),
-              StatusIsWith(StatusCode::kFailedPrecondition, "disable_existing_capture"));
+              StatusIsWith(StatusCode::kFailedPrecondition,
+                           "captures in mode 'log', but this process is configured for 'none'"));
+  o.capture = CaptureSetting::kNotify;
+  EXPECT_THAT(SqliteCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition,
+                           "--campaign-db sqlite:" + path_ + " --capture notify capture setup"));
+  // Only the admin action turns capture off...
+  ASSERT_OK(SetSqliteCapture(path_, {.mode = CaptureSetting::kNone}).status());
+  o.capture = CaptureSetting::kLog;
+  EXPECT_THAT(SqliteCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition, "--capture log capture setup"));
+  EXPECT_THAT(SqliteCampaignStore::Open(o),
+              StatusIsWith(StatusCode::kFailedPrecondition, "captures in mode 'none'"));
   {
-    auto store = Open(StoreCapture::kNone, /*disable=*/true);
+    auto store = Open(CaptureSetting::kNone);
     CampaignService service(*store);
     ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
   }
   EXPECT_TRUE(Outbox().empty());
+  // ... and back on.
+  ASSERT_OK(SetSqliteCapture(path_, {.mode = CaptureSetting::kLog}).status());
   {
-    auto store = Open(StoreCapture::kLog);
+    auto store = Open(CaptureSetting::kLog);
     CampaignService service(*store);
     ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
   }
@@ -177,11 +191,12 @@ TEST_F(SqliteCampaignStoreTest, CaptureIsAPropertyOfTheFile) {
 // captured (campaigns that existed before capture was turned on).
 TEST_F(SqliteCampaignStoreTest, OutboxOmitsUnchangedContentOnlyWhenThePreviousVersionIsCaptured) {
   {
-    auto store = Open(StoreCapture::kNone);
+    auto store = Open(CaptureSetting::kNone);
     CampaignService service(*store);
     ASSERT_OK(service.Create(Draft(1, "existing"), As("user:1")));
   }
-  auto store = Open(StoreCapture::kLog, /*disable=*/false);
+  ASSERT_OK(SetSqliteCapture(path_, {.mode = CaptureSetting::kLog}).status());
+  auto store = Open(CaptureSetting::kLog);
   CampaignService service(*store);
   ASSERT_OK(service.Create(Draft(1, "new"), As("user:1")));  // shifts c1 (never captured)
   ASSERT_OK(service.Move(1, 1, As("user:2")));               // shifts c2, moves c1
@@ -214,9 +229,9 @@ TEST_F(SqliteCampaignStoreTest, OutboxOmitsUnchangedContentOnlyWhenThePreviousVe
   EXPECT_THAT(after, ElementsAre("c2@v3 content", "c2@v4 omitted", "c1@v4 omitted"));
 }
 
-// A relayed outbox (compact_outbox = false) keeps every row self-contained.
+// A relayed outbox (outbox rows "full") keeps every row self-contained.
 TEST_F(SqliteCampaignStoreTest, FullOutboxRepeatsUnchangedContent) {
-  auto store = Open(StoreCapture::kLog, /*disable=*/false, /*compact=*/false);
+  auto store = Open(CaptureSetting::kLog, OutboxRows::kFull);
   CampaignService service(*store);
   ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
   ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // shifts c1

@@ -14,7 +14,12 @@
 namespace ch::sqlite_schema {
 
 // Version of the campaign tables (meta key "schema_version"). DO NOT CHANGE the meaning.
-inline constexpr int kSchemaVersion = 1;
+//   1  the tables below.
+//   2  meta also records the database's capture mode ("capture_mode") and outbox row format
+//      ("outbox_rows"), which every writer checks (campaign/sqlite_capture.h). A binary that
+//      knows only version 1 refuses the file, so it cannot change the capture behind the
+//      recorded mode's back. Opening a version-1 file upgrades it in place.
+inline constexpr int kSchemaVersion = 2;
 
 // The tables every database has. `txn_context` is the one-row context table: the stamp of the
 // newest write transaction (also the persisted "last commit time" and "last transaction id")

@@ -23,8 +23,9 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
   for (const ChangeEvent& e : pending_->events) {
     if (e.content_omitted) {
       return FailedPreconditionError(fmt::format(
-          "campaign {} version {} arrived without its content (a compact SQLite outbox); relay "
-          "such a database with the embedded publisher, or open it with full row images",
+          "campaign {} version {} arrived without its content (a SQLite outbox with compact "
+          "rows): switch the database to full rows with 'capture setup --outbox-rows full' "
+          "(docs/formats/outbox.md), or drain it with the embedded publisher",
           e.campaign_id, e.version));
     }
   }

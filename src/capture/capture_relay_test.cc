@@ -9,13 +9,17 @@
 #include "bus/in_memory_change_bus.h"
 #include "campaign/campaign_service.h"
 #include "campaign/in_memory_campaign_store.h"
+#include "campaign/sqlite_campaign_store.h"
+#include "campaign/sqlite_capture.h"
 #include "capture/notify_publisher.h"
+#include "capture/sqlite_outbox_source.h"
 #include "testing/test_util.h"
 
 namespace ch {
 namespace {
 
 using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
 
 Campaign Row(int64_t id, int64_t version) {
   Campaign c;
@@ -224,6 +228,62 @@ TEST(CaptureRelayTest, RefusesChangesWithoutTheirContent) {
   CaptureRelay relay({.source = &source, .bus = &bus});
   EXPECT_THAT(relay.RunOnce(Micros(0)), StatusIs(StatusCode::kFailedPrecondition));
   EXPECT_TRUE(source.confirmed.empty());
+}
+
+// A SQLite outbox written with compact rows (for the embedded publisher) and switched to full
+// rows by 'capture setup --outbox-rows full' is relayed completely: the rows queued before the
+// switch (their omitted contents filled in) and the ones written after it.
+TEST(CaptureRelayTest, RelaysEveryRowOfASqliteOutboxSwitchedToFullRows) {
+  testing::TempDir dir;
+  const std::string path = dir.File("campaigns.db");
+  FakeClock clock;
+  SqliteCampaignStoreOptions so{.path = path, .clock = &clock};
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteCampaignStore::Open(so));
+  CampaignService service(*store);
+  WriteContext as{.actor = "user:1"};
+  Campaign draft{.customer_id = 1, .name = "a", .content = R"({"t":"x"})"};
+  ASSERT_OK(service.Create(draft, as));
+  draft.name = "b";
+  ASSERT_OK(service.Create(draft, as));  // shifts c1: its content is omitted
+  // The embedded publisher drained these into its history (c1@v2 is only there now).
+  {
+    ASSERT_OK_AND_ASSIGN(auto drained, SqliteOutboxSource::Open({.path = path}));
+    ASSERT_OK_AND_ASSIGN(SourceBatch b, drained->Poll(100, Micros(0)));
+    ASSERT_OK(drained->Confirm(b.end_position));
+  }
+  ASSERT_OK(service.Move(1, 1, as));  // shifts c2, moves c1: both omitted
+
+  InMemoryChangeBus bus;
+  ASSERT_OK(bus.EnsureTopic("campaign-changes"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto source, SqliteOutboxSource::Open({.path = path}));
+    CaptureRelay relay({.source = source.get(), .bus = &bus});
+    EXPECT_THAT(relay.RunOnce(Micros(0)),
+                StatusIsWith(StatusCode::kFailedPrecondition, "--outbox-rows full"));
+  }
+  EXPECT_TRUE(bus.AllMessages("campaign-changes").empty());
+
+  SqliteCaptureChange change{.mode = CaptureSetting::kLog, .rows = OutboxRows::kFull};
+  change.previous_content = [](int64_t id, int64_t version) -> Result<std::optional<std::string>> {
+    if (id == 1 && version == 2) return std::optional<std::string>(R"({"t":"x"})");
+    return std::optional<std::string>();
+  };
+  ASSERT_OK(SetSqliteCapture(path, change).status());
+  ASSERT_OK(service.Move(2, 1, as));  // after the switch: full rows
+
+  ASSERT_OK_AND_ASSIGN(auto source, SqliteOutboxSource::Open({.path = path}));
+  CaptureRelay relay({.source = source.get(), .bus = &bus});
+  ASSERT_OK_AND_ASSIGN(int64_t n, relay.RunOnce(Micros(0)));
+  EXPECT_EQ(n, 4);
+  std::vector<std::string> got;
+  for (const auto& m : bus.AllMessages("campaign-changes")) {
+    ASSERT_OK_AND_ASSIGN(auto events, DecodeChangeMessages(m.message.data));
+    for (const ChangeEvent& e : events) {
+      got.push_back(fmt::format("c{}@v{} {}", e.campaign_id, e.version, e.row->content));
+    }
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{R"(c2@v2 {"t":"x"})", R"(c1@v3 {"t":"x"})",
+                                           R"(c1@v4 {"t":"x"})", R"(c2@v3 {"t":"x"})"}));
 }
 
 TEST(NotifyPublisherTest, PublishesIdsAfterCommitAndTheContentOnlyOnDelete) {

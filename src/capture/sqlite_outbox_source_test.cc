@@ -223,7 +223,7 @@ TEST_F(SqliteOutboxSourceTest, OpenFailsWithoutAnOutbox) {
   EXPECT_THAT(SqliteOutboxSource::Open(o), StatusIs(StatusCode::kUnavailable));
   SqliteCampaignStoreOptions so;
   so.path = dir_.File("plain.db");
-  so.capture = StoreCapture::kNone;
+  so.capture = CaptureSetting::kNone;
   ASSERT_OK(SqliteCampaignStore::Open(so));
   o.path = so.path;
   EXPECT_THAT(SqliteOutboxSource::Open(o),

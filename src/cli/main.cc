@@ -17,7 +17,9 @@ Result<BackendConfig> Context::ResolveConfig() const {
   if (flags.bus) config.bus = *flags.bus;
   if (flags.history) config.history = *flags.history;
   if (flags.capture) {
-    ASSIGN_OR_RETURN(config.capture, ParseCaptureSetting(*flags.capture));
+    Result<CaptureSetting> capture = ParseCaptureSetting(*flags.capture);
+    if (!capture.ok()) return capture.status().WithContext("--capture");
+    config.capture = *capture;
   }
   if (config.data_dir.empty()) return InvalidArgumentError("--data: must not be empty");
   return config;

@@ -2,7 +2,6 @@
 // and nothing already recorded lost or changed (the history and the campaign state are compared
 // before and after every rejected command).
 #include <fmt/format.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
@@ -17,22 +16,8 @@ namespace {
 
 using ::ch::testing::TempDir;
 
-struct Outcome {
-  int code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Outcome RunCommand(const std::string& command) {
-  Outcome o;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.output.append(buf, n);
-  int status = pclose(p);
-  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return o;
-}
+using Outcome = ::ch::testing::CommandOutcome;
+using ::ch::testing::RunCommand;
 
 class CliBadInputTest : public ::testing::Test {
  protected:

@@ -1,32 +1,18 @@
 // The demo is the first thing a new user runs: it must work, leave queryable data behind, be
 // re-runnable, and never wipe a directory it did not create.
 #include <fmt/format.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
 
 #include "testing/test_util.h"
+#include "tests/integration/e2e_util.h"
 
 namespace ch {
 namespace {
 
-struct Outcome {
-  int code = -1;
-  std::string output;
-};
-
-Outcome RunCommand(const std::string& command) {
-  Outcome o;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.output.append(buf, n);
-  int status = pclose(p);
-  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return o;
-}
+using Outcome = ::ch::testing::CommandOutcome;
+using ::ch::testing::RunCommand;
 
 TEST(DemoTest, RunsTwiceAndLeavesQueryableData) {
   if (::ch::testing::BinaryDir().empty()) GTEST_SKIP() << "CH_BINARY_DIR not set (run via ctest)";

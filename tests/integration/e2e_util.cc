@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdio>
 #include <fstream>
@@ -15,6 +16,18 @@
 #include "workload/generator.h"
 
 namespace ch::testing {
+
+CommandOutcome RunCommand(const std::string& command) {
+  CommandOutcome o;
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return o;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.output.append(buf, n);
+  int status = pclose(p);
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return o;
+}
 
 std::vector<WorkloadLine> SmallWorkload(uint64_t seed) {
   auto options = GeneratorPreset("small");

@@ -38,6 +38,16 @@ std::string CompareHistoryWithModel(HistoryStore& history, const WorkloadModel& 
                                     const std::vector<ReplayedOp>& ops,
                                     int all_customers_every = 100);
 
+// What a shell command did: its exit code (128 + signal when killed) and its stdout and stderr,
+// merged.
+struct CommandOutcome {
+  int code = -1;
+  std::string output;
+};
+
+// Run `command` with /bin/sh to completion, stderr merged into stdout.
+CommandOutcome RunCommand(const std::string& command);
+
 // Render an as-of answer the way the model renders its state.
 std::string RenderAsOf(const std::vector<HistoryRecord>& records);
 

@@ -1302,16 +1302,17 @@ TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) 
        {dead_emulator},
        5,
        "Pub/Sub"},
+      // The database is captured in log mode (below): a notify writer is refused.
       {{"--campaign-db", pg, "--bus", bus, "--history", history, "--capture", "notify", "replay",
         "--ops", workload_},
-       {dead_emulator},
-       5,
-       "Pub/Sub"},
+       {},
+       4,
+       "capture drop"},
       // Wrong setup / roles / outputs.
-      {{"--campaign-db", "sqlite:" + dir_.File("campaigns.db"), "capture", "setup"},
+      {{"--campaign-db", "sqlite:" + dir_.File("campaigns.db"), "capture", "setup", "--slot", "x"},
        {},
        2,
-       "postgresql://"},
+       "--slot"},
       {{"--campaign-db", pg, "--bus", bus, "--history", history, "serve", "--roles", "bogus"},
        {},
        2,
@@ -1337,6 +1338,15 @@ TEST_F(TopologyTest, BadBackendsAndRolesAreRejectedQuicklyWithTheRightExitCode) 
     SqliteHistoryOptions o;
     o.path = history_;
     ASSERT_OK(SqliteHistoryStore::Open(o).status());
+  }
+  // Notify capture on a database log capture does not own yet: the dead emulator is named.
+  {
+    Outcome o = Run({bin_, "--campaign-db", pg, "--bus", bus, "--history", history, "--capture",
+                     "notify", "replay", "--ops", workload_},
+                    {dead_emulator}, seconds(30));
+    EXPECT_EQ(o.code, 5) << o.output;
+    EXPECT_NE(o.output.find("Pub/Sub"), std::string::npos) << o.output;
+    EXPECT_LT(o.seconds, 10) << "notify replay with a dead emulator took " << o.seconds << " s";
   }
   // The serve cases with reachable servers would capture: give them their slot.
   CaptureSetup();
