@@ -40,6 +40,10 @@ Status CheckText(std::string_view field, std::string_view value, size_t min_char
 }
 
 Result<json> ParseJson(std::string_view text, std::string_view what) {
+  if (JsonNestingDepth(text) > kMaxJsonNesting) {
+    return InvalidArgumentError(
+        fmt::format("{}: arrays and objects nest more than {} levels deep", what, kMaxJsonNesting));
+  }
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
@@ -57,6 +61,12 @@ Result<std::string> Dump(const json& j, std::string_view what) {
   }
 }
 
+Status CheckContentNesting(std::string_view field, std::string_view text) {
+  if (JsonNestingDepth(text, kMaxContentNesting) <= kMaxContentNesting) return Status::OK();
+  return InvalidArgumentError(fmt::format("{}: nests arrays and objects more than {} levels deep",
+                                          field, kMaxContentNesting));
+}
+
 Result<std::string> CanonicalFromValue(const json& j, std::string_view field) {
   if (!j.is_object()) {
     return InvalidArgumentError(
@@ -67,6 +77,7 @@ Result<std::string> CanonicalFromValue(const json& j, std::string_view field) {
     return InvalidArgumentError(fmt::format("{}: {} bytes exceeds the {}-byte limit", field,
                                             text.size(), kMaxContentBytes));
   }
+  RETURN_IF_ERROR(CheckContentNesting(field, text));
   return text;
 }
 
@@ -336,6 +347,7 @@ Status campaign_internal::ValidateCampaign(const Campaign& c, bool check_content
   if (c.content.empty() || c.content.front() != '{') {
     return InvalidArgumentError("content: must be a JSON object");
   }
+  RETURN_IF_ERROR(CheckContentNesting("content", c.content));
   {
     // A full parse: the snapshot splices content in verbatim, so it must be well-formed.
     json j = json::parse(c.content, nullptr, /*allow_exceptions=*/false);
@@ -350,6 +362,7 @@ Status campaign_internal::ValidateCampaign(const Campaign& c, bool check_content
 
 Result<std::string> CanonicalContent(std::string_view json_text) {
   if (!IsValidUtf8(json_text)) return InvalidArgumentError("content: not valid UTF-8");
+  RETURN_IF_ERROR(CheckContentNesting("content", json_text));
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
     return InvalidArgumentError("content: must be a JSON object (malformed JSON)");

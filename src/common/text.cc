@@ -119,4 +119,24 @@ std::string BriefJsonError(std::string_view what) {
   return Excerpt(what.substr(0, t + kToken.size()), 2 * kMaxExcerptBytes) + Excerpt(token) + "'";
 }
 
+size_t JsonNestingDepth(std::string_view text, size_t limit) {
+  size_t depth = 0;
+  size_t deepest = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '"') {
+      // Skip the string: to the next quote that no backslash escapes.
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+      }
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 }  // namespace ch

@@ -38,4 +38,16 @@ std::string Excerpt(std::string_view text, size_t max_bytes = kMaxExcerptBytes);
 // whole unterminated string) cut to an Excerpt. Any other part is cut to 2 * kMaxExcerptBytes.
 std::string BriefJsonError(std::string_view what);
 
+// The deepest nesting of JSON arrays and objects a parser of outside input accepts. Parsing
+// itself copes with any depth, but serializing, copying and comparing a parsed value recurse
+// once per level: a 400 KB line of nested brackets overflowed the stack. Campaign content is
+// limited to less (kMaxContentNesting, campaign/campaign.h) so that every message wrapping a
+// snapshot stays well within this.
+inline constexpr size_t kMaxJsonNesting = 64;
+
+// Return how deeply arrays and objects nest in `text` read as JSON (brackets inside strings do not
+// count), counting no further than `limit` + 1. Malformed text gets some answer; the parser then
+// rejects it.
+size_t JsonNestingDepth(std::string_view text, size_t limit = kMaxJsonNesting);
+
 }  // namespace ch

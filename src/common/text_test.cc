@@ -68,5 +68,16 @@ TEST(TextTest, BriefJsonErrorDropsTheTagAndCutsTheToken) {
   EXPECT_LE(BriefJsonError(std::string(100000, 'y')).size(), 2 * kMaxExcerptBytes + 32);
 }
 
+TEST(TextTest, MeasuresJsonNesting) {
+  EXPECT_EQ(JsonNestingDepth("1"), 0u);
+  EXPECT_EQ(JsonNestingDepth(R"({"a":[1,{"b":[]}],"c":{}})"), 4u);
+  // Brackets inside strings, escaped quotes included, do not count.
+  EXPECT_EQ(JsonNestingDepth(R"({"a":"[[[{{\"[[[","b":["\\"]})"), 2u);
+  std::string deep(1000000, '[');
+  EXPECT_EQ(JsonNestingDepth(deep), kMaxJsonNesting + 1);
+  EXPECT_EQ(JsonNestingDepth(deep, 3), 4u);
+  EXPECT_EQ(JsonNestingDepth("]]]}}[", 3), 1u);
+}
+
 }  // namespace
 }  // namespace ch

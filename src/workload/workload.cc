@@ -416,6 +416,10 @@ Result<WorkloadLine> ParseWorkloadLine(std::string_view text, int64_t line_no) {
     return ctx.BadLine(fmt::format("{} bytes, longer than the limit of {} bytes per line",
                                    text.size(), kMaxWorkloadLineBytes));
   }
+  if (JsonNestingDepth(text) > kMaxJsonNesting) {
+    return ctx.BadLine(
+        fmt::format("arrays and objects nest more than {} levels deep", kMaxJsonNesting));
+  }
   // nlohmann-json reports errors by exception; translate them here, once.
   try {
     Json j = Json::parse(text);
