@@ -5,6 +5,8 @@
 #
 #   scripts/setup.sh            # install + build (build dir: ./build, or $CH_BUILD_DIR)
 #   CH_SKIP_INSTALL=1 scripts/setup.sh   # build only
+#   CH_SETUP_EXTRA_PACKAGES="clang libclang-rt-14-dev" scripts/setup.sh   # more packages too
+#                               (.ci/run: the sanitizer builds and fuzzers, docs/testing.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,8 @@ PACKAGES=(
   libpq-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   postgresql-15 postgresql-client-15
 )
+read -ra extra_packages <<<"${CH_SETUP_EXTRA_PACKAGES:-}"
+PACKAGES+=("${extra_packages[@]}")
 
 missing=()
 if [ -z "${CH_SKIP_INSTALL:-}" ]; then

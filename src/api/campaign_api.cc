@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "campaign/campaign.h"
+#include "common/text.h"
 #include "common/time_util.h"
 
 namespace ch {
@@ -104,22 +105,8 @@ bool MethodAllowed(Route route, std::string_view method) {
 
 // ---- input helpers ------------------------------------------------------------------------------
 
-// Echo at most 64 bytes of client input in a message.
-std::string Quote(std::string_view text) {
-  constexpr size_t kMax = 64;
-  if (text.size() <= kMax) return fmt::format("'{}'", text);
-  return fmt::format("'{}...'", text.substr(0, kMax));
-}
-
-// nlohmann messages start with "[json.exception.parse_error.101] "; drop the tag.
-std::string Brief(const char* what) {
-  std::string s(what);
-  if (!s.empty() && s[0] == '[') {
-    size_t p = s.find("] ");
-    if (p != std::string::npos) s.erase(0, p + 2);
-  }
-  return s;
-}
+// Echo at most an excerpt of client input in a message.
+std::string Quote(std::string_view text) { return fmt::format("'{}'", Excerpt(text)); }
 
 // Parse a path segment as a positive 64-bit id.
 Result<int64_t> ParsePathId(std::string_view text, std::string_view what) {
@@ -149,11 +136,15 @@ Result<int64_t> ReadJsonInt(const json& v, std::string_view field) {
 }
 
 Result<json> ParseBodyObject(std::string_view body) {
+  if (JsonNestingDepth(body) > kMaxJsonNesting) {
+    return InvalidArgumentError(
+        fmt::format("body: arrays and objects nest more than {} levels deep", kMaxJsonNesting));
+  }
   json j;
   try {
     j = json::parse(body);
   } catch (const json::exception& e) {
-    return InvalidArgumentError(fmt::format("body: malformed JSON ({})", Brief(e.what())));
+    return InvalidArgumentError(fmt::format("body: malformed JSON ({})", BriefJsonError(e.what())));
   }
   if (!j.is_object()) {
     return InvalidArgumentError(fmt::format("body: must be a JSON object (got {})", j.type_name()));
@@ -257,7 +248,7 @@ Result<int64_t> ParseMoveBody(std::string_view body) {
   for (const auto& [key, v] : j.items()) {
     if (key != "priority") {
       return InvalidArgumentError(
-          fmt::format("{}: unknown field (a move takes only priority)", key));
+          fmt::format("{}: unknown field (a move takes only priority)", Excerpt(key)));
     }
     ASSIGN_OR_RETURN(priority, ReadJsonInt(v, "priority"));
   }

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/text.h"
+
 namespace ch {
 
 std::string BackendConfig::CampaignDbUrl() const {
@@ -82,7 +84,7 @@ Status LoadConfigFile(const std::string& path, BackendConfig& config) {
     auto eq = line.find('=');
     if (eq == std::string::npos) {
       return InvalidArgumentError(
-          fmt::format("{}:{}: expected 'key = value', got '{}'", path, line_no, line));
+          fmt::format("{}:{}: expected 'key = value', got '{}'", path, line_no, Excerpt(line)));
     }
     std::string key = trim(line.substr(0, eq));
     std::string value = trim(line.substr(eq + 1));

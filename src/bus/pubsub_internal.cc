@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bus/bus_limits.h"
+#include "common/text.h"
 #include "common/time_util.h"
 
 namespace ch::pubsub_internal {
@@ -147,9 +148,9 @@ Status StatusFromHttp(int http_status, std::string_view body, std::string_view w
       server_status = j["error"].value("status", "");
     }
   } catch (const std::exception&) {
-    server_message = std::string(body.substr(0, 300));
+    server_message = std::string(body);
   }
-  std::string detail = server_message.empty() ? "" : fmt::format(": {}", server_message);
+  std::string detail = server_message.empty() ? "" : fmt::format(": {}", Excerpt(server_message));
   std::string msg =
       fmt::format("Pub/Sub {} {} failed with HTTP {}{}", what, resource, http_status, detail);
   switch (http_status) {

@@ -39,22 +39,16 @@ Status CheckText(std::string_view field, std::string_view value, size_t min_char
   return Status::OK();
 }
 
-// Shorten a library error message for inclusion in ours.
-std::string Brief(const char* what) {
-  std::string s(what);
-  // nlohmann messages start with "[json.exception.parse_error.101] "; drop the tag.
-  if (!s.empty() && s[0] == '[') {
-    size_t p = s.find("] ");
-    if (p != std::string::npos) s.erase(0, p + 2);
-  }
-  return s;
-}
-
 Result<json> ParseJson(std::string_view text, std::string_view what) {
+  if (JsonNestingDepth(text) > kMaxJsonNesting) {
+    return InvalidArgumentError(
+        fmt::format("{}: arrays and objects nest more than {} levels deep", what, kMaxJsonNesting));
+  }
   try {
     return json::parse(text);
   } catch (const json::exception& e) {
-    return InvalidArgumentError(fmt::format("{}: malformed JSON ({})", what, Brief(e.what())));
+    return InvalidArgumentError(
+        fmt::format("{}: malformed JSON ({})", what, BriefJsonError(e.what())));
   }
 }
 
@@ -63,8 +57,14 @@ Result<std::string> Dump(const json& j, std::string_view what) {
   try {
     return j.dump();
   } catch (const json::exception& e) {
-    return InvalidArgumentError(fmt::format("{}: {}", what, Brief(e.what())));
+    return InvalidArgumentError(fmt::format("{}: {}", what, BriefJsonError(e.what())));
   }
+}
+
+Status CheckContentNesting(std::string_view field, std::string_view text) {
+  if (JsonNestingDepth(text, kMaxContentNesting) <= kMaxContentNesting) return Status::OK();
+  return InvalidArgumentError(fmt::format("{}: nests arrays and objects more than {} levels deep",
+                                          field, kMaxContentNesting));
 }
 
 Result<std::string> CanonicalFromValue(const json& j, std::string_view field) {
@@ -77,6 +77,7 @@ Result<std::string> CanonicalFromValue(const json& j, std::string_view field) {
     return InvalidArgumentError(fmt::format("{}: {} bytes exceeds the {}-byte limit", field,
                                             text.size(), kMaxContentBytes));
   }
+  RETURN_IF_ERROR(CheckContentNesting(field, text));
   return text;
 }
 
@@ -122,7 +123,7 @@ Status ReadStatus(const json& v, std::string_view field, CampaignStatus& out) {
     return InvalidArgumentError(
         fmt::format("{}: unknown value '{}' (expected draft, active, "
                     "paused, ended)",
-                    field, v.get_ref<const std::string&>()));
+                    field, Excerpt(v.get_ref<const std::string&>())));
   }
   out = *r;
   return Status::OK();
@@ -203,7 +204,7 @@ Result<Campaign> ReadCampaignObject(const json& j, std::string_view prefix, uint
   for (const auto& [key, v] : j.items()) {
     int f = FieldIndex(key);
     std::string field = FieldName(prefix, key);
-    if (f < 0) return InvalidArgumentError(fmt::format("{}: unknown field", field));
+    if (f < 0) return InvalidArgumentError(fmt::format("{}: unknown field", Excerpt(field)));
     seen |= 1u << f;
     switch (f) {
       case kId:
@@ -293,8 +294,8 @@ Result<CampaignStatus> ParseCampaignStatus(std::string_view name) {
   for (int i = 0; i < 4; ++i) {
     if (kStatusNames[i] == name) return static_cast<CampaignStatus>(i);
   }
-  return InvalidArgumentError(
-      fmt::format("status: unknown value '{}' (expected draft, active, paused, ended)", name));
+  return InvalidArgumentError(fmt::format(
+      "status: unknown value '{}' (expected draft, active, paused, ended)", Excerpt(name)));
 }
 
 // ---- validation --------------------------------------------------------------------------------
@@ -346,6 +347,7 @@ Status campaign_internal::ValidateCampaign(const Campaign& c, bool check_content
   if (c.content.empty() || c.content.front() != '{') {
     return InvalidArgumentError("content: must be a JSON object");
   }
+  RETURN_IF_ERROR(CheckContentNesting("content", c.content));
   {
     // A full parse: the snapshot splices content in verbatim, so it must be well-formed.
     json j = json::parse(c.content, nullptr, /*allow_exceptions=*/false);
@@ -360,6 +362,7 @@ Status campaign_internal::ValidateCampaign(const Campaign& c, bool check_content
 
 Result<std::string> CanonicalContent(std::string_view json_text) {
   if (!IsValidUtf8(json_text)) return InvalidArgumentError("content: not valid UTF-8");
+  RETURN_IF_ERROR(CheckContentNesting("content", json_text));
   json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded())
     return InvalidArgumentError("content: must be a JSON object (malformed JSON)");
@@ -519,7 +522,7 @@ Result<Campaign> CampaignFromJsonValue(const nlohmann::json& j, std::string_view
   try {
     return ReadCampaignObject(j, field_prefix, kAllFields);
   } catch (const std::exception& e) {  // defensive: nothing above should throw
-    return InvalidArgumentError(fmt::format("campaign: {}", Brief(e.what())));
+    return InvalidArgumentError(fmt::format("campaign: {}", BriefJsonError(e.what())));
   }
 }
 
@@ -533,7 +536,7 @@ Result<Campaign> ParseCampaignRow(std::string_view json_text) {
   try {
     return ReadCampaignObject(j, "", 0);
   } catch (const std::exception& e) {
-    return InvalidArgumentError(fmt::format("row: {}", Brief(e.what())));
+    return InvalidArgumentError(fmt::format("row: {}", BriefJsonError(e.what())));
   }
 }
 
@@ -570,11 +573,11 @@ Result<CampaignPatch> ParseCampaignPatch(std::string_view json_text) {
       } else if (FieldIndex(f) >= 0) {
         return InvalidArgumentError(fmt::format("{}: read-only (set by the service)", f));
       } else {
-        return InvalidArgumentError(fmt::format("{}: unknown field", f));
+        return InvalidArgumentError(fmt::format("{}: unknown field", Excerpt(f)));
       }
     }
   } catch (const std::exception& e) {
-    return InvalidArgumentError(fmt::format("patch: {}", Brief(e.what())));
+    return InvalidArgumentError(fmt::format("patch: {}", BriefJsonError(e.what())));
   }
   return p;
 }

@@ -32,6 +32,10 @@ Result<CampaignStatus> ParseCampaignStatus(std::string_view name);
 inline constexpr size_t kMaxNameChars = 200;
 inline constexpr size_t kMaxLabelChars = 200;
 inline constexpr size_t kMaxContentBytes = 64 * 1024;
+// How deeply arrays and objects may nest in `content`, the content object itself counting as 1.
+// Messages that carry a snapshot wrap it a few levels deeper, within kMaxJsonNesting
+// (common/text.h), the limit of every parser of outside input.
+inline constexpr size_t kMaxContentNesting = 32;
 inline constexpr size_t kMaxActorChars = 128;
 inline constexpr int64_t kMaxFrequencyCap = 1'000'000;
 

@@ -195,6 +195,30 @@ TEST(CampaignTest, ValidationNamesFieldAndProblem) {
   EXPECT_THAT(ValidateActor(std::string(129, 'a')), StatusIs(StatusCode::kInvalidArgument));
 }
 
+// Content nested deeper than a message can carry it is refused where it enters; deeper input
+// still (a line of nested brackets) used to overflow the stack when the parsed value was
+// serialized.
+TEST(CampaignTest, ContentNestsAtMostTheLimit) {
+  auto nested = [](size_t levels) {
+    // The content object is level 1.
+    return "{\"a\":" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  Campaign c = Sample();
+  c.content = nested(kMaxContentNesting);
+  EXPECT_OK(ValidateCampaign(c));
+  c.content = nested(kMaxContentNesting + 1);
+  EXPECT_THAT(ValidateCampaign(c),
+              StatusIsWith(StatusCode::kInvalidArgument,
+                           "content: nests arrays and objects more than 32 levels deep"));
+  EXPECT_OK(CanonicalContent(nested(kMaxContentNesting)));
+  EXPECT_THAT(CanonicalContent(nested(kMaxContentNesting + 1)),
+              StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseCampaignPatch(R"({"content":)" + nested(kMaxContentNesting + 1) + "}"),
+              StatusIsWith(StatusCode::kInvalidArgument, "content: nests arrays and objects"));
+  EXPECT_THAT(ParseCampaignPatch(R"({"content":)" + nested(500000) + "}"),
+              StatusIsWith(StatusCode::kInvalidArgument, "nest more than 64 levels deep"));
+}
+
 TEST(CampaignTest, CanonicalContentSortsKeysAndKeepsBytes) {
   ASSERT_OK_AND_ASSIGN(auto c,
                        CanonicalContent(" { \"b\" : 1, \"a\" : [true, null, \"\xc3\xa9\"] } "));

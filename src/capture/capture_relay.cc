@@ -31,7 +31,9 @@ Result<int64_t> CaptureRelay::RunOnce(Micros wait) {
   }
   std::vector<BusMessage> messages;
   const std::vector<ChangeEvent>& events = pending_->events;
-  const size_t per_message = std::max<size_t>(1, options_.changes_per_message);
+  // Within what every reader accepts (change_event.h).
+  const size_t per_message =
+      std::clamp<size_t>(options_.changes_per_message, 1, kMaxChangeBatchChanges);
   std::vector<std::string> encoded;
   size_t i = 0;
   while (i < events.size()) {

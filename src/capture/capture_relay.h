@@ -44,8 +44,8 @@ struct CaptureRelayOptions {
   // Events per batch (a source splits only transactions larger than its own limit, so a batch
   // may be larger). Default: 1000.
   size_t batch_size = 1000;
-  // At most this many changes in one bus message; 1 = one change message per change.
-  // Default: 100.
+  // At most this many changes in one bus message; 1 = one change message per change; at most
+  // kMaxChangeBatchChanges (change_event.h). Default: 100.
   size_t changes_per_message = 100;
   // A batch is closed before its encoded size passes this (a single larger change still goes
   // alone). Default: 256 KiB (Pub/Sub's limit is 10 MB per message).

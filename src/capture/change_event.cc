@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "campaign/campaign_json.h"
+#include "common/text.h"
 #include "common/time_util.h"
 
 namespace ch {
@@ -72,13 +73,14 @@ Result<ChangeEvent> Decode(const json& j) {
   RETURN_IF_ERROR(GetString(j, "capture", true, text));
   auto capture = ParseCaptureMode(text);
   if (!capture.ok())
-    return Field("capture", fmt::format("unknown value '{}' (expected log, notify)", text));
+    return Field("capture",
+                 fmt::format("unknown value '{}' (expected log, notify)", Excerpt(text)));
   e.capture = *capture;
   RETURN_IF_ERROR(GetString(j, "op", true, text));
   auto op = ParseChangeOp(text);
   if (!op.ok()) {
-    return Field("op",
-                 fmt::format("unknown value '{}' (expected created, updated, deleted)", text));
+    return Field("op", fmt::format("unknown value '{}' (expected created, updated, deleted)",
+                                   Excerpt(text)));
   }
   e.op = *op;
   RETURN_IF_ERROR(GetInt(j, "campaign_id", true, e.campaign_id));
@@ -205,24 +207,36 @@ auto Guarded(F&& parse) -> decltype(parse()) {
   try {
     return parse();
   } catch (const json::exception& e) {
-    std::string what = e.what();
-    if (!what.empty() && what[0] == '[') {
-      size_t p = what.find("] ");
-      if (p != std::string::npos) what.erase(0, p + 2);
-    }
-    return InvalidArgumentError(fmt::format("change message: malformed JSON ({})", what));
+    return InvalidArgumentError(
+        fmt::format("change message: malformed JSON ({})", BriefJsonError(e.what())));
   } catch (const std::exception& e) {
-    return InvalidArgumentError(fmt::format("change message: {}", e.what()));
+    return InvalidArgumentError(fmt::format("change message: {}", BriefJsonError(e.what())));
   }
+}
+
+// Refuse data larger or deeper than any change-topic message may be, before parsing it.
+Status CheckSize(std::string_view data) {
+  if (data.size() > kMaxChangeMessageBytes) {
+    return InvalidArgumentError(fmt::format(
+        "change message: {} bytes, more than the limit of {} (it starts with '{}…')", data.size(),
+        kMaxChangeMessageBytes, Excerpt(data.substr(0, kMaxExcerptBytes))));
+  }
+  if (JsonNestingDepth(data) > kMaxJsonNesting) {
+    return InvalidArgumentError(fmt::format(
+        "change message: arrays and objects nest more than {} levels deep", kMaxJsonNesting));
+  }
+  return Status::OK();
 }
 
 }  // namespace
 
 Result<ChangeEvent> DecodeChangeMessage(std::string_view data) {
+  RETURN_IF_ERROR(CheckSize(data));
   return Guarded([&]() -> Result<ChangeEvent> { return Decode(json::parse(data)); });
 }
 
 Result<ChangeTopicMessage> DecodeChangeTopicMessage(std::string_view data) {
+  RETURN_IF_ERROR(CheckSize(data));
   return Guarded([&]() -> Result<ChangeTopicMessage> {
     json j = json::parse(data);
     const json* v = j.is_object() ? Find(j, "schema_version") : nullptr;
@@ -258,6 +272,10 @@ Result<ChangeTopicMessage> DecodeChangeTopicMessage(std::string_view data) {
     if (changes == nullptr) return Field("changes", "missing (a change batch carries changes)");
     if (!changes->is_array()) return WrongType("changes", "an array", *changes);
     if (changes->empty()) return Field("changes", "empty (a change batch carries changes)");
+    if (changes->size() > kMaxChangeBatchChanges) {
+      return Field("changes", fmt::format("{} changes, more than the limit of {} per batch",
+                                          changes->size(), kMaxChangeBatchChanges));
+    }
     out.events.reserve(changes->size());
     for (size_t i = 0; i < changes->size(); ++i) {
       Result<ChangeEvent> e = Decode((*changes)[i]);

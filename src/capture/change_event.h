@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bus/bus_limits.h"
 #include "campaign/campaign.h"
 #include "campaign/captured_change.h"
 #include "campaign/change.h"
@@ -40,6 +41,14 @@ inline constexpr int kChangeBatchSchemaVersion = 2;
 inline constexpr int kCaptureHeartbeatSchemaVersion = 4;
 // The newest version a reader of the change topic understands.
 inline constexpr int kNewestChangeTopicVersion = 4;
+
+// The largest change-topic message a reader decodes: the bus's own limit (Pub/Sub's 10 MB). No
+// writer of this project comes near it (the capture relay closes a message before 256 KiB,
+// CaptureRelayOptions::max_message_bytes); anything larger is refused unparsed.
+inline constexpr size_t kMaxChangeMessageBytes = kMaxBusMessageBytes;
+// The most changes one change batch may carry (`serve --changes-per-message` allows 1..this;
+// default 100).
+inline constexpr size_t kMaxChangeBatchChanges = 10000;
 
 struct ChangeEvent {
   CaptureMode capture = CaptureMode::kLog;
@@ -80,7 +89,8 @@ inline int ChangeMessageVersionOf(const ChangeEvent& e) {
 }
 
 // Parse a message. Fails with InvalidArgument naming what is wrong (malformed JSON, missing or
-// mistyped field, unknown schema_version, a log message without a row, ...).
+// mistyped field, unknown schema_version, a log message without a row, more than
+// kMaxChangeMessageBytes, ...); the message quotes at most an excerpt of the data.
 Result<ChangeEvent> DecodeChangeMessage(std::string_view data);
 
 // Return the change batch of `events` (schema_version 2). REQUIRES: !events.empty(), and no
@@ -102,7 +112,8 @@ Result<ChangeTopicMessage> DecodeChangeTopicMessage(std::string_view data);
 
 // Parse either wire form: a change message (one event) or a change batch (its events, in order).
 // Fails with InvalidArgument naming what is wrong, for a batch also which change (`changes[3]:
-// ...`); a batch is accepted or refused as a whole.
+// ...`); a batch is accepted or refused as a whole, and refused when it holds more than
+// kMaxChangeBatchChanges changes.
 Result<std::vector<ChangeEvent>> DecodeChangeMessages(std::string_view data);
 
 // Return the log-capture event for a captured row image (the outbox's and the in-memory

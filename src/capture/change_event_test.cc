@@ -258,5 +258,68 @@ TEST(ChangeEventTest, ABadBatchIsRefusedAsAWholeNamingTheChange) {
   EXPECT_THAT(DecodeChangeMessages("[]"), StatusIs(StatusCode::kInvalidArgument));
 }
 
+// ---- bounded input -----------------------------------------------------------------------------
+
+constexpr size_t kMaxMessageBytes = 1024;
+
+TEST(ChangeEventBoundedInputTest, DataLargerThanABusMessageIsRefusedUnparsed) {
+  std::string big = EncodeChangeMessage(LogEvent());
+  big.insert(big.size() - 1, ",\"padding\":\"" + std::string(kMaxChangeMessageBytes, 'p') + "\"");
+  for (auto decode : {+[](std::string_view d) { return DecodeChangeMessage(d).status(); },
+                      +[](std::string_view d) { return DecodeChangeTopicMessage(d).status(); }}) {
+    Status s = decode(big);
+    EXPECT_THAT(s, StatusIsWith(StatusCode::kInvalidArgument, "more than the limit of 10485760"));
+    EXPECT_LE(s.message().size(), kMaxMessageBytes);
+  }
+}
+
+TEST(ChangeEventBoundedInputTest, ABatchOfMoreThanTheLimitOfChangesIsRefused) {
+  std::string batch = R"({"schema_version":2,"changes":[)";
+  for (size_t i = 0; i <= kMaxChangeBatchChanges; ++i) batch += (i ? ",{}" : "{}");
+  batch += "]}";
+  EXPECT_THAT(DecodeChangeMessages(batch),
+              StatusIsWith(StatusCode::kInvalidArgument, "10001 changes, more than the limit"));
+}
+
+TEST(ChangeEventBoundedInputTest, ErrorsQuoteAtMostAnExcerpt) {
+  std::string huge(4 * 1024 * 1024, 'x');
+  nlohmann::json j = nlohmann::json::parse(EncodeChangeMessage(LogEvent()));
+  std::vector<std::string> bad;
+  bad.push_back(R"({"schema_version":1,"capture":")" + huge);  // unterminated string
+  for (const char* field : {"capture", "op", "event_time"}) {
+    nlohmann::json m = j;
+    m[field] = huge;
+    bad.push_back(m.dump());
+  }
+  nlohmann::json m = j;
+  m["row"]["status"] = huge;
+  bad.push_back(m.dump());
+  m = j;
+  m["row"][huge] = 1;
+  bad.push_back(m.dump());
+  bad.push_back(R"({"schema_version":2,"changes":[)" + m.dump() + "]}");
+  for (size_t i = 0; i < bad.size(); ++i) {
+    Result<std::vector<ChangeEvent>> r = DecodeChangeMessages(bad[i]);
+    ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << i;
+    EXPECT_LE(r.status().message().size(), kMaxMessageBytes)
+        << i << ": " << r.status().message().substr(0, 2000);
+  }
+}
+
+// Found by hand while writing the fuzz targets: a message of deeply nested brackets crashed the
+// decoder (serializing the parsed value recursed once per level and overflowed the stack).
+TEST(ChangeEventBoundedInputTest, DeeplyNestedDataIsRefusedWithoutCrashing) {
+  nlohmann::json j = nlohmann::json::parse(EncodeChangeMessage(LogEvent()));
+  std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  std::string text = j.dump();
+  text.insert(text.size() - 1, ",\"extra\":" + deep);
+  EXPECT_THAT(DecodeChangeMessages(text),
+              StatusIsWith(StatusCode::kInvalidArgument, "nest more than 64 levels"));
+  std::string content = R"({"a":)" + std::string(40, '[') + std::string(40, ']') + "}";
+  j["row"]["content"] = nlohmann::json::parse(content);
+  EXPECT_THAT(DecodeChangeMessages(j.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "row.content: nests arrays and objects"));
+}
+
 }  // namespace
 }  // namespace ch

@@ -14,6 +14,7 @@
 #include "app/consumer_health.h"
 #include "app/crash_point.h"
 #include "campaign/scheduler.h"
+#include "capture/change_event.h"
 #include "cli/cli.h"
 #include "common/metrics_server.h"
 #include "common/time_util.h"
@@ -85,7 +86,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   cmd->add_option("--changes-per-message", args->topology.changes_per_message,
                   "capture: changes of one customer packed into one bus message (1 = one each)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 10000));
+      ->check(CLI::Range(size_t{1}, kMaxChangeBatchChanges));
   cmd->add_option("--max-attempts", args->topology.max_attempts,
                   "Failed attempts before a message is dead-lettered")
       ->capture_default_str()

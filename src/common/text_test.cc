@@ -25,5 +25,59 @@ TEST(TextTest, Ellipsizes) {
   EXPECT_EQ(Ellipsize("caf\xc3\xa9!", 4), "caf\xc3\xa9…");
 }
 
+TEST(TextTest, ExcerptKeepsShortPrintableTextAsIs) {
+  EXPECT_EQ(Excerpt("plain \"text\" \\ caf\xc3\xa9"), "plain \"text\" \\ caf\xc3\xa9");
+  EXPECT_EQ(Excerpt(""), "");
+}
+
+TEST(TextTest, ExcerptCutsLongInputAndSaysHowLongItWas) {
+  std::string big(10 * 1024 * 1024, 'a');
+  std::string e = Excerpt(big);
+  EXPECT_EQ(e, std::string(kMaxExcerptBytes, 'a') + "… (10485760 bytes)");
+  EXPECT_EQ(Excerpt("abcdef", 3), "abc… (6 bytes)");
+}
+
+TEST(TextTest, ExcerptNeverSplitsACharacter) {
+  // "é" is two bytes: with room for 4 bytes, "aé" fits and the next "é" does not.
+  EXPECT_EQ(Excerpt("a\xc3\xa9\xc3\xa9", 4), "a\xc3\xa9… (5 bytes)");
+  EXPECT_TRUE(IsValidUtf8(Excerpt("\xf0\x9f\x8e\x89\xf0\x9f\x8e\x89", 6)));
+}
+
+TEST(TextTest, ExcerptEscapesControlBytesAndInvalidUtf8) {
+  EXPECT_EQ(Excerpt(std::string("a\0b\n\t\r\x7f", 7)), "a\\x00b\\n\\t\\r\\x7f");
+  EXPECT_EQ(Excerpt("\xff\xc3(\xed\xa0\x80"), "\\xff\\xc3(\\xed\\xa0\\x80");
+  std::string zeros(1024 * 1024, '\0');
+  std::string e = Excerpt(zeros);
+  EXPECT_LE(e.size(), 4 * kMaxExcerptBytes + 32);
+  EXPECT_TRUE(e.starts_with("\\x00\\x00")) << e;
+  EXPECT_TRUE(e.ends_with("… (1048576 bytes)")) << e;
+}
+
+TEST(TextTest, BriefJsonErrorDropsTheTagAndCutsTheToken) {
+  EXPECT_EQ(BriefJsonError("[json.exception.type_error.302] type must be string, but is number"),
+            "type must be string, but is number");
+  std::string what =
+      "[json.exception.parse_error.101] parse error at line 1, column 10485761: syntax error "
+      "while parsing value - invalid string: missing closing quote; last read: '\"" +
+      std::string(10 * 1024 * 1024, 'x') + "'";
+  std::string brief = BriefJsonError(what);
+  EXPECT_LT(brief.size(), 600u) << brief.substr(0, 1000);
+  EXPECT_TRUE(brief.starts_with("parse error at line 1, column 10485761: syntax error")) << brief;
+  EXPECT_NE(brief.find("missing closing quote; last read: '\"xxx"), std::string::npos) << brief;
+  EXPECT_TRUE(brief.ends_with("… (10485761 bytes)'")) << brief;
+  EXPECT_LE(BriefJsonError(std::string(100000, 'y')).size(), 2 * kMaxExcerptBytes + 32);
+}
+
+TEST(TextTest, MeasuresJsonNesting) {
+  EXPECT_EQ(JsonNestingDepth("1"), 0u);
+  EXPECT_EQ(JsonNestingDepth(R"({"a":[1,{"b":[]}],"c":{}})"), 4u);
+  // Brackets inside strings, escaped quotes included, do not count.
+  EXPECT_EQ(JsonNestingDepth(R"({"a":"[[[{{\"[[[","b":["\\"]})"), 2u);
+  std::string deep(1000000, '[');
+  EXPECT_EQ(JsonNestingDepth(deep), kMaxJsonNesting + 1);
+  EXPECT_EQ(JsonNestingDepth(deep, 3), 4u);
+  EXPECT_EQ(JsonNestingDepth("]]]}}[", 3), 1u);
+}
+
 }  // namespace
 }  // namespace ch

@@ -4,6 +4,9 @@
 
 #include <cctype>
 #include <charconv>
+#include <limits>
+
+#include "common/text.h"
 
 namespace ch {
 namespace {
@@ -14,7 +17,7 @@ using std::chrono::sys_days;
 Status Bad(std::string_view text, std::string_view why) {
   return InvalidArgumentError(fmt::format(
       "invalid time '{}': {} (expected RFC 3339, e.g. 2026-11-03T14:05:00Z or 2026-11-03 14:05)",
-      text, why));
+      Excerpt(text), why));
 }
 
 // Read exactly `n` digits at `pos`; advance `pos`.
@@ -89,7 +92,7 @@ Result<Timestamp> ParseTimestamp(std::string_view text) {
         }
         offset_s = (oh * 3600 + om * 60) * (z == '+' ? 1 : -1);
       } else {
-        return Bad(text, fmt::format("unexpected '{}'", z));
+        return Bad(text, fmt::format("unexpected '{}'", Excerpt(s.substr(pos, 1))));
       }
     }
   }
@@ -131,17 +134,33 @@ Result<Micros> ParseDuration(std::string_view text) {
   if (ec != std::errc() || p == s.data() || value < 0) {
     return InvalidArgumentError(fmt::format(
         "invalid duration '{}': expected a non-negative number with a unit (us, ms, s, m, h, d)",
-        text));
+        Excerpt(text)));
   }
   std::string_view unit(p, s.data() + s.size() - p);
-  if (unit == "us") return Micros(value);
-  if (unit == "ms") return Micros(value * 1000);
-  if (unit == "s" || unit.empty()) return Micros(value * 1000000);
-  if (unit == "m") return Micros(value * 60 * 1000000);
-  if (unit == "h") return Micros(value * 3600 * 1000000);
-  if (unit == "d") return Micros(value * 86400 * 1000000);
-  return InvalidArgumentError(
-      fmt::format("invalid duration '{}': unknown unit '{}' (use us, ms, s, m, h, d)", text, unit));
+  int64_t us_per_unit = 0;
+  if (unit == "us") {
+    us_per_unit = 1;
+  } else if (unit == "ms") {
+    us_per_unit = 1000;
+  } else if (unit == "s" || unit.empty()) {
+    us_per_unit = 1000000;
+  } else if (unit == "m") {
+    us_per_unit = int64_t{60} * 1000000;
+  } else if (unit == "h") {
+    us_per_unit = int64_t{3600} * 1000000;
+  } else if (unit == "d") {
+    us_per_unit = int64_t{86400} * 1000000;
+  } else {
+    return InvalidArgumentError(
+        fmt::format("invalid duration '{}': unknown unit '{}' (use us, ms, s, m, h, d)",
+                    Excerpt(text), Excerpt(unit)));
+  }
+  if (value > std::numeric_limits<int64_t>::max() / us_per_unit) {
+    return InvalidArgumentError(
+        fmt::format("invalid duration '{}': too long (at most {} days)", Excerpt(text),
+                    std::numeric_limits<int64_t>::max() / (int64_t{86400} * 1000000)));
+  }
+  return Micros(value * us_per_unit);
 }
 
 }  // namespace ch

@@ -55,6 +55,30 @@ TEST(TimeUtilTest, ParsesDurations) {
   EXPECT_EQ(*ParseDuration("7"), Micros(7000000));
   EXPECT_THAT(ParseDuration("5 parsecs"), StatusIs(StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseDuration("-1s"), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_EQ(*ParseDuration("106751991d"), Micros(int64_t{106751991} * 86400 * 1000000));
+}
+
+// Found by UBSan: the multiplication by the unit overflowed (signed overflow is undefined).
+TEST(TimeUtilTest, RejectsDurationsBeyondTheRange) {
+  for (const char* bad : {"106751992d", "9223372036854775807d", "9223372036854775807s",
+                          "9223372036854776h", "9223372036854776ms"}) {
+    EXPECT_THAT(ParseDuration(bad), StatusIs(StatusCode::kInvalidArgument)) << bad;
+  }
+  EXPECT_TRUE(ParseDuration("9223372036854775807us").ok());
+}
+
+TEST(TimeUtilTest, ErrorsQuoteAtMostAnExcerptOfTheInput) {
+  std::string big = "2026-11-03T14:05:00Z" + std::string(10 * 1024 * 1024, '7');
+  Result<Timestamp> t = ParseTimestamp(big);
+  ASSERT_THAT(t, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_LT(t.status().message().size(), 500u);
+  EXPECT_NE(t.status().message().find("2026-11-03T14:05:00Z777"), std::string::npos);
+  Result<Micros> d = ParseDuration(std::string(1024 * 1024, 'x'));
+  ASSERT_THAT(d, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_LT(d.status().message().size(), 500u);
+  d = ParseDuration("5" + std::string(1024 * 1024, 'x'));
+  ASSERT_THAT(d, StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_LT(d.status().message().size(), 700u);
 }
 
 }  // namespace

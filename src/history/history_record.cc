@@ -5,6 +5,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "common/time_util.h"
 
 namespace ch {
@@ -112,11 +113,21 @@ std::string HistoryRecordToJson(const HistoryRecord& r) {
 namespace {
 
 Result<Json> ParseObject(std::string_view json_text) {
+  if (json_text.size() > kMaxHistoryRecordBytes) {
+    return InvalidArgumentError(fmt::format(
+        "history record: {} bytes, more than the limit of {} (it starts with '{}…')",
+        json_text.size(), kMaxHistoryRecordBytes, Excerpt(json_text.substr(0, kMaxExcerptBytes))));
+  }
+  if (JsonNestingDepth(json_text) > kMaxJsonNesting) {
+    return InvalidArgumentError(fmt::format(
+        "history record: arrays and objects nest more than {} levels deep", kMaxJsonNesting));
+  }
   Json j;
   try {
     j = Json::parse(json_text);
   } catch (const Json::exception& e) {
-    return InvalidArgumentError(fmt::format("history record: not valid JSON: {}", e.what()));
+    return InvalidArgumentError(
+        fmt::format("history record: not valid JSON: {}", BriefJsonError(e.what())));
   }
   if (!j.is_object()) return InvalidArgumentError("history record: not a JSON object");
   return j;
@@ -141,7 +152,8 @@ Result<HistoryRecord> RecordFromParsed(const Json& j) {
   } else if (type == "deleted") {
     r.event_type = ChangeOp::kDeleted;
   } else {
-    return Bad("event_type", fmt::format("is '{}'; expected created, updated or deleted", type));
+    return Bad("event_type",
+               fmt::format("is '{}'; expected created, updated or deleted", Excerpt(type)));
   }
   ASSIGN_OR_RETURN(r.actor, GetString(j, "actor"));
   ASSIGN_OR_RETURN(r.transaction_id, GetString(j, "transaction_id", false));
@@ -151,7 +163,7 @@ Result<HistoryRecord> RecordFromParsed(const Json& j) {
   } else if (capture == "notify") {
     r.capture = CaptureMode::kNotify;
   } else {
-    return Bad("capture", fmt::format("is '{}'; expected log or notify", capture));
+    return Bad("capture", fmt::format("is '{}'; expected log or notify", Excerpt(capture)));
   }
   if (j.contains("missed_versions") && !j["missed_versions"].is_null()) {
     ASSIGN_OR_RETURN(r.missed_versions, GetInt(j, "missed_versions"));
@@ -162,6 +174,9 @@ Result<HistoryRecord> RecordFromParsed(const Json& j) {
   Json parsed;
   if (snap->is_string()) {
     r.snapshot = snap->get<std::string>();
+    if (JsonNestingDepth(r.snapshot) > kMaxJsonNesting) {
+      return Bad("snapshot", fmt::format("nests more than {} levels deep", kMaxJsonNesting));
+    }
     try {
       parsed = Json::parse(r.snapshot);
     } catch (const Json::exception&) {

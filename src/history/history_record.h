@@ -6,6 +6,7 @@
 // Thread-safety: plain values.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +19,13 @@ namespace ch {
 // Bump when a field is added; readers accept every version up to the current one.
 // 2: txn_seq and txn_changes.
 inline constexpr int kHistoryRecordSchemaVersion = 2;
+
+// The largest history record (or history-topic message) HistoryRecordFromJson and
+// DecodeHistoryMessage read, in bytes of JSON. A record holds one snapshot, and a snapshot is
+// bounded by the campaign limits (campaign/campaign.h: content <= 64 KiB, names <= 200
+// characters): even with every character escaped twice a record stays under 200 KiB, so 1 MiB
+// leaves room to grow while anything larger is refused before it is parsed.
+inline constexpr size_t kMaxHistoryRecordBytes = size_t{1024} * 1024;
 
 struct HistoryRecord {
   int64_t customer_id = 0;
@@ -65,7 +73,8 @@ std::string DebugString(const HistoryRecord& r);
 // JSON string, times as RFC 3339 UTC, plus "schema_version".
 std::string HistoryRecordToJson(const HistoryRecord& r);
 // Parse a row written by HistoryRecordToJson (any schema_version <= current). Fails with
-// InvalidArgument naming the field.
+// InvalidArgument naming the field (quoting at most an excerpt of a bad value), and for text
+// longer than kMaxHistoryRecordBytes.
 Result<HistoryRecord> HistoryRecordFromJson(std::string_view json_text);
 
 // The history topic carries records and, between them, capture heartbeats (campaign/change.h)
@@ -79,7 +88,8 @@ struct HistoryMessage {
   std::optional<HistoryRecord> record;
   std::optional<CaptureHeartbeat> heartbeat;
 };
-// Parse a history-topic message. Fails with InvalidArgument naming the field.
+// Parse a history-topic message. Fails with InvalidArgument naming the field, and for text longer
+// than kMaxHistoryRecordBytes.
 Result<HistoryMessage> DecodeHistoryMessage(std::string_view json_text);
 
 }  // namespace ch

@@ -140,5 +140,44 @@ TEST(HistoryRecordTest, ParsesTheDocumentedExampleRow) {
   EXPECT_EQ(FormatTimestamp(r.ingested_at), "2026-11-03T14:05:01.002000Z");
 }
 
+TEST(HistoryRecordTest, BoundedInput) {
+  constexpr size_t kMaxMessageBytes = 1024;
+  std::string row = HistoryRecordToJson(Sample());
+  std::string big = row;
+  big.insert(big.size() - 1, ",\"padding\":\"" + std::string(kMaxHistoryRecordBytes, 'p') + "\"");
+  Result<HistoryRecord> r = HistoryRecordFromJson(big);
+  EXPECT_THAT(r, StatusIsWith(StatusCode::kInvalidArgument, "more than the limit of 1048576"));
+  EXPECT_LE(r.status().message().size(), kMaxMessageBytes);
+  EXPECT_THAT(DecodeHistoryMessage(big), StatusIs(StatusCode::kInvalidArgument));
+
+  std::string huge(512 * 1024, 'x');
+  std::vector<std::string> bad = {R"({"customer_id":")" + huge};
+  for (const char* field : {"event_type", "capture", "event_time"}) {
+    nlohmann::json j = nlohmann::json::parse(row);
+    j[field] = huge;
+    bad.push_back(j.dump());
+  }
+  for (size_t i = 0; i < bad.size(); ++i) {
+    r = HistoryRecordFromJson(bad[i]);
+    ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << i;
+    EXPECT_LE(r.status().message().size(), kMaxMessageBytes)
+        << i << ": " << r.status().message().substr(0, 2000);
+  }
+}
+
+// A row of deeply nested brackets crashed the reader: serializing the parsed value recursed once
+// per level and overflowed the stack.
+TEST(HistoryRecordTest, DeeplyNestedRowsAreRefusedWithoutCrashing) {
+  std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  std::string row = HistoryRecordToJson(Sample());
+  row.insert(row.size() - 1, ",\"extra\":" + deep);
+  EXPECT_THAT(HistoryRecordFromJson(row),
+              StatusIsWith(StatusCode::kInvalidArgument, "nest more than 64 levels"));
+  nlohmann::json j = nlohmann::json::parse(HistoryRecordToJson(Sample()));
+  j["snapshot"] = R"({"id":42,"content":)" + deep + "}";
+  EXPECT_THAT(HistoryRecordFromJson(j.dump()),
+              StatusIsWith(StatusCode::kInvalidArgument, "snapshot' nests more than 64"));
+}
+
 }  // namespace
 }  // namespace ch

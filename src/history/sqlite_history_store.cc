@@ -1070,7 +1070,6 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
       SplitSnapshotText(r.snapshot, columns, &split);
     }
     if (body_id == 0) {
-      BodyRef next;
       bool as_delta = false;
       if (prev) {
         ASSIGN_OR_RETURN(const std::string* key, body_text(prev->key));

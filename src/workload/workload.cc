@@ -10,6 +10,7 @@
 #include <sstream>
 #include <utility>
 
+#include "common/text.h"
 #include "common/time_util.h"
 
 namespace ch {
@@ -34,7 +35,7 @@ struct Ctx {
     return s;
   }
   Status Bad(std::string_view field, std::string_view what) const {
-    return InvalidArgumentError(fmt::format("{}: field '{}': {}", Prefix(), field, what));
+    return InvalidArgumentError(fmt::format("{}: field '{}': {}", Prefix(), Excerpt(field), what));
   }
   Status BadLine(std::string_view what) const {
     return InvalidArgumentError(fmt::format("{}: {}", Prefix(), what));
@@ -74,7 +75,7 @@ Result<int64_t> AsInt(const Ctx& ctx, const Json& v, std::string_view path) {
     return static_cast<int64_t>(u);
   }
   if (v.is_number_integer()) return v.get<int64_t>();
-  return ctx.Bad(path, fmt::format("expected an integer, got {}", v.dump()));
+  return ctx.Bad(path, fmt::format("expected an integer, got {}", Excerpt(v.dump())));
 }
 
 Result<int64_t> Int(const Ctx& ctx, const Json& obj, std::string_view key, std::string_view prefix,
@@ -97,7 +98,7 @@ Result<std::string> Str(const Ctx& ctx, const Json& obj, std::string_view key,
                         std::string_view prefix) {
   ASSIGN_OR_RETURN(const Json* v, Need(ctx, obj, key, prefix));
   if (!v->is_string()) {
-    return ctx.Bad(Path(prefix, key), fmt::format("expected a string, got {}", v->dump()));
+    return ctx.Bad(Path(prefix, key), fmt::format("expected a string, got {}", Excerpt(v->dump())));
   }
   return v->get<std::string>();
 }
@@ -183,7 +184,7 @@ Result<WorkloadHeader> ParseHeader(const Ctx& ctx, const Json& j) {
   ASSIGN_OR_RETURN(h.format, Str(ctx, j, "format", ""));
   if (h.format != kWorkloadFormat) {
     return ctx.Bad("format", fmt::format("unsupported format '{}' (this build reads '{}')",
-                                         h.format, kWorkloadFormat));
+                                         Excerpt(h.format), kWorkloadFormat));
   }
   ASSIGN_OR_RETURN(const Json* params, Need(ctx, j, "params", ""));
   if (!params->is_object()) return ctx.Bad("params", "expected an object");
@@ -275,8 +276,8 @@ Result<WorkloadLine> ParseJsonLine(const Json& j, Ctx& ctx) {
       ASSIGN_OR_RETURN(const Json* row, Need(ctx, j, "row", ""));
       ASSIGN_OR_RETURN(c.row, ParseRow(ctx, *row, "row", c.customer_id));
       if (c.row.updated_by != c.actor) {
-        return ctx.Bad("row.updated_by",
-                       fmt::format("'{}' differs from actor '{}'", c.row.updated_by, c.actor));
+        return ctx.Bad("row.updated_by", fmt::format("'{}' differs from actor '{}'",
+                                                     Excerpt(c.row.updated_by), Excerpt(c.actor)));
       }
       ASSIGN_OR_RETURN(c.shift, ParseShift(ctx, j));
       line.body = std::move(c);
@@ -307,8 +308,8 @@ Result<WorkloadLine> ParseJsonLine(const Json& j, Ctx& ctx) {
       if (!valid.ok()) return ctx.Bad("set", valid.message());
       if (u.set.empty()) return ctx.Bad("set", "no field to change");
       if (u.set.updated_by && *u.set.updated_by != u.actor) {
-        return ctx.Bad("set.updated_by",
-                       fmt::format("'{}' differs from actor '{}'", *u.set.updated_by, u.actor));
+        return ctx.Bad("set.updated_by", fmt::format("'{}' differs from actor '{}'",
+                                                     Excerpt(*u.set.updated_by), Excerpt(u.actor)));
       }
       if (burst) {
         WorkloadBurst b;
@@ -340,7 +341,8 @@ Result<WorkloadLine> ParseJsonLine(const Json& j, Ctx& ctx) {
       if (j.contains("updated_by")) {
         ASSIGN_OR_RETURN(std::string upd, Str(ctx, j, "updated_by", ""));
         if (upd != r.actor) {
-          return ctx.Bad("updated_by", fmt::format("'{}' differs from actor '{}'", upd, r.actor));
+          return ctx.Bad("updated_by", fmt::format("'{}' differs from actor '{}'", Excerpt(upd),
+                                                   Excerpt(r.actor)));
         }
       }
       ASSIGN_OR_RETURN(r.shift, ParseShift(ctx, j));
@@ -375,7 +377,7 @@ Result<WorkloadOp> ParseWorkloadOp(std::string_view name) {
   }
   return InvalidArgumentError(fmt::format(
       "unknown op '{}' (expected header, seed, create, update, burst, reorder, delete or footer)",
-      name));
+      Excerpt(name)));
 }
 
 int64_t WorkloadLine::customer_id() const {
@@ -410,14 +412,22 @@ Result<WorkloadLine> ParseWorkloadLine(std::string_view text, int64_t line_no) {
     text.remove_suffix(1);
   }
   if (text.empty()) return ctx.BadLine("empty line (expected one JSON object per line)");
+  if (text.size() > kMaxWorkloadLineBytes) {
+    return ctx.BadLine(fmt::format("{} bytes, longer than the limit of {} bytes per line",
+                                   text.size(), kMaxWorkloadLineBytes));
+  }
+  if (JsonNestingDepth(text) > kMaxJsonNesting) {
+    return ctx.BadLine(
+        fmt::format("arrays and objects nest more than {} levels deep", kMaxJsonNesting));
+  }
   // nlohmann-json reports errors by exception; translate them here, once.
   try {
     Json j = Json::parse(text);
     return ParseJsonLine(j, ctx);
   } catch (const Json::parse_error& e) {
-    return ctx.BadLine(fmt::format("malformed JSON: {}", e.what()));
+    return ctx.BadLine(fmt::format("malformed JSON: {}", BriefJsonError(e.what())));
   } catch (const std::exception& e) {
-    return ctx.BadLine(fmt::format("invalid line: {}", e.what()));
+    return ctx.BadLine(fmt::format("invalid line: {}", BriefJsonError(e.what())));
   }
 }
 
@@ -449,15 +459,56 @@ std::unique_ptr<WorkloadReader> WorkloadReader::FromStream(std::unique_ptr<std::
   return std::unique_ptr<WorkloadReader>(new WorkloadReader(std::move(in), std::move(name)));
 }
 
+namespace {
+
+enum class LineRead { kLine, kEnd, kTooLong, kError };
+
+// Read one line of `in` into `out`, without its newline. Stop with kTooLong as soon as the line
+// is known to pass `max` bytes (`out` then holds its first bytes): memory stays bounded whatever
+// the input. The last line may lack its newline.
+LineRead ReadBoundedLine(std::istream& in, std::string& out, size_t max) {
+  out.clear();
+  // istream::getline into a fixed buffer finds the newline as fast as std::getline does, and
+  // stops at the buffer's end, which is where the limit is checked.
+  char chunk[64 * 1024];
+  while (true) {
+    in.getline(chunk, sizeof chunk);
+    auto n = static_cast<size_t>(in.gcount());
+    if (in.bad()) return LineRead::kError;
+    if (in.fail() && in.eof()) return out.empty() ? LineRead::kEnd : LineRead::kLine;  // n == 0
+    if (in.fail()) {
+      // The buffer filled up before the newline: keep going.
+      out.append(chunk, n);
+      if (out.size() > max) return LineRead::kTooLong;
+      in.clear();
+      continue;
+    }
+    // A newline was extracted (counted in n), or the input ended after the last byte.
+    out.append(chunk, in.eof() ? n : n - 1);
+    return out.size() > max ? LineRead::kTooLong : LineRead::kLine;
+  }
+}
+
+}  // namespace
+
 Result<std::optional<WorkloadLine>> WorkloadReader::Next() {
   if (!failed_.ok()) return failed_;
   std::string text;
-  if (!std::getline(*in_, text)) {
-    if (in_->bad()) {
+  switch (ReadBoundedLine(*in_, text, kMaxWorkloadLineBytes)) {
+    case LineRead::kEnd:
+      return std::optional<WorkloadLine>();
+    case LineRead::kError:
       failed_ = UnavailableError(fmt::format("{}: read error after line {}", name_, line_no_));
       return failed_;
-    }
-    return std::optional<WorkloadLine>();
+    case LineRead::kTooLong:
+      failed_ = InvalidArgumentError(
+          fmt::format("{}: workload line {}: longer than the limit of {} bytes per line (is "
+                      "this a workload file?); it starts with '{}…'",
+                      name_, line_no_ + 1, kMaxWorkloadLineBytes,
+                      Excerpt(std::string_view(text).substr(0, kMaxExcerptBytes))));
+      return failed_;
+    case LineRead::kLine:
+      break;
   }
   ++line_no_;
   Result<WorkloadLine> line = ParseWorkloadLine(text, line_no_);

@@ -38,6 +38,14 @@ namespace ch {
 // in the wild carry it; a new incompatible format gets a new number.
 inline constexpr std::string_view kWorkloadFormat = "campaign-history-workload/1";
 
+// The longest line a workload may have, in bytes (its newline excluded). The largest lines are
+// seed lines (at most 500 rows, docs/formats/workload.md): ~0.5 MB for typical campaigns, and 16
+// MiB leaves room for rows of ~32 KiB each; a workload with rows near the 64 KiB content limit
+// splits a customer's seed into several seed lines. A longer line -- or input that is not line
+// based at all, such as /dev/zero -- is refused after reading at most this much of it, so a
+// reader holds at most one line of this size in memory.
+inline constexpr size_t kMaxWorkloadLineBytes = size_t{16} * 1024 * 1024;
+
 // The `op` of a line. Persisted as "header", "seed", "create", "update", "burst", "reorder",
 // "delete", "footer". DO NOT CHANGE the names.
 enum class WorkloadOp { kHeader, kSeed, kCreate, kUpdate, kBurst, kReorder, kDelete, kFooter };
@@ -188,10 +196,11 @@ struct WorkloadLine {
 // the seq when it could be read, and the offending field.
 Result<WorkloadLine> ParseWorkloadLine(std::string_view line, int64_t line_no);
 
-// Reads a workload file line by line (constant memory, any size).
+// Reads a workload file line by line (memory bounded by kMaxWorkloadLineBytes, files of any size).
 //
 // Besides parsing each line, the reader checks the file's structure: a header may only be the
-// first line, nothing may follow a footer, seq strictly increases, and no line is empty.
+// first line, nothing may follow a footer, seq strictly increases, no line is empty, and no line
+// is longer than kMaxWorkloadLineBytes.
 // A header and a footer are optional (hand-written files may have neither).
 class WorkloadReader {
  public:

@@ -3,11 +3,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <streambuf>
 
+#include "common/text.h"
 #include "common/time_util.h"
 #include "testing/test_util.h"
 
@@ -430,6 +433,140 @@ TEST(WorkloadParseTest, MalformedJsonNamesLine) {
   // Invalid UTF-8 inside a string is malformed JSON.
   EXPECT_THAT(ParseWorkloadLine("{\"op\":\"\xff\"}", 4),
               StatusIsWith(StatusCode::kInvalidArgument, "workload line 4: malformed JSON"));
+}
+
+// ---- bounded input -----------------------------------------------------------------------------
+
+// An error about a bad line quotes at most an excerpt of it: a few hundred bytes, whatever the
+// line's size.
+constexpr size_t kMaxMessageBytes = 1024;
+
+TEST(WorkloadBoundedInputTest, UnterminatedHugeStringQuotesAnExcerpt) {
+  std::string line = R"({"op":"update","seq":5,"at":"2024-01-01T00:00:20Z","actor":")" +
+                     std::string(10 * 1024 * 1024, 'a');
+  Result<WorkloadLine> r = ParseWorkloadLine(line, 3);
+  ASSERT_THAT(r, StatusIsWith(StatusCode::kInvalidArgument, "workload line 3: malformed JSON"));
+  EXPECT_LE(r.status().message().size(), kMaxMessageBytes) << r.status().message().substr(0, 2000);
+  EXPECT_THAT(r.status().message(), HasSubstr("aaaa"));
+}
+
+TEST(WorkloadBoundedInputTest, HugeValuesAndKeysQuoteAnExcerpt) {
+  std::string huge(4 * 1024 * 1024, 'k');
+  std::vector<std::function<void(Json&)>> mutations = {
+      [&](Json& j) { j[huge] = 1; },     // unknown key
+      [&](Json& j) { j["id"] = huge; },  // mistyped value
+      [&](Json& j) { j["op"] = huge; },  // unknown op
+      [&](Json& j) { j["at"] = huge; },  // bad time
+      [&](Json& j) {
+        j["set"] = Json{{"status", huge}};
+      },  // bad enum value
+      [&](Json& j) {
+        j["set"] = Json{{huge, 1}};
+      },                                                         // unknown campaign field
+      [&](Json& j) { j["customer_id"] = Json::array({huge}); },  // dumped value
+      [&](Json& j) {
+        j["set"] = Json{{"updated_by", huge}};
+      },  // differs from actor
+      [&](Json& j) {
+        j["set"] = Json{{"start_at", huge + "Z"}};
+      },  // nested bad time
+  };
+  for (size_t i = 0; i < mutations.size(); ++i) {
+    Json j = UpdateLine();
+    mutations[i](j);
+    Result<WorkloadLine> r = Parse(j);
+    ASSERT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << i;
+    EXPECT_LE(r.status().message().size(), kMaxMessageBytes)
+        << i << ": " << r.status().message().substr(0, 2000);
+  }
+  Json reorder = ReorderLine();
+  reorder["updated_by"] = huge;
+  Result<WorkloadLine> r = Parse(reorder);
+  ASSERT_THAT(r, StatusIsWith(StatusCode::kInvalidArgument, "differs from actor"));
+  EXPECT_LE(r.status().message().size(), kMaxMessageBytes);
+  Json header = Header();
+  header["format"] = huge;
+  r = Parse(header);
+  ASSERT_THAT(r, StatusIsWith(StatusCode::kInvalidArgument, "unsupported format"));
+  EXPECT_LE(r.status().message().size(), kMaxMessageBytes);
+}
+
+TEST(WorkloadBoundedInputTest, LineLongerThanTheLimitIsRefused) {
+  Json update = UpdateLine();
+  update["set"] = Json{{"name", std::string(kMaxWorkloadLineBytes, 'n')}};
+  std::string text = Header().dump() + "\n" + update.dump() + "\n";
+  auto reader = WorkloadReader::FromStream(std::make_unique<std::istringstream>(text), "big.jsonl");
+  ASSERT_OK(reader->Next());
+  Result<std::optional<WorkloadLine>> r = reader->Next();
+  EXPECT_THAT(r, StatusIsWith(StatusCode::kInvalidArgument,
+                              "big.jsonl: workload line 2: longer "
+                              "than the limit of 16777216 bytes"));
+  EXPECT_LE(r.status().message().size(), kMaxMessageBytes);
+  EXPECT_THAT(reader->Next(), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(ParseWorkloadLine(update.dump(), 1),
+              StatusIsWith(StatusCode::kInvalidArgument, "longer than the limit"));
+}
+
+TEST(WorkloadBoundedInputTest, LinesUpToTheLimitAndAcrossReadChunksAreRead) {
+  // Lines of every length around the reader's 64 KiB read chunk, and a last line without its
+  // newline, come back whole.
+  std::string text;
+  std::vector<size_t> sizes;
+  for (size_t n : {size_t{65534}, size_t{65535}, size_t{65536}, size_t{65537}}) {
+    Json u = UpdateLine();
+    u["seq"] = static_cast<int64_t>(sizes.size() + 1);
+    u["set"] = Json{{"content", {{"body", ""}}}};
+    size_t base = u.dump().size();
+    u["set"]["content"]["body"] = std::string(n - base, 'b');
+    ASSERT_EQ(u.dump().size(), n);
+    text += u.dump() + "\n";
+    sizes.push_back(u["set"]["content"].dump().size());
+  }
+  text.pop_back();
+  auto reader = WorkloadReader::FromStream(std::make_unique<std::istringstream>(text), "mem");
+  for (size_t content_size : sizes) {
+    ASSERT_OK_AND_ASSIGN(std::optional<WorkloadLine> line, reader->Next());
+    ASSERT_TRUE(line.has_value());
+    EXPECT_EQ(line->update().set.content->size(), content_size);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<WorkloadLine> end, reader->Next());
+  EXPECT_FALSE(end.has_value());
+}
+
+// An endless stream of one byte that counts what was read from it (like /dev/zero).
+class EndlessBuf : public std::streambuf {
+ public:
+  explicit EndlessBuf(char c) { buffer_.fill(c); }
+  size_t consumed() const { return consumed_; }
+
+ protected:
+  int_type underflow() override {
+    // Stop eventually, so that a reader without a limit fails the test instead of the machine.
+    if (consumed_ >= size_t{256} * 1024 * 1024) return traits_type::eof();
+    consumed_ += buffer_.size();
+    setg(buffer_.data(), buffer_.data(), buffer_.data() + buffer_.size());
+    return traits_type::to_int_type(buffer_[0]);
+  }
+
+ private:
+  std::array<char, 4096> buffer_;
+  size_t consumed_ = 0;
+};
+
+TEST(WorkloadBoundedInputTest, EndlessInputFailsAfterOneLineLimit) {
+  for (char c : {'\0', '{'}) {
+    auto buf = std::make_shared<EndlessBuf>(c);
+    struct Stream : std::istream {
+      explicit Stream(std::shared_ptr<EndlessBuf> b) : std::istream(b.get()), buf(std::move(b)) {}
+      std::shared_ptr<EndlessBuf> buf;
+    };
+    auto reader = WorkloadReader::FromStream(std::make_unique<Stream>(buf), "/dev/zero");
+    Result<std::optional<WorkloadLine>> r = reader->Next();
+    ASSERT_THAT(r, StatusIsWith(StatusCode::kInvalidArgument,
+                                "/dev/zero: workload line 1: longer than the limit"));
+    EXPECT_LE(r.status().message().size(), kMaxMessageBytes);
+    EXPECT_LE(buf->consumed(), kMaxWorkloadLineBytes + 128 * 1024);
+  }
 }
 
 // ---- WorkloadReader ----------------------------------------------------------------------------

@@ -1,12 +1,20 @@
 // Bad input on every CLI entry point: a clear message naming the problem, a non-zero exit code,
 // and nothing already recorded lost or changed (the history and the campaign state are compared
 // before and after every rejected command).
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <thread>
 
 #include "testing/test_util.h"
 #include "tests/integration/e2e_util.h"
@@ -18,6 +26,75 @@ using ::ch::testing::TempDir;
 
 using Outcome = ::ch::testing::CommandOutcome;
 using ::ch::testing::RunCommand;
+
+// What a bounded run of the CLI did.
+struct BoundedOutcome {
+  int code = -1;
+  std::string output;  // stderr (stdout goes to /dev/null)
+  // Peak resident memory of the process, in bytes.
+  int64_t max_rss = 0;
+  double seconds = 0;
+  // Why it was killed: "" (it exited), "time" or "memory".
+  std::string killed_for;
+};
+
+// Return the resident memory of process `pid`, in bytes (0 when unknown).
+int64_t ResidentBytes(pid_t pid) {
+  std::ifstream status(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// Run `argv` with stdout to /dev/null and stderr captured; kill it when it runs longer than
+// `timeout` or grows past `max_rss` bytes, so that a run without bounds fails the test instead of
+// taking the machine down.
+BoundedOutcome RunBounded(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                          int64_t max_rss) {
+  BoundedOutcome o;
+  int err[2];
+  if (pipe(err) != 0) return o;
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(err[1], 2);
+    close(err[0]);
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(err[1]);
+  fcntl(err[0], F_SETFL, O_NONBLOCK);
+  int status = 0;
+  rusage usage{};
+  while (true) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(err[0], buf, sizeof buf)) > 0) o.output.append(buf, static_cast<size_t>(n));
+    pid_t done = wait4(pid, &status, WNOHANG, &usage);
+    if (done == pid) break;
+    if (o.killed_for.empty()) {
+      if (std::chrono::steady_clock::now() - start > timeout) o.killed_for = "time";
+      if (ResidentBytes(pid) > max_rss) o.killed_for = "memory";
+      if (!o.killed_for.empty()) kill(pid, SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(err[0], buf, sizeof buf)) > 0) o.output.append(buf, static_cast<size_t>(n));
+  close(err[0]);
+  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  o.max_rss = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return o;
+}
 
 class CliBadInputTest : public ::testing::Test {
  protected:
@@ -179,6 +256,51 @@ TEST_F(CliBadInputTest, ValidPrefixIsAppliedAndTheBadLineNamed) {
   Outcome log = RunCommand(Cli(fmt::format("log --campaign {} --json", id_)));
   EXPECT_NE(log.output.find("Renamed by a good line"), std::string::npos);
   EXPECT_EQ(log.output.find("bogus"), std::string::npos);
+}
+
+// Input that is not line based at all fails fast, in bounded memory, with a short message (it
+// used to read /dev/zero into one ever-growing line, gigabytes of it).
+TEST_F(CliBadInputTest, EndlessInputFailsFastInBoundedMemory) {
+  // Generous for a sanitizer build; the reader itself holds one 16 MiB line at most.
+  constexpr int64_t kMaxRss = int64_t{512} * 1024 * 1024;
+  BoundedOutcome o = RunBounded({bin_, "--data", data_, "replay", "--ops", "/dev/zero"},
+                                std::chrono::seconds(60), kMaxRss);
+  EXPECT_EQ(o.killed_for, "") << "peak RSS " << o.max_rss << " bytes after " << o.seconds << " s";
+  EXPECT_EQ(o.code, 2) << o.output.substr(0, 2000);
+  EXPECT_NE(o.output.find("/dev/zero: workload line 1: longer than the limit of 16777216 bytes"),
+            std::string::npos)
+      << o.output.substr(0, 2000);
+  EXPECT_LT(o.output.size(), 2048u) << o.output.substr(0, 4000);
+  EXPECT_LT(o.max_rss, kMaxRss);
+  std::cout << fmt::format("replay --ops /dev/zero: exit {} after {:.2f} s, peak RSS {:.1f} MiB\n",
+                           o.code, o.seconds, o.max_rss / 1048576.0);
+  EXPECT_EQ(Fingerprint(), before_);
+}
+
+// A 10 MB line that never closes its string used to come back as a 10 MB error message.
+TEST_F(CliBadInputTest, HugeBadLinesGetShortMessages) {
+  std::string huge(10 * 1024 * 1024, 'a');
+  std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"op":"update","seq":90000,"actor":")" + huge, "malformed JSON"},
+      {Update(R"({"name":")" + huge + R"("})"), "name: must be 1-200 characters"},
+      {Update(R"({")" + huge + R"(":1})"), "unknown field"},
+      // Nested brackets used to overflow the stack (exit by SIGSEGV).
+      {Update(R"({"content":{"a":)" + std::string(200000, '[') + std::string(200000, ']') + "}}"),
+       "nest more than 64"},
+  };
+  std::string file = dir_.File("huge.jsonl");
+  for (const auto& [line, what] : cases) {
+    {
+      std::ofstream f(file);
+      f << line << "\n";
+    }
+    BoundedOutcome o = RunBounded({bin_, "--data", data_, "replay", "--ops", file},
+                                  std::chrono::seconds(120), int64_t{2} * 1024 * 1024 * 1024);
+    EXPECT_EQ(o.code, 2) << what << ": " << o.output.substr(0, 2000);
+    EXPECT_NE(o.output.find(what), std::string::npos) << o.output.substr(0, 2000);
+    EXPECT_LT(o.output.size(), 2048u) << what << ": " << o.output.substr(0, 4000);
+  }
+  EXPECT_EQ(Fingerprint(), before_);
 }
 
 }  // namespace
