@@ -24,11 +24,12 @@
 // row per slot), then reports it to the server as flushed, which lets the slot discard the WAL
 // before it. The server only ever hears of whole transactions: confirming a part records it
 // (partial_lsn, partial_changes), so that a restarted source, which PostgreSQL sends the whole
-// transaction again, skips the confirmed part and hands out the rest with the same txn_seq. Status updates never report more than the last confirmed position, except when the
-// source is idle and everything it delivered is confirmed: then the server's end of WAL (from a
-// keepalive) is reported, so an idle slot does not pin WAL that other databases write. Status
-// updates go out when the server asks, after each Confirm, and every `feedback_interval` while
-// Poll or Confirm is called (call Poll at least every wal_sender_timeout, 60 s by default).
+// transaction again, skips the confirmed part and hands out the rest with the same txn_seq. Status
+// updates never report more than the last confirmed position, except when the source is idle and
+// everything it delivered is confirmed: then the server's end of WAL (from a keepalive) is
+// reported, so an idle slot does not pin WAL that other databases write. Status updates go out when
+// the server asks, after each Confirm, and every `feedback_interval` while Poll or Confirm is
+// called (call Poll at least every wal_sender_timeout, 60 s by default).
 //
 // Restarts: a new source starts streaming after the recorded position. PostgreSQL 15 may still
 // resend transactions it was told about (it does not always persist the slot's position on
@@ -118,12 +119,13 @@ class PgLogicalSource final : public ChangeSource {
   ~PgLogicalSource() override;
 
   // See ChangeSource. `max_events` 0 is treated as 1; a batch holds whole transactions and parts
-  // (of up to max_buffered_changes), so it may hold more. Fails with Unavailable when the connection is down (the next call reconnects),
-  // DataLoss when a change cannot be decoded (see pg_logical_source_internal.h).
+  // (of up to max_buffered_changes), so it may hold more. Fails with Unavailable when the
+  // connection is down (the next call reconnects), DataLoss when a change cannot be decoded (see
+  // pg_logical_source_internal.h).
   Result<SourceBatch> Poll(size_t max_events, Micros wait) override;
   // See ChangeSource and the file comment. Fails with InvalidArgument when `position` is not an
-  // LSN or a part this source handed out, Unavailable when the progress cannot be recorded (nothing is reported to the server
-  // then).
+  // LSN or a part this source handed out, Unavailable when the progress cannot be recorded (nothing
+  // is reported to the server then).
   Status Confirm(const std::string& position) override;
   // Return the bytes of WAL after the slot's confirmed position (see the file comment).
   Result<int64_t> Backlog() override;

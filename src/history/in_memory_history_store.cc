@@ -59,8 +59,7 @@ Result<int64_t> InMemoryHistoryStore::Append(std::span<const HistoryRecord> reco
     }
   }
   const Timestamp now = clock_.Now();
-  ASSIGN_OR_RETURN(GateResult gate,
-                   GateRecords(records, ledger_, [this](const HistoryRecord& r) {
+  ASSIGN_OR_RETURN(GateResult gate, GateRecords(records, ledger_, [this](const HistoryRecord& r) {
                      return erased_.contains(r.customer_id);  // refused from then on
                    }));
   int64_t stored = gate.held;
