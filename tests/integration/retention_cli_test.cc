@@ -2,9 +2,7 @@
 // audit log in `status`, refused input that changes nothing, and an erased customer gone from
 // the history files and refused from then on.
 #include <fmt/format.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -17,21 +15,15 @@ namespace {
 
 using ::ch::testing::TempDir;
 
+// Run `command` (stdout only: stderr is dropped) with e2e_util's RunCommand.
 struct Outcome {
   int code = -1;
-  std::string out;  // stdout only
+  std::string out;
 };
 
 Outcome RunCli(const std::string& command) {
-  Outcome o;
-  FILE* p = popen((command + " 2>/dev/null").c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
-  int status = pclose(p);
-  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return o;
+  ::ch::testing::CommandOutcome o = ::ch::testing::RunCommand("{ " + command + " 2>/dev/null; }");
+  return {o.code, o.output};
 }
 
 std::string ReadFile(const std::string& path) {
