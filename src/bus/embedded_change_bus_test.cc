@@ -34,7 +34,7 @@ class EmbeddedChangeBusTest : public ::testing::Test {
   Result<std::unique_ptr<EmbeddedChangeBus>> OpenBus() {
     return EmbeddedChangeBus::Open({.path = dir_.File("queue.db"), .clock = &clock_});
   }
-  void Setup(EmbeddedChangeBus& bus) {
+  void CreateTopics(EmbeddedChangeBus& bus) {
     ASSERT_OK(bus.EnsureTopic("changes"));
     ASSERT_OK(bus.EnsureSubscription("workers", "changes",
                                      {.ack_deadline = std::chrono::seconds(10), .ordered = true}));
@@ -48,7 +48,7 @@ TEST_F(EmbeddedChangeBusTest, MessagesAndLeasesSurviveReopening) {
   std::string first_ack;
   {
     ASSERT_OK_AND_ASSIGN(auto bus, OpenBus());
-    Setup(*bus);
+    CreateTopics(*bus);
     std::vector<BusMessage> m = {
         {.data = std::string("a\0b", 3), .ordering_key = "k", .attributes = {{"x", "1"}}},
         {.data = "c", .ordering_key = "k"}};
@@ -58,7 +58,7 @@ TEST_F(EmbeddedChangeBusTest, MessagesAndLeasesSurviveReopening) {
     first_ack = got[0].ack_id;
   }
   ASSERT_OK_AND_ASSIGN(auto bus, OpenBus());
-  Setup(*bus);  // idempotent on an existing file
+  CreateTopics(*bus);  // idempotent on an existing file
   // The lease held by the closed handle still blocks key k until its deadline.
   ASSERT_OK_AND_ASSIGN(auto none, bus->Pull("workers", 10, Micros(0)));
   EXPECT_EQ(Render(none), "");
@@ -80,7 +80,7 @@ TEST_F(EmbeddedChangeBusTest, MessagesAndLeasesSurviveReopening) {
 TEST_F(EmbeddedChangeBusTest, TwoHandlesShareLeasesAndKeys) {
   ASSERT_OK_AND_ASSIGN(auto a, OpenBus());
   ASSERT_OK_AND_ASSIGN(auto b, OpenBus());
-  Setup(*a);
+  CreateTopics(*a);
   std::vector<BusMessage> m = {{.data = "k1-1", .ordering_key = "k1"},
                                {.data = "k1-2", .ordering_key = "k1"},
                                {.data = "k2-1", .ordering_key = "k2"}};
@@ -96,7 +96,7 @@ TEST_F(EmbeddedChangeBusTest, TwoHandlesShareLeasesAndKeys) {
 
 TEST_F(EmbeddedChangeBusTest, MessageRowsGoWithTheLastAcknowledgement) {
   ASSERT_OK_AND_ASSIGN(auto bus, OpenBus());
-  Setup(*bus);
+  CreateTopics(*bus);
   ASSERT_OK(bus->EnsureSubscription("audit", "changes", {.ordered = false}));
   std::vector<BusMessage> m = {{.data = "x"}};
   ASSERT_OK(bus->Publish("changes", m));
