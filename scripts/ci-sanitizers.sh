@@ -52,6 +52,8 @@ build_tests() {
   local dir="$1"
   shift
   local targets=()
+  # Regenerate first: after a CMakeLists change ctest -N would list the previous configure's tests.
+  ninja -C "$dir" build.ninja >/dev/null
   for name in $(cd "$dir" && ctest -N "$@" | sed -n 's/^ *Test *#[0-9]*: //p'); do
     if ninja -C "$dir" -t query "$name" >/dev/null 2>&1; then targets+=("$name"); fi
   done
