@@ -90,6 +90,9 @@ class SqliteCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t customer_id) override;
   Result<std::vector<int64_t>> ListCustomers() override;
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
+  // See CampaignStore: fsyncs the WAL (SqliteDb::SyncWal) through a read connection, so it
+  // neither waits for nor holds up writers.
+  Status SyncCommitted() override;
 
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
   // and tools.
