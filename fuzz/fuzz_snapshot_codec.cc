@@ -18,9 +18,9 @@ using ch::fuzz::Check;
 
 namespace {
 
-// Event times as the system has them: what ParseTimestamp accepts (years 0000..9999).
-constexpr int64_t kMinMicros = -62167219200LL * 1000000;      // 0000-01-01T00:00:00Z
-constexpr int64_t kMaxMicros = 253402300800LL * 1000000 - 1;  // 9999-12-31T23:59:59.999999Z
+// Event times as the system has them: what ParseTimestamp accepts (time_util.h).
+constexpr int64_t kMinMicros = ch::kEarliestTimestamp.time_since_epoch().count();
+constexpr int64_t kMaxMicros = ch::kLatestTimestamp.time_since_epoch().count();
 
 }  // namespace
 

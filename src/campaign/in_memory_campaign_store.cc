@@ -9,7 +9,7 @@ namespace ch {
 
 class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
  public:
-  Transaction(InMemoryCampaignStore& store, std::unique_lock<std::timed_mutex> lock,
+  Transaction(InMemoryCampaignStore& store, std::unique_lock<TimedMutex> lock,
               Timestamp commit_time, std::string transaction_id)
       : store_(store),
         lock_(std::move(lock)),
@@ -191,7 +191,7 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
   }
 
   InMemoryCampaignStore& store_;
-  std::unique_lock<std::timed_mutex> lock_;
+  std::unique_lock<TimedMutex> lock_;
   const Timestamp commit_time_;
   const std::string transaction_id_;
   int64_t max_id_;

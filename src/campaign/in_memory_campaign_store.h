@@ -32,6 +32,7 @@
 #include "campaign/campaign_store.h"
 #include "campaign/captured_change.h"
 #include "common/clock.h"
+#include "common/timed_mutex.h"
 
 namespace ch {
 
@@ -96,7 +97,7 @@ class InMemoryCampaignStore final : public CampaignStore {
   const Micros lock_timeout_;
 
   // Held by the open transaction for its whole lifetime.
-  std::timed_mutex writer_mu_;
+  TimedMutex writer_mu_;
   // Written only under writer_mu_.
   Timestamp last_commit_time_{};
   int64_t last_transaction_id_ = 0;

@@ -9,6 +9,7 @@
 
 #include "campaign/pg_client.h"
 #include "campaign/pg_schema.h"
+#include "common/timed_mutex.h"
 
 namespace ch {
 
@@ -49,7 +50,7 @@ struct PgStoreState {
   std::string where;
 
   // Held by the open write transaction of this process for its whole lifetime.
-  std::timed_mutex writer_mu;
+  TimedMutex writer_mu;
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<PgConn>> idle;  // guarded by pool_mu
@@ -110,7 +111,7 @@ struct PgStoreState {
 
 class PgCampaignTransaction final : public CampaignTransaction {
  public:
-  PgCampaignTransaction(std::unique_lock<std::timed_mutex> lock, PgStoreState& impl,
+  PgCampaignTransaction(std::unique_lock<TimedMutex> lock, PgStoreState& impl,
                         PgStoreState::Lease lease, Timestamp commit_time, std::string txn_id)
       : lock_(std::move(lock)),
         impl_(impl),
@@ -281,7 +282,7 @@ class PgCampaignTransaction final : public CampaignTransaction {
 
   // Destroyed in reverse order: the lease (connection) goes back to the pool after the rollback
   // in the destructor body, then the writer lock is released.
-  std::unique_lock<std::timed_mutex> lock_;
+  std::unique_lock<TimedMutex> lock_;
   PgStoreState& impl_;
   PgStoreState::Lease lease_;
   const Timestamp commit_time_;

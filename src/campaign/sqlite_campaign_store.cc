@@ -59,7 +59,7 @@ struct SqliteCampaignStore::Impl {
   Clock* clock = nullptr;
 
   // Held by the open write transaction for its whole lifetime; guards `writer`.
-  std::timed_mutex writer_mu;
+  TimedMutex writer_mu;
   std::unique_ptr<SqliteDb> writer;
 
   std::mutex readers_mu;
@@ -106,7 +106,7 @@ namespace {
 
 class SqliteCampaignTransaction final : public CampaignTransaction {
  public:
-  SqliteCampaignTransaction(std::unique_lock<std::timed_mutex> lock, SqliteDb& db,
+  SqliteCampaignTransaction(std::unique_lock<TimedMutex> lock, SqliteDb& db,
                             std::unique_ptr<SqliteTransaction> tx, Timestamp commit_time,
                             int64_t txn_id, std::string actor)
       : lock_(std::move(lock)),
@@ -266,7 +266,7 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
     return Status::OK();
   }
 
-  std::unique_lock<std::timed_mutex> lock_;
+  std::unique_lock<TimedMutex> lock_;
   SqliteDb& db_;
   std::unique_ptr<SqliteTransaction> tx_;
   const Timestamp commit_time_;

@@ -12,17 +12,17 @@ namespace ch {
 namespace {
 
 // One writer mutex per database file in this process (see SqliteDb::writer_mutex).
-std::shared_ptr<std::timed_mutex> WriterMutexFor(const std::string& path) {
+std::shared_ptr<TimedMutex> WriterMutexFor(const std::string& path) {
   static std::mutex mu;
-  static auto* mutexes = new std::map<std::string, std::weak_ptr<std::timed_mutex>>();
+  static auto* mutexes = new std::map<std::string, std::weak_ptr<TimedMutex>>();
   std::error_code ec;
   std::string key = std::filesystem::weakly_canonical(path, ec).string();
   if (ec || key.empty()) key = path;
   std::lock_guard<std::mutex> lock(mu);
   auto& slot = (*mutexes)[key];
-  std::shared_ptr<std::timed_mutex> m = slot.lock();
+  std::shared_ptr<TimedMutex> m = slot.lock();
   if (!m) {
-    m = std::make_shared<std::timed_mutex>();
+    m = std::make_shared<TimedMutex>();
     slot = m;
   }
   return m;
@@ -235,9 +235,9 @@ Status SqliteDb::ToStatus(int rc, std::string_view what) const {
 }
 
 Result<std::unique_ptr<SqliteTransaction>> SqliteTransaction::Begin(SqliteDb& db, bool immediate) {
-  std::unique_lock<std::timed_mutex> writer;
+  std::unique_lock<TimedMutex> writer;
   if (immediate && db.writer_mutex() != nullptr) {
-    writer = std::unique_lock<std::timed_mutex>(*db.writer_mutex(), std::defer_lock);
+    writer = std::unique_lock<TimedMutex>(*db.writer_mutex(), std::defer_lock);
     if (!writer.try_lock_for(std::chrono::milliseconds(db.busy_timeout_ms()))) {
       return UnavailableError(
           fmt::format("'{}': another writer in this process held the database for more than {} ms",

@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/timed_mutex.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -126,14 +127,14 @@ class SqliteDb {
   // on the same file (null for in-memory databases). Write transactions take it before
   // BEGIN IMMEDIATE so that writers in one process queue on a mutex instead of polling SQLite's
   // file lock (whose busy handler sleeps in steps of milliseconds).
-  std::timed_mutex* writer_mutex() const { return writer_mutex_.get(); }
+  TimedMutex* writer_mutex() const { return writer_mutex_.get(); }
   int busy_timeout_ms() const { return busy_timeout_ms_; }
 
  private:
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;  // owned
   std::string path_;
-  std::shared_ptr<std::timed_mutex> writer_mutex_;
+  std::shared_ptr<TimedMutex> writer_mutex_;
   int busy_timeout_ms_ = 0;
   std::map<std::string, std::unique_ptr<SqliteStmt>, std::less<>> cache_;
 };
@@ -155,7 +156,7 @@ class SqliteTransaction {
   explicit SqliteTransaction(SqliteDb& db) : db_(db) {}
   SqliteDb& db_;
   bool open_ = true;
-  std::unique_lock<std::timed_mutex> writer_lock_;  // held until commit or rollback
+  std::unique_lock<TimedMutex> writer_lock_;  // held until commit or rollback
 };
 
 }  // namespace ch

@@ -101,6 +101,11 @@ Result<Timestamp> ParseTimestamp(std::string_view text) {
   Timestamp t = std::chrono::time_point_cast<Micros>(day_point) + std::chrono::hours(hh) +
                 std::chrono::minutes(mm) + std::chrono::seconds(ss) + Micros(frac_us) -
                 std::chrono::seconds(offset_s);
+  // An offset can carry 0000-01-01 or 9999-12-31 into a year no RFC 3339 text can name; such an
+  // instant would not format back to what was parsed (found by fuzz_rfc3339).
+  if (t < kEarliestTimestamp || t > kLatestTimestamp) {
+    return Bad(text, "outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z");
+  }
   return t;
 }
 

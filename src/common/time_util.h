@@ -8,6 +8,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,15 @@
 #include "common/status.h"
 
 namespace ch {
+
+// The instants RFC 3339 text can name: years 0001 to 9999, UTC. ParseTimestamp accepts only
+// these, so every parsed instant formats back to text that parses to it.
+inline constexpr Timestamp kEarliestTimestamp = std::chrono::time_point_cast<Micros>(
+    std::chrono::sys_days(std::chrono::year(1) / std::chrono::January / 1));
+inline constexpr Timestamp kLatestTimestamp =
+    std::chrono::time_point_cast<Micros>(
+        std::chrono::sys_days(std::chrono::year(10000) / std::chrono::January / 1)) -
+    Micros(1);
 
 // Parse `text` as an instant. Fails with InvalidArgument naming the text and what is wrong.
 Result<Timestamp> ParseTimestamp(std::string_view text);

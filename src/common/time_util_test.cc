@@ -49,6 +49,22 @@ TEST(TimeUtilTest, RejectsBadTimesWithAClearMessage) {
   }
 }
 
+// Found by fuzz_rfc3339: an offset carried the instant into year 10000 (or 0000 into year -1),
+// which formats to text that does not parse back.
+TEST(TimeUtilTest, RejectsInstantsOutsideTheFourDigitYears) {
+  for (const char* bad : {"9999-12-31T23:59:60.999999999-23:59", "0000-01-01T00:00:00Z",
+                          "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:00-00:01"}) {
+    auto r = ParseTimestamp(bad);
+    EXPECT_THAT(r, StatusIs(StatusCode::kInvalidArgument)) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("outside 0001-01-01"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(FormatTimestamp(At("0001-01-01T00:00:00Z")), "0001-01-01T00:00:00.000000Z");
+  EXPECT_EQ(FormatTimestamp(At("9999-12-31T23:59:59.999999Z")), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(FormatTimestamp(At("9999-12-31T23:59:60.5Z")), "9999-12-31T23:59:59.500000Z");
+}
+
 TEST(TimeUtilTest, ParsesDurations) {
   EXPECT_EQ(*ParseDuration("250ms"), Micros(250000));
   EXPECT_EQ(*ParseDuration("2m"), Micros(120000000));

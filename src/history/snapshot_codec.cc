@@ -251,13 +251,13 @@ void PutExtra(std::string& extras, char kind, std::string_view raw, const Snapsh
     if (auto n = CanonicalInt(raw)) {
       int64_t base = kind == kHolePriority ? c.priority : c.version;
       extras.push_back(kind == kHolePriority ? kExtraPriority : kExtraVersion);
-      PutVarint(extras, ZigZag(base - *n));
+      PutVarint(extras, ZigZag(WrappingSub(base, *n)));
       return;
     }
   } else if (kind == kHoleUpdatedAt) {
     if (auto t = CanonicalTime(raw)) {
       extras.push_back(kExtraUpdatedAt);
-      PutVarint(extras, ZigZag(ToUnixMicros(c.event_time) - ToUnixMicros(*t)));
+      PutVarint(extras, ZigZag(WrappingSub(ToUnixMicros(c.event_time), ToUnixMicros(*t))));
       return;
     }
   }
@@ -411,11 +411,14 @@ Status JoinSnapshotText(std::string_view body, std::string_view extras,
     if (!GetVarint(extras, v)) return Corrupt("truncated extras");
     int64_t d = UnZigZag(v);
     if (tag == kExtraPriority) {
-      values[HoleIndex(kHolePriority)] = std::to_string(columns.priority - d);
+      values[HoleIndex(kHolePriority)] = std::to_string(WrappingSub(columns.priority, d));
     } else if (tag == kExtraVersion) {
-      values[HoleIndex(kHoleVersion)] = std::to_string(columns.version - d);
+      values[HoleIndex(kHoleVersion)] = std::to_string(WrappingSub(columns.version, d));
     } else if (tag == kExtraUpdatedAt) {
-      values[HoleIndex(kHoleUpdatedAt)] = Quote(FormatTimestamp(columns.event_time - Micros(d)));
+      Timestamp t = FromUnixMicros(WrappingSub(ToUnixMicros(columns.event_time), d));
+      // Only times ParseTimestamp accepted were encoded; anything else is damage.
+      if (t < kEarliestTimestamp || t > kLatestTimestamp) return Corrupt("bad updated_at extra");
+      values[HoleIndex(kHoleUpdatedAt)] = Quote(FormatTimestamp(t));
     } else {
       return Corrupt("unknown extras tag");
     }
@@ -532,8 +535,9 @@ Result<std::string> ApplyDelta(std::string_view base, std::string_view delta) {
     if (h & 1) {
       uint64_t z = 0;
       if (!GetVarint(delta, z)) return Corrupt("truncated delta");
-      int64_t from = static_cast<int64_t>(expected) + UnZigZag(z);
-      if (from < 0 || static_cast<uint64_t>(from) > base.size() ||
+      int64_t from = 0;
+      if (__builtin_add_overflow(static_cast<int64_t>(expected), UnZigZag(z), &from) || from < 0 ||
+          static_cast<uint64_t>(from) > base.size() ||
           len > base.size() - static_cast<uint64_t>(from)) {
         return Corrupt("delta copies outside its base");
       }

@@ -84,6 +84,11 @@ inline uint64_t ZigZag(int64_t v) {
 inline int64_t UnZigZag(uint64_t v) {
   return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
 }
+// a - b modulo 2^64: the deltas of priority, version and time columns are stored this way, so
+// any pair of int64 values (even a corrupt extreme one) round-trips without signed overflow.
+inline int64_t WrappingSub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
 
 // Append FormatTimestamp(t) (time_util.h) to `out` without allocating in the common case.
 void AppendTimestamp(std::string& out, Timestamp t);

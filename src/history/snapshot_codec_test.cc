@@ -1,6 +1,8 @@
 #include "history/snapshot_codec.h"
 
+#include <limits>
 #include <random>
+#include <utility>
 
 #include "common/time_util.h"
 #include "testing/test_util.h"
@@ -165,6 +167,37 @@ TEST(SnapshotCodecTest, CorruptInputIsDataLoss) {
   EXPECT_THAT(JoinSnapshotText(s.body, "Z", c), StatusIs(StatusCode::kDataLoss));
   EXPECT_THAT(ApplyDelta("abc", "\x07\x00"), StatusIs(StatusCode::kDataLoss));
   EXPECT_THAT(ApplyDelta("abc", "\x08"), StatusIs(StatusCode::kDataLoss));
+}
+
+// Found by UBSan in fuzz_snapshot_codec: the difference of a column and the snapshot's value,
+// and the decoding of a corrupt one, overflowed int64 (undefined behaviour).
+TEST(SnapshotCodecTest, ExtremeIntegersRoundTripWithoutOverflow) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (auto [column, text] : {std::pair<int64_t, std::string>{kMax, std::to_string(kMin)},
+                              {kMin, std::to_string(kMax)},
+                              {kMin, "1"},
+                              {kMax, "-1"}}) {
+    std::string snapshot = kSnapshot;
+    snapshot.replace(snapshot.find(R"("priority":3)"), 12, R"("priority":)" + text);
+    snapshot.replace(snapshot.find(R"("version":12)"), 12, R"("version":)" + text);
+    auto c = Columns(column, column, "2026-02-01T10:00:00.5Z", "user:101");
+    EXPECT_EQ(RoundTrip(snapshot, c), snapshot) << column << " vs " << text;
+  }
+}
+
+TEST(SnapshotCodecTest, CorruptExtremeExtrasAreDataLoss) {
+  auto c = Columns(1, std::numeric_limits<int64_t>::min(), "2026-01-01T00:00:00Z", "a");
+  SplitSnapshot s = SplitSnapshotText(kSnapshot, c);
+  // An updated_at delta that lands outside the years a timestamp can have.
+  std::string extras = "U";
+  PutVarint(extras, ZigZag(std::numeric_limits<int64_t>::min()));
+  EXPECT_THAT(JoinSnapshotText(s.body, extras, c), StatusIs(StatusCode::kDataLoss));
+  // A delta copy whose offset overflows.
+  std::string delta;
+  PutVarint(delta, (uint64_t{2} << 1) | 1);
+  PutVarint(delta, ZigZag(std::numeric_limits<int64_t>::max()));
+  EXPECT_THAT(ApplyDelta("abc", delta), StatusIs(StatusCode::kDataLoss));
 }
 
 }  // namespace
