@@ -72,6 +72,7 @@ class GatedStore final : public CampaignStore {
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override {
     return inner_.ListExpired(now, limit);
   }
+  Status SyncCommitted() override { return inner_.SyncCommitted(); }
 
  private:
   CampaignStore& inner_;

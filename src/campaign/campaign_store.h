@@ -97,6 +97,14 @@ class CampaignStore {
   virtual Result<std::vector<int64_t>> ListCustomers() = 0;
   // Return up to `limit` active campaigns whose end_at <= now, oldest end_at first.
   virtual Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) = 0;
+
+  // Make every transaction committed so far survive a power loss, when committing did not
+  // already (SQLite at synchronous=NORMAL: an fsync of the WAL). A caller that records what it
+  // read -- notify capture's publisher -- calls it between the reads and the record, so the
+  // record never holds a version the database can still lose. OK at once where a committed row
+  // is durable before any reader sees it (PostgreSQL with synchronous_commit on; in memory).
+  // Fails with Unavailable when the database cannot be reached or synced.
+  virtual Status SyncCommitted() = 0;
 };
 
 }  // namespace ch

@@ -4,25 +4,40 @@
 //   campaign_capture_bench [--rows 2000] [--shifts 200] [--updates 5000] [--dir /tmp]
 //   campaign_capture_bench --workload small.jsonl   (replay a generated workload, both modes)
 //   --synchronous FULL                              (fsync every commit; default NORMAL)
+//   campaign_capture_bench --durability             (log capture with an outbox relay draining
+//                                                    it: the cost of each way to keep the
+//                                                    history within what survives power loss)
 //
 // Scenarios: "shift" moves the last campaign of a 2,000-campaign customer to the top (one
 // transaction rewriting every row of the customer); "update" changes one field of a random
 // campaign (one row per transaction). Content is ~600 bytes, as in the workload generator.
+//
+// --durability runs log capture three ways, interleaved, --repeat times, with a relay thread
+// (SqliteOutboxSource polling and confirming batches of 1,000, as the capture role does)
+// draining the outbox during the measurement: NORMAL writers and a relay that does not fsync
+// (the baseline: the old behaviour), NORMAL writers and a relay that fsyncs the WAL once per
+// batch (the default now), FULL writers (an fsync per commit). It prints each run's throughput
+// and its ratio to the baseline of the same run, then the medians.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "campaign/campaign_service.h"
 #include "campaign/sqlite_campaign_store.h"
+#include "capture/sqlite_outbox_source.h"
 
 namespace ch {
 namespace {
@@ -36,6 +51,15 @@ struct Args {
   std::string workload;
   std::string synchronous = "NORMAL";
   int page_size = 0;
+  bool durability = false;
+};
+
+// How one measured run is set up.
+enum class Relay { kNone, kWithoutSync, kWithSync };
+struct Mode {
+  StoreCapture capture = StoreCapture::kLog;
+  std::string synchronous = "NORMAL";
+  Relay relay = Relay::kNone;
 };
 
 std::string Body(std::mt19937& rng) {
@@ -73,6 +97,7 @@ struct Result2 {
   double update_cpu_tps = 0;  // per CPU second
   int64_t outbox_rows = 0;
   uintmax_t db_bytes = 0;
+  int64_t relay_batches = 0;  // each one fsync when the relay syncs
 };
 
 double Seconds(std::chrono::steady_clock::duration d) {
@@ -88,14 +113,56 @@ double CpuSeconds() {
   return tv(u.ru_utime) + tv(u.ru_stime);
 }
 
-Result2 RunOnce(const Args& a, StoreCapture capture, int run) {
+// An outbox relay without a bus: polls and confirms batches on its own thread, as the capture
+// role's relay does, until stopped.
+class BenchRelay {
+ public:
+  BenchRelay(const std::string& path, bool sync_wal) {
+    auto source = SqliteOutboxSource::Open({.path = path, .sync_wal = sync_wal});
+    if (!source.ok()) Fail("relay", source.status());
+    source_ = std::move(*source);
+    while (Step() > 0) {
+    }  // the seed rows, before the measurement
+    batches_ = 0;
+    thread_ = std::thread([this] {
+      while (!stop_) Step();
+    });
+  }
+  // Stop and return the batches relayed since construction (the seed excluded).
+  int64_t Stop() {
+    stop_ = true;
+    thread_.join();
+    return batches_;
+  }
+
+ private:
+  static void Fail(const char* what, const Status& s) {
+    fmt::print(stderr, "{}: {}\n", what, s.ToString());
+    std::exit(1);
+  }
+  size_t Step() {
+    auto b = source_->Poll(1000, std::chrono::milliseconds(5));
+    if (!b.ok()) Fail("relay poll", b.status());
+    if (b->events.empty()) return 0;
+    if (Status c = source_->Confirm(b->end_position); !c.ok()) Fail("relay confirm", c);
+    ++batches_;
+    return b->events.size();
+  }
+  std::unique_ptr<SqliteOutboxSource> source_;
+  std::atomic<bool> stop_{false};
+  int64_t batches_ = 0;  // written by the relay thread; read after join
+  std::thread thread_;
+};
+
+Result2 RunOnce(const Args& a, const Mode& mode, int run) {
+  const StoreCapture capture = mode.capture;
   std::string path = fmt::format("{}/capture_bench_{}_{}_{}.db", a.dir, getpid(),
                                  capture == StoreCapture::kLog ? "log" : "none", run);
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   SqliteCampaignStoreOptions o;
   o.path = path;
   o.capture = capture == StoreCapture::kLog ? CaptureSetting::kLog : CaptureSetting::kNone;
-  o.synchronous = a.synchronous;
+  o.synchronous = mode.synchronous;
   o.page_size = a.page_size;
   auto store = SqliteCampaignStore::Open(o);
   if (!store.ok()) {
@@ -128,6 +195,8 @@ Result2 RunOnce(const Args& a, StoreCapture capture, int run) {
   auto listed = (*store)->List(1);
   if (!listed.ok()) std::exit(1);
   for (const Campaign& c : listed.value()) order.push_back(c.id);
+  std::optional<BenchRelay> relay;
+  if (mode.relay != Relay::kNone) relay.emplace(path, mode.relay == Relay::kWithSync);
   auto t0 = std::chrono::steady_clock::now();
   double c0 = CpuSeconds();
   for (int i = 0; i < a.shifts; ++i) {
@@ -159,6 +228,8 @@ Result2 RunOnce(const Args& a, StoreCapture capture, int run) {
   }
   out.update_tps = a.updates / Seconds(std::chrono::steady_clock::now() - t0);
   out.update_cpu_tps = a.updates / (CpuSeconds() - c0);
+  if (relay) out.relay_batches = relay->Stop();
+  relay.reset();
   store->reset();
   out.db_bytes = std::filesystem::file_size(path);
   for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
@@ -246,13 +317,60 @@ ReplayResult Replay(const Args& a, const std::string& workload, StoreCapture cap
   return {Seconds(spent), cpu, ops};
 }
 
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// --durability: see the file comment.
+int RunDurability(const Args& a) {
+  struct Way {
+    const char* name;
+    Mode mode;
+    std::vector<double> shift, update, shift_ratio, update_ratio;
+  };
+  std::vector<Way> ways = {
+      {"NORMAL, relay without fsync (baseline)", {.relay = Relay::kWithoutSync}},
+      {"NORMAL, relay fsyncs once per batch", {.relay = Relay::kWithSync}},
+      {"FULL (fsync per commit), relay without",
+       {.synchronous = "FULL", .relay = Relay::kWithoutSync}},
+  };
+  for (int run = 0; run < a.repeat; ++run) {
+    for (Way& w : ways) {
+      Result2 r = RunOnce(a, w.mode, run);
+      w.shift.push_back(r.shift_tps);
+      w.update.push_back(r.update_tps);
+      w.shift_ratio.push_back(r.shift_tps / ways[0].shift.back());
+      w.update_ratio.push_back(r.update_tps / ways[0].update.back());
+      fmt::print(
+          "run {} {:40}: shift {:7.1f} tx/s ({:.3f})  update {:8.1f} tx/s ({:.3f})  "
+          "{} relay batches\n",
+          run, w.name, r.shift_tps, w.shift_ratio.back(), r.update_tps, w.update_ratio.back(),
+          r.relay_batches);
+    }
+  }
+  for (const Way& w : ways) {
+    fmt::print(
+        "median {:40}: shift {:7.1f} tx/s ({:.3f} of baseline)  update {:8.1f} tx/s "
+        "({:.3f} of baseline)\n",
+        w.name, Median(w.shift), Median(w.shift_ratio), Median(w.update), Median(w.update_ratio));
+  }
+  return 0;
+}
+
 }  // namespace
 }  // namespace ch
 
 int main(int argc, char** argv) {
   ch::Args a;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
+    if (k == "--durability") {
+      a.durability = true;
+      --i;  // takes no value
+      continue;
+    }
+    if (i + 1 >= argc) break;
     if (k == "--rows") a.rows = std::atoi(argv[i + 1]);
     if (k == "--shifts") a.shifts = std::atoi(argv[i + 1]);
     if (k == "--updates") a.updates = std::atoi(argv[i + 1]);
@@ -262,6 +380,7 @@ int main(int argc, char** argv) {
     if (k == "--synchronous") a.synchronous = argv[i + 1];
     if (k == "--page-size") a.page_size = std::atoi(argv[i + 1]);
   }
+  if (a.durability) return ch::RunDurability(a);
   if (!a.workload.empty()) {
     double best[2] = {1e9, 1e9};
     double best_cpu[2] = {1e9, 1e9};
@@ -287,7 +406,9 @@ int main(int argc, char** argv) {
   ch::Result2 best[2];
   for (int run = 0; run < a.repeat; ++run) {
     for (int m = 0; m < 2; ++m) {
-      auto r = ch::RunOnce(a, m == 0 ? ch::StoreCapture::kNone : ch::StoreCapture::kLog, run);
+      ch::Mode mode{.capture = m == 0 ? ch::StoreCapture::kNone : ch::StoreCapture::kLog,
+                    .synchronous = a.synchronous};
+      auto r = ch::RunOnce(a, mode, run);
       fmt::print(
           "run {} capture {:4}: shift {:7.1f} tx/s ({:7.1f} per CPU s; {} rows each)  update "
           "{:8.1f} tx/s ({:8.1f} per CPU s)\n",

@@ -61,6 +61,8 @@ class InMemoryCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t customer_id) override;
   Result<std::vector<int64_t>> ListCustomers() override;
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
+  // See CampaignStore: nothing survives a power loss, nothing to sync.
+  Status SyncCommitted() override { return Status::OK(); }
 
   // Return every captured change in commit order (seq 1, 2, 3, ...). Empty with capture kNone.
   // The log is never trimmed: this store is for tests and short demos.

@@ -96,6 +96,10 @@ class PgCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t customer_id) override;
   Result<std::vector<int64_t>> ListCustomers() override;
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
+  // See CampaignStore: OK at once. PostgreSQL makes a commit visible to other sessions only once
+  // its WAL is flushed -- unless the writer's session runs synchronous_commit = off, whose
+  // commits are visible before they are durable (docs/operations.md, "Durability").
+  Status SyncCommitted() override { return Status::OK(); }
 
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
   // and tools.

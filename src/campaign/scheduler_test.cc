@@ -30,6 +30,7 @@ class HookedStore final : public CampaignStore {
     if (on_list) on_list();
     return r;
   }
+  Status SyncCommitted() override { return inner_.SyncCommitted(); }
   InMemoryCampaignStore inner_;
   std::function<void()> on_list;
 };

@@ -438,6 +438,11 @@ Result<std::vector<Campaign>> SqliteCampaignStore::ListExpired(Timestamp now, in
   return out;
 }
 
+Status SqliteCampaignStore::SyncCommitted() {
+  ASSIGN_OR_RETURN(auto reader, impl_->AcquireReader());
+  return reader.db().SyncWal();
+}
+
 Result<std::vector<Campaign>> SqliteCampaignStore::AllCampaigns() {
   ASSIGN_OR_RETURN(auto reader, impl_->AcquireReader());
   ASSIGN_OR_RETURN(SqliteStmt * st, reader.db().Prepare(std::string(kSelectCampaign) +

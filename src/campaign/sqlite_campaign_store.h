@@ -58,8 +58,11 @@ struct SqliteCampaignStoreOptions {
   // Durability trade-off: in WAL mode "NORMAL" does not fsync at each commit, only at checkpoints.
   // A committed transaction survives a crash of the process (the WAL is in the OS page cache) but
   // the last transactions before a power loss or OS crash may be lost -- together with their
-  // outbox rows, so the history never holds a change the database lost. "FULL" fsyncs the WAL at
-  // every commit (survives power loss) and costs one fsync per transaction.
+  // outbox rows. The outbox relay fsyncs the WAL before it hands changes out
+  // (SqliteOutboxSource), so the history never holds a change the database lost: a power loss
+  // takes back only commits not relayed yet, from both sides alike. "FULL" fsyncs the WAL at
+  // every commit (an acknowledged commit survives power loss) and costs one fsync per
+  // transaction, in the writer.
   std::string synchronous = "NORMAL";
   // How long BeginWrite waits for another writer (thread or process). Default: 10000 ms.
   int busy_timeout_ms = 10000;
@@ -87,6 +90,9 @@ class SqliteCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t customer_id) override;
   Result<std::vector<int64_t>> ListCustomers() override;
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
+  // See CampaignStore: fsyncs the WAL (SqliteDb::SyncWal) through a read connection, so it
+  // neither waits for nor holds up writers.
+  Status SyncCommitted() override;
 
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
   // and tools.

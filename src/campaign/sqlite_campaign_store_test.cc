@@ -10,6 +10,7 @@
 #include "campaign/sqlite_outbox.h"
 #include "common/sqlite.h"
 #include "common/time_util.h"
+#include "testing/sqlite_sync_counter.h"
 #include "testing/test_util.h"
 
 namespace ch {
@@ -367,6 +368,20 @@ TEST_F(SqliteCampaignStoreTest, ReadOutboxNeverSplitsATransaction) {
   EXPECT_EQ(c.size(), 4u);
   ASSERT_OK_AND_ASSIGN(auto d, ReadOutbox(*db, 10, 100));
   EXPECT_TRUE(d.empty());
+}
+
+TEST_F(SqliteCampaignStoreTest, SyncCommittedFsyncsWhatNormalCommitsLeftUnsynced) {
+  testing::SqliteSyncCounter syncs;
+  {
+    auto store = Open(CaptureSetting::kNone);  // synchronous=NORMAL, the default
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+    const int64_t before = syncs.wal_syncs();
+    ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+    ASSERT_EQ(syncs.wal_syncs(), before);
+    ASSERT_OK(store->SyncCommitted());
+    EXPECT_EQ(syncs.wal_syncs(), before + 1);
+  }
 }
 
 TEST_F(SqliteCampaignStoreTest, RejectsNewerSchemasAndBadOptions) {

@@ -13,6 +13,7 @@
 #include "campaign/sqlite_capture.h"
 #include "capture/notify_publisher.h"
 #include "capture/sqlite_outbox_source.h"
+#include "testing/sqlite_sync_counter.h"
 #include "testing/test_util.h"
 
 namespace ch {
@@ -284,6 +285,71 @@ TEST(CaptureRelayTest, RelaysEveryRowOfASqliteOutboxSwitchedToFullRows) {
   }
   EXPECT_EQ(got, (std::vector<std::string>{R"(c2@v2 {"t":"x"})", R"(c1@v3 {"t":"x"})",
                                            R"(c1@v4 {"t":"x"})", R"(c2@v3 {"t":"x"})"}));
+}
+
+// A bus that notes, at each Publish, how many WAL fsyncs the process had made by then.
+class SyncNotingBus final : public ChangeBus {
+ public:
+  explicit SyncNotingBus(const testing::SqliteSyncCounter& syncs) : syncs_(syncs) {}
+  std::vector<int64_t> syncs_at_publish;
+
+  Status EnsureTopic(std::string_view topic) override { return inner_.EnsureTopic(topic); }
+  Status EnsureSubscription(std::string_view subscription, std::string_view topic,
+                            const SubscriptionOptions& options) override {
+    return inner_.EnsureSubscription(subscription, topic, options);
+  }
+  Status Publish(std::string_view topic, std::span<const BusMessage> messages) override {
+    syncs_at_publish.push_back(syncs_.wal_syncs());
+    return inner_.Publish(topic, messages);
+  }
+  Result<std::vector<Delivery>> Pull(std::string_view subscription, size_t max,
+                                     Micros wait) override {
+    return inner_.Pull(subscription, max, wait);
+  }
+  Status Ack(std::string_view subscription, std::span<const std::string> ids) override {
+    return inner_.Ack(subscription, ids);
+  }
+  Status Nack(std::string_view subscription, std::span<const std::string> ids) override {
+    return inner_.Nack(subscription, ids);
+  }
+  Status ExtendDeadline(std::string_view subscription, std::span<const std::string> ids,
+                        Micros deadline) override {
+    return inner_.ExtendDeadline(subscription, ids, deadline);
+  }
+
+ private:
+  const testing::SqliteSyncCounter& syncs_;
+  InMemoryChangeBus inner_;
+};
+
+// Writers commit at synchronous=NORMAL; the relay must make their commits durable before the
+// bus (and so the history) holds them, or a power loss could take back versions the history
+// has, and the same version numbers would come back with other content. A real power loss
+// cannot be simulated here: the test checks that the WAL fsync happens between the commits and
+// the publish.
+TEST(CaptureRelayTest, ASqliteOutboxIsFsyncedAfterTheCommitsAndBeforeThePublish) {
+  for (bool sync_wal : {true, false}) {
+    SCOPED_TRACE(sync_wal ? "sync_wal" : "without sync_wal (the old relay)");
+    testing::SqliteSyncCounter syncs;  // first: every connection below goes through it
+    testing::TempDir dir;
+    const std::string path = dir.File("campaigns.db");
+    SqliteCampaignStoreOptions so{.path = path, .rows_if_new = OutboxRows::kFull};
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteCampaignStore::Open(so));
+    CampaignService service(*store);
+    ASSERT_OK_AND_ASSIGN(auto source,
+                         SqliteOutboxSource::Open({.path = path, .sync_wal = sync_wal}));
+    Campaign draft{.customer_id = 1, .name = "a", .content = R"({"t":"x"})"};
+    for (int i = 0; i < 3; ++i) ASSERT_OK(service.Create(draft, {.actor = "user:1"}));
+    const int64_t committed = syncs.wal_syncs();
+    SyncNotingBus bus(syncs);
+    ASSERT_OK(bus.EnsureTopic("campaign-changes"));
+    CaptureRelay relay({.source = source.get(), .bus = &bus});
+    ASSERT_OK_AND_ASSIGN(int64_t n, relay.RunOnce(Micros(0)));
+    EXPECT_EQ(n, 6);
+    EXPECT_EQ(bus.syncs_at_publish, std::vector<int64_t>{committed + (sync_wal ? 1 : 0)});
+    source.reset();
+    store.reset();
+  }
 }
 
 TEST(NotifyPublisherTest, PublishesIdsAfterCommitAndTheContentOnlyOnDelete) {

@@ -52,25 +52,10 @@ Result<SourceBatch> SqliteOutboxSource::Poll(size_t max_events, Micros wait) {
     }
     ASSIGN_OR_RETURN(auto rows, ReadOutbox(*db_, last_polled_, max_events));
     if (!rows.empty()) {
-      SourceBatch batch;
-      batch.events.reserve(rows.size());
-      last_polled_ = rows.back().seq;
-      batch.end_position = std::to_string(last_polled_);
-      // Number the transactions (their rows are contiguous: writers are serialized) and say how
-      // many changes each made.
-      for (size_t begin = 0; begin < rows.size();) {
-        size_t end = begin + 1;
-        while (end < rows.size() && rows[end].transaction_id == rows[begin].transaction_id) ++end;
-        ++polled_txns_;
-        for (size_t k = begin; k < end; ++k) {
-          batch.events.push_back(ChangeEventFromCapture(std::move(rows[k])));
-          batch.events.back().txn_seq = polled_txns_;
-          batch.events.back().txn_changes = static_cast<int64_t>(end - begin);
-        }
-        begin = end;
-      }
-      unconfirmed_ends_.emplace_back(last_polled_, polled_txns_);
-      return batch;
+      // Writers commit at synchronous=NORMAL: make what was read durable before anyone
+      // downstream sees it, so a power loss cannot take back a version the history holds.
+      if (options_.sync_wal) RETURN_IF_ERROR(db_->SyncWal());
+      return MakeBatch(std::move(rows));
     }
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return SourceBatch{};
@@ -78,6 +63,28 @@ Result<SourceBatch> SqliteOutboxSource::Poll(size_t max_events, Micros wait) {
     wake_cv_.wait_until(lock, std::min(deadline, now + options_.poll_interval),
                         [this] { return wake_pending_; });
   }
+}
+
+SourceBatch SqliteOutboxSource::MakeBatch(std::vector<CapturedChange> rows) {
+  SourceBatch batch;
+  batch.events.reserve(rows.size());
+  last_polled_ = rows.back().seq;
+  batch.end_position = std::to_string(last_polled_);
+  // Number the transactions (their rows are contiguous: writers are serialized) and say how
+  // many changes each made.
+  for (size_t begin = 0; begin < rows.size();) {
+    size_t end = begin + 1;
+    while (end < rows.size() && rows[end].transaction_id == rows[begin].transaction_id) ++end;
+    ++polled_txns_;
+    for (size_t k = begin; k < end; ++k) {
+      batch.events.push_back(ChangeEventFromCapture(std::move(rows[k])));
+      batch.events.back().txn_seq = polled_txns_;
+      batch.events.back().txn_changes = static_cast<int64_t>(end - begin);
+    }
+    begin = end;
+  }
+  unconfirmed_ends_.emplace_back(last_polled_, polled_txns_);
+  return batch;
 }
 
 Status SqliteOutboxSource::Confirm(const std::string& position) {
@@ -111,6 +118,8 @@ Result<std::optional<CaptureHeartbeat>> SqliteOutboxSource::Heartbeat() {
       OutboxHeartbeat(*db_, last_polled_,
                       (options_.clock ? *options_.clock : SystemClock::Default()).Now()));
   if (!at) return std::optional<CaptureHeartbeat>();
+  // The history will rely on the raised floor: it must survive a power loss first.
+  if (options_.sync_wal) RETURN_IF_ERROR(db_->SyncWal());
   return std::optional<CaptureHeartbeat>(CaptureHeartbeat{.seq = polled_txns_, .at = *at});
 }
 

@@ -2,6 +2,11 @@
 // SqliteCampaignStore's triggers fill (docs/formats/outbox.md), in commit order, through its own
 // connection to the campaign database file.
 //
+// Durability: Poll hands out only changes that survive a power loss (it fsyncs the WAL after
+// reading them: see SqliteOutboxSourceOptions::sync_wal), so the history never holds a version
+// the campaign database can lose; a power loss takes back only commits not yet polled, from
+// both sides alike.
+//
 // Delivery: at least once, as ChangeSource says. Poll returns the events after the last polled
 // outbox seq, whole transactions only; each event's row is the full Campaign image and its
 // source_position the seq as text; txn_seq counts on from the transactions confirmed before
@@ -27,8 +32,10 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "campaign/campaign_service.h"
+#include "campaign/captured_change.h"
 #include "capture/change_source.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -45,6 +52,12 @@ struct SqliteOutboxSourceOptions {
   Micros poll_interval = std::chrono::milliseconds(5);
   // How long a statement waits for the database lock (Confirm deletes rows). Default: 10000 ms.
   int busy_timeout_ms = 10000;
+  // Fsync the WAL before Poll hands out changes and before Heartbeat hands out a heartbeat
+  // (SqliteDb::SyncWal): writers commit at synchronous=NORMAL, and without it a power loss could
+  // take back commits the history already holds, whose version numbers would then come back
+  // with other content. Costs one fsync per non-empty Poll, taken by the relay (no lock is held:
+  // writers go on). Turn it off only to measure its cost. Default: true.
+  bool sync_wal = true;
   // The clock of the writers (their commit stamps), for heartbeats. Not owned; must outlive the
   // source. Default: nullptr, meaning SystemClock::Default().
   Clock* clock = nullptr;
@@ -87,6 +100,8 @@ class SqliteOutboxSource final : public ChangeSource {
   };
 
   SqliteOutboxSource(SqliteOutboxSourceOptions options, std::unique_ptr<SqliteDb> db);
+  // Number the transactions of `rows` (read after last_polled_) and hand them out as a batch.
+  SourceBatch MakeBatch(std::vector<CapturedChange> rows);
 
   const SqliteOutboxSourceOptions options_;
   std::unique_ptr<SqliteDb> db_;  // used by the consumer thread only

@@ -6,6 +6,7 @@
 
 #include "campaign/campaign_service.h"
 #include "campaign/sqlite_campaign_store.h"
+#include "testing/sqlite_sync_counter.h"
 #include "testing/test_util.h"
 
 namespace ch {
@@ -48,10 +49,12 @@ class SqliteOutboxSourceTest : public ::testing::Test {
     service_ = std::make_unique<CampaignService>(*store_);
   }
 
-  std::unique_ptr<SqliteOutboxSource> OpenSource(Micros poll = std::chrono::milliseconds(5)) {
+  std::unique_ptr<SqliteOutboxSource> OpenSource(Micros poll = std::chrono::milliseconds(5),
+                                                 bool sync_wal = true) {
     SqliteOutboxSourceOptions o;
     o.path = path_;
     o.poll_interval = poll;
+    o.sync_wal = sync_wal;
     o.clock = &clock_;
     auto r = SqliteOutboxSource::Open(o);
     EXPECT_OK(r);
@@ -183,6 +186,63 @@ TEST_F(SqliteOutboxSourceTest, HeartbeatsOnlyOnceEverythingIsReadAndConfirmed) {
   ASSERT_OK(service_->Create(Draft(1), As("user:1")));
   ASSERT_OK_AND_ASSIGN(none, source->Heartbeat());
   EXPECT_FALSE(none.has_value());
+}
+
+// Every connection of these tests (the store's too) goes through the counting VFS.
+class SqliteOutboxSourceSyncTest : public SqliteOutboxSourceTest {
+ protected:
+  void TearDown() override {
+    service_.reset();
+    store_.reset();
+  }
+  testing::SqliteSyncCounter syncs_;
+};
+
+TEST_F(SqliteOutboxSourceSyncTest, PollFsyncsTheWalBeforeItHandsOutChanges) {
+  // The writers commit at synchronous=NORMAL (the store's default): nothing fsyncs their WAL.
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  const int64_t after_first = syncs_.wal_syncs();
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  ASSERT_EQ(syncs_.wal_syncs(), after_first);
+  auto source = OpenSource();
+  const int64_t before = syncs_.wal_syncs();
+  ASSERT_OK_AND_ASSIGN(auto a, source->Poll(100, Micros(0)));
+  ASSERT_FALSE(a.events.empty());
+  // The commits above are durable now, before anyone downstream has seen them.
+  EXPECT_EQ(syncs_.wal_syncs(), before + 1);
+  ASSERT_OK(source->Confirm(a.end_position));
+  // Nothing read, nothing to make durable.
+  ASSERT_OK_AND_ASSIGN(auto none, source->Poll(100, Micros(0)));
+  EXPECT_TRUE(none.events.empty());
+  EXPECT_EQ(syncs_.wal_syncs(), before + 1);
+  // One fsync per batch, however many transactions it holds.
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service_->Create(Draft(2), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto b, source->Poll(100, Micros(0)));
+  EXPECT_EQ(b.events.size(), 6u);
+  EXPECT_EQ(syncs_.wal_syncs(), before + 2);
+}
+
+TEST_F(SqliteOutboxSourceSyncTest, HeartbeatFsyncsTheRaisedFloorBeforeHandingItOut) {
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  auto source = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto a, source->Poll(100, Micros(0)));
+  ASSERT_OK(source->Confirm(a.end_position));
+  const int64_t before = syncs_.wal_syncs();
+  clock_.Advance(std::chrono::seconds(5));
+  ASSERT_OK_AND_ASSIGN(auto h, source->Heartbeat());
+  ASSERT_TRUE(h.has_value());
+  EXPECT_EQ(syncs_.wal_syncs(), before + 1);
+}
+
+TEST_F(SqliteOutboxSourceSyncTest, WithoutSyncWalNothingFsyncsTheChangesItHandsOut) {
+  // What the relay did before: a power loss could take back what it had handed out.
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  auto source = OpenSource(std::chrono::milliseconds(5), /*sync_wal=*/false);
+  const int64_t before = syncs_.wal_syncs();
+  ASSERT_OK_AND_ASSIGN(auto a, source->Poll(100, Micros(0)));
+  ASSERT_FALSE(a.events.empty());
+  EXPECT_EQ(syncs_.wal_syncs(), before);
 }
 
 TEST_F(SqliteOutboxSourceTest, PollWaitsAndWakeCutsTheWaitShort) {

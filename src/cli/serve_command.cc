@@ -13,6 +13,7 @@
 #include "api/campaign_api.h"
 #include "app/consumer_health.h"
 #include "app/crash_point.h"
+#include "app/history_metrics.h"
 #include "campaign/scheduler.h"
 #include "capture/change_event.h"
 #include "cli/cli.h"
@@ -33,6 +34,15 @@ bool WaitForStopSignal(Micros timeout) {
               static_cast<long>((timeout.count() % 1000000) * 1000)};
   int sig = sigtimedwait(&set, nullptr, &ts);
   return sig == SIGTERM || sig == SIGINT;
+}
+
+// Return the history store this process writes (publisher to the store, or sink), opened, or
+// nullptr when it writes none.
+Result<HistoryStore*> WrittenHistory(Runtime& runtime, const std::set<std::string>& roles) {
+  const bool writes = roles.contains("sink") ||
+                      (roles.contains("publisher") && !runtime.topology().publish_to_topic);
+  if (!writes) return static_cast<HistoryStore*>(nullptr);
+  return runtime.History();
 }
 
 }  // namespace
@@ -196,6 +206,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
           registry.Register([rt](MetricsWriter& w) {
             WriteConsumerMetrics(rt->Consumers(), rt->clock().Now(), w);
           });
+          ASSIGN_OR_RETURN(HistoryStore * history, WrittenHistory(*runtime, roles));
+          if (history != nullptr) {
+            registry.Register([history](MetricsWriter& w) { WriteHistoryMetrics(*history, w); });
+          }
           ASSIGN_OR_RETURN(metrics,
                            MetricsServer::Start(metrics_address->first, metrics_address->second,
                                                 {.registry = &registry, .health = [rt] {

@@ -201,6 +201,32 @@ Result<SqliteStmt*> SqliteDb::Prepare(const std::string& sql) {
   return p;
 }
 
+Status SqliteDb::SyncWal() {
+  auto wal_file = [this]() -> Result<sqlite3_file*> {
+    sqlite3_file* f = nullptr;
+    int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+    if (rc != SQLITE_OK) return ToStatus(rc, fmt::format("'{}': find the WAL file", path_));
+    return f != nullptr && f->pMethods != nullptr ? f : nullptr;
+  };
+  ASSIGN_OR_RETURN(sqlite3_file * wal, wal_file());
+  if (wal == nullptr) {
+    // A connection opens the WAL file when it first reads the database.
+    RETURN_IF_ERROR(Exec("SELECT 1 FROM sqlite_master LIMIT 1"));
+    ASSIGN_OR_RETURN(wal, wal_file());
+  }
+  ASSIGN_OR_RETURN(SqliteStmt * mode, Prepare("PRAGMA journal_mode"));
+  ASSIGN_OR_RETURN(bool row, mode->Step());
+  const bool in_wal = row && mode->ColumnText(0) == "wal";
+  mode->Reset();
+  if (!in_wal || wal == nullptr) {
+    return FailedPreconditionError(
+        fmt::format("'{}' is not in WAL mode: there is no WAL file to sync", path_));
+  }
+  int rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) return ToStatus(rc, fmt::format("'{}': fsync of the WAL file", path_));
+  return Status::OK();
+}
+
 int64_t SqliteDb::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
 int64_t SqliteDb::Changes() const { return sqlite3_changes64(db_); }
 

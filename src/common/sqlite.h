@@ -106,6 +106,16 @@ class SqliteDb {
   // stays valid for the lifetime of this SqliteDb.
   Result<SqliteStmt*> Prepare(const std::string& sql);
 
+  // Make every transaction committed to this database so far -- by any connection, in any
+  // process -- survive a power loss, as synchronous=FULL would have made each of them: fsync the
+  // WAL file. With synchronous=NORMAL (writers that do not sync at each commit), committed frames
+  // may sit in the OS page cache; an fsync of the file flushes all of them, whoever wrote them,
+  // and the older frames a checkpoint already copied are in the database file, which a completed
+  // checkpoint syncs before the WAL is reused. Holds no SQLite lock: writers are not held up.
+  // Fails with FailedPrecondition when the database is not in WAL mode, with the fsync's error
+  // otherwise (Unavailable for an I/O error).
+  Status SyncWal();
+
   int64_t LastInsertRowId() const;
   int64_t Changes() const;
   const std::string& path() const { return path_; }

@@ -5,12 +5,15 @@
 
 #include <vector>
 
+#include "testing/sqlite_sync_counter.h"
 #include "testing/test_util.h"
 
 namespace ch {
 namespace {
 
+using ::ch::testing::SqliteSyncCounter;
 using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
 using ::ch::testing::TempDir;
 
 TEST(SqliteTest, PreparesBindsAndReads) {
@@ -50,6 +53,38 @@ TEST(SqliteTest, TransactionRollsBackUnlessCommitted) {
   ASSERT_OK_AND_ASSIGN(bool row, sel->Step());
   ASSERT_TRUE(row);
   EXPECT_EQ(sel->ColumnText(0), "2");
+}
+
+TEST(SqliteTest, SyncWalFsyncsWhatNormalCommitsLeftInTheOsCache) {
+  SqliteSyncCounter counter;
+  TempDir dir;
+  SqliteOptions normal;
+  normal.synchronous = "NORMAL";
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, SqliteDb::Open(dir.File("t.db"), normal));
+    ASSERT_OK(writer->Exec("CREATE TABLE t(k INTEGER)"));
+    const int64_t before = counter.wal_syncs();
+    for (int i = 0; i < 5; ++i) ASSERT_OK(writer->Exec("INSERT INTO t VALUES (1)"));
+    // The premise: commits at synchronous=NORMAL do not fsync the WAL.
+    EXPECT_EQ(counter.wal_syncs(), before);
+    // Another connection (the relay's) makes them durable, without writing anything.
+    ASSERT_OK_AND_ASSIGN(auto other, SqliteDb::Open(dir.File("t.db"), normal));
+    ASSERT_OK(other->SyncWal());
+    EXPECT_EQ(counter.wal_syncs(), before + 1);
+    // The counter sees real WAL fsyncs: a commit at synchronous=FULL makes one.
+    ASSERT_OK_AND_ASSIGN(auto full, SqliteDb::Open(dir.File("t.db")));
+    ASSERT_OK(full->Exec("INSERT INTO t VALUES (2)"));
+    EXPECT_EQ(counter.wal_syncs(), before + 2);
+  }
+}
+
+TEST(SqliteTest, SyncWalRefusesADatabaseNotInWalMode) {
+  TempDir dir;
+  SqliteOptions rollback;
+  rollback.wal = false;
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir.File("t.db"), rollback));
+  ASSERT_OK(db->Exec("CREATE TABLE t(k INTEGER); INSERT INTO t VALUES (1)"));
+  EXPECT_THAT(db->SyncWal(), StatusIsWith(StatusCode::kFailedPrecondition, "not in WAL mode"));
 }
 
 TEST(SqliteTest, OpenFailureNamesThePath) {

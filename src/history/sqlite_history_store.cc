@@ -1,6 +1,7 @@
 #include "history/sqlite_history_store.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
@@ -17,6 +18,28 @@
 
 namespace ch {
 namespace {
+
+// The reused versions one Append met, logged once it committed (one line per call, not per
+// version: a restored database can bring back thousands).
+struct ConflictNote {
+  int64_t count = 0;
+  int64_t campaign_id = 0;
+  int64_t version = 0;
+  void Note(int64_t campaign, int64_t v) {
+    if (count++ == 0) {
+      campaign_id = campaign;
+      version = v;
+    }
+  }
+  void Log(const std::string& path) const {
+    if (count == 0) return;
+    spdlog::warn(
+        "history '{}': {} versions arrived again with other content (first: campaign {} "
+        "version {}): version numbers were reused; kept as evidence in table conflicts "
+        "(docs/operations.md, \"Conflicting versions\")",
+        path, count, campaign_id, version);
+  }
+};
 
 // Identifies the file as ours (meta.format). DO NOT CHANGE.
 constexpr char kFormatName[] = "campaign-history/sqlite-history";
@@ -860,6 +883,7 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
   if (m.read_only) return FailedPreconditionError("history store is read-only");
   if (records.empty()) return int64_t{0};
   SqliteDb& db = *m.db;
+  ConflictNote conflicts;
 
   ASSIGN_OR_RETURN(SqliteStmt * get_campaign,
                    db.Prepare("SELECT customer_id, max_version, records, first_t, last_t, "
@@ -1033,6 +1057,7 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
                               .Bind(4, HistoryRecordToJson(existing))
                               .Bind(5, HistoryRecordToJson(r))
                               .Run());
+          conflicts.Note(r.campaign_id, r.version);
         }
         continue;
       }
@@ -1178,6 +1203,7 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
     ASSIGN_OR_RETURN(merge, m.MergeRecent(/*all=*/false));
   }
   RETURN_IF_ERROR(tx->Commit());
+  conflicts.Log(db.path());
 
   // Committed: the staged facts are now true for every reader.
   if (m.actor_ids.size() + new_actors.size() > kDictionaryLimit) m.actor_ids.clear();

@@ -18,6 +18,9 @@ Result<T> FromCampaigns(Result<T> r) {
   if (r.ok()) return r;
   return DependencyFailure(r.status(), "campaign database");
 }
+Status FromCampaigns(const Status& s) {
+  return s.ok() ? s : DependencyFailure(s, "campaign database");
+}
 
 }  // namespace
 
@@ -158,6 +161,7 @@ Result<PublishStats> Publisher::Process(std::span<const ChangeEvent> events) {
   PublishStats stats;
   std::vector<HistoryRecord> records;
   records.reserve(events.size());
+  bool resolved_notify = false;
   for (const ChangeEvent& e : events) {
     ++stats.events;
     if (e.capture == CaptureMode::kLog) {
@@ -181,7 +185,12 @@ Result<PublishStats> Publisher::Process(std::span<const ChangeEvent> events) {
     }
     stats.missed_versions += r->missed_versions;
     records.push_back(std::move(*r));
+    resolved_notify = true;
   }
+  // What notify events recorded was read from the campaign database: it must survive a power
+  // loss there before the history holds it, or the version numbers could come back with other
+  // content.
+  if (resolved_notify) RETURN_IF_ERROR(FromCampaigns(options_.campaigns->SyncCommitted()));
   if (!records.empty()) {
     ASSIGN_OR_RETURN(stats.stored, FromHistory(options_.history->Append(records)));
   }

@@ -5,9 +5,11 @@
 //   notify events carry only {campaign_id, customer_id, op, version} (the row only on delete):
 //   the publisher fetches the campaign's current row from the CampaignStore, records it if it is
 //   newer than what the history holds, and counts the versions in between that were never
-//   captured in `missed_versions`. A fetched version already recorded is dropped. The version a
-//   notification names is never recorded: the database's is (a delete notification for a
-//   campaign the database still has is rejected as inconsistent).
+//   captured in `missed_versions`. A fetched version already recorded is dropped. Before it
+//   appends what it fetched, it makes the campaign database's commits durable
+//   (CampaignStore::SyncCommitted), so the history never holds a version a power loss there
+//   could take back. The version a notification names is never recorded: the database's is (a
+//   delete notification for a campaign the database still has is rejected as inconsistent).
 //
 // Delivery semantics: callers deliver at least once; Process is idempotent on
 // (campaign_id, version) because the history store is. Process returns OK only once every record

@@ -17,6 +17,7 @@ namespace ch {
 namespace {
 
 using ::ch::testing::StatusIs;
+using ::ch::testing::StatusIsWith;
 
 Campaign Row(int64_t id, int64_t version, int64_t priority = 1) {
   Campaign c;
@@ -252,6 +253,7 @@ class DownCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t) override { return failure; }
   Result<std::vector<int64_t>> ListCustomers() override { return failure; }
   Result<std::vector<Campaign>> ListExpired(Timestamp, int64_t) override { return failure; }
+  Status SyncCommitted() override { return failure; }
 };
 
 TEST(PublisherTest, NotifyWithoutACampaignStoreFails) {
@@ -261,6 +263,62 @@ TEST(PublisherTest, NotifyWithoutACampaignStoreFails) {
   e.capture = CaptureMode::kNotify;
   e.row.reset();
   EXPECT_THAT(p.Process(std::vector<ChangeEvent>{e}), StatusIs(StatusCode::kFailedPrecondition));
+}
+
+// A campaign database whose rows can be read but whose commits cannot be made durable.
+class UnsyncableStore final : public CampaignStore {
+ public:
+  explicit UnsyncableStore(CampaignStore& inner) : inner_(inner) {}
+  int syncs = 0;
+  Status failure = UnavailableError("fsync of the WAL file: I/O error");
+  Result<std::unique_ptr<CampaignTransaction>> BeginWrite(std::string_view a) override {
+    return inner_.BeginWrite(a);
+  }
+  Result<std::optional<Campaign>> Get(int64_t id) override { return inner_.Get(id); }
+  Result<std::vector<Campaign>> List(int64_t c) override { return inner_.List(c); }
+  Result<std::vector<int64_t>> ListCustomers() override { return inner_.ListCustomers(); }
+  Result<std::vector<Campaign>> ListExpired(Timestamp t, int64_t n) override {
+    return inner_.ListExpired(t, n);
+  }
+  Status SyncCommitted() override {
+    ++syncs;
+    return failure;
+  }
+
+ private:
+  CampaignStore& inner_;
+};
+
+// What notify capture records was read from the campaign database: a power loss there must not
+// be able to take it back once the history holds it.
+TEST(PublisherTest, NotifyRecordsWhatItReadOnlyOnceTheCampaignDatabaseMadeItDurable) {
+  FakeClock clock;
+  InMemoryCampaignStore inner(clock);
+  CampaignService service(inner);
+  UnsyncableStore store(inner);
+  InMemoryHistoryStore history;
+  Publisher p({.history = &history, .campaigns = &store});
+  ASSERT_OK_AND_ASSIGN(CommitInfo created, service.Create(Row(0, 0), {.actor = "user:1"}));
+  ChangeEvent e;
+  e.capture = CaptureMode::kNotify;
+  e.op = ChangeOp::kCreated;
+  e.campaign_id = created.changes[0].campaign_id;
+  e.customer_id = created.changes[0].customer_id;
+  e.version = 1;
+  e.event_time = created.committed_at;
+  e.actor = "user:1";
+  e.transaction_id = created.transaction_id;
+  EXPECT_THAT(p.Process(std::vector<ChangeEvent>{e}),
+              StatusIsWith(StatusCode::kUnavailable, "campaign database"));
+  EXPECT_EQ(store.syncs, 1);
+  EXPECT_TRUE(history.AllRecords().empty()) << "recorded before the database made it durable";
+  store.failure = Status::OK();
+  ASSERT_OK_AND_ASSIGN(PublishStats s, p.Process(std::vector<ChangeEvent>{e}));
+  EXPECT_EQ(s.stored, 1);
+  EXPECT_EQ(store.syncs, 2);
+  // Log events carry their rows, which the capture made durable before handing them out.
+  ASSERT_OK(p.Process(std::vector<ChangeEvent>{LogEvent(Row(9, 1), ChangeOp::kCreated, 1)}));
+  EXPECT_EQ(store.syncs, 2);
 }
 
 // A source that hands out scripted batches and records confirmations.
