@@ -72,6 +72,9 @@ class GatedStore final : public CampaignStore {
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override {
     return inner_.ListExpired(now, limit);
   }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override {
+    return inner_.GetReplayPosition(workload);
+  }
 
  private:
   CampaignStore& inner_;

@@ -30,6 +30,9 @@ class HookedStore final : public CampaignStore {
     if (on_list) on_list();
     return r;
   }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override {
+    return inner_.GetReplayPosition(workload);
+  }
   InMemoryCampaignStore inner_;
   std::function<void()> on_list;
 };

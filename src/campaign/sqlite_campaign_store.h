@@ -87,6 +87,7 @@ class SqliteCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t customer_id) override;
   Result<std::vector<int64_t>> ListCustomers() override;
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override;
 
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
   // and tools.

@@ -252,6 +252,9 @@ class DownCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> List(int64_t) override { return failure; }
   Result<std::vector<int64_t>> ListCustomers() override { return failure; }
   Result<std::vector<Campaign>> ListExpired(Timestamp, int64_t) override { return failure; }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view) override {
+    return failure;
+  }
 };
 
 TEST(PublisherTest, NotifyWithoutACampaignStoreFails) {
