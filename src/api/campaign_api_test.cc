@@ -73,6 +73,9 @@ class GatedStore final : public CampaignStore {
     return inner_.ListExpired(now, limit);
   }
   Status SyncCommitted() override { return inner_.SyncCommitted(); }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override {
+    return inner_.GetReplayPosition(workload);
+  }
 
  private:
   CampaignStore& inner_;

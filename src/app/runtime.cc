@@ -321,6 +321,7 @@ Result<bool> Runtime::StartPublisher() {
   }
   if (embedded_direct()) {
     ASSIGN_OR_RETURN(bool locked, TakePublisherLock());
+    publisher_standby_ = !locked;
     if (!locked) return false;
     RETURN_IF_ERROR(OpenOutboxSource());
     ASSIGN_OR_RETURN(HistoryStore * history, History());
@@ -558,9 +559,20 @@ Result<int64_t> Runtime::Backlog() {
   return backlog_reader_->Backlog();
 }
 
+Status Runtime::TakeOverPublisher() {
+  if (!publisher_standby_ || drainer_) return Status::OK();
+  ASSIGN_OR_RETURN(bool started, StartPublisher());
+  if (started) {
+    spdlog::info(
+        "publisher: the process that published this setup stopped; this one publishes now");
+  }
+  return Status::OK();
+}
+
 Status Runtime::WaitCaughtUp(Micros timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
+    RETURN_IF_ERROR(TakeOverPublisher());
     ASSIGN_OR_RETURN(int64_t backlog, Backlog());
     if (backlog == 0) return Status::OK();
     if (drainer_) {
@@ -594,6 +606,7 @@ Status Runtime::WaitForVersions(const std::map<int64_t, VersionRange>& versions,
   // The first campaign still behind, and what it lacks (for the error).
   std::string lacking;
   while (true) {
+    RETURN_IF_ERROR(TakeOverPublisher());
     lacking.clear();
     for (auto it = behind.begin(); it != behind.end();) {
       const auto [first, last, customer] = it->second;

@@ -15,8 +15,10 @@
 //
 // Embedded publisher: at most one process drains a given outbox at a time. StartPublisher takes
 // an advisory lock file beside the history store (`<history>.publisher.lock`); when another
-// process holds it, this process does not publish. Commits made through this runtime's service
-// wake the publisher at once.
+// process holds it, this process does not publish but stands by: while it waits for the history
+// (WaitCaughtUp, WaitForVersions) it takes the lock and starts publishing as soon as the other
+// process lets go, so two replays on one directory both finish. Commits made through this
+// runtime's service wake the publisher at once.
 //
 // Thread-safety: open/start/stop from one thread; the service and stores are thread-safe.
 #pragma once
@@ -148,7 +150,8 @@ class Runtime {
   Result<ChangeBus*> Bus();
 
   // Start the publisher role. Return false when another process already drains this embedded
-  // outbox (this one then stands by).
+  // outbox (this one then stands by, and takes over in the wait calls below once that process
+  // released it).
   Result<bool> StartPublisher();
   // Start the capture role. Return false when there is nothing to relay (embedded setup, notify
   // or no capture).
@@ -187,6 +190,8 @@ class Runtime {
   Status CheckRelayableOutbox();
   SubscriptionOptions Subscriptions() const;
   Result<bool> TakePublisherLock();
+  // Start publishing when this process stands by and the other publisher has stopped.
+  Status TakeOverPublisher();
   // Create a dead-letter topic and the subscription that keeps its messages.
   Status EnsureDeadLetterTopic(const std::string& topic, const std::string& subscription);
   Result<std::vector<Status>> HandleChanges(std::span<const Delivery> deliveries);
@@ -213,6 +218,8 @@ class Runtime {
   std::mutex publisher_mu_;  // serializes Publisher::Process across consumer threads
   int lock_fd_ = -1;
   bool have_lock_ = false;
+  // StartPublisher found another process publishing this embedded setup.
+  bool publisher_standby_ = false;
 };
 
 }  // namespace ch

@@ -56,6 +56,16 @@ void AddShifted(std::vector<RowChange> shifted, CommitInfo& info) {
   info.changes.insert(info.changes.end(), shifted.begin(), shifted.end());
 }
 
+// Open the action's write transaction and advance the replay position it carries first: a replay
+// that lost the race for its position learns that, not what the other replay's commit did to the
+// rows (e.g. "priority 1 is already taken").
+Result<std::unique_ptr<CampaignTransaction>> BeginWrite(
+    CampaignStore& store, std::string_view actor, const std::optional<ReplayAdvance>& replay) {
+  ASSIGN_OR_RETURN(auto tx, store.BeginWrite(actor));
+  if (replay) RETURN_IF_ERROR(tx->AdvanceReplay(*replay));
+  return tx;
+}
+
 CommitInfo StartInfo(const CampaignTransaction& tx, const std::string& actor) {
   CommitInfo info;
   info.committed_at = tx.commit_time();
@@ -88,7 +98,7 @@ Result<CommitInfo> CampaignService::Create(const Campaign& draft, const WriteCon
         fmt::format("a new campaign has no version yet, expected {}", *ctx.expect_version));
   }
 
-  ASSIGN_OR_RETURN(auto tx, store_.BeginWrite(ctx.actor));
+  ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, ctx.actor, ctx.replay));
   if (row.id == 0) {
     ASSIGN_OR_RETURN(row.id, tx->AllocateId());
   } else {
@@ -121,7 +131,7 @@ Result<CommitInfo> CampaignService::Update(int64_t id, const CampaignPatch& patc
     ASSIGN_OR_RETURN(p.content, CanonicalContent(*patch.content));
   }
 
-  ASSIGN_OR_RETURN(auto tx, store_.BeginWrite(ctx.actor));
+  ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, ctx.actor, ctx.replay));
   ASSIGN_OR_RETURN(std::optional<Campaign> current, tx->Get(id));
   if (!current) return NotFoundId(id);
   RETURN_IF_ERROR(CheckRowPreconditions(*current, ctx));
@@ -147,7 +157,7 @@ Result<CommitInfo> CampaignService::Update(int64_t id, const CampaignPatch& patc
 Result<CommitInfo> CampaignService::Move(int64_t id, int64_t to_priority, const WriteContext& ctx) {
   RETURN_IF_ERROR(ValidateActor(ctx.actor));
 
-  ASSIGN_OR_RETURN(auto tx, store_.BeginWrite(ctx.actor));
+  ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, ctx.actor, ctx.replay));
   ASSIGN_OR_RETURN(std::optional<Campaign> current, tx->Get(id));
   if (!current) return NotFoundId(id);
   RETURN_IF_ERROR(CheckRowPreconditions(*current, ctx));
@@ -186,7 +196,7 @@ Result<CommitInfo> CampaignService::Move(int64_t id, int64_t to_priority, const 
 Result<CommitInfo> CampaignService::Delete(int64_t id, const WriteContext& ctx) {
   RETURN_IF_ERROR(ValidateActor(ctx.actor));
 
-  ASSIGN_OR_RETURN(auto tx, store_.BeginWrite(ctx.actor));
+  ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, ctx.actor, ctx.replay));
   ASSIGN_OR_RETURN(std::optional<Campaign> current, tx->Get(id));
   if (!current) return NotFoundId(id);
   RETURN_IF_ERROR(CheckRowPreconditions(*current, ctx));
@@ -207,7 +217,8 @@ Result<CommitInfo> CampaignService::Delete(int64_t id, const WriteContext& ctx) 
   return info;
 }
 
-Result<CommitInfo> CampaignService::Import(int64_t customer_id, const std::vector<Campaign>& rows) {
+Result<CommitInfo> CampaignService::Import(int64_t customer_id, const std::vector<Campaign>& rows,
+                                           const std::optional<ReplayAdvance>& replay) {
   if (customer_id <= 0) {
     return InvalidArgumentError(fmt::format("customer_id: must be positive (got {})", customer_id));
   }
@@ -240,7 +251,7 @@ Result<CommitInfo> CampaignService::Import(int64_t customer_id, const std::vecto
 
   // The transaction's actor: the rows' common writer (each row keeps its own updated_by).
   std::string actor = out.front().updated_by;
-  ASSIGN_OR_RETURN(auto tx, store_.BeginWrite(actor));
+  ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, actor, replay));
   ASSIGN_OR_RETURN(std::vector<Campaign> existing, tx->List(customer_id));
   const int64_t limit = static_cast<int64_t>(existing.size() + out.size());
   std::set<int64_t> taken;

@@ -47,6 +47,11 @@ struct WriteContext {
   // The campaign must currently be at this priority (Move, and also Update and Delete when set;
   // workload lines carry it for moves and deletes).
   std::optional<int64_t> expect_priority;
+  // Also advance a workload replay's position (CampaignTransaction::AdvanceReplay) in the
+  // action's transaction, first thing: the action and the record that it was applied commit
+  // together or not at all, and a position conflict fails the action with FailedPrecondition
+  // (before anything else is checked) and changes nothing.
+  std::optional<ReplayAdvance> replay;
 };
 
 // What one committed action did.
@@ -109,8 +114,10 @@ class CampaignService {
   // actor is the first row's updated_by. Nothing is shifted. Fails with InvalidArgument when a
   // row is invalid, has no updated_by, belongs to another customer, or has a priority outside
   // 1..(existing + rows); FailedPrecondition when a priority is taken; AlreadyExists when an id
-  // exists or existed. `rows` empty fails with InvalidArgument.
-  Result<CommitInfo> Import(int64_t customer_id, const std::vector<Campaign>& rows);
+  // exists or existed. `rows` empty fails with InvalidArgument. `replay`, when set, is advanced
+  // in the same transaction (as WriteContext::replay).
+  Result<CommitInfo> Import(int64_t customer_id, const std::vector<Campaign>& rows,
+                            const std::optional<ReplayAdvance>& replay = std::nullopt);
 
   Result<std::optional<Campaign>> Get(int64_t id) { return store_.Get(id); }
   Result<std::vector<Campaign>> List(int64_t customer_id) { return store_.List(customer_id); }

@@ -14,6 +14,11 @@
 // of every insert/update/delete with its version, actor, transaction id and commit time (the
 // outbox on SQLite, the WAL on PostgreSQL). A store never calls out to other systems.
 //
+// Replay positions: a store also keeps, per workload, how far a workload replay got
+// (workload/replayer.h). The replayer advances it inside the transaction of each op it applies,
+// so an op and the record that it was applied are committed together or not at all; the table
+// is never captured (it is not campaign data).
+//
 // Thread-safety: a CampaignStore is safe to use from several threads; a CampaignTransaction is
 // used by one thread.
 #pragma once
@@ -37,6 +42,35 @@ namespace ch {
 //   kLog   the full row image of every insert/update/delete, with version, actor, transaction id
 //          and commit time (the outbox on SQLite; the WAL on PostgreSQL).
 enum class StoreCapture { kNone, kLog };
+
+// How far a workload replay got on one database: the last line it applied.
+struct ReplayPosition {
+  // The workload's identity (workload/workload_digest.h: a fingerprint of its first line).
+  // REQUIRES: 1..128 characters.
+  std::string workload;
+  // The seq of the last applied line.
+  int64_t seq = 0;
+  // A digest of the workload's lines through `seq`: tells a file apart from another one that
+  // shares its first line. At most 128 characters.
+  std::string digest;
+  // Where the lines were read from (a file name, or "standard input"); for messages only. At
+  // most 1024 bytes.
+  std::string source;
+  // When the transaction that recorded it committed: set by the store when reading, ignored
+  // when writing (the transaction's commit_time() is stored).
+  Timestamp recorded_at{};
+
+  bool operator==(const ReplayPosition&) const = default;
+};
+
+// Move a workload's replay position forward, in the transaction of the op it records: a
+// compare-and-set, so that two replays of one workload cannot both apply an op.
+struct ReplayAdvance {
+  // The new position (its recorded_at is ignored).
+  ReplayPosition to;
+  // The seq the recorded position must have now; nullopt: nothing may be recorded yet.
+  std::optional<int64_t> from_seq;
+};
 
 class CampaignTransaction {
  public:
@@ -74,6 +108,13 @@ class CampaignTransaction {
                                                std::optional<int64_t> hi,
                                                std::string_view actor) = 0;
 
+  // Record advance.to as its workload's replay position in this transaction, provided the
+  // position recorded now has seq advance.from_seq (none when from_seq is nullopt). Fails with
+  // FailedPrecondition naming the recorded seq when it does not (another replay of the same
+  // workload moved it), and with InvalidArgument on a bad position (see ReplayPosition); then
+  // nothing was recorded and the caller must not commit.
+  virtual Status AdvanceReplay(const ReplayAdvance& advance) = 0;
+
   // Make the transaction durable and visible. After a failure the transaction is rolled back.
   virtual Status Commit() = 0;
 };
@@ -105,6 +146,15 @@ class CampaignStore {
   // is durable before any reader sees it (PostgreSQL with synchronous_commit on; in memory).
   // Fails with Unavailable when the database cannot be reached or synced.
   virtual Status SyncCommitted() = 0;
+  // Return the committed replay position of `workload`, or nullopt when none was recorded.
+  virtual Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) = 0;
 };
+
+// Return OK when `p` can be recorded (see ReplayPosition); InvalidArgument naming the field
+// otherwise. Every store checks this in AdvanceReplay.
+Status ValidateReplayPosition(const ReplayPosition& p);
+// Return the FailedPrecondition of an AdvanceReplay whose from_seq differs from the recorded
+// position (`recorded`: its seq, nullopt when none). The same message on every store.
+Status ReplayPositionConflict(const ReplayAdvance& advance, std::optional<int64_t> recorded);
 
 }  // namespace ch

@@ -120,6 +120,22 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
     return out;
   }
 
+  Status AdvanceReplay(const ReplayAdvance& advance) override {
+    RETURN_IF_ERROR(CheckOpen());
+    RETURN_IF_ERROR(ValidateReplayPosition(advance.to));
+    std::optional<int64_t> recorded;
+    if (auto p = replay_.find(advance.to.workload); p != replay_.end()) {
+      recorded = p->second.seq;
+    } else if (auto s = store_.state_.replay_positions.find(advance.to.workload);
+               s != store_.state_.replay_positions.end()) {
+      recorded = s->second.seq;
+    }
+    if (recorded != advance.from_seq) return ReplayPositionConflict(advance, recorded);
+    ReplayPosition& p = replay_[advance.to.workload] = advance.to;
+    p.recorded_at = commit_time_;
+    return Status::OK();
+  }
+
   Status Commit() override {
     RETURN_IF_ERROR(CheckOpen());
     {
@@ -141,6 +157,7 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
       }
       s.used_ids.insert(new_ids_.begin(), new_ids_.end());
       s.max_id = std::max(s.max_id, max_id_);
+      for (auto& [workload, p] : replay_) s.replay_positions[workload] = std::move(p);
       if (store_.capture_ == StoreCapture::kLog) {
         for (CapturedChange& c : pending_) {
           c.seq = static_cast<int64_t>(s.log.size()) + 1;
@@ -202,6 +219,8 @@ class InMemoryCampaignStore::Transaction final : public CampaignTransaction {
   std::map<int64_t, std::optional<Campaign>> overlay_;
   std::set<int64_t> new_ids_;
   std::vector<CapturedChange> pending_;
+  // Replay positions advanced by this transaction.
+  std::map<std::string, ReplayPosition> replay_;
 };
 
 InMemoryCampaignStore::InMemoryCampaignStore(const InMemoryCampaignStoreOptions& options)
@@ -268,6 +287,14 @@ Result<std::vector<Campaign>> InMemoryCampaignStore::ListExpired(Timestamp now, 
   });
   if (limit >= 0 && out.size() > static_cast<size_t>(limit)) out.resize(limit);
   return out;
+}
+
+Result<std::optional<ReplayPosition>> InMemoryCampaignStore::GetReplayPosition(
+    std::string_view workload) {
+  std::shared_lock lock(data_mu_);
+  auto it = state_.replay_positions.find(workload);
+  if (it == state_.replay_positions.end()) return std::optional<ReplayPosition>();
+  return std::optional<ReplayPosition>(it->second);
 }
 
 std::vector<CapturedChange> InMemoryCampaignStore::AllChanges() const {

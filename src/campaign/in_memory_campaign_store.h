@@ -63,6 +63,7 @@ class InMemoryCampaignStore final : public CampaignStore {
   Result<std::vector<Campaign>> ListExpired(Timestamp now, int64_t limit) override;
   // See CampaignStore: nothing survives a power loss, nothing to sync.
   Status SyncCommitted() override { return Status::OK(); }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override;
 
   // Return every captured change in commit order (seq 1, 2, 3, ...). Empty with capture kNone.
   // The log is never trimmed: this store is for tests and short demos.
@@ -90,6 +91,8 @@ class InMemoryCampaignStore final : public CampaignStore {
     std::set<int64_t> used_ids;                        // every id ever inserted
     int64_t max_id = 0;
     std::vector<CapturedChange> log;
+    // Workload -> its replay position.
+    std::map<std::string, ReplayPosition, std::less<>> replay_positions;
   };
 
   Clock& clock_;

@@ -247,6 +247,34 @@ class PgCampaignTransaction final : public CampaignTransaction {
     return out;
   }
 
+  Status AdvanceReplay(const ReplayAdvance& advance) override {
+    RETURN_IF_ERROR(CheckOpen());
+    const ReplayPosition& to = advance.to;
+    RETURN_IF_ERROR(ValidateReplayPosition(to));
+    RETURN_IF_ERROR(CheckPgText("replay position: source", to.source));
+    // A compare-and-set: update only from the expected seq, insert only when nothing is there.
+    // Writers are serialized by the ch_txn row lock, so the row cannot change meanwhile.
+    Params params = {to.workload, std::to_string(to.seq), to.digest, to.source,
+                     FormatPgTimestamp(commit_time_)};
+    if (advance.from_seq) params.push_back(std::to_string(*advance.from_seq));
+    ASSIGN_OR_RETURN(
+        PgResult r,
+        Run(advance.from_seq
+                ? "UPDATE ch_replay_positions SET seq = $2, digest = $3, source = $4, "
+                  "recorded_at = $5 WHERE workload = $1 AND seq = $6"
+                : "INSERT INTO ch_replay_positions (workload, seq, digest, source, recorded_at) "
+                  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workload) DO NOTHING",
+            params));
+    if (r.AffectedRows() == 1) return Status::OK();
+    ASSIGN_OR_RETURN(PgResult now,
+                     Run("SELECT seq FROM ch_replay_positions WHERE workload = $1", {to.workload}));
+    std::optional<int64_t> recorded;
+    if (now.rows() == 1) {
+      ASSIGN_OR_RETURN(recorded, now.GetInt(0, 0));
+    }
+    return ReplayPositionConflict(advance, recorded);
+  }
+
   Status Commit() override {
     RETURN_IF_ERROR(CheckOpen());
     open_ = false;
@@ -449,6 +477,24 @@ Result<std::vector<Campaign>> PgCampaignStore::ListExpired(Timestamp now, int64_
                 {FormatPgTimestamp(now),
                  limit < 0 ? std::nullopt : std::optional<std::string>(std::to_string(limit))}));
         return ReadRows(r);
+      });
+}
+
+Result<std::optional<ReplayPosition>> PgCampaignStore::GetReplayPosition(
+    std::string_view workload) {
+  return impl_->WithConnection<std::optional<ReplayPosition>>(
+      [&](PgConn& conn) -> Result<std::optional<ReplayPosition>> {
+        ASSIGN_OR_RETURN(PgResult r, conn.ExecParams("SELECT seq, digest, source, recorded_at FROM "
+                                                     "ch_replay_positions WHERE workload = $1",
+                                                     {std::string(workload)}));
+        if (r.rows() == 0) return std::optional<ReplayPosition>();
+        ReplayPosition p;
+        p.workload = std::string(workload);
+        ASSIGN_OR_RETURN(p.seq, r.GetInt(0, 0));
+        p.digest = std::string(r.Get(0, 1));
+        p.source = std::string(r.Get(0, 2));
+        ASSIGN_OR_RETURN(p.recorded_at, ParsePgTimestamp(r.Get(0, 3)));
+        return std::optional<ReplayPosition>(std::move(p));
       });
 }
 

@@ -100,6 +100,7 @@ class PgCampaignStore final : public CampaignStore {
   // its WAL is flushed -- unless the writer's session runs synchronous_commit = off, whose
   // commits are visible before they are durable (docs/operations.md, "Durability").
   Status SyncCommitted() override { return Status::OK(); }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override;
 
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
   // and tools.

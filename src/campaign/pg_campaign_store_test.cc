@@ -158,6 +158,19 @@ TEST_F(PgCampaignStoreTest, RefusesANewerSchema) {
   EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "newer than the supported 1"));
 }
 
+// A database created before replay positions existed gets their table when opened.
+TEST_F(PgCampaignStoreTest, OpeningAddsTheReplayPositionTable) {
+  { ASSERT_OK_AND_ASSIGN(auto store, Open()); }
+  Query("DROP TABLE ch_replay_positions");
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  CampaignService service(*store);
+  WriteContext ctx = As("user:1");
+  ctx.replay = ReplayAdvance{{"w1", 3, "d3", "a.jsonl", {}}, std::nullopt};
+  ASSERT_OK(service.Create(Draft(1, "a"), ctx));
+  EXPECT_EQ(Query("SELECT seq || ' ' || digest FROM ch_replay_positions WHERE workload = 'w1'"),
+            "3 d3");
+}
+
 TEST_F(PgCampaignStoreTest, LogCaptureMakesDeletesCarryTheWholeRow) {
   ASSERT_OK_AND_ASSIGN(auto none, Open(StoreCapture::kNone));
   EXPECT_EQ(Query("SELECT relreplident FROM pg_class WHERE oid = 'campaigns'::regclass"), "d");

@@ -124,6 +124,13 @@ CREATE TABLE IF NOT EXISTS ch_txn (
   commit_us bigint NOT NULL
 );
 INSERT INTO ch_txn (id, txn_id, commit_us) VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS ch_replay_positions (
+  workload    text PRIMARY KEY,
+  seq         bigint NOT NULL,
+  digest      text NOT NULL,
+  source      text NOT NULL,
+  recorded_at timestamptz NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ch_capture_progress (
   slot           text PRIMARY KEY,
   confirmed_lsn  pg_lsn NOT NULL,
@@ -334,7 +341,8 @@ Status EnsurePgSchema(PgConn& conn, bool replica_identity_full) {
           "SELECT to_regclass('ch_meta') IS NOT NULL AND to_regclass('campaigns') IS NOT "
           "NULL AND to_regclass('ch_txn') IS NOT NULL AND to_regclass('ch_deleted_campaigns') "
           "IS NOT NULL AND to_regclass('ch_capture_progress') IS NOT NULL AND "
-          "to_regclass('campaigns_active_by_end') IS NOT NULL"));
+          "to_regclass('campaigns_active_by_end') IS NOT NULL AND "
+          "to_regclass('ch_replay_positions') IS NOT NULL"));
   if (present.rows() == 1 && present.Get(0, 0) == "t") {
     RETURN_IF_ERROR(CheckVersion(conn));
     ASSIGN_OR_RETURN(

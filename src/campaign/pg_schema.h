@@ -12,6 +12,8 @@
 //                         serializes writers; the update is also how the stamp reaches the WAL
 //                         (the table is in the capture publication).
 //   ch_deleted_campaigns  every deleted id (ids are never reused)
+//   ch_replay_positions   per workload, the last line a replay applied (CampaignStore replay
+//                         positions), written in that line's transaction; not captured
 //   ch_capture_progress   per replication slot: the last commit LSN confirmed downstream, the
 //                         number of confirmed transactions, and the transaction handed out in
 //                         parts that is confirmed in part (partial_lsn, partial_changes)

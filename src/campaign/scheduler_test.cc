@@ -31,6 +31,9 @@ class HookedStore final : public CampaignStore {
     return r;
   }
   Status SyncCommitted() override { return inner_.SyncCommitted(); }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override {
+    return inner_.GetReplayPosition(workload);
+  }
   InMemoryCampaignStore inner_;
   std::function<void()> on_list;
 };

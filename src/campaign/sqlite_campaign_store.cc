@@ -252,6 +252,33 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
     return out;
   }
 
+  Status AdvanceReplay(const ReplayAdvance& advance) override {
+    RETURN_IF_ERROR(CheckOpen());
+    const ReplayPosition& to = advance.to;
+    RETURN_IF_ERROR(ValidateReplayPosition(to));
+    // A compare-and-set: update only from the expected seq, insert only when nothing is there.
+    ASSIGN_OR_RETURN(
+        SqliteStmt * st,
+        db_.Prepare(advance.from_seq
+                        ? "UPDATE replay_positions SET seq = ?2, digest = ?3, source = ?4, "
+                          "commit_us = ?5 WHERE workload = ?1 AND seq = ?6"
+                        : "INSERT INTO replay_positions (workload, seq, digest, source, commit_us) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (workload) DO NOTHING"));
+    st->Bind(1, to.workload)
+        .Bind(2, to.seq)
+        .Bind(3, to.digest)
+        .Bind(4, to.source)
+        .Bind(5, ToUnixMicros(commit_time_));
+    if (advance.from_seq) st->Bind(6, *advance.from_seq);
+    RETURN_IF_ERROR(st->Run());
+    if (db_.Changes() == 1) return Status::OK();
+    ASSIGN_OR_RETURN(SqliteStmt * q,
+                     db_.Prepare("SELECT seq FROM replay_positions WHERE workload = ?1"));
+    q->Bind(1, to.workload);
+    ASSIGN_OR_RETURN(std::optional<int64_t> recorded, ReadOneInt(q));
+    return ReplayPositionConflict(advance, recorded);
+  }
+
   Status Commit() override {
     RETURN_IF_ERROR(CheckOpen());
     Status s = tx_->Commit();
@@ -441,6 +468,25 @@ Result<std::vector<Campaign>> SqliteCampaignStore::ListExpired(Timestamp now, in
 Status SqliteCampaignStore::SyncCommitted() {
   ASSIGN_OR_RETURN(auto reader, impl_->AcquireReader());
   return reader.db().SyncWal();
+}
+
+Result<std::optional<ReplayPosition>> SqliteCampaignStore::GetReplayPosition(
+    std::string_view workload) {
+  ASSIGN_OR_RETURN(auto reader, impl_->AcquireReader());
+  ASSIGN_OR_RETURN(SqliteStmt * st,
+                   reader.db().Prepare("SELECT seq, digest, source, commit_us "
+                                       "FROM replay_positions WHERE workload = ?1"));
+  st->Bind(1, workload);
+  StmtReset reset(st);
+  ASSIGN_OR_RETURN(bool row, st->Step());
+  if (!row) return std::optional<ReplayPosition>();
+  ReplayPosition p;
+  p.workload = std::string(workload);
+  p.seq = st->ColumnInt64(0);
+  p.digest = st->ColumnString(1);
+  p.source = st->ColumnString(2);
+  p.recorded_at = FromUnixMicros(st->ColumnInt64(3));
+  return std::optional<ReplayPosition>(std::move(p));
 }
 
 Result<std::vector<Campaign>> SqliteCampaignStore::AllCampaigns() {

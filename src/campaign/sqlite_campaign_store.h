@@ -93,6 +93,7 @@ class SqliteCampaignStore final : public CampaignStore {
   // See CampaignStore: fsyncs the WAL (SqliteDb::SyncWal) through a read connection, so it
   // neither waits for nor holds up writers.
   Status SyncCommitted() override;
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view workload) override;
 
   // Return every stored campaign ordered by (customer_id, priority, id): a full dump for tests
   // and tools.

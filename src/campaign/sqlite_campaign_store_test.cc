@@ -263,6 +263,34 @@ TEST_F(SqliteCampaignStoreTest, CommitTimesTransactionIdsAndIdsPersistAcrossReop
               StatusIsWith(StatusCode::kAlreadyExists, "never reused"));
 }
 
+// Replay positions live in the campaign file, beside the campaigns they describe: they survive a
+// reopen, a file from before them gets the table, and they are never captured.
+TEST_F(SqliteCampaignStoreTest, ReplayPositionsPersistAndAreNotCaptured) {
+  {
+    auto store = Open();
+    CampaignService service(*store);
+    WriteContext ctx = As("user:1");
+    ctx.replay = ReplayAdvance{{"w1", 3, "d3", "a.jsonl", {}}, std::nullopt};
+    ASSERT_OK(service.Create(Draft(1, "a"), ctx));
+  }
+  EXPECT_EQ(OutboxStrings().size(), 1u);
+  {
+    auto store = Open();
+    ASSERT_OK_AND_ASSIGN(auto p, store->GetReplayPosition("w1"));
+    ASSERT_TRUE(p.has_value());
+    EXPECT_EQ(p->seq, 3);
+    EXPECT_EQ(p->digest, "d3");
+  }
+  // A file written before replay positions existed.
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+    ASSERT_OK(db->Exec("DROP TABLE replay_positions"));
+  }
+  auto store = Open();
+  ASSERT_OK_AND_ASSIGN(auto none, store->GetReplayPosition("w1"));
+  EXPECT_FALSE(none.has_value());
+}
+
 TEST_F(SqliteCampaignStoreTest, TwoConnectionsShareStampsAndSeeEachOthersCommits) {
   auto one = Open();
   auto two = Open();

@@ -23,7 +23,9 @@ inline constexpr int kSchemaVersion = 2;
 
 // The tables every database has. `txn_context` is the one-row context table: the stamp of the
 // newest write transaction (also the persisted "last commit time" and "last transaction id")
-// and the highest campaign id ever used.
+// and the highest campaign id ever used. `replay_positions` holds, per workload, the last line a
+// replay applied (CampaignStore replay positions), written in that line's transaction; no
+// trigger captures it. Added without a schema version change: an older binary ignores it.
 inline constexpr char kCreateTables[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY,
@@ -58,6 +60,13 @@ CREATE TABLE IF NOT EXISTS txn_context (
   max_id    INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO txn_context (id, txn_id, commit_us, actor, max_id) VALUES (1, 0, 0, '', 0);
+CREATE TABLE IF NOT EXISTS replay_positions (
+  workload  TEXT PRIMARY KEY,
+  seq       INTEGER NOT NULL,
+  digest    TEXT NOT NULL,
+  source    TEXT NOT NULL,
+  commit_us INTEGER NOT NULL
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
 )sql";
 

@@ -254,6 +254,9 @@ class DownCampaignStore final : public CampaignStore {
   Result<std::vector<int64_t>> ListCustomers() override { return failure; }
   Result<std::vector<Campaign>> ListExpired(Timestamp, int64_t) override { return failure; }
   Status SyncCommitted() override { return failure; }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view) override {
+    return failure;
+  }
 };
 
 TEST(PublisherTest, NotifyWithoutACampaignStoreFails) {

@@ -41,6 +41,27 @@ Status CheckVersions(const WorkloadLine& line, int64_t implied, std::string_view
   return Status::OK();
 }
 
+// The recorded position as a phrase: "seq 41 (committed 2026-...Z, read from 'a.jsonl')".
+std::string Describe(const ReplayPosition& p) {
+  return fmt::format("seq {} (committed {}, read from '{}')", p.seq, FormatTimestamp(p.recorded_at),
+                     p.source);
+}
+
+Status NotTheAppliedWorkload(const ReplayPosition& at, std::string_view why) {
+  return FailedPreconditionError(fmt::format(
+      "not the workload applied to this campaign database: a workload with the same first line "
+      "was applied through {}, and {}; nothing was applied",
+      Describe(at), why));
+}
+
+Status AlreadyApplied(const ReplayPosition& at, int64_t lines) {
+  return FailedPreconditionError(fmt::format(
+      "this workload was already applied to this campaign database through {}: those {} ops "
+      "are applied, and nothing was applied now; to apply only what follows them, resume the "
+      "replay (replay --resume)",
+      Describe(at), lines));
+}
+
 }  // namespace
 
 std::string FormatReplayLine(const ReplayedOp& op) {
@@ -56,7 +77,7 @@ Result<CommitInfo> Replayer::Call(const WorkloadLine& line) {
     case WorkloadOp::kSeed: {
       const WorkloadSeed& s = line.seed();
       RETURN_IF_ERROR(CheckVersions(line, static_cast<int64_t>(s.rows.size()), "the row count"));
-      return service_.Import(s.customer_id, s.rows);
+      return service_.Import(s.customer_id, s.rows, Advance(line));
     }
     case WorkloadOp::kCreate: {
       const WorkloadCreate& c = line.create();
@@ -64,6 +85,7 @@ Result<CommitInfo> Replayer::Call(const WorkloadLine& line) {
       RETURN_IF_ERROR(CheckVersions(line, c.shift.n + 1, "shift.n + 1"));
       WriteContext ctx;
       ctx.actor = c.actor;
+      ctx.replay = Advance(line);
       ctx.expect_shifted = c.shift.n;
       return service_.Create(c.row, ctx);
     }
@@ -73,6 +95,7 @@ Result<CommitInfo> Replayer::Call(const WorkloadLine& line) {
       RETURN_IF_ERROR(CheckVersions(line, 1, "an update"));
       WriteContext ctx;
       ctx.actor = u.actor;
+      ctx.replay = Advance(line);
       ctx.expect_customer = u.customer_id;
       return service_.Update(u.id, u.set, ctx);
     }
@@ -84,6 +107,7 @@ Result<CommitInfo> Replayer::Call(const WorkloadLine& line) {
       RETURN_IF_ERROR(CheckVersions(line, r.shift.n + 1, "shift.n + 1"));
       WriteContext ctx;
       ctx.actor = r.actor;
+      ctx.replay = Advance(line);
       ctx.expect_customer = r.customer_id;
       ctx.expect_priority = r.from;
       ctx.expect_shifted = r.shift.n;
@@ -95,6 +119,7 @@ Result<CommitInfo> Replayer::Call(const WorkloadLine& line) {
       RETURN_IF_ERROR(CheckVersions(line, d.shift.n + 1, "shift.n + 1"));
       WriteContext ctx;
       ctx.actor = d.actor;
+      ctx.replay = Advance(line);
       ctx.expect_customer = d.customer_id;
       // The service checks expect_priority on every row it acts on (not only on Move).
       ctx.expect_priority = d.priority;
@@ -108,9 +133,18 @@ Result<CommitInfo> Replayer::Call(const WorkloadLine& line) {
   return InternalError(fmt::format("{}: not an applied line", line.Where()));
 }
 
-Result<std::optional<ReplayedOp>> Replayer::Apply(const WorkloadLine& line) {
-  ++summary_.lines;
-  // Track whether the whole file is being applied, so that the footer's totals can be checked.
+std::optional<ReplayAdvance> Replayer::Advance(const WorkloadLine& line) const {
+  if (!tracking_) return std::nullopt;
+  ReplayAdvance a;
+  a.to.workload = tracking_->workload;
+  a.to.seq = line.seq;
+  a.to.digest = digest_.Hex();  // through this line
+  a.to.source = tracking_->source;
+  a.from_seq = tracking_->recorded_seq;
+  return a;
+}
+
+void Replayer::FollowChain(const WorkloadLine& line) {
   bool first = !last_seq_.has_value();
   if (line.op == WorkloadOp::kHeader) {
     complete_ = first;
@@ -118,6 +152,19 @@ Result<std::optional<ReplayedOp>> Replayer::Apply(const WorkloadLine& line) {
     complete_ = false;
   }
   last_seq_ = line.seq;
+}
+
+void Replayer::Count(const WorkloadLine& line, int64_t versions) {
+  customers_.insert(line.customer_id());
+  totals_.versions += versions;
+  ++totals_.counts[std::string(WorkloadOpName(line.op))];
+  if (line.op != WorkloadOp::kSeed) ++totals_.ops;
+}
+
+Result<std::optional<ReplayedOp>> Replayer::Apply(const WorkloadLine& line) {
+  ++summary_.lines;
+  // Track whether the whole file is being applied, so that the footer's totals can be checked.
+  FollowChain(line);
 
   if (line.op == WorkloadOp::kHeader) return std::optional<ReplayedOp>();
   if (line.op == WorkloadOp::kFooter) {
@@ -133,11 +180,12 @@ Result<std::optional<ReplayedOp>> Replayer::Apply(const WorkloadLine& line) {
     if (st.message().starts_with("workload line")) return st;  // already names the line
     return st.WithContext(line.Where());
   }
+  if (tracking_) tracking_->recorded_seq = line.seq;
   auto produced = static_cast<int64_t>(info->changes.size());
   if (line.op == WorkloadOp::kSeed && produced == 0) {
     produced = static_cast<int64_t>(info->imported.size());
   }
-  customers_.insert(line.customer_id());
+  Count(line, produced);
   summary_.versions += produced;
   ++summary_.counts[std::string(WorkloadOpName(line.op))];
   if (line.op == WorkloadOp::kSeed) {
@@ -163,13 +211,13 @@ Status Replayer::VerifyFooter(const WorkloadLine& line) {
                     "give {}",
                     line.Where(), field, want, got));
   };
-  if (f.expected_versions != summary_.versions) {
-    return bad("expected_versions", f.expected_versions, summary_.versions);
+  if (f.expected_versions != totals_.versions) {
+    return bad("expected_versions", f.expected_versions, totals_.versions);
   }
-  if (f.ops != summary_.ops) return bad("ops", f.ops, summary_.ops);
+  if (f.ops != totals_.ops) return bad("ops", f.ops, totals_.ops);
   for (const auto& [name, count] : f.counts) {
-    auto it = summary_.counts.find(name);
-    int64_t got = it == summary_.counts.end() ? 0 : it->second;
+    auto it = totals_.counts.find(name);
+    int64_t got = it == totals_.counts.end() ? 0 : it->second;
     if (got != count) return bad("counts." + name, count, got);
   }
   int64_t campaigns = 0;
@@ -182,14 +230,65 @@ Status Replayer::VerifyFooter(const WorkloadLine& line) {
   return Status::OK();
 }
 
+Status Replayer::StartTracking(const WorkloadReader& reader) {
+  Tracking t;
+  t.workload = WorkloadIdentity(reader.text());
+  t.source = reader.name();
+  ASSIGN_OR_RETURN(std::optional<ReplayPosition> recorded,
+                   service_.store().GetReplayPosition(t.workload));
+  if (recorded) {
+    t.recorded_seq = recorded->seq;
+    t.skip_to = std::move(recorded);
+  }
+  tracking_ = std::move(t);
+  return Status::OK();
+}
+
+Status Replayer::Skip(const WorkloadLine& line) {
+  const ReplayPosition& at = *tracking_->skip_to;
+  if (line.seq > at.seq) {
+    return NotTheAppliedWorkload(
+        at, fmt::format("this file has no line with seq {} (its line {} has seq {})", at.seq,
+                        line.line_no, line.seq));
+  }
+  ++summary_.lines;
+  FollowChain(line);
+  if (line.applied()) {
+    ++summary_.skipped;
+    summary_.skipped_versions += line.versions;
+    Count(line, line.versions);
+  }
+  if (line.seq < at.seq) return Status::OK();
+  if (digest_.Hex() != at.digest) {
+    return NotTheAppliedWorkload(
+        at, fmt::format("this file's lines through seq {} differ from the applied ones", at.seq));
+  }
+  if (!options_.resume) return AlreadyApplied(at, summary_.skipped);
+  ResumeInfo info{at, summary_.skipped};
+  tracking_->skip_to.reset();
+  if (options_.on_resume) options_.on_resume(info);
+  return Status::OK();
+}
+
 Result<ReplaySummary> Replayer::ReplayAll(WorkloadReader& reader,
                                           const std::function<Status(const ReplayedOp&)>& on_op) {
   while (true) {
     ASSIGN_OR_RETURN(std::optional<WorkloadLine> line, reader.Next());
     if (!line) break;
+    digest_.Add(reader.text());
+    if (!tracking_) RETURN_IF_ERROR(StartTracking(reader).WithContext(reader.name()));
+    if (tracking_->skip_to) {
+      RETURN_IF_ERROR(Skip(*line).WithContext(reader.name()));
+      continue;
+    }
     Result<std::optional<ReplayedOp>> op = Apply(*line);
     if (!op.ok()) return op.status().WithContext(reader.name());
     if (*op && on_op) RETURN_IF_ERROR(on_op(**op));
+  }
+  if (tracking_ && tracking_->skip_to) {
+    return NotTheAppliedWorkload(*tracking_->skip_to,
+                                 fmt::format("this file ends at seq {}", last_seq_.value_or(0)))
+        .WithContext(reader.name());
   }
   return summary_;
 }

@@ -14,6 +14,7 @@
 #include "testing/workload_model.h"
 #include "workload/generator.h"
 #include "workload/workload.h"
+#include "workload/workload_digest.h"
 
 namespace ch {
 namespace {
@@ -324,6 +325,155 @@ TEST_F(ReplayerTest, OnOpErrorStopsTheReplay) {
   });
   EXPECT_THAT(r, StatusIsWith(StatusCode::kUnavailable, "stdout closed"));
   EXPECT_EQ(calls, 1);
+}
+
+// ---- re-running a workload (ReplayAll records its position with every op) ----------------------
+
+class ReplayerRerunTest : public ReplayerTest {
+ protected:
+  void SetUp() override {
+    GeneratorOptions o = *GeneratorPreset("small");
+    o.ops = 60;
+    path_ = dir_.File("w.jsonl");
+    ASSERT_OK(GenerateWorkloadFile(o, path_));
+    std::ifstream in(path_);
+    for (std::string l; std::getline(in, l);) text_.push_back(l);
+  }
+
+  // The workload with line `line_no` (1-based) replaced, or cut after it when `replacement` is
+  // nullopt.
+  std::string Variant(const std::string& name, size_t line_no,
+                      std::optional<std::string> replacement) {
+    std::string path = dir_.File(name);
+    std::ofstream out(path);
+    for (size_t i = 0; i < text_.size(); ++i) {
+      if (i + 1 == line_no && !replacement) break;
+      out << (i + 1 == line_no ? *replacement : text_[i]) << "\n";
+    }
+    return path;
+  }
+
+  Result<ReplaySummary> ReplayAll(const std::string& path, ReplayerOptions options = {}) {
+    Replayer r(service_, options);
+    return r.ReplayFile(path);
+  }
+
+  std::vector<Campaign> Dump() { return store_.AllCampaigns(); }
+
+  ::ch::testing::TempDir dir_;
+  std::string path_;
+  std::vector<std::string> text_;
+};
+
+TEST_F(ReplayerRerunTest, ReRunFailsAndChangesNothing) {
+  ASSERT_OK_AND_ASSIGN(ReplaySummary first, ReplayAll(path_));
+  EXPECT_TRUE(first.footer_verified);
+  std::vector<Campaign> before = Dump();
+  size_t changes = store_.AllChanges().size();
+  Result<ReplaySummary> again = ReplayAll(path_);
+  EXPECT_THAT(again, StatusIsWith(StatusCode::kFailedPrecondition, "already applied"));
+  EXPECT_THAT(again.status().message(), HasSubstr("w.jsonl: "));
+  EXPECT_THAT(again.status().message(), HasSubstr("replay --resume"));
+  EXPECT_EQ(Dump(), before);
+  EXPECT_EQ(store_.AllChanges().size(), changes);
+}
+
+TEST_F(ReplayerRerunTest, ResumeAppliesWhatARejectedLineLeftOutOnce) {
+  // Line 31 is rejected (its version count is wrong) before anything of it is committed.
+  const size_t bad_line = 31;
+  std::string line = text_[bad_line - 1];
+  size_t at = line.find("\"versions\":");
+  ASSERT_NE(at, std::string::npos);
+  std::string bad =
+      Variant("bad.jsonl", bad_line,
+              line.substr(0, at) + "\"versions\":999" + line.substr(line.find_first_of(",}", at)));
+  EXPECT_THAT(ReplayAll(bad), StatusIs(StatusCode::kFailedPrecondition));
+
+  std::optional<ResumeInfo> resumed;
+  ReplayerOptions o;
+  o.resume = true;
+  o.on_resume = [&](const ResumeInfo& info) { resumed = info; };
+  ASSERT_OK_AND_ASSIGN(ReplaySummary s, ReplayAll(path_, o));
+  ASSERT_TRUE(resumed);
+  EXPECT_EQ(resumed->applied_lines, static_cast<int64_t>(bad_line) - 2);  // the header is line 1
+  EXPECT_EQ(resumed->position.source, bad);
+  EXPECT_EQ(s.skipped, resumed->applied_lines);
+  EXPECT_TRUE(s.footer_verified);  // the footer counts the skipped lines too
+
+  // The same campaigns, versions and actors as one replay in one go.
+  FakeClock clock;
+  InMemoryCampaignStore clean_store(clock, StoreCapture::kLog);
+  CampaignService clean(clean_store);
+  ASSERT_OK(Replayer(clean).ReplayFile(path_));
+  RenderOptions all{.all_fields = true};
+  EXPECT_EQ(RenderCampaigns(Dump(), all), RenderCampaigns(clean_store.AllCampaigns(), all));
+  EXPECT_EQ(store_.AllChanges().size(), clean_store.AllChanges().size());
+}
+
+TEST_F(ReplayerRerunTest, ResumeOfACompleteReplayAppliesNothing) {
+  ASSERT_OK(ReplayAll(path_));
+  std::vector<Campaign> before = Dump();
+  ReplayerOptions o;
+  o.resume = true;
+  ASSERT_OK_AND_ASSIGN(ReplaySummary s, ReplayAll(path_, o));
+  EXPECT_EQ(s.ops, 0);
+  EXPECT_EQ(s.skipped, static_cast<int64_t>(text_.size()) - 2);
+  EXPECT_TRUE(s.footer_verified);
+  EXPECT_EQ(Dump(), before);
+}
+
+TEST_F(ReplayerRerunTest, AnotherFileWithTheSameFirstLineIsRefused) {
+  ASSERT_OK(ReplayAll(path_));
+  std::vector<Campaign> before = Dump();
+  ReplayerOptions resume;
+  resume.resume = true;
+  // Other content further on.
+  std::string line = text_[20];
+  size_t at = line.find("\"at\":\"");
+  ASSERT_NE(at, std::string::npos);
+  line.replace(at + 6, 4, "2031");
+  std::string other = Variant("other.jsonl", 21, line);
+  for (bool r : {false, true}) {
+    Result<ReplaySummary> s = ReplayAll(other, r ? resume : ReplayerOptions{});
+    EXPECT_THAT(s, StatusIsWith(StatusCode::kFailedPrecondition,
+                                "not the workload applied to this campaign database"));
+    EXPECT_THAT(s.status().message(), HasSubstr("differ from the applied ones"));
+  }
+  // Shorter than what was applied: it cannot be checked.
+  EXPECT_THAT(ReplayAll(Variant("short.jsonl", 30, std::nullopt), resume),
+              StatusIsWith(StatusCode::kFailedPrecondition, "this file ends at seq"));
+  EXPECT_EQ(Dump(), before);
+}
+
+// Two replays of one workload at once: the compare-and-set on the position lets only one of them
+// apply each line; the other stops at that line, having applied nothing of it.
+TEST_F(ReplayerRerunTest, TwoReplaysOfOneWorkloadCannotBothApplyALine) {
+  ReplayerOptions resume;
+  resume.resume = true;
+  Replayer first(service_);
+  int ops = 0;
+  Result<ReplaySummary> r = first.ReplayFile(path_, [&](const ReplayedOp&) -> Status {
+    // After the first replay's first op, a second one replays the rest of the file.
+    if (++ops == 1) RETURN_IF_ERROR(Replayer(service_, resume).ReplayFile(path_).status());
+    return Status::OK();
+  });
+  EXPECT_THAT(r, StatusIsWith(StatusCode::kFailedPrecondition, "another replay"));
+  EXPECT_EQ(ops, 1);
+  FakeClock clock;
+  InMemoryCampaignStore clean_store(clock, StoreCapture::kLog);
+  CampaignService clean(clean_store);
+  ASSERT_OK(Replayer(clean).ReplayFile(path_));
+  EXPECT_EQ(store_.AllChanges().size(), clean_store.AllChanges().size());
+}
+
+// Apply() on its own records nothing: lines applied that way are not known to a later replay.
+TEST_F(ReplayerRerunTest, ApplyAloneRecordsNoPosition) {
+  std::vector<WorkloadLine> lines = *ReadWorkloadFile(path_);
+  Replayer r(service_);
+  ASSERT_OK(Apply(r, lines[0]));
+  ASSERT_OK(Apply(r, lines[1]));
+  ASSERT_OK_AND_ASSIGN(auto p, store_.GetReplayPosition(WorkloadIdentity(text_[0])));
+  EXPECT_FALSE(p);
 }
 
 }  // namespace

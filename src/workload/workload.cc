@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -404,13 +406,21 @@ std::string WorkloadLine::Where() const {
   return fmt::format("workload line {} (seq {}, {})", line_no, seq, WorkloadOpName(op));
 }
 
-Result<WorkloadLine> ParseWorkloadLine(std::string_view text, int64_t line_no) {
-  Ctx ctx;
-  ctx.line_no = line_no;
+namespace {
+// Return `text` without the trailing whitespace a line may carry ("\r" of a CRLF file).
+std::string_view TrimLineEnd(std::string_view text) {
   while (!text.empty() && (text.back() == '\r' || text.back() == '\n' || text.back() == ' ' ||
                            text.back() == '\t')) {
     text.remove_suffix(1);
   }
+  return text;
+}
+}  // namespace
+
+Result<WorkloadLine> ParseWorkloadLine(std::string_view text, int64_t line_no) {
+  Ctx ctx;
+  ctx.line_no = line_no;
+  text = TrimLineEnd(text);
   if (text.empty()) return ctx.BadLine("empty line (expected one JSON object per line)");
   if (text.size() > kMaxWorkloadLineBytes) {
     return ctx.BadLine(fmt::format("{} bytes, longer than the limit of {} bytes per line",
@@ -433,12 +443,28 @@ Result<WorkloadLine> ParseWorkloadLine(std::string_view text, int64_t line_no) {
 
 // ---- WorkloadReader ------------------------------------------------------------------------
 
+namespace {
+
+// Standard input through a file stream of its own (/dev/stdin): buffered reads, unlike std::cin
+// synchronized with stdio, and a pipe's lines are returned as they arrive.
+Result<std::unique_ptr<WorkloadReader>> OpenStandardInput() {
+  auto in = std::make_unique<std::ifstream>("/dev/stdin", std::ios::binary);
+  if (!in->is_open()) {
+    return UnavailableError(
+        fmt::format("cannot read the workload from standard input: {}", std::strerror(errno)));
+  }
+  return WorkloadReader::FromStream(std::move(in), "standard input");
+}
+
+}  // namespace
+
 WorkloadReader::WorkloadReader(std::unique_ptr<std::istream> in, std::string name)
     : in_(std::move(in)), name_(std::move(name)) {}
 
 WorkloadReader::~WorkloadReader() = default;
 
 Result<std::unique_ptr<WorkloadReader>> WorkloadReader::Open(const std::string& path) {
+  if (path == "-") return OpenStandardInput();
   std::error_code ec;
   auto status = std::filesystem::status(path, ec);
   if (status.type() == std::filesystem::file_type::not_found) {
@@ -493,7 +519,7 @@ LineRead ReadBoundedLine(std::istream& in, std::string& out, size_t max) {
 
 Result<std::optional<WorkloadLine>> WorkloadReader::Next() {
   if (!failed_.ok()) return failed_;
-  std::string text;
+  std::string& text = text_;  // the buffer is reused from line to line
   switch (ReadBoundedLine(*in_, text, kMaxWorkloadLineBytes)) {
     case LineRead::kEnd:
       return std::optional<WorkloadLine>();
@@ -512,6 +538,7 @@ Result<std::optional<WorkloadLine>> WorkloadReader::Next() {
   }
   ++line_no_;
   Result<WorkloadLine> line = ParseWorkloadLine(text, line_no_);
+  text.resize(TrimLineEnd(text).size());  // as parsed
   if (!line.ok()) {
     failed_ = line.status().WithContext(name_);
     return failed_;

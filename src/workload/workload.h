@@ -204,8 +204,9 @@ Result<WorkloadLine> ParseWorkloadLine(std::string_view line, int64_t line_no);
 // A header and a footer are optional (hand-written files may have neither).
 class WorkloadReader {
  public:
-  // Open `path`. Fails with NotFound when it does not exist, Unavailable when it cannot be read;
-  // both messages name the path.
+  // Open `path`; "-" reads standard input (named "standard input" in messages). Fails with
+  // NotFound when it does not exist, Unavailable when it cannot be read; both messages name the
+  // path. A FIFO is read as it is written.
   static Result<std::unique_ptr<WorkloadReader>> Open(const std::string& path);
   // Read from `in` (owned); `name` is used in messages.
   static std::unique_ptr<WorkloadReader> FromStream(std::unique_ptr<std::istream> in,
@@ -222,6 +223,9 @@ class WorkloadReader {
 
   // Return the number of lines read so far.
   int64_t lines_read() const { return line_no_; }
+  // Return the text of the line Next() returned last, without its newline and trailing
+  // whitespace (as it was parsed); empty before the first line and after the end.
+  std::string_view text() const { return text_; }
   // Return the header, when the first line was one.
   const std::optional<WorkloadHeader>& header() const { return header_; }
   // Return the footer, once it was read.
@@ -234,6 +238,7 @@ class WorkloadReader {
   std::unique_ptr<std::istream> in_;
   std::string name_;
   int64_t line_no_ = 0;
+  std::string text_;
   std::optional<int64_t> last_seq_;
   std::optional<WorkloadHeader> header_;
   std::optional<WorkloadFooter> footer_;

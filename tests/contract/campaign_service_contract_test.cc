@@ -517,6 +517,74 @@ TYPED_TEST(CampaignServiceContractTest, ImportKeepsIdsPrioritiesAndActors) {
   EXPECT_EQ(next.shifted, kRows);
 }
 
+// A workload replay's position commits with the action that carries it, or not at all, and only
+// from the position the replayer expects (a compare-and-set).
+TYPED_TEST(CampaignServiceContractTest, ReplayPositionCommitsWithItsActionOnly) {
+  CampaignStore& store = *this->store_;
+  CampaignService& service = *this->service_;
+  auto at = [](int64_t seq, std::optional<int64_t> from, std::string workload = "w1") {
+    return ReplayAdvance{{std::move(workload), seq, "digest" + std::to_string(seq), "a.jsonl", {}},
+                         from};
+  };
+  auto seq_of = [&](const std::string& workload) -> std::optional<int64_t> {
+    auto p = store.GetReplayPosition(workload);
+    EXPECT_OK(p);
+    return p.ok() && *p ? std::optional<int64_t>((*p)->seq) : std::nullopt;
+  };
+  EXPECT_EQ(seq_of("w1"), std::nullopt);
+
+  WriteContext ctx = As("user:1");
+  ctx.replay = at(1, std::nullopt);
+  ASSERT_OK_AND_ASSIGN(auto created, service.Create(Draft(1, "a"), ctx));
+  ASSERT_OK_AND_ASSIGN(std::optional<ReplayPosition> p, store.GetReplayPosition("w1"));
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(*p, (ReplayPosition{"w1", 1, "digest1", "a.jsonl", created.committed_at}));
+  const int64_t id = created.row->id;
+
+  // From a stale position: refused, and the action with it.
+  std::vector<Campaign> before = this->Dump();
+  CampaignPatch rename;
+  rename.name = "b";
+  EXPECT_THAT(
+      service.Update(id, rename, ctx),
+      StatusIsWith(StatusCode::kFailedPrecondition, "replay position in this database is seq 1"));
+  ctx.replay = at(2, 7);
+  EXPECT_THAT(service.Move(id, 1, ctx), StatusIsWith(StatusCode::kFailedPrecondition, "seq 1"));
+  ctx.replay = at(2, 1, "w2");
+  EXPECT_THAT(
+      service.Update(id, rename, ctx),
+      StatusIsWith(StatusCode::kFailedPrecondition, "replay position in this database is none"));
+  // An action that fails for its own reason leaves the position where it was.
+  ctx.replay = at(2, 1);
+  ctx.expect_version = 99;
+  EXPECT_THAT(service.Update(id, rename, ctx), StatusIs(StatusCode::kFailedPrecondition));
+  ctx.expect_version.reset();
+  EXPECT_EQ(this->Dump(), before);
+  EXPECT_EQ(seq_of("w1"), 1);
+  EXPECT_EQ(seq_of("w2"), std::nullopt);
+
+  // From the expected position every action moves it on; workloads are independent.
+  ASSERT_OK(service.Update(id, rename, ctx));
+  ctx.replay = at(3, 2);
+  ASSERT_OK(service.Move(id, 1, ctx));
+  Campaign row = Draft(2, "imported");
+  row.id = 500;
+  row.priority = 1;
+  row.updated_by = "user:2";
+  ASSERT_OK(service.Import(2, {row}, at(9, std::nullopt, "w2")));
+  ctx.replay = at(4, 3);
+  ASSERT_OK(service.Delete(id, ctx));
+  EXPECT_EQ(seq_of("w1"), 4);
+  EXPECT_EQ(seq_of("w2"), 9);
+
+  // A bad position is refused before anything is committed.
+  ctx.replay = at(5, 4, "");
+  EXPECT_THAT(service.Create(Draft(1, "c"), ctx), StatusIs(StatusCode::kInvalidArgument));
+  ctx.replay = at(5, 4, std::string(129, 'w'));
+  EXPECT_THAT(service.Create(Draft(1, "c"), ctx), StatusIs(StatusCode::kInvalidArgument));
+  EXPECT_THAT(this->Listing(1), ::testing::IsEmpty());
+}
+
 TYPED_TEST(CampaignServiceContractTest, ImportRejectsBadRowsAndChangesNothing) {
   this->Seed(5, 2);  // c2 p1, c1 p2
   auto row = [](int64_t id, int64_t priority) {
