@@ -42,6 +42,11 @@ class Context {
   std::function<Status()> action;
 };
 
+// The check of an id flag (--customer, --campaign): a positive decimal that fits in 64 bits.
+// Without it CLI11 clamps 99999999999999999999 to the largest id and the command answers, with
+// an empty result, a question nobody asked.
+CLI::Validator IdFlag();
+
 void RegisterGenerate(CLI::App& app, Context& ctx);
 void RegisterDemo(CLI::App& app, Context& ctx);
 void RegisterReplay(CLI::App& app, Context& ctx);

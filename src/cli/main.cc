@@ -1,11 +1,15 @@
 // campaign-history: the one binary with every subcommand (docs/design "Roles and binaries").
+#include <fmt/format.h>
 #include <spdlog/cfg/helpers.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <iostream>
+#include <limits>
 
 #include "cli/cli.h"
+#include "common/text.h"
 
 namespace ch::cli {
 
@@ -30,6 +34,24 @@ Result<std::unique_ptr<Runtime>> Context::MakeRuntime(Clock* clock) const {
   ASSIGN_OR_RETURN(options.config, ResolveConfig());
   options.clock = clock;
   return Runtime::Create(options);
+}
+
+CLI::Validator IdFlag() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        int64_t v = 0;
+        const char* end = text.data() + text.size();
+        auto [p, ec] = std::from_chars(text.data(), end, v);
+        if (ec == std::errc::result_out_of_range) {
+          return fmt::format("{} is too large for an id (ids are at most {})", Excerpt(text, 40),
+                             std::numeric_limits<int64_t>::max());
+        }
+        if (ec != std::errc() || p != end || v <= 0) {
+          return fmt::format("must be a positive id (got '{}')", Excerpt(text, 40));
+        }
+        return "";
+      },
+      "ID");
 }
 
 namespace {
@@ -70,6 +92,9 @@ int Run(int argc, char** argv) {
       "campaign-history: every committed version of every campaign, with when and who, "
       "and the state of a customer's campaigns at any past moment."};
   app.require_subcommand(1);
+  // Global flags work after the command too (`as-of --data DIR ...`): a subcommand hands the
+  // options it does not know to the app.
+  app.fallthrough();
   app.set_help_all_flag("--help-all", "Show help for every subcommand");
   Context ctx;
   auto* g = app.add_option_group("Backends", "Where data lives (the same flags on every command)");

@@ -11,16 +11,17 @@
 #include "cli/serve_status.h"
 #include "common/time_util.h"
 #include "history/history_store.h"
+#include "query/cursor.h"
 #include "query/query_engine.h"
 #include "query/render.h"
 
 namespace ch::cli {
 namespace {
 
-// Parse a time flag: RFC 3339 (see time_util.h) or "now". Errors name the flag.
+// Parse a time flag: RFC 3339 (see time_util.h) or a moment relative to the clock ("now",
+// "now-2h", "yesterday 14:00"). Errors name the flag.
 Result<Timestamp> ParseTimeFlag(std::string_view flag, const std::string& text, Clock& clock) {
-  if (text == "now") return clock.Now();
-  Result<Timestamp> t = ParseTimestamp(text);
+  Result<Timestamp> t = ParseTimeExpression(text, clock);
   if (!t.ok()) return t.status().WithContext(flag);
   return t;
 }
@@ -105,6 +106,24 @@ Status WaitUntilComplete(Runtime& runtime, HistoryStore& history, Timestamp at, 
   }
 }
 
+// The engine names its parameters the way the support API does ("limit: ...", "cursor: ...",
+// "status: ...", "q: ..."); on the command line they are flags.
+Status WithFlagNames(const Status& s) {
+  std::string_view m = s.message();
+  for (std::string_view p : {"limit", "cursor", "status", "name"}) {
+    if (m.substr(0, p.size() + 1) == std::string(p) + ":") {
+      return Status(s.code(), "--" + std::string(m));
+    }
+  }
+  if (m.substr(0, 2) == "q:") return Status(s.code(), "query:" + std::string(m.substr(2)));
+  return s;
+}
+
+// Say on stderr why an answer is empty ("no customer 7 in the history").
+void Note(const std::string& note) {
+  if (!note.empty()) std::cerr << "note: " << note << "\n";
+}
+
 Status CheckId(std::string_view flag, int64_t id) {
   if (id <= 0)
     return InvalidArgumentError(fmt::format("{}: must be a positive id (got {})", flag, id));
@@ -146,31 +165,56 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
   struct Args {
     int64_t customer = 0;
     int64_t campaign = 0;
-    std::string at = "now";
+    std::optional<std::string> at;
     std::optional<std::string> from, to;
-    int64_t limit = kDefaultTimelineLimit;
+    std::optional<int64_t> limit;
+    std::string cursor;
+    std::vector<std::string> statuses;
+    std::string name;
+    std::string shifts;
+    std::string query;
     bool json = false;
+    bool full = false;
     size_t width = 60;
     std::optional<double> wait_s;
   };
   auto args = std::make_shared<Args>();
   auto common = [args](CLI::App* cmd) {
     cmd->add_flag("--json", args->json, "Machine-readable JSON instead of a table");
-    cmd->add_option("--width", args->width, "Longest value shown in a table cell")
+    cmd->add_option("--width", args->width, "Longest value shown in a table cell (columns)")
         ->capture_default_str()
         ->check(CLI::Range(size_t{8}, size_t{100000}));
+    cmd->add_flag("--full", args->full,
+                  "Show every value in full in tables (URLs, bodies: no shortening)");
+    cmd->footer(
+        "Times: RFC 3339 (2026-11-03T14:05:00Z, 2026-11-03 14:05), now, now-2h, today, "
+        "yesterday 14:00 (UTC days). Global flags (--data DIR, ...) may come before or after "
+        "the command.");
   };
   auto render_options = [args] {
     RenderOptions o;
     o.max_value_chars = args->width;
+    o.full = args->full;
     return o;
   };
 
   auto* as_of = app.add_subcommand(
       "as-of", "A customer's campaigns exactly as they were at a moment, in priority order");
-  as_of->add_option("--customer", args->customer, "Customer id")->required();
-  as_of->add_option("--at", args->at, "The moment (RFC 3339, e.g. 2026-11-03T14:05:00Z, or now)")
-      ->required();
+  as_of->add_option("--customer", args->customer, "Customer id")->required()->check(IdFlag());
+  as_of->add_option("--at", args->at,
+                    "The moment (e.g. 2026-11-03T14:05:00Z, now, now-2h, yesterday 14:00); "
+                    "required unless --cursor continues an answer");
+  as_of->add_option("--limit", args->limit, "At most this many campaigns (a page) [default: all]")
+      ->check(CLI::Range(int64_t{1}, kMaxAsOfLimit));
+  as_of->add_option("--cursor", args->cursor,
+                    "Continue after the page that printed this cursor (same moment)");
+  as_of
+      ->add_option("--status", args->statuses,
+                   "Only campaigns with this status (draft, active, paused, ended); repeatable "
+                   "or comma-separated")
+      ->delimiter(',');
+  as_of->add_option("--name", args->name,
+                    "Only campaigns whose name contains this text (ASCII letters without case)");
   as_of
       ->add_option("--wait", args->wait_s,
                    "Wait up to this many seconds until the history is complete through --at "
@@ -183,7 +227,23 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
     ctx.action = [&ctx, args, render_options]() -> Status {
       RETURN_IF_ERROR(CheckId("--customer", args->customer));
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
-      ASSIGN_OR_RETURN(Timestamp at, ParseTimeFlag("--at", args->at, runtime->clock()));
+      AsOfOptions options;
+      options.limit = args->limit.value_or(0);
+      options.cursor = args->cursor;
+      options.statuses = args->statuses;
+      options.name = args->name;
+      // A cursor continues the answer at its own moment: --at may be left out, and a relative
+      // one ("now") means that moment too.
+      Timestamp at;
+      if (!args->cursor.empty() && (!args->at || IsRelativeTime(*args->at))) {
+        Result<AsOfCursor> c = DecodeAsOfCursor(args->cursor);
+        if (!c.ok()) return c.status().WithContext("--cursor");
+        at = c->at;
+      } else if (!args->at) {
+        return InvalidArgumentError("--at: required (the moment to show; e.g. --at now)");
+      } else {
+        ASSIGN_OR_RETURN(at, ParseTimeFlag("--at", *args->at, runtime->clock()));
+      }
       ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
       if (args->wait_s) {
         RETURN_IF_ERROR(WaitUntilComplete(
@@ -191,18 +251,24 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
             std::chrono::duration_cast<Micros>(std::chrono::duration<double>(*args->wait_s))));
       }
       QueryEngine engine(*history);
-      ASSIGN_OR_RETURN(AsOfResult r, engine.AsOf(args->customer, at));
-      NoteCompleteness(r);
-      Print(args->json ? RenderAsOfJson(r) : RenderAsOfTable(r, render_options()));
+      Result<AsOfResult> r = engine.AsOf(args->customer, at, options);
+      if (!r.ok()) return WithFlagNames(r.status());
+      NoteCompleteness(*r);
+      Note(r->note);
+      Print(args->json ? RenderAsOfJson(*r) : RenderAsOfTable(*r, render_options()));
       return Status::OK();
     };
   });
 
   auto* log = app.add_subcommand(
       "log", "One campaign's versions in order, each with what changed from the one before");
-  log->add_option("--campaign", args->campaign, "Campaign id")->required();
+  log->add_option("--campaign", args->campaign, "Campaign id")->required()->check(IdFlag());
   log->add_option("--from", args->from, "Only versions at or after this moment");
   log->add_option("--to", args->to, "Only versions at or before this moment");
+  log->add_option("--shifts", args->shifts,
+                  "Versions that only moved because another campaign was created, moved or "
+                  "deleted: annotate (each with its cause) or hide [default: annotate]")
+      ->check(CLI::IsMember({"annotate", "hide"}));
   common(log);
   log->callback([&ctx, args, render_options] {
     ctx.action = [&ctx, args, render_options]() -> Status {
@@ -211,7 +277,10 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
       ASSIGN_OR_RETURN(TimeRange range, ParseRange(args->from, args->to, runtime->clock()));
       ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
       QueryEngine engine(*history);
-      ASSIGN_OR_RETURN(LogResult r, engine.Log(args->campaign, range));
+      LogOptions options;
+      if (args->shifts == "hide") options.shifts = ShiftDisplay::kHide;
+      ASSIGN_OR_RETURN(LogResult r, engine.Log(args->campaign, range, options));
+      Note(r.note);
       Print(args->json ? RenderLogJson(r) : RenderLogTable(r, render_options()));
       return Status::OK();
     };
@@ -221,7 +290,7 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
       "diff",
       "What changed in a campaign between two versions or two moments (RFC 6902 JSON Patch with "
       "--json)");
-  diff->add_option("--campaign", args->campaign, "Campaign id")->required();
+  diff->add_option("--campaign", args->campaign, "Campaign id")->required()->check(IdFlag());
   diff->add_option("--from", args->from, "A version number (e.g. 3) or a moment")->required();
   diff->add_option("--to", args->to, "A version number or a moment [default: now]");
   common(diff);
@@ -230,8 +299,7 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
       RETURN_IF_ERROR(CheckId("--campaign", args->campaign));
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       auto ref = [&](std::string_view flag, const std::string& text) -> Result<VersionRef> {
-        if (text == "now") return VersionRef::At(runtime->clock().Now());
-        Result<VersionRef> r = VersionRef::Parse(text);
+        Result<VersionRef> r = VersionRef::Parse(text, runtime->clock());
         if (!r.ok()) return r.status().WithContext(flag);
         return r;
       };
@@ -246,11 +314,26 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
   });
 
   auto* timeline = app.add_subcommand(
-      "timeline", "A customer's changes in a time window, grouped by transaction, with actors");
-  timeline->add_option("--customer", args->customer, "Customer id")->required();
-  timeline->add_option("--from", args->from, "Window start (RFC 3339)")->required();
-  timeline->add_option("--to", args->to, "Window end (RFC 3339 or now) [default: now]");
-  timeline->add_option("--limit", args->limit, "At most this many changes")->capture_default_str();
+      "timeline",
+      "A customer's changes in a time window, one transaction at a time, each led by what was "
+      "done (shift-only changes folded under it)");
+  timeline->add_option("--customer", args->customer, "Customer id")->required()->check(IdFlag());
+  timeline->add_option("--from", args->from, "Window start (e.g. 2026-11-03, yesterday, now-2h)")
+      ->required();
+  timeline->add_option("--to", args->to, "Window end [default: now]");
+  timeline
+      ->add_option("--limit", args->limit,
+                   fmt::format("At most this many transactions (a page; a transaction is never "
+                               "cut) [default: {}]",
+                               kDefaultTimelineLimit))
+      ->check(CLI::Range(int64_t{1}, kMaxTimelineLimit));
+  timeline->add_option("--cursor", args->cursor,
+                       "Continue after the page that printed this cursor");
+  timeline
+      ->add_option("--shifts", args->shifts,
+                   "Shift-only changes: fold (counted under their transaction's cause) or show "
+                   "(listed too) [default: fold]")
+      ->check(CLI::IsMember({"fold", "show"}));
   common(timeline);
   timeline->callback([&ctx, args, render_options] {
     ctx.action = [&ctx, args, render_options]() -> Status {
@@ -260,26 +343,57 @@ void RegisterQueries(CLI::App& app, Context& ctx) {
                        ParseRange(args->from, args->to.value_or("now"), runtime->clock()));
       ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
       QueryEngine engine(*history);
-      ASSIGN_OR_RETURN(TimelineResult r, engine.Timeline(args->customer, range, args->limit));
-      Print(args->json ? RenderTimelineJson(r) : RenderTimelineTable(r, render_options()));
+      TimelineOptions options;
+      options.limit = args->limit.value_or(kDefaultTimelineLimit);
+      options.cursor = args->cursor;
+      options.show_shifts = args->shifts == "show";
+      Result<TimelineResult> r = engine.Timeline(args->customer, range, options);
+      if (!r.ok()) return WithFlagNames(r.status());
+      Note(r->note);
+      Print(args->json ? RenderTimelineJson(*r) : RenderTimelineTable(*r, render_options()));
       return Status::OK();
     };
   });
 
   auto* blame = app.add_subcommand(
-      "blame", "For each field of a campaign, the version, time and actor that last set it");
-  blame->add_option("--campaign", args->campaign, "Campaign id")->required();
+      "blame",
+      "For each field of a campaign, the version, time and actor that last set it (a priority "
+      "set by another campaign's create, move or delete says so)");
+  blame->add_option("--campaign", args->campaign, "Campaign id")->required()->check(IdFlag());
   blame->add_option("--at", args->at, "As of this moment [default: now]");
   common(blame);
   blame->callback([&ctx, args, render_options] {
     ctx.action = [&ctx, args, render_options]() -> Status {
       RETURN_IF_ERROR(CheckId("--campaign", args->campaign));
       ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
-      ASSIGN_OR_RETURN(Timestamp at, ParseTimeFlag("--at", args->at, runtime->clock()));
+      ASSIGN_OR_RETURN(Timestamp at,
+                       ParseTimeFlag("--at", args->at.value_or("now"), runtime->clock()));
       ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
       QueryEngine engine(*history);
       ASSIGN_OR_RETURN(BlameResult r, engine.Blame(args->campaign, at));
       Print(args->json ? RenderBlameJson(r) : RenderBlameTable(r, render_options()));
+      return Status::OK();
+    };
+  });
+
+  auto* search = app.add_subcommand(
+      "search", "Find a customer or campaign: a customer id, a campaign id, or part of a name");
+  search->add_option("query", args->query, "What to look for")->required();
+  search
+      ->add_option("--limit", args->limit,
+                   fmt::format("At most this many hits [default: {}]", kDefaultSearchLimit))
+      ->check(CLI::Range(int64_t{1}, kMaxSearchLimit));
+  common(search);
+  search->callback([&ctx, args, render_options] {
+    ctx.action = [&ctx, args, render_options]() -> Status {
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
+      ASSIGN_OR_RETURN(HistoryStore * history, OpenForQuery(*runtime));
+      QueryEngine engine(*history);
+      Result<SearchResult> r =
+          engine.Search(args->query, args->limit.value_or(kDefaultSearchLimit));
+      if (!r.ok()) return WithFlagNames(r.status());
+      Note(r->note);
+      Print(args->json ? RenderSearchJson(*r) : RenderSearchTable(*r, render_options()));
       return Status::OK();
     };
   });

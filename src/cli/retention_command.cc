@@ -94,17 +94,18 @@ void RegisterPurge(CLI::App& app, Context& ctx) {
     std::optional<std::string> actor;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--customer", args->customer, "Customer id")->required();
-  cmd->add_option("--before", args->before, "RFC 3339 moment: history before it is removed")
+  cmd->add_option("--customer", args->customer, "Customer id")->required()->check(IdFlag());
+  cmd->add_option("--before", args->before,
+                  "The moment history before which is removed (RFC 3339, or e.g. now-90d)")
       ->required();
   cmd->add_option("--actor", args->actor, "Who asks, for the audit log (default admin:$USER)");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args]() -> Status {
       RETURN_IF_ERROR(CheckCustomer(args->customer));
-      Result<Timestamp> before = ParseTimestamp(args->before);
+      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());  // no I/O yet
+      Result<Timestamp> before = ParseTimeExpression(args->before, runtime->clock());
       if (!before.ok()) return before.status().WithContext("--before");
       ASSIGN_OR_RETURN(std::string actor, ResolveActor(args->actor));
-      ASSIGN_OR_RETURN(auto runtime, ctx.MakeRuntime());
       CatchUpFirst(*runtime);
       ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
       ASSIGN_OR_RETURN(int64_t removed, history->PurgeCustomer(args->customer, *before, actor));
@@ -129,7 +130,7 @@ void RegisterErase(CLI::App& app, Context& ctx) {
     std::optional<std::string> actor;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--customer", args->customer, "Customer id")->required();
+  cmd->add_option("--customer", args->customer, "Customer id")->required()->check(IdFlag());
   cmd->add_flag("--yes", args->yes, "Confirm: erasure cannot be undone");
   cmd->add_option("--actor", args->actor, "Who asks, for the audit log (default admin:$USER)");
   cmd->callback([&ctx, args] {

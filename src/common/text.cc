@@ -65,6 +65,80 @@ std::string Ellipsize(std::string_view s, size_t max_chars) {
 
 namespace {
 
+// Decode the code point at s[i] (well-formed UTF-8 assumed; a bad byte is taken as itself) and
+// return its length in bytes.
+size_t DecodeAt(std::string_view s, size_t i, uint32_t& cp) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t len = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 1;
+  if (i + len > s.size()) len = 1;
+  cp = len == 1 ? c : c & (0xFF >> (len + 1));
+  for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  return len;
+}
+
+struct Range {
+  uint32_t lo, hi;
+};
+
+bool InRanges(uint32_t cp, const Range* ranges, size_t n) {
+  size_t a = 0;
+  size_t b = n;
+  while (a < b) {
+    size_t m = (a + b) / 2;
+    if (cp < ranges[m].lo) {
+      b = m;
+    } else if (cp > ranges[m].hi) {
+      a = m + 1;
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Zero-width: combining marks, zero-width spaces and joiners, variation selectors, skin-tone
+// modifiers, tags. Sorted.
+constexpr Range kZeroWidth[] = {
+    {0x0300, 0x036F},   {0x0483, 0x0489},   {0x0591, 0x05BD}, {0x0610, 0x061A}, {0x064B, 0x065F},
+    {0x0E31, 0x0E31},   {0x0E34, 0x0E3A},   {0x0E47, 0x0E4E}, {0x1AB0, 0x1AFF}, {0x1DC0, 0x1DFF},
+    {0x200B, 0x200F},   {0x2028, 0x202E},   {0x2060, 0x2064}, {0x20D0, 0x20FF}, {0x302A, 0x302F},
+    {0x3099, 0x309A},   {0xFE00, 0xFE0F},   {0xFE20, 0xFE2F}, {0xFEFF, 0xFEFF}, {0x1F3FB, 0x1F3FF},
+    {0xE0000, 0xE007F}, {0xE0100, 0xE01EF},
+};
+
+// Two columns: East Asian Wide and Fullwidth, and emoji presented as emoji. Sorted.
+constexpr Range kWide[] = {
+    {0x1100, 0x115F},   {0x231A, 0x231B},   {0x2329, 0x232A},   {0x23E9, 0x23EC},
+    {0x23F0, 0x23F0},   {0x23F3, 0x23F3},   {0x25FD, 0x25FE},   {0x2614, 0x2615},
+    {0x2648, 0x2653},   {0x267F, 0x267F},   {0x2693, 0x2693},   {0x26A1, 0x26A1},
+    {0x26AA, 0x26AB},   {0x26BD, 0x26BE},   {0x26C4, 0x26C5},   {0x26CE, 0x26CE},
+    {0x26D4, 0x26D4},   {0x26EA, 0x26EA},   {0x26F2, 0x26F3},   {0x26F5, 0x26F5},
+    {0x26FA, 0x26FA},   {0x26FD, 0x26FD},   {0x2705, 0x2705},   {0x270A, 0x270B},
+    {0x2728, 0x2728},   {0x274C, 0x274C},   {0x274E, 0x274E},   {0x2753, 0x2755},
+    {0x2757, 0x2757},   {0x2795, 0x2797},   {0x27B0, 0x27B0},   {0x27BF, 0x27BF},
+    {0x2B1B, 0x2B1C},   {0x2B50, 0x2B50},   {0x2B55, 0x2B55},   {0x2E80, 0x303E},
+    {0x3041, 0x3247},   {0x3250, 0x4DBF},   {0x4E00, 0xA4CF},   {0xA960, 0xA97F},
+    {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFE10, 0xFE19},   {0xFE30, 0xFE6F},
+    {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x16FE0, 0x16FE4}, {0x17000, 0x18CFF},
+    {0x1B000, 0x1B2FF}, {0x1F004, 0x1F004}, {0x1F0CF, 0x1F0CF}, {0x1F18E, 0x1F18E},
+    {0x1F191, 0x1F19A}, {0x1F200, 0x1F251}, {0x1F300, 0x1F64F}, {0x1F680, 0x1F6FF},
+    {0x1F7E0, 0x1F7EB}, {0x1F90C, 0x1F9FF}, {0x1FA70, 0x1FAFF}, {0x20000, 0x2FFFD},
+    {0x30000, 0x3FFFD},
+};
+
+// The columns of the code point `cp` that follows `prev` (0 at the start).
+size_t Columns(uint32_t cp, uint32_t prev) {
+  if (prev == 0x200D) return 0;  // joined into the emoji before it
+  if (cp < 0x20 || cp == 0x7F) return 0;
+  if (cp < 0x300) return 1;
+  if (InRanges(cp, kZeroWidth, std::size(kZeroWidth))) return 0;
+  return InRanges(cp, kWide, std::size(kWide)) ? 2 : 1;
+}
+
 // Return the length of the well-formed UTF-8 sequence at the front of `s`, or 0 when there is
 // none (a stray continuation byte, a truncated or overlong sequence, a surrogate, > U+10FFFF).
 size_t Utf8SequenceAt(std::string_view s) {
@@ -137,6 +211,37 @@ size_t JsonNestingDepth(std::string_view text, size_t limit) {
     }
   }
   return deepest;
+}
+
+size_t DisplayWidth(std::string_view s) {
+  size_t width = 0;
+  uint32_t prev = 0;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    i += DecodeAt(s, i, cp);
+    width += Columns(cp, prev);
+    prev = cp;
+  }
+  return width;
+}
+
+std::string EllipsizeWidth(std::string_view s, size_t max_width) {
+  if (DisplayWidth(s) <= max_width) return std::string(s);
+  if (max_width == 0) return "";
+  size_t width = 0;
+  size_t cut = 0;  // bytes that fit in max_width - 1 columns (room for the "…")
+  uint32_t prev = 0;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    size_t len = DecodeAt(s, i, cp);
+    size_t w = Columns(cp, prev);
+    if (w > 0 && width + w > max_width - 1) break;
+    width += w;
+    i += len;
+    cut = i;
+    prev = cp;
+  }
+  return std::string(s.substr(0, cut)) + "…";
 }
 
 }  // namespace ch

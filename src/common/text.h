@@ -20,6 +20,18 @@ size_t Utf8Length(std::string_view s);
 // Return at most `max_chars` code points of `s`, with "…" appended when shortened.
 std::string Ellipsize(std::string_view s, size_t max_chars);
 
+// Return how many terminal columns well-formed UTF-8 `s` takes: 2 for East Asian wide and
+// fullwidth characters (CJK, Hangul, kana, fullwidth forms) and for emoji, 0 for combining
+// marks, zero-width characters, variation selectors, skin-tone modifiers and whatever follows a
+// zero-width joiner (the parts of one emoji sequence), 1 for everything else. What terminals do
+// with emoji varies; this is what most of them do (wcwidth with Unicode 9+ tables).
+size_t DisplayWidth(std::string_view s);
+
+// Return the longest prefix of `s` that fits in `max_width` columns, with "…" (one column)
+// appended when shortened (the result then takes at most `max_width` columns). Never cuts a
+// character or a zero-width sequence part in half.
+std::string EllipsizeWidth(std::string_view s, size_t max_width);
+
 // The most bytes of someone else's input that an error message quotes. A message must name what
 // is wrong without echoing a 10 MB line back at the user (or into a log, or a dead-letter
 // attribute).

@@ -25,6 +25,33 @@ TEST(TextTest, Ellipsizes) {
   EXPECT_EQ(Ellipsize("caf\xc3\xa9!", 4), "caf\xc3\xa9…");
 }
 
+TEST(TextTest, DisplayWidthCountsTerminalColumns) {
+  EXPECT_EQ(DisplayWidth("Spring sale"), 11u);
+  EXPECT_EQ(DisplayWidth("café"), 4u);
+  EXPECT_EQ(DisplayWidth("cafe\u0301"), 4u) << "a combining accent takes no column";
+  EXPECT_EQ(DisplayWidth("日本語"), 6u);
+  EXPECT_EQ(DisplayWidth("스프링"), 6u);
+  EXPECT_EQ(DisplayWidth("ＡＢ"), 4u) << "fullwidth forms";
+  EXPECT_EQ(DisplayWidth("🎉"), 2u);
+  EXPECT_EQ(DisplayWidth("👋🏽"), 2u) << "a skin-tone modifier joins the emoji";
+  EXPECT_EQ(DisplayWidth("👨‍👩‍👧"), 2u) << "a ZWJ sequence is one emoji";
+  EXPECT_EQ(DisplayWidth("❤️"), 1u) << "text-default symbol; its variation selector is 0";
+  EXPECT_EQ(DisplayWidth("скидка"), 6u);
+  EXPECT_EQ(DisplayWidth(""), 0u);
+}
+
+TEST(TextTest, EllipsizeWidthNeverCutsACharacter) {
+  EXPECT_EQ(EllipsizeWidth("Spring sale", 20), "Spring sale");
+  EXPECT_EQ(EllipsizeWidth("Spring sale", 7), "Spring…");
+  EXPECT_EQ(EllipsizeWidth("日本語のキャンペーン", 7), "日本語…");
+  EXPECT_EQ(DisplayWidth(EllipsizeWidth("日本語のキャンペーン", 8)), 7u)
+      << "a wide character that does not fit is left out whole";
+  EXPECT_EQ(EllipsizeWidth("🎉🎉🎉🎉", 5), "🎉🎉…");
+  EXPECT_EQ(EllipsizeWidth("a👋🏽bc", 4), "a👋🏽…")
+      << "the modifier stays with its emoji";
+  EXPECT_EQ(EllipsizeWidth("abc", 0), "");
+}
+
 TEST(TextTest, ExcerptKeepsShortPrintableTextAsIs) {
   EXPECT_EQ(Excerpt("plain \"text\" \\ caf\xc3\xa9"), "plain \"text\" \\ caf\xc3\xa9");
   EXPECT_EQ(Excerpt(""), "");

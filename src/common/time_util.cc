@@ -168,4 +168,87 @@ Result<Micros> ParseDuration(std::string_view text) {
   return Micros(value * us_per_unit);
 }
 
+namespace {
+
+constexpr std::string_view kForms =
+    "expected RFC 3339 (2026-11-03T14:05:00Z, 2026-11-03 14:05), now, now-2h, today, "
+    "yesterday 14:00";
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+bool StartsWithWord(std::string_view s, std::string_view word) {
+  if (s.size() < word.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) != word[i]) return false;
+  }
+  return s.size() == word.size() || !std::isalpha(static_cast<unsigned char>(s[word.size()]));
+}
+
+}  // namespace
+
+bool IsRelativeTime(std::string_view text) {
+  std::string_view s = Trim(text);
+  return StartsWithWord(s, "now") || StartsWithWord(s, "today") || StartsWithWord(s, "yesterday");
+}
+
+Result<Timestamp> ParseTimeExpression(std::string_view text, const Clock& clock) {
+  std::string_view s = Trim(text);
+  if (!IsRelativeTime(s)) {
+    Result<Timestamp> t = ParseTimestamp(s);
+    if (t.ok()) return t;
+    if (s.empty()) {
+      return InvalidArgumentError(fmt::format("invalid time '': empty ({})", kForms));
+    }
+    return InvalidArgumentError(fmt::format("invalid time '{}': {}", Excerpt(text), kForms));
+  }
+  auto bad = [&](std::string_view why) {
+    return InvalidArgumentError(
+        fmt::format("invalid time '{}': {} ({})", Excerpt(text), why, kForms));
+  };
+  const Timestamp now = clock.Now();
+  // The base: now, or a day with an optional time of day.
+  std::string_view rest;
+  Timestamp base;
+  if (StartsWithWord(s, "now")) {
+    base = now;
+    rest = Trim(s.substr(3));
+  } else {
+    const bool yesterday = StartsWithWord(s, "yesterday");
+    sys_days day = std::chrono::floor<days>(now) - days(yesterday ? 1 : 0);
+    rest = Trim(s.substr(yesterday ? 9 : 5));
+    // A time of day runs up to an offset: a sign followed by a duration (not "+01:00").
+    std::string_view tod = rest;
+    std::string_view offset;
+    for (size_t i = 0; i < rest.size(); ++i) {
+      if (rest[i] != '+' && rest[i] != '-') continue;
+      std::string_view after = Trim(rest.substr(i + 1));
+      if (!after.empty() && after.find(':') == std::string_view::npos &&
+          ParseDuration(after).ok() && std::isalpha(static_cast<unsigned char>(after.back()))) {
+        tod = Trim(rest.substr(0, i));
+        offset = rest.substr(i);
+        break;
+      }
+    }
+    base = Timestamp(std::chrono::duration_cast<Micros>(day.time_since_epoch()));
+    if (!tod.empty()) {
+      std::string date = FormatTimestamp(base).substr(0, 10);
+      Result<Timestamp> t = ParseTimestamp(date + "T" + std::string(tod));
+      if (!t.ok())
+        return bad(fmt::format("'{}' is not a time of day (14:00, 14:05:30)", Excerpt(tod, 40)));
+      base = *t;
+    }
+    rest = offset;
+  }
+  if (rest.empty()) return base;
+  char sign = rest.front();
+  if (sign != '+' && sign != '-') return bad("expected +DURATION or -DURATION after it");
+  Result<Micros> d = ParseDuration(Trim(rest.substr(1)));
+  if (!d.ok()) return bad(d.status().message());
+  return sign == '+' ? base + *d : base - *d;
+}
+
 }  // namespace ch

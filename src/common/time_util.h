@@ -29,6 +29,17 @@ inline constexpr Timestamp kLatestTimestamp =
 // Parse `text` as an instant. Fails with InvalidArgument naming the text and what is wrong.
 Result<Timestamp> ParseTimestamp(std::string_view text);
 
+// Parse what a person types for a moment: anything ParseTimestamp accepts, or a moment relative
+// to `clock`'s now -- "now", "today" (00:00 UTC of today), "yesterday", each optionally with a
+// time of day ("today 14:00", "yesterday 14:05:30", "yesterday 09:00+01:00") and an offset
+// ("now-2h", "now - 90m", "yesterday 14:00+30m"; units as in ParseDuration). Days are UTC days.
+// Fails with InvalidArgument naming the text and the accepted forms.
+Result<Timestamp> ParseTimeExpression(std::string_view text, const Clock& clock);
+
+// Return true when `text` is a relative moment (starts with now, today or yesterday): what
+// ParseTimeExpression resolves against the clock.
+bool IsRelativeTime(std::string_view text);
+
 // Return "YYYY-MM-DDThh:mm:ss.uuuuuuZ" (always six fractional digits; sorts as text).
 std::string FormatTimestamp(Timestamp t);
 

@@ -97,5 +97,48 @@ TEST(TimeUtilTest, ErrorsQuoteAtMostAnExcerptOfTheInput) {
   EXPECT_LT(d.status().message().size(), 700u);
 }
 
+TEST(TimeUtilTest, RelativeMomentsResolveAgainstTheClock) {
+  FakeClock clock(*ParseTimestamp("2026-11-04T10:30:15.5Z"));
+  auto at = [&](std::string_view text) {
+    Result<Timestamp> t = ParseTimeExpression(text, clock);
+    return t.ok() ? FormatTimestamp(*t) : t.status().ToString();
+  };
+  EXPECT_EQ(at("now"), "2026-11-04T10:30:15.500000Z");
+  EXPECT_EQ(at("now-2h"), "2026-11-04T08:30:15.500000Z");
+  EXPECT_EQ(at(" NOW - 90m "), "2026-11-04T09:00:15.500000Z");
+  EXPECT_EQ(at("now+1d"), "2026-11-05T10:30:15.500000Z");
+  EXPECT_EQ(at("today"), "2026-11-04T00:00:00.000000Z");
+  EXPECT_EQ(at("yesterday"), "2026-11-03T00:00:00.000000Z");
+  EXPECT_EQ(at("yesterday 14:00"), "2026-11-03T14:00:00.000000Z");
+  EXPECT_EQ(at("yesterday 14:05:30.25"), "2026-11-03T14:05:30.250000Z");
+  EXPECT_EQ(at("today 09:00+01:00"), "2026-11-04T08:00:00.000000Z") << "a zone offset";
+  EXPECT_EQ(at("yesterday 14:00+30m"), "2026-11-03T14:30:00.000000Z") << "a duration";
+  EXPECT_EQ(at("today-1h"), "2026-11-03T23:00:00.000000Z");
+  // Absolute moments as ParseTimestamp reads them.
+  EXPECT_EQ(at("2026-11-03 14:05"), "2026-11-03T14:05:00.000000Z");
+  // The clock moves: so does now.
+  clock.Advance(std::chrono::hours(24));
+  EXPECT_EQ(at("yesterday 14:00"), "2026-11-04T14:00:00.000000Z");
+}
+
+TEST(TimeUtilTest, RelativeMomentsThatDoNotParseSaySo) {
+  FakeClock clock;
+  for (std::string_view bad : {"now-2x", "now 2h", "yesterday 25:00", "yesterday noon", "nowish",
+                               "last tuesday", "", "now-"}) {
+    Result<Timestamp> t = ParseTimeExpression(bad, clock);
+    ASSERT_FALSE(t.ok()) << bad;
+    EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(t.status().message().find("invalid time '" + std::string(bad) + "'"),
+              std::string::npos)
+        << t.status().message();
+    EXPECT_NE(t.status().message().find("yesterday 14:00"), std::string::npos)
+        << "names the accepted forms: " << t.status().message();
+  }
+  EXPECT_TRUE(IsRelativeTime("now-2h"));
+  EXPECT_TRUE(IsRelativeTime(" Yesterday 14:00"));
+  EXPECT_FALSE(IsRelativeTime("2026-11-03"));
+  EXPECT_FALSE(IsRelativeTime("nowhere"));
+}
+
 }  // namespace
 }  // namespace ch

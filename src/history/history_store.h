@@ -127,6 +127,20 @@ class HistoryStore {
                                                              const TimeRange& range,
                                                              int64_t limit) = 0;
 
+  // Return the records of one of the customer's transactions: those with event_time == `at`
+  // and transaction_id == `transaction_id`, ordered by campaign id. With `with_snapshots` false
+  // the records come without snapshots (snapshot empty; every other field, priority included,
+  // set): what finding the primary change of a transaction needs (query/cause.h), at a
+  // fraction of the cost. An unknown transaction, or an empty `transaction_id`, gives an empty
+  // answer.
+  virtual Result<std::vector<HistoryRecord>> TransactionChanges(int64_t customer_id, Timestamp at,
+                                                                std::string_view transaction_id,
+                                                                bool with_snapshots) = 0;
+
+  // Return the latest record of each of the customer's campaigns -- deleted campaigns included
+  // (their delete record) -- ordered by campaign id. An unknown customer gives an empty answer.
+  virtual Result<std::vector<HistoryRecord>> CustomerCampaigns(int64_t customer_id) = 0;
+
   // Return every customer id with at least one record, ascending.
   virtual Result<std::vector<int64_t>> ListCustomers() = 0;
 

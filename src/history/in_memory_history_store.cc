@@ -254,6 +254,37 @@ Result<std::vector<HistoryRecord>> InMemoryHistoryStore::CustomerChanges(int64_t
   return out;
 }
 
+Result<std::vector<HistoryRecord>> InMemoryHistoryStore::TransactionChanges(
+    int64_t customer_id, Timestamp at, std::string_view transaction_id, bool with_snapshots) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<HistoryRecord> out;
+  auto it = customer_campaigns_.find(customer_id);
+  if (transaction_id.empty() || it == customer_campaigns_.end()) return out;
+  for (int64_t campaign_id : it->second) {
+    for (const auto& [version, r] : campaigns_.at(campaign_id)) {
+      if (r.event_time != at || r.transaction_id != transaction_id) continue;
+      HistoryRecord& copy = out.emplace_back(r);
+      if (!with_snapshots) copy.snapshot.clear();
+    }
+  }
+  return out;
+}
+
+Result<std::vector<HistoryRecord>> InMemoryHistoryStore::CustomerCampaigns(int64_t customer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<HistoryRecord> out;
+  auto it = customer_campaigns_.find(customer_id);
+  if (it == customer_campaigns_.end()) return out;
+  for (int64_t campaign_id : it->second) {
+    const HistoryRecord* latest = nullptr;
+    for (const auto& [version, r] : campaigns_.at(campaign_id)) {
+      if (latest == nullptr || LaterThan(r, *latest)) latest = &r;
+    }
+    if (latest != nullptr) out.push_back(*latest);
+  }
+  return out;
+}
+
 Result<std::vector<int64_t>> InMemoryHistoryStore::ListCustomers() {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int64_t> out;

@@ -428,7 +428,8 @@ struct SqliteHistoryStore::Impl {
   // the next call.
   Result<const std::string*> Body(int64_t id);
   // Turn a decoded row into a record (REQUIRES: the campaign and customer ids are set in `r`).
-  Status Fill(const PackedRow& p, HistoryRecord& r);
+  // Decode `p` into `r`; without the snapshot when `with_snapshot` is false.
+  Status Fill(const PackedRow& p, HistoryRecord& r, bool with_snapshot = true);
   // Step `s` (columns: campaign_id, customer_id, row) to the end and decode every row.
   Result<std::vector<HistoryRecord>> ReadAll(SqliteStmt& s);
   // The campaigns whose rows a merge moved out of `recent`.
@@ -691,7 +692,7 @@ Result<const std::string*> SqliteHistoryStore::Impl::Body(int64_t id) {
   return bodies.Get(id);
 }
 
-Status SqliteHistoryStore::Impl::Fill(const PackedRow& p, HistoryRecord& r) {
+Status SqliteHistoryStore::Impl::Fill(const PackedRow& p, HistoryRecord& r, bool with_snapshot) {
   r.version = p.version;
   r.event_time = FromT(p.t);
   r.priority = p.priority;
@@ -707,6 +708,10 @@ Status SqliteHistoryStore::Impl::Fill(const PackedRow& p, HistoryRecord& r) {
   r.txn_seq = p.txn_seq;
   r.txn_changes = p.txn_changes;
   ASSIGN_OR_RETURN(r.ingested_at, BatchTime(p.batch));
+  if (!with_snapshot) {
+    r.snapshot.clear();
+    return Status::OK();
+  }
   ASSIGN_OR_RETURN(const std::string* body, Body(p.body));
   return JoinSnapshotText(
       *body, p.extras, SnapshotColumns{r.priority, r.version, r.event_time, r.actor}, &r.snapshot);
@@ -1715,6 +1720,75 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::CustomerChanges(int64_t c
   }
   SortCustomerChanges(out);
   if (out.size() > static_cast<size_t>(limit)) out.resize(static_cast<size_t>(limit));
+  return out;
+}
+
+Result<std::vector<HistoryRecord>> SqliteHistoryStore::TransactionChanges(
+    int64_t customer_id, Timestamp at, std::string_view transaction_id, bool with_snapshots) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Impl& m = *impl_;
+  std::vector<HistoryRecord> out;
+  if (transaction_id.empty()) return out;
+  // The customer index finds the records of that instant; the transaction id is in the packed
+  // row. Bodies are decoded only for the records asked for with their snapshots.
+  ASSIGN_OR_RETURN(SqliteStmt * s, m.db->Prepare(FromBoth("campaign_id, customer_id, row",
+                                                          "customer_id = ?1 AND t = ?2")));
+  StmtScope scope(s);
+  s->Bind(1, customer_id).Bind(2, m.ToT(at));
+  PackedRow p;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    if (!DecodeRow(s->ColumnText(2), p)) return DataLossError("history: undecodable row");
+    bool same = p.tx_number >= 0 ? std::to_string(p.tx_number) == transaction_id
+                                 : p.tx_text == transaction_id;
+    if (!same) continue;
+    HistoryRecord& r = out.emplace_back();
+    r.campaign_id = s->ColumnInt64(0);
+    r.customer_id = s->ColumnInt64(1);
+    RETURN_IF_ERROR(m.Fill(p, r, with_snapshots));
+  }
+  std::sort(out.begin(), out.end(), [](const HistoryRecord& a, const HistoryRecord& b) {
+    return a.campaign_id != b.campaign_id ? a.campaign_id < b.campaign_id : a.version < b.version;
+  });
+  return out;
+}
+
+Result<std::vector<HistoryRecord>> SqliteHistoryStore::CustomerCampaigns(int64_t customer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Impl& m = *impl_;
+  // Each campaign's newest row in either table: one backwards seek each, as as-of does.
+  ASSIGN_OR_RETURN(
+      SqliteStmt * s,
+      m.db->Prepare("SELECT c.campaign_id, (SELECT i.row FROM history i WHERE i.campaign_id = "
+                    "c.campaign_id ORDER BY i.t DESC, i.version DESC LIMIT 1), "
+                    "CASE WHEN c.recent_first_t IS NOT NULL THEN (SELECT r.row FROM recent r "
+                    "WHERE r.campaign_id = c.campaign_id ORDER BY r.t DESC, r.version DESC "
+                    "LIMIT 1) END "
+                    "FROM campaigns c WHERE c.customer_id = ?1 ORDER BY c.campaign_id"));
+  StmtScope scope(s);
+  s->Bind(1, customer_id);
+  std::vector<HistoryRecord> out;
+  PackedRow p;
+  PackedRow q;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    bool in_history = !s->ColumnIsNull(1);
+    bool in_recent = !s->ColumnIsNull(2);
+    if (!in_history && !in_recent) continue;
+    if (in_history && !DecodeRow(s->ColumnText(1), p)) {
+      return DataLossError("history: undecodable row");
+    }
+    if (in_recent) {
+      if (!DecodeRow(s->ColumnText(2), q)) return DataLossError("history: undecodable row");
+      if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) p = q;
+    }
+    HistoryRecord& r = out.emplace_back();
+    r.campaign_id = s->ColumnInt64(0);
+    r.customer_id = customer_id;
+    RETURN_IF_ERROR(m.Fill(p, r));
+  }
   return out;
 }
 

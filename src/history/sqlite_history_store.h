@@ -100,6 +100,10 @@ class SqliteHistoryStore final : public HistoryStore {
   Result<int64_t> CountVersions(int64_t campaign_id, int64_t from, int64_t to) override;
   Result<std::vector<HistoryRecord>> CustomerChanges(int64_t customer_id, const TimeRange& range,
                                                      int64_t limit) override;
+  Result<std::vector<HistoryRecord>> TransactionChanges(int64_t customer_id, Timestamp at,
+                                                        std::string_view transaction_id,
+                                                        bool with_snapshots) override;
+  Result<std::vector<HistoryRecord>> CustomerCampaigns(int64_t customer_id) override;
   Result<std::vector<int64_t>> ListCustomers() override;
   // bytes is the file size (pages in use times page size; the WAL is not counted).
   Result<HistoryStats> Stats() override;

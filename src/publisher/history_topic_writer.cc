@@ -92,6 +92,15 @@ Result<std::vector<HistoryRecord>> HistoryTopicWriter::CustomerChanges(int64_t c
   if (!reader_) return NoReader();
   return reader_->CustomerChanges(c, r, limit);
 }
+Result<std::vector<HistoryRecord>> HistoryTopicWriter::TransactionChanges(
+    int64_t c, Timestamp at, std::string_view transaction_id, bool with_snapshots) {
+  if (!reader_) return NoReader();
+  return reader_->TransactionChanges(c, at, transaction_id, with_snapshots);
+}
+Result<std::vector<HistoryRecord>> HistoryTopicWriter::CustomerCampaigns(int64_t c) {
+  if (!reader_) return NoReader();
+  return reader_->CustomerCampaigns(c);
+}
 Result<std::vector<int64_t>> HistoryTopicWriter::ListCustomers() {
   if (!reader_) return NoReader();
   return reader_->ListCustomers();

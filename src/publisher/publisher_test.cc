@@ -393,6 +393,14 @@ class FlakyHistory final : public HistoryStore {
                                                      int64_t l) override {
     return inner.CustomerChanges(c, r, l);
   }
+  Result<std::vector<HistoryRecord>> TransactionChanges(int64_t c, Timestamp at,
+                                                        std::string_view tx,
+                                                        bool snapshots) override {
+    return inner.TransactionChanges(c, at, tx, snapshots);
+  }
+  Result<std::vector<HistoryRecord>> CustomerCampaigns(int64_t c) override {
+    return inner.CustomerCampaigns(c);
+  }
   Result<std::vector<int64_t>> ListCustomers() override { return inner.ListCustomers(); }
   Result<HistoryStats> Stats() override { return inner.Stats(); }
 };

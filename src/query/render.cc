@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -76,7 +78,7 @@ std::string ShowValue(const std::optional<std::string>& json, size_t max) {
   if (!json) return "(absent)";
   OJson v = ParseOwn(*json);
   if (v.is_string() && v.get_ref<const std::string&>().empty()) return "\"\"";
-  return Ellipsize(Plain(v), max);
+  return EllipsizeWidth(Plain(v), max);
 }
 
 // Cut `s` to a valid UTF-8 boundary at or before `n` bytes.
@@ -87,7 +89,7 @@ size_t BackToBoundary(std::string_view s, size_t n) {
 
 // Show an edit of a long string as its changed region with a little context.
 std::string ShowEdit(const std::string& a, const std::string& b, size_t max) {
-  if (Utf8Length(a) + Utf8Length(b) + 3 <= max) return a + kArrow + b;
+  if (DisplayWidth(a) + DisplayWidth(b) + 3 <= max) return a + kArrow + b;
   size_t prefix = 0;
   while (prefix < a.size() && prefix < b.size() && a[prefix] == b[prefix]) ++prefix;
   size_t suffix = 0;
@@ -96,9 +98,14 @@ std::string ShowEdit(const std::string& a, const std::string& b, size_t max) {
     ++suffix;
   }
   // Widen the changed region to whole words ("[jumps → leaps]", not "[jum → lea]ps"), which
-  // also keeps it on UTF-8 boundaries.
-  while (prefix > 0 && a[prefix - 1] != ' ') --prefix;
-  while (suffix > 0 && a[a.size() - suffix] != ' ') --suffix;
+  // also keeps it on UTF-8 boundaries. A URL's words end at its punctuation:
+  // "…banner-large-[2x → 3x].png".
+  auto boundary = [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x80 && !std::isalnum(u);
+  };
+  while (prefix > 0 && !boundary(a[prefix - 1])) --prefix;
+  while (suffix > 0 && !boundary(a[a.size() - suffix])) --suffix;
   size_t a_end = std::max(prefix, a.size() - suffix);
   size_t b_end = std::max(prefix, b.size() - suffix);
   constexpr size_t kContext = 12;
@@ -112,13 +119,13 @@ std::string ShowEdit(const std::string& a, const std::string& b, size_t max) {
   bool cut_after = Utf8Length(after_ctx) > kContext;
   if (cut_after) after_ctx = after_ctx.substr(0, BackToBoundary(after_ctx, kContext));
   size_t budget = std::max<size_t>(16, max > 2 * kContext ? (max - 2 * kContext) / 2 : 0);
-  std::string old_mid = Ellipsize(a.substr(prefix, a_end - prefix), budget);
-  std::string new_mid = Ellipsize(b.substr(prefix, b_end - prefix), budget);
+  std::string old_mid = EllipsizeWidth(a.substr(prefix, a_end - prefix), budget);
+  std::string new_mid = EllipsizeWidth(b.substr(prefix, b_end - prefix), budget);
   return fmt::format("{}{}[{}{}{}]{}{}", cut_before ? "…" : "", before_ctx, old_mid, kArrow,
                      new_mid, after_ctx, cut_after ? "…" : "");
 }
 
-// An aligned text table: columns separated by two spaces, widths in code points.
+// An aligned text table: columns separated by two spaces, widths in terminal columns.
 class TextTable {
  public:
   explicit TextTable(std::vector<std::string> headers) : rows_{std::move(headers)} {}
@@ -127,14 +134,14 @@ class TextTable {
     std::vector<size_t> width;
     for (const auto& row : rows_) {
       if (width.size() < row.size()) width.resize(row.size(), 0);
-      for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], Utf8Length(row[i]));
+      for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], DisplayWidth(row[i]));
     }
     std::string out;
     for (const auto& row : rows_) {
       std::string line = indent;
       for (size_t i = 0; i < row.size(); ++i) {
         line += row[i];
-        if (i + 1 < row.size()) line += std::string(width[i] - Utf8Length(row[i]) + 2, ' ');
+        if (i + 1 < row.size()) line += std::string(width[i] - DisplayWidth(row[i]) + 2, ' ');
       }
       while (!line.empty() && line.back() == ' ') line.pop_back();
       out += line + "\n";
@@ -208,9 +215,9 @@ OJson RecordHeaderJson(const HistoryRecord& r) {
   return j;
 }
 
-std::string RecordLine(const HistoryRecord& r) {
-  std::string s = fmt::format("v{}  {}  {}  by {}", r.version, Human(r.event_time),
-                              OpName(r.event_type), r.actor);
+// "v7  2026-11-05 09:11:00.000Z  shifted  by user:501  tx 2011"; `what` is the version's kind.
+std::string RecordLine(const HistoryRecord& r, std::string_view what) {
+  std::string s = fmt::format("v{}  {}  {}  by {}", r.version, Human(r.event_time), what, r.actor);
   if (!r.transaction_id.empty()) s += "  tx " + r.transaction_id;
   if (r.missed_versions > 0) {
     s += fmt::format("  ({} earlier version{} not captured)", r.missed_versions,
@@ -229,9 +236,126 @@ std::string WithThousands(int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
+size_t MaxChars(const RenderOptions& o) {
+  return o.full ? std::numeric_limits<size_t>::max() : o.max_value_chars;
+}
+
+// A campaign's name for a sentence: quoted, printable, not too long.
+std::string QuotedName(const std::string& name, const RenderOptions& o) {
+  return "'" + EllipsizeWidth(Printable(name), o.full ? std::numeric_limits<size_t>::max() : 40) +
+         "'";
+}
+
+std::string Plural(int64_t n, const char* one, const char* many) {
+  return fmt::format("{} {}", WithThousands(n), n == 1 ? one : many);
+}
+
+std::string Join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (i > 0) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+// "created c2019 'Spring sale'", "moved c12 'Cart' 9 → 2", ... (no actor).
+std::string DescribePrimary(const PrimaryChange& p, const RenderOptions& o) {
+  std::string who = fmt::format("c{} {}", p.campaign_id, QuotedName(p.name, o));
+  switch (p.kind) {
+    case ChangeKind::kCreated:
+      return "created " + who;
+    case ChangeKind::kDeleted:
+      return "deleted " + who;
+    case ChangeKind::kMoved:
+      if (p.priority_from && p.priority_to) {
+        return fmt::format("moved {} {}{}{}", who, *p.priority_from, kArrow, *p.priority_to);
+      }
+      return "moved " + who;
+    case ChangeKind::kEdited:
+      if (p.fields.empty()) return "saved " + who + " without changes";
+      return "edited " + who + ": " + Join(p.fields, ", ");
+    case ChangeKind::kShifted:
+      break;
+  }
+  return "changed " + who;
+}
+
+// The completeness fields every JSON answer carries, for the moment asked (nullopt: open-ended).
+void CompletenessJson(OJson& j, const Completeness& c, std::optional<Timestamp> asked) {
+  j["complete_through"] =
+      c.complete_through ? OJson(FormatTimestamp(*c.complete_through)) : OJson();
+  if (!asked || !c.complete_through) {
+    j["complete"] = nullptr;
+  } else {
+    j["complete"] = *asked <= *c.complete_through;
+  }
+}
+
+OJson NoteJson(const std::string& note) { return note.empty() ? OJson() : OJson(note); }
+
+OJson CauseJson(const TransactionCause& c, const RenderOptions& o) {
+  OJson j;
+  j["summary"] = DescribeCause(c, o);
+  j["transaction_id"] = c.transaction_id;
+  j["time"] = FormatTimestamp(c.time);
+  j["actor"] = c.actor;
+  OJson primaries = OJson::array();
+  for (const PrimaryChange& p : c.primaries) {
+    OJson pj;
+    pj["kind"] = ChangeKindName(p.kind);
+    pj["campaign_id"] = p.campaign_id;
+    pj["version"] = p.version;
+    pj["name"] = p.name;
+    pj["priority_from"] = p.priority_from ? OJson(*p.priority_from) : OJson();
+    pj["priority_to"] = p.priority_to ? OJson(*p.priority_to) : OJson();
+    pj["fields"] = p.fields;
+    primaries.push_back(std::move(pj));
+  }
+  j["primary"] = std::move(primaries);
+  j["changes"] = c.changes;
+  j["shifted"] = c.shifted;
+  j["shifted_by"] = c.shifted_by;
+  return j;
+}
+
+// The full rendering options of JSON sentences (JSON carries names in full).
+const RenderOptions kJsonOptions{.full = true};
+
 }  // namespace
 
+std::string DescribeCause(const TransactionCause& c, const RenderOptions& o) {
+  std::vector<std::string> parts;
+  constexpr size_t kShown = 3;
+  for (size_t i = 0; i < c.primaries.size() && i < kShown; ++i) {
+    parts.push_back(DescribePrimary(c.primaries[i], o));
+  }
+  // "moved c12 'A' 3 → 4 and moved c40 'B' 4 → 3" reads better without the repeated verb.
+  std::string text;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    std::string part = parts[i];
+    if (i > 0) {
+      std::string verb = parts[i - 1].substr(0, parts[i - 1].find(' ') + 1);
+      if (part.rfind(verb, 0) == 0 && verb != "saved ") part = part.substr(verb.size());
+      text += i + 1 == parts.size() && c.primaries.size() <= kShown ? " and " : ", ";
+    }
+    text += part;
+  }
+  if (c.primaries.size() > kShown) {
+    text += fmt::format(" and {} more",
+                        WithThousands(static_cast<int64_t>(c.primaries.size() - kShown)));
+  }
+  if (text.empty()) text = "changed nothing";
+  return c.actor + " " + text;
+}
+
+std::string DescribeShift(int64_t from, int64_t to, const TransactionCause& cause,
+                          const RenderOptions& o) {
+  return fmt::format("moved {}{}{} because {}", from, kArrow, to, DescribeCause(cause, o));
+}
+
 std::string DescribeChange(const FieldChange& c, const RenderOptions& options) {
+  const size_t max = MaxChars(options);
   if (c.before && c.after) {
     OJson a = ParseOwn(*c.before);
     OJson b = ParseOwn(*c.after);
@@ -239,52 +363,85 @@ std::string DescribeChange(const FieldChange& c, const RenderOptions& options) {
         !b.get_ref<const std::string&>().empty()) {
       return c.path + ": " +
              ShowEdit(Printable(a.get_ref<const std::string&>()),
-                      Printable(b.get_ref<const std::string&>()), options.max_value_chars);
+                      Printable(b.get_ref<const std::string&>()), max);
     }
   }
-  return c.path + ": " + ShowValue(c.before, options.max_value_chars) + kArrow +
-         ShowValue(c.after, options.max_value_chars);
+  return c.path + ": " + ShowValue(c.before, max) + kArrow + ShowValue(c.after, max);
 }
 
 // ---- as-of ----------------------------------------------------------------------------------
 
 std::string RenderAsOfTable(const AsOfResult& r, const RenderOptions& options) {
+  const bool paged = r.offset > 0 || !r.next_cursor.empty();
+  const bool filtered = r.matching != r.existing;
+  std::string count;
+  if (!paged) {
+    count = filtered ? fmt::format("{} of {} campaigns match", WithThousands(r.matching),
+                                   WithThousands(r.existing))
+                     : Plural(static_cast<int64_t>(r.campaigns.size()), "campaign", "campaigns");
+  } else {
+    std::string of = filtered ? fmt::format("the {} that match (of {})", WithThousands(r.matching),
+                                            WithThousands(r.existing))
+                              : WithThousands(r.matching);
+    count = r.campaigns.empty()
+                ? fmt::format("no campaigns after #{} of {}", r.offset, of)
+                : fmt::format("campaigns {}–{} of {}", r.offset + 1,
+                              r.offset + static_cast<int64_t>(r.campaigns.size()), of);
+  }
   std::string out =
-      fmt::format("customer {} as of {}: {} campaign{}\n", r.customer_id, Human(r.answered_at),
-                  r.campaigns.size(), r.campaigns.size() == 1 ? "" : "s");
+      fmt::format("customer {} as of {}: {}\n", r.customer_id, Human(r.answered_at), count);
   if (r.campaigns.empty()) return out;
+  const size_t max = MaxChars(options);
   TextTable t({"PRIO", "ID", "NAME", "STATUS", "VER", "UPDATED_AT", "UPDATED_BY", "TRIGGER",
                "SEGMENT", "SCHEDULE"});
   for (const HistoryRecord& rec : r.campaigns) {
     Json s = Json::parse(rec.snapshot, nullptr, /*allow_exceptions=*/false);
     if (!s.is_object()) s = Json::object();
     t.Add({std::to_string(rec.priority), std::to_string(rec.campaign_id),
-           Ellipsize(Field(s, "name"), options.max_value_chars), Field(s, "status"),
-           std::to_string(rec.version), TimeField(s, "updated_at"), Field(s, "updated_by"),
-           Field(s, "trigger_event"), Field(s, "audience_segment"), Schedule(s)});
+           EllipsizeWidth(Field(s, "name"), max), Field(s, "status"), std::to_string(rec.version),
+           TimeField(s, "updated_at"), Field(s, "updated_by"),
+           EllipsizeWidth(Field(s, "trigger_event"), max),
+           EllipsizeWidth(Field(s, "audience_segment"), max), Schedule(s)});
   }
-  return out + t.Render();
+  out += t.Render();
+  if (!r.next_cursor.empty()) out += "next page: --cursor " + r.next_cursor + "\n";
+  return out;
 }
 
 std::string RenderAsOfJson(const AsOfResult& r) {
+  OJson j;
+  j["customer_id"] = r.customer_id;
+  j["at"] = FormatTimestamp(r.at);
+  j["answered_at"] = FormatTimestamp(r.answered_at);
+  CompletenessJson(j, r.completeness, r.at);
+  j["existing"] = r.existing;
+  j["matching"] = r.matching;
+  j["offset"] = r.offset;
+  j["count"] = r.campaigns.size();
+  j["next_cursor"] = r.next_cursor.empty() ? OJson() : OJson(r.next_cursor);
+  j["note"] = NoteJson(r.note);
   // The snapshots exactly as stored: not re-serialized, so byte for byte what was captured.
-  if (r.campaigns.empty()) return "[]\n";
-  std::string out = "[\n";
+  std::string head = DumpJson(j);
+  head.pop_back();  // the closing brace
+  while (!head.empty() && head.back() == '\n') head.pop_back();
+  std::string out = head + ",\n  \"campaigns\": [";
   for (size_t i = 0; i < r.campaigns.size(); ++i) {
+    out += i == 0 ? "\n" : ",\n";
     out += r.campaigns[i].snapshot;
-    out += i + 1 < r.campaigns.size() ? ",\n" : "\n";
   }
-  return out + "]\n";
+  out += r.campaigns.empty() ? "]\n}\n" : "\n  ]\n}\n";
+  return out;
 }
 
 // ---- log ------------------------------------------------------------------------------------
 
 std::string RenderLogTable(const LogResult& r, const RenderOptions& options) {
-  std::string out =
-      fmt::format("campaign {} (customer {}), {}: {} version{}\n", r.campaign_id, r.customer_id,
-                  RangeText(r.range), r.entries.size(), r.entries.size() == 1 ? "" : "s");
+  std::string out = fmt::format(
+      "campaign {} (customer {}), {}: {}\n", r.campaign_id, r.customer_id, RangeText(r.range),
+      Plural(static_cast<int64_t>(r.entries.size()), "version", "versions"));
+  const size_t max = MaxChars(options);
   for (const LogEntry& e : r.entries) {
-    out += RecordLine(e.record) + "\n";
+    out += RecordLine(e.record, ChangeKindName(e.kind)) + "\n";
     if (e.record.event_type == ChangeOp::kDeleted) {
       out += "    (campaign deleted; last content kept)\n";
     }
@@ -293,7 +450,7 @@ std::string RenderLogTable(const LogResult& r, const RenderOptions& options) {
       size_t shown = 0;
       for (const FieldChange& c : e.changes) {
         if (c.path == "name" || c.path == "status" || c.path == "priority") {
-          out += "    " + c.path + ": " + ShowValue(c.after, options.max_value_chars) + "\n";
+          out += "    " + c.path + ": " + ShowValue(c.after, max) + "\n";
           ++shown;
         }
       }
@@ -303,7 +460,22 @@ std::string RenderLogTable(const LogResult& r, const RenderOptions& options) {
       }
       continue;
     }
+    if (e.kind == ChangeKind::kShifted && e.cause) {
+      std::optional<int64_t> from;
+      for (const FieldChange& c : e.changes) {
+        if (c.path == "priority" && c.before) from = std::stoll(*c.before);
+      }
+      out += "    " + DescribeShift(from.value_or(0), e.record.priority, *e.cause, options) + "\n";
+      continue;
+    }
     for (const FieldChange& c : e.changes) out += "    " + DescribeChange(c, options) + "\n";
+    if (e.kind == ChangeKind::kMoved && e.cause && e.cause->primaries.size() > 1) {
+      out += "    (" + DescribeCause(*e.cause, options) + ")\n";
+    }
+  }
+  if (r.hidden_shifts > 0) {
+    out += fmt::format("({} hidden; --shifts annotate shows them with their causes)\n",
+                       Plural(r.hidden_shifts, "shift-only version", "shift-only versions"));
   }
   return out;
 }
@@ -313,15 +485,20 @@ std::string RenderLogJson(const LogResult& r) {
   j["campaign_id"] = r.campaign_id;
   j["customer_id"] = r.customer_id;
   j["range"] = RangeJson(r.range);
+  CompletenessJson(j, r.completeness, r.range.to);
   OJson versions = OJson::array();
   for (const LogEntry& e : r.entries) {
     OJson v = RecordHeaderJson(e.record);
+    v["kind"] = ChangeKindName(e.kind);
     v["previous_version"] = e.previous_version ? OJson(*e.previous_version) : OJson();
     v["changes"] = ChangesJson(e.changes);
     v["patch"] = ParseOwn(e.patch);
+    v["cause"] = e.cause ? CauseJson(*e.cause, kJsonOptions) : OJson();
     versions.push_back(std::move(v));
   }
   j["versions"] = std::move(versions);
+  j["hidden_shifts"] = r.hidden_shifts;
+  j["note"] = NoteJson(r.note);
   return DumpJson(j) + "\n";
 }
 
@@ -352,6 +529,17 @@ OJson SideJson(const ResolvedState& s) {
   }
   return j;
 }
+
+// The latest moment a diff looks at: the later side's moment or record.
+std::optional<Timestamp> DiffMoment(const DiffResult& r) {
+  std::optional<Timestamp> out;
+  for (const ResolvedState* s : {&r.from, &r.to}) {
+    std::optional<Timestamp> t = s->ref.at;
+    if (!t && s->record) t = s->record->event_time;
+    if (t && (!out || *t > *out)) out = t;
+  }
+  return out;
+}
 }  // namespace
 
 std::string RenderDiffTable(const DiffResult& r, const RenderOptions& options) {
@@ -372,6 +560,7 @@ std::string RenderDiffJson(const DiffResult& r) {
   j["to"] = SideJson(r.to);
   j["changes"] = ChangesJson(r.changes);
   j["patch"] = ParseOwn(r.patch);
+  CompletenessJson(j, r.completeness, DiffMoment(r));
   return DumpJson(j) + "\n";
 }
 
@@ -379,63 +568,62 @@ std::string RenderDiffJson(const DiffResult& r) {
 
 namespace {
 std::string ChangeLine(const TimelineChange& c) {
-  std::string s = fmt::format("c{} v{} {}", c.campaign_id, c.version, OpName(c.event_type));
-  if (!c.fields.empty()) {
-    s += ": ";
-    for (size_t i = 0; i < c.fields.size(); ++i) s += (i ? ", " : "") + c.fields[i];
+  std::string s = fmt::format("c{} v{} {}", c.campaign_id, c.version, ChangeKindName(c.kind));
+  if (c.kind == ChangeKind::kCreated && c.priority_to) {
+    s += fmt::format(" at priority {}", *c.priority_to);
+  } else if (c.kind == ChangeKind::kDeleted && c.priority_from) {
+    s += fmt::format(" (was at priority {})", *c.priority_from);
+  } else if ((c.kind == ChangeKind::kMoved || c.kind == ChangeKind::kShifted) && c.priority_from &&
+             c.priority_to) {
+    s += fmt::format(": priority {}{}{}", *c.priority_from, kArrow, *c.priority_to);
+  } else if (!c.fields.empty()) {
+    s += ": " + Join(c.fields, ", ");
   }
   if (c.missed_versions > 0) s += fmt::format(" (+{} not captured)", c.missed_versions);
   return s;
 }
 
-std::string FieldsKey(const TimelineChange& c) {
-  if (c.event_type != ChangeOp::kUpdated) return OpName(c.event_type);
-  if (c.fields.empty()) return "no field";
-  std::string s;
-  for (size_t i = 0; i < c.fields.size(); ++i) s += (i ? "+" : "") + c.fields[i];
-  return s;
+std::string ShiftedLine(const TransactionCause& c) {
+  std::string how = c.shifted_by > 0 ? "down by one" : c.shifted_by < 0 ? "up by one" : "by one";
+  return fmt::format("+ {} shifted {}", Plural(c.shifted, "other campaign", "other campaigns"),
+                     how);
 }
 }  // namespace
 
 std::string RenderTimelineTable(const TimelineResult& r, const RenderOptions& options) {
-  size_t total = 0;
-  for (const auto& g : r.groups) total += g.changes.size();
-  std::string out = fmt::format(
-      "customer {}, {}: {} change{} in {} transaction{}{}\n", r.customer_id, RangeText(r.range),
-      WithThousands(total), total == 1 ? "" : "s", r.groups.size(), r.groups.size() == 1 ? "" : "s",
-      r.truncated ? fmt::format(" (limit {} reached; more exist)", r.limit) : "");
+  int64_t total = 0;
+  for (const auto& g : r.groups) total += g.cause.changes;
+  std::string out =
+      fmt::format("customer {}, {}: {}, {}{}\n", r.customer_id, RangeText(r.range),
+                  Plural(static_cast<int64_t>(r.groups.size()), "transaction", "transactions"),
+                  Plural(total, "change", "changes"),
+                  r.truncated ? fmt::format(" (limit {} reached; more follow)", r.limit) : "");
   for (const TimelineGroup& g : r.groups) {
-    std::string actors;
-    for (size_t i = 0; i < g.actors.size(); ++i) actors += (i ? ", " : "") + g.actors[i];
-    out += fmt::format("{}  {}  {}  ({} change{})\n", Human(g.time),
-                       g.transaction_id.empty() ? "(no tx)" : "tx " + g.transaction_id, actors,
-                       WithThousands(static_cast<int64_t>(g.changes.size())),
-                       g.changes.size() == 1 ? "" : "s");
-    size_t shown = std::min(g.changes.size(), g.changes.size() > options.max_changes_per_group
-                                                  ? options.max_changes_per_group / 2
-                                                  : g.changes.size());
-    for (size_t i = 0; i < shown; ++i) out += "    " + ChangeLine(g.changes[i]) + "\n";
-    if (shown < g.changes.size()) {
-      // Summarize the rest by what they changed: "1,995× priority, 1× created".
-      std::vector<std::pair<std::string, int64_t>> counts;
-      for (size_t i = shown; i < g.changes.size(); ++i) {
-        std::string key = FieldsKey(g.changes[i]);
-        auto it = std::find_if(counts.begin(), counts.end(),
-                               [&](const auto& p) { return p.first == key; });
-        if (it == counts.end()) {
-          counts.emplace_back(key, 1);
-        } else {
-          ++it->second;
-        }
+    std::string actors = Join(g.actors, ", ");
+    std::string what = DescribeCause(g.cause, options);
+    if (g.actors.size() > 1) what = "(" + actors + ") " + what.substr(g.cause.actor.size() + 1);
+    out += fmt::format("{}  {}  {}\n", Human(g.time),
+                       g.transaction_id.empty() ? "(no tx)" : "tx " + g.transaction_id, what);
+    size_t shifts_listed = 0;
+    std::vector<const TimelineChange*> rest;
+    for (const TimelineChange& c : g.changes) {
+      if (c.kind != ChangeKind::kShifted) {
+        out += "    " + ChangeLine(c) + "\n";
+      } else if (shifts_listed < options.max_changes_per_group) {
+        out += "    " + ChangeLine(c) + "\n";
+        ++shifts_listed;
+      } else {
+        rest.push_back(&c);
       }
-      std::string summary;
-      for (size_t i = 0; i < counts.size(); ++i) {
-        summary += (i ? ", " : "") + WithThousands(counts[i].second) + "× " + counts[i].first;
-      }
-      out += fmt::format("    … {} more: {}\n",
-                         WithThousands(static_cast<int64_t>(g.changes.size() - shown)), summary);
+    }
+    if (!rest.empty()) {
+      out +=
+          fmt::format("    … {} more shifted\n", WithThousands(static_cast<int64_t>(rest.size())));
+    } else if (g.cause.shifted > 0 && shifts_listed == 0) {
+      out += "    " + ShiftedLine(g.cause) + "\n";
     }
   }
+  if (!r.next_cursor.empty()) out += "next page: --cursor " + r.next_cursor + "\n";
   return out;
 }
 
@@ -443,24 +631,31 @@ std::string RenderTimelineJson(const TimelineResult& r) {
   OJson j;
   j["customer_id"] = r.customer_id;
   j["range"] = RangeJson(r.range);
+  CompletenessJson(j, r.completeness, r.range.to);
   j["limit"] = r.limit;
   j["truncated"] = r.truncated;
+  j["next_cursor"] = r.next_cursor.empty() ? OJson() : OJson(r.next_cursor);
+  j["note"] = NoteJson(r.note);
   OJson groups = OJson::array();
   for (const TimelineGroup& g : r.groups) {
     OJson gj;
     gj["transaction_id"] = g.transaction_id;
     gj["time"] = FormatTimestamp(g.time);
     gj["actors"] = g.actors;
+    gj["cause"] = CauseJson(g.cause, kJsonOptions);
     OJson changes = OJson::array();
     for (const TimelineChange& c : g.changes) {
       OJson cj;
       cj["campaign_id"] = c.campaign_id;
       cj["version"] = c.version;
       cj["event_type"] = OpName(c.event_type);
+      cj["kind"] = ChangeKindName(c.kind);
       cj["event_time"] = FormatTimestamp(c.event_time);
       cj["actor"] = c.actor;
       cj["missed_versions"] = c.missed_versions;
       cj["fields"] = c.fields;
+      cj["priority_from"] = c.priority_from ? OJson(*c.priority_from) : OJson();
+      cj["priority_to"] = c.priority_to ? OJson(*c.priority_to) : OJson();
       changes.push_back(std::move(cj));
     }
     gj["changes"] = std::move(changes);
@@ -482,10 +677,16 @@ std::string RenderBlameTable(const BlameResult& r, const RenderOptions& options)
                     r.exists ? ""
                              : fmt::format(" (deleted at {} by {}; last content below)",
                                            Human(r.state->event_time), r.state->actor));
-  TextTable t({"FIELD", "VALUE", "VERSION", "TIME", "ACTOR"});
+  const bool causes = std::any_of(r.entries.begin(), r.entries.end(),
+                                  [](const BlameEntry& e) { return e.cause.has_value(); });
+  std::vector<std::string> headers = {"FIELD", "VALUE", "VERSION", "TIME", "ACTOR"};
+  if (causes) headers.push_back("WHY");
+  TextTable t(headers);
   for (const BlameEntry& e : r.entries) {
-    t.Add({e.path, ShowValue(e.value, options.max_value_chars), fmt::format("v{}", e.version),
-           Human(e.event_time), e.actor});
+    std::vector<std::string> row = {e.path, ShowValue(e.value, MaxChars(options)),
+                                    fmt::format("v{}", e.version), Human(e.event_time), e.actor};
+    if (e.cause) row.push_back("shifted: " + DescribeCause(*e.cause, options));
+    t.Add(std::move(row));
   }
   return out + t.Render();
 }
@@ -495,6 +696,7 @@ std::string RenderBlameJson(const BlameResult& r) {
   j["campaign_id"] = r.campaign_id;
   j["customer_id"] = r.customer_id;
   j["at"] = FormatTimestamp(r.at);
+  CompletenessJson(j, r.completeness, r.at);
   j["exists"] = r.exists;
   j["version"] = r.state ? OJson(r.state->version) : OJson();
   OJson fields = OJson::array();
@@ -506,9 +708,63 @@ std::string RenderBlameJson(const BlameResult& r) {
     f["event_time"] = FormatTimestamp(e.event_time);
     f["actor"] = e.actor;
     f["transaction_id"] = e.transaction_id;
+    f["kind"] = ChangeKindName(e.kind);
+    f["cause"] = e.cause ? CauseJson(*e.cause, kJsonOptions) : OJson();
     fields.push_back(std::move(f));
   }
   j["fields"] = std::move(fields);
+  return DumpJson(j) + "\n";
+}
+
+// ---- search ---------------------------------------------------------------------------------
+
+std::string RenderSearchTable(const SearchResult& r, const RenderOptions& options) {
+  std::string out = fmt::format("search '{}': {}{}\n", Printable(r.query),
+                                Plural(static_cast<int64_t>(r.hits.size()), "hit", "hits"),
+                                r.truncated ? " (more exist; --limit shows more)" : "");
+  if (r.hits.empty()) return out;
+  TextTable t({"KIND", "CUSTOMER", "CAMPAIGN", "NAME", "STATUS", "VER", "LAST_CHANGE", "MATCHED"});
+  for (const SearchHit& h : r.hits) {
+    if (h.kind == "customer") {
+      t.Add({h.kind, std::to_string(h.customer_id), "-",
+             fmt::format("({} campaigns, {} not deleted)", WithThousands(h.campaigns),
+                         WithThousands(h.live_campaigns)),
+             "-", "-", Human(h.last_change), h.matched});
+    } else {
+      t.Add({h.kind, std::to_string(h.customer_id), std::to_string(h.campaign_id),
+             EllipsizeWidth(Printable(h.name), MaxChars(options)), h.deleted ? "deleted" : h.status,
+             fmt::format("v{}", h.version), Human(h.last_change), h.matched});
+    }
+  }
+  return out + t.Render();
+}
+
+std::string RenderSearchJson(const SearchResult& r) {
+  OJson j;
+  j["query"] = r.query;
+  CompletenessJson(j, r.completeness, std::nullopt);
+  j["truncated"] = r.truncated;
+  j["note"] = NoteJson(r.note);
+  OJson hits = OJson::array();
+  for (const SearchHit& h : r.hits) {
+    OJson hj;
+    hj["kind"] = h.kind;
+    hj["matched"] = h.matched;
+    hj["customer_id"] = h.customer_id;
+    if (h.kind == "customer") {
+      hj["campaigns"] = h.campaigns;
+      hj["live_campaigns"] = h.live_campaigns;
+    } else {
+      hj["campaign_id"] = h.campaign_id;
+      hj["name"] = h.name;
+      hj["status"] = h.status;
+      hj["version"] = h.version;
+      hj["deleted"] = h.deleted;
+    }
+    hj["last_change"] = FormatTimestamp(h.last_change);
+    hits.push_back(std::move(hj));
+  }
+  j["hits"] = std::move(hits);
   return DumpJson(j) + "\n";
 }
 

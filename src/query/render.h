@@ -7,9 +7,15 @@
 //   * values are shown as JSON scalars without the quotes of strings, "(absent)" for a missing
 //     field, and long strings shortened with "…" (a long string that changed shows only the
 //     changed region, "…free [shipping → delivery] today…");
-//   * a very large transaction (a create that shifts 2,000 campaigns) is summarized after its
-//     first changes ("… 1,995 more: 1,995× priority").
-// The JSON renderings carry every value in full and are stable: fields are only ever added.
+//   * columns are aligned by display width (query tables hold CJK and emoji: text.h
+//     DisplayWidth), and cells are shortened by width too;
+//   * shift-only versions are folded under their cause: a timeline transaction reads
+//     "user:501 created c510 'Campaign 10'" followed by "+ 10 campaigns shifted down by one",
+//     a log or blame entry "moved 6 → 7 because user:501 created c510 'Campaign 10'".
+// The JSON renderings carry every value in full. They are what the support API answers, byte for
+// byte (src/api/support_api.h): each says how complete the history is for the moment asked
+// ("complete_through", "complete"). Fields are only ever added, except where docs/queries.md
+// says otherwise.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -22,9 +28,13 @@
 namespace ch {
 
 struct RenderOptions {
-  // Longest value shown in a table, in code points, before it is shortened. Default: 60.
+  // Longest value shown in a table, in columns, before it is shortened. Default: 60.
   size_t max_value_chars = 60;
-  // Changes of one transaction shown before the rest is summarized. Default: 8.
+  // Show every value in full (no shortening, whole strings on both sides of a change).
+  // Default: false.
+  bool full = false;
+  // Shift-only changes of one transaction listed (timeline with shifts shown) before the rest
+  // is summarized. Default: 8.
   size_t max_changes_per_group = 8;
 };
 
@@ -47,9 +57,25 @@ std::string RenderDiffJson(const DiffResult& r);
 std::string RenderTimelineTable(const TimelineResult& r, const RenderOptions& options = {});
 std::string RenderTimelineJson(const TimelineResult& r);
 
-// blame: one line per field (value, version, time, actor).
+// blame: one line per field (value, version, time, actor; for a priority set by a shift, its
+// cause).
 std::string RenderBlameTable(const BlameResult& r, const RenderOptions& options = {});
 std::string RenderBlameJson(const BlameResult& r);
+
+// search: one line per hit.
+std::string RenderSearchTable(const SearchResult& r, const RenderOptions& options = {});
+std::string RenderSearchJson(const SearchResult& r);
+
+// Return what a transaction did, as a sentence: "user:206 created c2019 'Spring sale'",
+// "user:5 moved c12 'Cart reminder' 9 → 2", "user:5 deleted c7 'Old promo'",
+// "user:3 edited c4 'Welcome': status, content.body", "user:5 moved c12 'A' 3 → 4 and c40 'B'
+// 4 → 3" (neighbours that swapped).
+std::string DescribeCause(const TransactionCause& cause, const RenderOptions& options = {});
+
+// Return why a shift-only version moved: "moved 6 → 7 because user:206 created c2019 'Spring
+// sale'".
+std::string DescribeShift(int64_t from, int64_t to, const TransactionCause& cause,
+                          const RenderOptions& options = {});
 
 // Return a one-line readable form of a change: "priority: 3 → 4", "status: draft → active",
 // "content.body: …sale [today → tonight] only…", "content.cta: (absent) → Shop now".

@@ -1,5 +1,7 @@
 #include "query/render.h"
 
+#include <nlohmann/json.hpp>
+
 #include "common/text.h"
 #include "testing/test_util.h"
 
@@ -41,8 +43,56 @@ TEST(RenderTest, AsOfJsonIsTheStoredSnapshotsVerbatim) {
   HistoryRecord b;
   b.snapshot = R"({"id":2})";
   r.campaigns = {a, b};
-  EXPECT_EQ(RenderAsOfJson(r), "[\n{\"id\":1,  \"odd\":\"spacing \\u00e9\"},\n{\"id\":2}\n]\n");
-  EXPECT_EQ(RenderAsOfJson(AsOfResult{}), "[]\n");
+  std::string json = RenderAsOfJson(r);
+  EXPECT_NE(
+      json.find("\"campaigns\": [\n{\"id\":1,  \"odd\":\"spacing \\u00e9\"},\n{\"id\":2}\n  ]"),
+      std::string::npos)
+      << json;
+  nlohmann::json parsed = nlohmann::json::parse(json);
+  EXPECT_EQ(parsed["campaigns"].size(), 2u);
+  EXPECT_EQ(parsed["count"], 2);
+  EXPECT_TRUE(parsed["complete_through"].is_null());
+  EXPECT_TRUE(parsed["next_cursor"].is_null());
+  nlohmann::json empty = nlohmann::json::parse(RenderAsOfJson(AsOfResult{}));
+  EXPECT_EQ(empty["campaigns"], nlohmann::json::array());
+}
+
+TEST(RenderTest, FullShowsWholeValues) {
+  std::string url_a = "\"https://example.com/" + std::string(80, 'a') + "/img.png\"";
+  std::string url_b = "\"https://example.com/" + std::string(80, 'a') + "/img2.png\"";
+  std::string cut = DescribeChange(Change("content.image_url", url_a, url_b));
+  EXPECT_NE(cut.find("…"), std::string::npos) << cut;
+  std::string full = DescribeChange(Change("content.image_url", url_a, url_b), {.full = true});
+  EXPECT_EQ(full, "content.image_url: " + url_a.substr(1, url_a.size() - 2) + " → " +
+                      url_b.substr(1, url_b.size() - 2));
+}
+
+TEST(RenderTest, TablesAlignWideCharactersByDisplayWidth) {
+  AsOfResult r;
+  r.customer_id = 1;
+  for (std::string name : {"Spring sale", "日本語のセール", "🎉 Party"}) {
+    HistoryRecord rec;
+    rec.campaign_id = static_cast<int64_t>(r.campaigns.size()) + 1;
+    rec.priority = rec.campaign_id;
+    rec.snapshot = nlohmann::json{{"name", name}, {"status", "active"}}.dump();
+    r.campaigns.push_back(rec);
+  }
+  std::string table = RenderAsOfTable(r);
+  // Every row's STATUS column starts at the same display column.
+  std::vector<size_t> columns;
+  size_t start = 0;
+  while (true) {
+    size_t end = table.find('\n', start);
+    if (end == std::string::npos) break;
+    std::string line = table.substr(start, end - start);
+    start = end + 1;
+    size_t at = line.find("active");
+    if (at == std::string::npos) at = line.find("STATUS");
+    if (at == std::string::npos) continue;
+    columns.push_back(DisplayWidth(line.substr(0, at)));
+  }
+  ASSERT_EQ(columns.size(), 4u) << table;
+  for (size_t c : columns) EXPECT_EQ(c, columns.front()) << table;
 }
 
 }  // namespace

@@ -552,6 +552,67 @@ TEST_P(HistoryStoreContractTest, CustomerChangesOrderAndLimit) {
   EXPECT_EQ(changes({}, 0), "(none)");
 }
 
+TEST_P(HistoryStoreContractTest, TransactionChangesAreOneTransactionOfOneCustomer) {
+  Append({Rec{.campaign = 3, .version = 1, .at = 10, .priority = 2, .tx = "b"}.Build(),
+          Rec{.campaign = 2,
+              .version = 1,
+              .at = 10,
+              .priority = 1,
+              .op = ChangeOp::kCreated,
+              .tx = "b"}
+              .Build(),
+          Rec{.campaign = 9, .version = 1, .at = 10, .tx = "a"}.Build(),
+          Rec{.campaign = 3, .version = 2, .at = 20, .tx = "b"}.Build(),
+          Rec{.customer = 2, .campaign = 50, .version = 1, .at = 10, .tx = "b"}.Build()});
+  auto txn = [&](int64_t customer, double at, const std::string& tx, bool snapshots) {
+    auto r = store_->TransactionChanges(customer, T(at), tx, snapshots);
+    EXPECT_OK(r);
+    std::string out;
+    for (const auto& rec : *r) {
+      if (!out.empty()) out += ", ";
+      out += Short(rec) + " tx " + rec.transaction_id;
+      EXPECT_EQ(rec.snapshot.empty(), !snapshots) << Short(rec);
+      EXPECT_EQ(rec.event_time, T(at));
+    }
+    return out.empty() ? "(none)" : out;
+  };
+  EXPECT_EQ(txn(1, 10, "b", true), "c2@v1 p1 tx b, c3@v1 p2 tx b")
+      << "ordered by campaign id; the other transaction of that instant, the same transaction "
+         "id at another instant and the other customer are left out";
+  EXPECT_EQ(txn(1, 10, "b", false), "c2@v1 p1 tx b, c3@v1 p2 tx b");
+  EXPECT_EQ(txn(1, 20, "b", true), "c3@v2 p1 tx b");
+  EXPECT_EQ(txn(2, 10, "b", false), "c50@v1 p1 tx b");
+  EXPECT_EQ(txn(1, 10, "zz", true), "(none)");
+  EXPECT_EQ(txn(1, 10, "", true), "(none)");
+  EXPECT_EQ(txn(7, 10, "b", true), "(none)");
+  // Without its snapshot a record still carries every other field.
+  auto full = store_->TransactionChanges(1, T(10), "b", true);
+  auto bare = store_->TransactionChanges(1, T(10), "b", false);
+  ASSERT_OK(full);
+  ASSERT_OK(bare);
+  ASSERT_EQ(full->size(), bare->size());
+  for (size_t i = 0; i < full->size(); ++i) {
+    HistoryRecord expected = (*full)[i];
+    expected.snapshot.clear();
+    EXPECT_EQ((*bare)[i], expected);
+  }
+}
+
+TEST_P(HistoryStoreContractTest, CustomerCampaignsHoldsEachCampaignsLatestRecord) {
+  Append({Created(7, 10), Updated(7, 2, 20, 2), Created(8, 15), Deleted(8, 2, 30),
+          Rec{.customer = 2, .campaign = 50, .version = 1, .at = 10}.Build()});
+  Append({Updated(7, 3, 40, 1)});
+  auto latest = store_->CustomerCampaigns(1);
+  ASSERT_OK(latest);
+  EXPECT_EQ(Render(*latest), "c7@v3 p1, c8@v2 p1 deleted") << "deleted campaigns included";
+  ASSERT_FALSE(latest->empty());
+  auto v3 = store_->GetVersion(7, 3);
+  ASSERT_OK(v3);
+  EXPECT_EQ(latest->front(), **v3);
+  EXPECT_EQ(Render(*store_->CustomerCampaigns(2)), "c50@v1 p1");
+  EXPECT_EQ(Render(*store_->CustomerCampaigns(3)), "(none)");
+}
+
 TEST_P(HistoryStoreContractTest, ListCustomersAndStats) {
   auto empty = store_->Stats();
   ASSERT_OK(empty);

@@ -221,16 +221,27 @@ std::optional<Timestamp> OptTime(const Json& q, const char* key) {
 std::string RunQuery(QueryEngine& engine, const Json& q) {
   const std::string name = q.at("query");
   const bool json = q.value("json", false);
+  RenderOptions options;
+  options.full = q.value("full", false);
   auto render = [&](auto&& result, auto table, auto as_json) -> std::string {
     if (!result.ok()) return "error: " + result.status().ToString() + "\n";
-    return json ? as_json(*result) : table(*result, RenderOptions{});
+    return json ? as_json(*result) : table(*result, options);
   };
   if (name == "as-of") {
-    return render(engine.AsOf(q.at("customer_id"), *OptTime(q, "at")), RenderAsOfTable,
+    AsOfOptions ao;
+    ao.limit = q.value("limit", int64_t{0});
+    ao.name = q.value("name", "");
+    if (q.contains("status")) ao.statuses = {q.at("status").get<std::string>()};
+    return render(engine.AsOf(q.at("customer_id"), *OptTime(q, "at"), ao), RenderAsOfTable,
                   RenderAsOfJson);
   }
+  if (name == "search") {
+    return render(engine.Search(q.at("q").get<std::string>()), RenderSearchTable, RenderSearchJson);
+  }
   if (name == "log") {
-    return render(engine.Log(q.at("campaign_id"), {OptTime(q, "from"), OptTime(q, "to")}),
+    LogOptions lo;
+    if (q.value("shifts", "annotate") == "hide") lo.shifts = ShiftDisplay::kHide;
+    return render(engine.Log(q.at("campaign_id"), {OptTime(q, "from"), OptTime(q, "to")}, lo),
                   RenderLogTable, RenderLogJson);
   }
   if (name == "diff") {
@@ -241,8 +252,10 @@ std::string RunQuery(QueryEngine& engine, const Json& q) {
     return render(engine.Diff(q.at("campaign_id"), *a, *b), RenderDiffTable, RenderDiffJson);
   }
   if (name == "timeline") {
-    return render(engine.Timeline(q.at("customer_id"), {OptTime(q, "from"), OptTime(q, "to")},
-                                  q.value("limit", kDefaultTimelineLimit)),
+    TimelineOptions to;
+    to.limit = q.value("limit", kDefaultTimelineLimit);
+    to.show_shifts = q.value("shifts", "fold") == "show";
+    return render(engine.Timeline(q.at("customer_id"), {OptTime(q, "from"), OptTime(q, "to")}, to),
                   RenderTimelineTable, RenderTimelineJson);
   }
   if (name == "blame") {
