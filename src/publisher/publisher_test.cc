@@ -287,6 +287,9 @@ class UnsyncableStore final : public CampaignStore {
     ++syncs;
     return failure;
   }
+  Result<std::optional<ReplayPosition>> GetReplayPosition(std::string_view w) override {
+    return inner_.GetReplayPosition(w);
+  }
 
  private:
   CampaignStore& inner_;
