@@ -2,18 +2,23 @@
 # Start or stop the throwaway servers the integration tests use, and write the environment that
 # points the tests at them.
 #
-#   scripts/services.sh start      # PostgreSQL 15 (wal_level=logical) + Pub/Sub emulator
+#   scripts/services.sh start      # PostgreSQL 15 (wal_level=logical) + Pub/Sub emulator + ClickHouse
+#   scripts/services.sh start clickhouse   # only some of them: pg, pubsub, clickhouse
 #   source "${CH_SERVICES_DIR:-/tmp/ch-services}/env.sh"
 #   scripts/services.sh stop
-#   scripts/services.sh available # which of them can start here: "pg pubsub", "pg", ...
+#   scripts/services.sh available # which of them can start here: "pg pubsub clickhouse", "pg", ...
 #
 # Everything lives in $CH_SERVICES_DIR (default /tmp/ch-services): data, logs, pids, env.sh.
-# Ports: PostgreSQL $CH_PG_PORT (55433), Pub/Sub emulator $CH_PUBSUB_PORT (8085).
+# Ports: PostgreSQL $CH_PG_PORT (55433), Pub/Sub emulator $CH_PUBSUB_PORT (8085), ClickHouse
+# HTTP $CH_CLICKHOUSE_HTTP_PORT (18123) and native $CH_CLICKHOUSE_TCP_PORT (19000), all on 127.0.0.1.
 set -euo pipefail
 
 DIR="${CH_SERVICES_DIR:-/tmp/ch-services}"
 PG_PORT="${CH_PG_PORT:-55433}"
 PUBSUB_PORT="${CH_PUBSUB_PORT:-8085}"
+CH_HTTP_PORT="${CH_CLICKHOUSE_HTTP_PORT:-18123}"
+CH_TCP_PORT="${CH_CLICKHOUSE_TCP_PORT:-19000}"
+CH_SERVER="${CH_CLICKHOUSE_SERVER:-/usr/sbin/clickhouse-server}"
 PG_BIN="${CH_PG_BIN:-/usr/lib/postgresql/15/bin}"
 EMULATOR="${CH_PUBSUB_EMULATOR:-/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator}"
 # The emulator's netty leaks pooled direct buffers (its log: "LEAK: ByteBuf.release() was not
@@ -82,7 +87,75 @@ start_pubsub() {
   echo "export CLOUD_PUBSUB_EMULATOR_OPTS='$EMULATOR_OPTS'" >>"$DIR/env.sh"
 }
 
+# ClickHouse (Debian's 18.16 or any later one) from a config written into $DIR/clickhouse: it
+# runs as the calling user (root included), keeps everything under that directory and listens on
+# 127.0.0.1 only (docs/clickhouse.md).
+start_clickhouse() {
+  if [ ! -x "$CH_SERVER" ]; then
+    echo "services: ClickHouse server not found at $CH_SERVER (apt-get install clickhouse-server)" >&2
+    return 1
+  fi
+  local d="$DIR/clickhouse"
+  if [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then
+    echo "services: ClickHouse already running on port $CH_HTTP_PORT"
+  else
+    rm -rf "$d"
+    mkdir -p "$d"/{data,tmp,user_files,format_schemas,log}
+    cat >"$d/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>$d/log/server.log</log><errorlog>$d/log/err.log</errorlog><size>10M</size><count>1</count></logger>
+  <http_port>$CH_HTTP_PORT</http_port>
+  <tcp_port>$CH_TCP_PORT</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>$d/data/</path>
+  <tmp_path>$d/tmp/</tmp_path>
+  <user_files_path>$d/user_files/</user_files_path>
+  <format_schema_path>$d/format_schemas/</format_schema_path>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+  <mark_cache_size>268435456</mark_cache_size>
+</yandex>
+XML
+    cat >"$d/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+XML
+    (cd "$d" && exec "$CH_SERVER" --config-file="$d/config.xml" >"$d/log/stdout.log" 2>&1) &
+    echo $! >"$d/pid"
+    for _ in $(seq 1 300); do
+      curl -sf -o /dev/null "http://127.0.0.1:$CH_HTTP_PORT/ping" && break
+      kill -0 "$(cat "$d/pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+    curl -sf -o /dev/null "http://127.0.0.1:$CH_HTTP_PORT/ping" || {
+      echo "services: ClickHouse did not start (see $d/log)" >&2
+      return 1
+    }
+    echo "services: ClickHouse $(curl -s --data-binary 'SELECT version()' "http://127.0.0.1:$CH_HTTP_PORT/") on 127.0.0.1:$CH_HTTP_PORT (HTTP), $CH_TCP_PORT (native)"
+  fi
+  # Tests create their own databases (one per test) next to this one.
+  echo "export CH_TEST_CLICKHOUSE_URL='clickhouse://127.0.0.1:$CH_HTTP_PORT/ch_test'" >>"$DIR/env.sh"
+}
+
 stop_all() {
+  if [ -f "$DIR/clickhouse/pid" ]; then
+    local chpid
+    chpid="$(cat "$DIR/clickhouse/pid")"
+    kill "$chpid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$chpid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -9 "$chpid" 2>/dev/null || true
+    rm -f "$DIR/clickhouse/pid"
+  fi
   if [ -d "$DIR/pg/data" ]; then
     as_postgres "$PG_BIN/pg_ctl" -D "$DIR/pg/data" -m fast -w stop >/dev/null 2>&1 || true
   fi
@@ -107,12 +180,13 @@ case "${1:-}" in
     chmod 755 "$DIR"
     : >"$DIR/env.sh"
     shift
-    what="${*:-pg pubsub}"
+    what="${*:-pg pubsub clickhouse}"
     for s in $what; do
       case "$s" in
         pg) start_pg ;;
         pubsub) start_pubsub ;;
-        *) echo "services: unknown service '$s' (pg, pubsub)" >&2; exit 2 ;;
+        clickhouse) start_clickhouse ;;
+        *) echo "services: unknown service '$s' (pg, pubsub, clickhouse)" >&2; exit 2 ;;
       esac
     done
     echo "services: environment in $DIR/env.sh"
@@ -123,7 +197,8 @@ case "${1:-}" in
     have=()
     if [ -x "$PG_BIN/initdb" ]; then have+=(pg); fi
     if [ -x "$EMULATOR" ]; then have+=(pubsub); fi
+    if [ -x "$CH_SERVER" ]; then have+=(clickhouse); fi
     echo "${have[*]}"
     ;;
-  *) echo "usage: scripts/services.sh start [pg] [pubsub] | stop | available" >&2; exit 2 ;;
+  *) echo "usage: scripts/services.sh start [pg] [pubsub] [clickhouse] | stop | available" >&2; exit 2 ;;
 esac

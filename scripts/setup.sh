@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libpq-dev libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   postgresql-15 postgresql-client-15
+  clickhouse-server clickhouse-client
 )
 read -ra extra_packages <<<"${CH_SETUP_EXTRA_PACKAGES:-}"
 PACKAGES+=("${extra_packages[@]}")

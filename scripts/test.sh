@@ -2,7 +2,8 @@
 # Quick start 2: set up, build and run the whole test suite, servers included. Prints ctest's
 # summary; exits non-zero when any test fails.
 #
-# Tests that need PostgreSQL or the Pub/Sub emulator read CH_TEST_PG_URL / PUBSUB_EMULATOR_HOST.
+# Tests that need PostgreSQL, the Pub/Sub emulator or ClickHouse read CH_TEST_PG_URL /
+# PUBSUB_EMULATOR_HOST / CH_TEST_CLICKHOUSE_URL.
 # When those are not set, this script starts throwaway servers (scripts/services.sh) for the run
 # and stops them afterwards, whatever happened. PostgreSQL comes with scripts/setup.sh; the
 # emulator is not a Debian package (README, "What the tests need"): without it, this script names
@@ -24,7 +25,7 @@ cannot_run() {
 
 if [ -n "${CH_NO_SERVICES:-}" ]; then
   echo "test.sh: CH_NO_SERVICES is set: the tests that need PostgreSQL or the Pub/Sub emulator skip"
-elif [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ]; then
+elif [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ] || [ -z "${CH_TEST_CLICKHOUSE_URL:-}" ]; then
   remove=""
   if [ -z "${CH_SERVICES_DIR:-}" ]; then
     CH_SERVICES_DIR="$(mktemp -d /tmp/ch-services.XXXXXX)"
@@ -36,6 +37,9 @@ elif [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ]; then
   available="$(scripts/services.sh available)"
   if [[ " $available " != *" pubsub "* ]]; then
     cannot_run pubsub "the Pub/Sub emulator is not installed (not a Debian package: README, \"What the tests need\")"
+  fi
+  if [[ " $available " != *" clickhouse "* ]]; then
+    echo "test.sh: the ClickHouse server is not installed (scripts/setup.sh installs it): the tests that need it skip"
   fi
   if [[ " $available " != *" pg "* ]]; then
     echo "test.sh: the PostgreSQL 15 server is not installed (scripts/setup.sh installs it): the tests that need it skip"
