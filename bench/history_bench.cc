@@ -14,6 +14,10 @@
 // Usage: history_bench [--records N] [--batch N] [--synchronous FULL|NORMAL] [--moments N]
 //                      [--baseline-moments N] [--path FILE] [--keep] [--seed N]
 //                      [--merge-rows N] [--merge-chunk-rows N] [--autocheckpoint PAGES]
+//                      [--clickhouse clickhouse://HOST:PORT/DB]
+// With --clickhouse the same history goes into a ClickHouse store (the database is dropped first
+// unless --reuse); bytes per version are then system.parts bytes_on_disk (docs/clickhouse.md),
+// and the SQLite-only parts (checkpoint, space by object, window-function baseline) are skipped.
 // Numbers only; nothing here asserts a timing.
 #include <fmt/format.h>
 #include <time.h>
@@ -32,6 +36,7 @@
 
 #include "common/sqlite.h"
 #include "common/time_util.h"
+#include "history/clickhouse_history_store.h"
 #include "history/sqlite_history_store.h"
 
 namespace ch {
@@ -362,6 +367,7 @@ int Run(int argc, char** argv) {
   int cache_mib = SqliteHistoryOptions().cache_kib / 1024;
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
+  std::string clickhouse;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -400,6 +406,8 @@ int Run(int argc, char** argv) {
       keep = true;
     } else if (a == "--seed") {
       seed = std::strtoull(next().c_str(), nullptr, 10);
+    } else if (a == "--clickhouse") {
+      clickhouse = next();
     } else {
       fmt::print(stderr,
                  "usage: history_bench [--records N] [--batch N] [--synchronous FULL|NORMAL] "
@@ -412,10 +420,28 @@ int Run(int argc, char** argv) {
     path = (std::filesystem::temp_directory_path() / fmt::format("history_bench-{}.db", getpid()))
                .string();
   }
-  if (!reuse) {
+  if (!reuse && clickhouse.empty()) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
 
+  std::unique_ptr<HistoryStore> store;
+  SqliteHistoryStore* sqlite = nullptr;
+  if (!clickhouse.empty()) {
+    ClickHouseHistoryOptions co;
+    co.url = clickhouse;
+    auto ch = ClickHouseHistoryStore::Open(co);
+    if (ch.ok() && !reuse) {
+      if (!(*ch)->DropDatabaseForTesting().ok()) return 1;
+      ch = ClickHouseHistoryStore::Open(co);
+    }
+    if (!ch.ok()) {
+      fmt::print(stderr, "{}\n", ch.status().ToString());
+      return 1;
+    }
+    store = std::move(ch).value();
+    path = clickhouse;
+    synchronous = "-";
+  }
   SqliteHistoryOptions options;
   options.path = path;
   options.synchronous = synchronous;
@@ -424,12 +450,15 @@ int Run(int argc, char** argv) {
   options.merge_threshold_rows = merge_rows;
   options.merge_chunk_rows = merge_chunk_rows;
   options.cache_kib = cache_mib * 1024;
-  auto opened = SqliteHistoryStore::Open(options);
-  if (!opened.ok()) {
-    fmt::print(stderr, "{}\n", opened.status().ToString());
-    return 1;
+  if (!store) {
+    auto opened = SqliteHistoryStore::Open(options);
+    if (!opened.ok()) {
+      fmt::print(stderr, "{}\n", opened.status().ToString());
+      return 1;
+    }
+    sqlite = opened->get();
+    store = std::move(opened).value();
   }
-  auto store = std::move(opened).value();
 
   // ---- load ------------------------------------------------------------------------------------
   Generator gen(seed);
@@ -485,7 +514,7 @@ int Run(int argc, char** argv) {
     records = stats->records;
     first_time = stats->first_event.value_or(first_time);
     last_time = stats->last_event.value_or(first_time);
-  } else if (!store->Checkpoint().ok()) {
+  } else if (sqlite != nullptr && !sqlite->Checkpoint().ok()) {
     return 1;
   }
   stats = store->Stats();
@@ -514,7 +543,10 @@ int Run(int argc, char** argv) {
                static_cast<double>(gen.raw_bytes()) / static_cast<double>(stats->bytes));
   }
   fmt::print("\n");
-  if (auto space = store->SpaceByObject(); space.ok()) {
+  if (auto space = sqlite ? sqlite->SpaceByObject()
+                          : Result<std::vector<std::pair<std::string, int64_t>>>(
+                                UnimplementedError("not SQLite"));
+      space.ok()) {
     std::string parts;
     for (const auto& [name, bytes] : *space) {
       parts += fmt::format(" {} {:.1f}", name,
@@ -568,7 +600,7 @@ int Run(int argc, char** argv) {
 
   // Baseline: the obvious query over the same file (window function over the customer's history
   // up to T, through the customer index), with the same decoding of the chosen rows.
-  {
+  if (sqlite != nullptr) {
     SqliteOptions so;
     so.read_only = true;
     so.cache_kib = 64 * 1024;
@@ -644,7 +676,7 @@ int Run(int argc, char** argv) {
   }
 
   store.reset();
-  if (!keep) {
+  if (!keep && clickhouse.empty()) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
   return 0;

@@ -17,6 +17,7 @@
 #include "campaign/sqlite_campaign_store.h"
 #include "capture/pg_logical_source.h"
 #include "capture/sqlite_outbox_source.h"
+#include "history/clickhouse_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "publisher/history_topic_writer.h"
 
@@ -154,6 +155,15 @@ Result<CampaignService*> Runtime::Service() {
 
 Result<HistoryStore*> Runtime::History(bool create) {
   if (history_) return history_.get();
+  if (history_url_.scheme == UrlScheme::kClickHouse) {
+    // The database and its tables are created when missing (docs/clickhouse.md).
+    ClickHouseHistoryOptions o;
+    o.url = history_url_.target;
+    o.clock = clock_;
+    ASSIGN_OR_RETURN(auto store, ClickHouseHistoryStore::Open(o));
+    history_ = std::move(store);
+    return history_.get();
+  }
   if (history_url_.scheme != UrlScheme::kSqlite) {
     return Unsupported("--history", history_url_, "a history store by this build");
   }
@@ -221,7 +231,10 @@ Status Runtime::CheckRelayableOutbox() {
 
 Result<bool> Runtime::TakePublisherLock() {
   if (have_lock_) return true;
-  std::string path = history_url_.target + ".publisher.lock";
+  // A server-backed history has no file to put the lock next to: it goes in the data directory.
+  std::string path = history_url_.scheme == UrlScheme::kSqlite
+                         ? history_url_.target + ".publisher.lock"
+                         : options_.config.data_dir + "/history.publisher.lock";
   RETURN_IF_ERROR(EnsureParentDir(path));
   if (lock_fd_ < 0) {
     lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -9,9 +9,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
 #include <random>
+#include <set>
 
 #include "common/time_util.h"
+#include "history/clickhouse_history_store.h"
 #include "history/in_memory_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "testing/test_util.h"
@@ -66,12 +71,50 @@ HistoryStoreBackend SqliteMergingBackend() {
   return b;
 }
 
+// ClickHouse (CH_TEST_CLICKHOUSE_URL=clickhouse://HOST:PORT/DB): every test gets its own database,
+// DB_<hash of the test's directory>, dropped when the test first opens it and kept for reopens.
+HistoryStoreBackend ClickHouseBackend() {
+  HistoryStoreBackend b;
+  b.name = "ClickHouse";
+  b.caps.reports_bytes = true;
+  b.caps.persistent = true;
+  b.skip_reason = [] {
+    const char* url = std::getenv("CH_TEST_CLICKHOUSE_URL");
+    return url != nullptr && *url != '\0'
+               ? std::string()
+               : std::string(
+                     "CH_TEST_CLICKHOUSE_URL is not set (scripts/services.sh start "
+                     "clickhouse)");
+  };
+  b.open = [](const Clock& clock, const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
+    static std::mutex mu;
+    static std::set<std::string> seen;
+    ClickHouseHistoryOptions o;
+    o.url = fmt::format("{}_{:x}", std::getenv("CH_TEST_CLICKHOUSE_URL"),
+                        std::hash<std::string>()(dir));
+    o.clock = &clock;
+    bool fresh = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      fresh = seen.insert(dir).second;
+    }
+    if (fresh) {
+      ASSIGN_OR_RETURN(auto old, ClickHouseHistoryStore::Open(o));
+      RETURN_IF_ERROR(old->DropDatabaseForTesting());
+    }
+    ASSIGN_OR_RETURN(auto store, ClickHouseHistoryStore::Open(o));
+    return std::unique_ptr<HistoryStore>(std::move(store));
+  };
+  return b;
+}
+
 // Every store under contract. Adding one is one line here.
 std::vector<HistoryStoreBackend> AllHistoryStoreBackends() {
   return {
       InMemoryBackend(),
       SqliteBackend(),
       SqliteMergingBackend(),
+      ClickHouseBackend(),
   };
 }
 
