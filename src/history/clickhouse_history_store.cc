@@ -56,7 +56,7 @@ std::vector<std::vector<std::string>> Migrations() {
       " event_time DateTime DEFAULT toDateTime(intDiv(event_us, 1000000)),"
       " kind UInt8, priority Int64, actor String, transaction_id String,"
       " missed_versions UInt64, ingested_us Int64, txn_seq UInt64, txn_changes UInt64,"
-      " body String, extras String)"
+      " body String, body_ref UInt64, extras String)"
       " ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(event_time)"
       " ORDER BY (customer_id, campaign_id, version)",
       // Which customer a campaign belongs to: reads by campaign find the primary-key range.
@@ -92,10 +92,10 @@ constexpr char kVisible[] =
 // The columns of a history record, in the order ParseRecord reads them.
 constexpr char kCols[] =
     "customer_id, campaign_id, version, event_us, kind, priority, actor, transaction_id,"
-    " missed_versions, ingested_us, txn_seq, txn_changes, body, extras";
+    " missed_versions, ingested_us, txn_seq, txn_changes, body, extras, body_ref";
 constexpr char kColsNoBody[] =
     "customer_id, campaign_id, version, event_us, kind, priority, actor, transaction_id,"
-    " missed_versions, ingested_us, txn_seq, txn_changes, '', ''";
+    " missed_versions, ingested_us, txn_seq, txn_changes, '', '', 0";
 
 // ---- TabSeparated -------------------------------------------------------------------------------
 
@@ -391,8 +391,11 @@ struct ClickHouseHistoryStore::Impl {
     return out;
   }
 
-  Status ParseRecord(const Row& r, HistoryRecord& out) {
-    if (r.size() < 14) return DataLossError("clickhouse history: short row");
+  // Parse a row of kCols into `out`. A row whose body is shared (empty body, body_ref set) gets
+  // its snapshot from ResolveShared: `*shared_ref` is then the version holding the body.
+  Status ParseRecord(const Row& r, HistoryRecord& out, int64_t* shared_ref) {
+    if (r.size() < 15) return DataLossError("clickhouse history: short row");
+    *shared_ref = 0;
     out.customer_id = ToInt(r[0]);
     out.campaign_id = ToInt(r[1]);
     out.version = ToInt(r[2]);
@@ -406,20 +409,80 @@ struct ClickHouseHistoryStore::Impl {
     out.txn_seq = ToInt(r[10]);
     out.txn_changes = ToInt(r[11]);
     out.snapshot.clear();
-    if (r[12].empty()) return Status::OK();  // asked for without snapshots
-    SnapshotColumns cols{.priority = out.priority,
-                         .version = out.version,
-                         .event_time = out.event_time,
-                         .actor = out.actor};
-    return JoinSnapshotText(r[12], r[13], cols, &out.snapshot);
+    if (r[12].empty()) {
+      // Shared with an earlier version (body_ref), or asked for without snapshots (0). The
+      // extras are kept in the snapshot field until ResolveShared joins them.
+      *shared_ref = ToInt(r[14]);
+      if (*shared_ref != 0) out.snapshot = r[13];
+      return Status::OK();
+    }
+    return JoinSnapshotText(r[12], r[13], Columns(out), &out.snapshot);
+  }
+
+  static SnapshotColumns Columns(const HistoryRecord& r) {
+    return SnapshotColumns{
+        .priority = r.priority, .version = r.version, .event_time = r.event_time, .actor = r.actor};
+  }
+
+  // Fill in the snapshots of records whose body lives in another row of the same campaign.
+  Status ResolveShared(std::vector<HistoryRecord>& out, const std::vector<int64_t>& refs) {
+    std::set<int64_t> cust;
+    std::set<Key> keys;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (refs[i] == 0) continue;
+      cust.insert(out[i].customer_id);
+      keys.emplace(out[i].campaign_id, refs[i]);
+    }
+    if (keys.empty()) return Status::OK();
+    std::string tuples;
+    for (const auto& [c, v] : keys) {
+      if (!tuples.empty()) tuples += ',';
+      tuples += fmt::format("({},{})", c, v);
+    }
+    // No visibility filter: a purged version may still hold the body of a kept one.
+    ASSIGN_OR_RETURN(auto rows,
+                     Select(fmt::format("SELECT campaign_id, version, body FROM history WHERE"
+                                        " customer_id IN ({}) AND (campaign_id, version) IN ({})"
+                                        " AND body != '' LIMIT 1 BY campaign_id, version",
+                                        JoinInts(cust), tuples)));
+    std::map<Key, std::string> bodies;
+    for (Row& r : rows) bodies.emplace(Key{ToInt(r[0]), ToInt(r[1])}, std::move(r[2]));
+    std::string joined;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (refs[i] == 0) continue;
+      auto it = bodies.find({out[i].campaign_id, refs[i]});
+      if (it == bodies.end()) {
+        return DataLossError(
+            fmt::format("clickhouse history: c{}@v{} shares the body of v{}, "
+                        "which is missing",
+                        out[i].campaign_id, out[i].version, refs[i]));
+      }
+      RETURN_IF_ERROR(JoinSnapshotText(it->second, out[i].snapshot, Columns(out[i]), &joined));
+      out[i].snapshot.swap(joined);
+    }
+    return Status::OK();
   }
 
   Result<std::vector<HistoryRecord>> Records(const std::string& sql) {
     ASSIGN_OR_RETURN(auto rows, Select(sql));
     std::vector<HistoryRecord> out(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) RETURN_IF_ERROR(ParseRecord(rows[i], out[i]));
+    std::vector<int64_t> refs(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      RETURN_IF_ERROR(ParseRecord(rows[i], out[i], &refs[i]));
+    }
+    RETURN_IF_ERROR(ResolveShared(out, refs));
     return out;
   }
+
+  // The body each campaign's latest written version has, as this process wrote it: a version
+  // whose body is the same refers to it instead of repeating it. A hint only (any row holding a
+  // body may be referred to); bounded by clearing.
+  struct LastBody {
+    int64_t version = 0;
+    std::string body;
+  };
+  std::map<int64_t, LastBody> last_body;
+  static constexpr size_t kLastBodyLimit = 20000;
 
   // The WHERE prefix that finds a campaign's rows through the primary key.
   static std::string CampaignWhere(int64_t campaign_id) {
@@ -429,10 +492,19 @@ struct ClickHouseHistoryStore::Impl {
         campaign_id);
   }
 
-  static void AppendHistoryRow(const HistoryRecord& r, int64_t ingested_us, std::string& out) {
-    SnapshotColumns cols{
-        .priority = r.priority, .version = r.version, .event_time = r.event_time, .actor = r.actor};
-    SplitSnapshot split = SplitSnapshotText(r.snapshot, cols);
+  // Append the row of `r`; its body goes in full unless `shared` holds the same body, which a
+  // row of the same INSERT or of an earlier, committed one holds: then body_ref names it.
+  static void AppendHistoryRow(const HistoryRecord& r, int64_t ingested_us, LastBody* shared,
+                               std::string& out) {
+    SplitSnapshot split = SplitSnapshotText(r.snapshot, Columns(r));
+    int64_t body_ref = 0;
+    if (shared != nullptr && shared->version != 0 && shared->body == split.body) {
+      body_ref = shared->version;
+      split.body.clear();
+    } else if (shared != nullptr) {
+      shared->version = r.version;
+      shared->body = split.body;
+    }
     out += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t", r.customer_id, r.campaign_id, r.version,
                        ToUnixMicros(r.event_time), EncodeKind(r), r.priority);
     AppendEscaped(out, r.actor);
@@ -441,7 +513,7 @@ struct ClickHouseHistoryStore::Impl {
     out +=
         fmt::format("\t{}\t{}\t{}\t{}\t", r.missed_versions, ingested_us, r.txn_seq, r.txn_changes);
     AppendEscaped(out, split.body);
-    out += '\t';
+    out += fmt::format("\t{}\t", body_ref);
     AppendEscaped(out, split.extras);
     out += '\n';
   }
@@ -712,16 +784,35 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
       camp.insert(r->campaign_id);
       ver.insert(r->version);
     }
+    // Keys first (small columns), whole records only of the keys found (redeliveries).
     ASSIGN_OR_RETURN(
-        auto existing,
-        m.Records(fmt::format("SELECT {} FROM history WHERE customer_id IN ({}) AND campaign_id"
-                              " IN ({}) AND version IN ({}){} ORDER BY ingested_us"
-                              " LIMIT 1 BY campaign_id, version",
-                              kCols, JoinInts(cust), JoinInts(camp), JoinInts(ver), kVisible)));
-    for (HistoryRecord& r : existing) stored.emplace(Key{r.campaign_id, r.version}, std::move(r));
+        auto found, m.Select(fmt::format("SELECT DISTINCT campaign_id, version FROM history"
+                                         " WHERE customer_id IN ({}) AND campaign_id IN ({})"
+                                         " AND version IN ({}){}",
+                                         JoinInts(cust), JoinInts(camp), JoinInts(ver), kVisible)));
+    std::set<Key> wanted;
+    for (const HistoryRecord* r : candidates) wanted.emplace(r->campaign_id, r->version);
+    std::string tuples;
+    for (const Row& r : found) {
+      if (!wanted.count({ToInt(r[0]), ToInt(r[1])})) continue;
+      if (!tuples.empty()) tuples += ',';
+      tuples += fmt::format("({},{})", r[0], r[1]);
+    }
+    if (!tuples.empty()) {
+      ASSIGN_OR_RETURN(auto existing, m.Records(fmt::format(
+                                          "SELECT {} FROM history WHERE customer_id IN ({}) AND"
+                                          " (campaign_id, version) IN ({}){} ORDER BY ingested_us"
+                                          " LIMIT 1 BY campaign_id, version",
+                                          kCols, JoinInts(cust), tuples, kVisible)));
+      for (HistoryRecord& r : existing) {
+        stored.emplace(Key{r.campaign_id, r.version}, std::move(r));
+      }
+    }
   }
   int64_t newly = gate.held;
   std::map<int64_t, std::string> by_month;
+  // Per month INSERT, the body each campaign last got in it (starting from the committed ones).
+  std::map<int64_t, std::map<int64_t, Impl::LastBody>> month_bodies;
   std::string conflicts_tsv;
   const size_t visible_count = gate.visible.size();
   for (size_t i = 0; i < candidates.size(); ++i) {
@@ -739,7 +830,16 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
       continue;
     }
     if (i < visible_count) ++newly;
-    Impl::AppendHistoryRow(r, now_us, by_month[MonthOf(ToUnixMicros(r.event_time))]);
+    const int64_t month = MonthOf(ToUnixMicros(r.event_time));
+    auto& bodies = month_bodies[month];
+    auto b = bodies.find(r.campaign_id);
+    if (b == bodies.end()) {
+      auto known = m.last_body.find(r.campaign_id);
+      b = bodies
+              .emplace(r.campaign_id, known != m.last_body.end() ? known->second : Impl::LastBody{})
+              .first;
+    }
+    Impl::AppendHistoryRow(r, now_us, &b->second, by_month[month]);
   }
   std::string campaigns_tsv;
   for (int64_t id : new_campaigns) campaigns_tsv += fmt::format("{}\t{}\n", id, owner[id]);
@@ -756,7 +856,8 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
     for (const auto& [month, tsv] : by_month) {
       RETURN_IF_ERROR(m.Insert(
           "history (customer_id, campaign_id, version, event_us, kind, priority, actor,"
-          " transaction_id, missed_versions, ingested_us, txn_seq, txn_changes, body, extras)",
+          " transaction_id, missed_versions, ingested_us, txn_seq, txn_changes, body, body_ref,"
+          " extras)",
           tsv));
     }
     return ledger.Commit();
@@ -765,6 +866,13 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
   if (!s.ok()) {
     m.LoadLedger().IgnoreError();
     return s;
+  }
+  // Everything is committed: the bodies written may be referred to from now on.
+  if (m.last_body.size() > Impl::kLastBodyLimit) m.last_body.clear();
+  for (auto& [month, bodies] : month_bodies) {
+    for (auto& [campaign, body] : bodies) {
+      if (body.version != 0) m.last_body[campaign] = std::move(body);
+    }
   }
   if (!conflicts_tsv.empty()) {
     spdlog::warn(
@@ -813,13 +921,54 @@ Result<Completeness> ClickHouseHistoryStore::GetCompleteness() {
 Result<std::vector<HistoryRecord>> ClickHouseHistoryStore::AsOf(int64_t customer_id, Timestamp at) {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t at_us = ToUnixMicros(at);
+  // One round trip: the subquery picks, from the small columns, each campaign's latest key and
+  // the key of the row holding its body (the same row unless the body is shared); the outer
+  // query returns those rows, so shared bodies are resolved from the same answer.
   ASSIGN_OR_RETURN(
-      std::vector<HistoryRecord> latest,
-      impl_->Records(fmt::format("SELECT {} FROM history WHERE customer_id = {} AND event_us <= {}"
-                                 "{} ORDER BY campaign_id, event_us DESC, version DESC"
-                                 " LIMIT 1 BY campaign_id",
-                                 kCols, customer_id, at_us, kVisible)));
-  std::erase_if(latest, [](const HistoryRecord& r) { return r.event_type == ChangeOp::kDeleted; });
+      auto rows,
+      impl_->Select(fmt::format(
+          "SELECT {0} FROM history WHERE customer_id = {1} AND (campaign_id, version) IN"
+          " (SELECT campaign_id, arrayJoin([argMax(version, (event_us, version)),"
+          " argMax(if(body_ref = 0, version, body_ref), (event_us, version))]) FROM history"
+          " WHERE customer_id = {1} AND event_us <= {2}{3} GROUP BY campaign_id)"
+          " LIMIT 1 BY campaign_id, version",
+          kCols, customer_id, at_us, kVisible)));
+  std::map<Key, const std::string*> bodies;
+  // campaign -> the row with the greatest (event_us, version).
+  std::map<int64_t, std::pair<std::pair<int64_t, int64_t>, size_t>> chosen;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& r = rows[i];
+    if (r.size() < 15) return DataLossError("clickhouse history: short row");
+    const int64_t campaign = ToInt(r[1]);
+    const std::pair<int64_t, int64_t> order{ToInt(r[3]), ToInt(r[2])};
+    if (!r[12].empty()) bodies[{campaign, order.second}] = &r[12];
+    // A body row may be a later version (delivered first): never the answer. (Before a purge
+    // horizon, a purged row could also come back here as a body row; as-of there is refused by
+    // the query layer.)
+    if (order.first > at_us) continue;
+    auto [it, inserted] = chosen.emplace(campaign, std::pair(order, i));
+    if (!inserted && order > it->second.first) it->second = {order, i};
+  }
+  std::vector<HistoryRecord> latest;
+  std::vector<int64_t> unresolved_refs;
+  std::string joined;
+  for (const auto& [campaign, pick] : chosen) {
+    HistoryRecord rec;
+    int64_t ref = 0;
+    RETURN_IF_ERROR(impl_->ParseRecord(rows[pick.second], rec, &ref));
+    if (rec.event_type == ChangeOp::kDeleted) continue;
+    if (ref != 0) {
+      auto b = bodies.find({campaign, ref});
+      if (b != bodies.end()) {
+        RETURN_IF_ERROR(JoinSnapshotText(*b->second, rec.snapshot, Impl::Columns(rec), &joined));
+        rec.snapshot.swap(joined);
+        ref = 0;
+      }
+    }
+    latest.push_back(std::move(rec));
+    unresolved_refs.push_back(ref);
+  }
+  RETURN_IF_ERROR(impl_->ResolveShared(latest, unresolved_refs));
   SortByPriority(latest);
   return latest;
 }
