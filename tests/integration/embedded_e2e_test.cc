@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "app/runtime.h"
 #include "common/time_util.h"
+#include "history/clickhouse_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "testing/reference_generator.h"
 #include "testing/test_util.h"
@@ -25,9 +27,11 @@ using ::ch::testing::WorkloadModel;
 // each op's commit time. Return the replayed ops.
 std::vector<ReplayedOp> ReplayLive(const std::string& dir, const std::vector<WorkloadLine>& lines,
                                    WorkloadModel& model, Runtime** runtime_out,
-                                   std::unique_ptr<Runtime>& holder) {
+                                   std::unique_ptr<Runtime>& holder,
+                                   const std::string& history_url) {
   RuntimeOptions options;
   options.config.data_dir = dir;
+  options.config.history = history_url;
   auto runtime = Runtime::Create(options);
   EXPECT_TRUE(runtime.ok()) << runtime.status().ToString();
   holder = std::move(*runtime);
@@ -49,13 +53,15 @@ std::vector<ReplayedOp> ReplayLive(const std::string& dir, const std::vector<Wor
   return ops;
 }
 
-void RunEndToEnd(const std::vector<WorkloadLine>& lines) {
+// `history_url` empty: the embedded SQLite history in the data directory.
+void RunEndToEnd(const std::vector<WorkloadLine>& lines, const std::string& history_url = "") {
   ASSERT_FALSE(lines.empty());
   TempDir dir;
   WorkloadModel model;
   Runtime* runtime = nullptr;
   std::unique_ptr<Runtime> holder;
-  std::vector<ReplayedOp> ops = ReplayLive(dir.path().string(), lines, model, &runtime, holder);
+  std::vector<ReplayedOp> ops =
+      ReplayLive(dir.path().string(), lines, model, &runtime, holder, history_url);
   ASSERT_OK(runtime->WaitCaughtUp(std::chrono::seconds(120)));
   runtime->StopPublisher();
   const WorkloadFooter& footer = lines.back().footer();
@@ -68,6 +74,21 @@ void RunEndToEnd(const std::vector<WorkloadLine>& lines) {
 
 TEST(EmbeddedEndToEndTest, SmallPresetMatchesTheModelAtEveryOpBoundary) {
   RunEndToEnd(::ch::testing::SmallWorkload());
+}
+
+// The same with the history in ClickHouse (CH_TEST_CLICKHOUSE_URL; database <DB>_e2e, dropped
+// first): the SQLite outbox's publisher appends to ClickHouse, and every as-of is checked.
+TEST(EmbeddedEndToEndTest, SmallPresetMatchesTheModelWithAClickHouseHistory) {
+  const char* base = std::getenv("CH_TEST_CLICKHOUSE_URL");
+  if (base == nullptr || *base == '\0') {
+    GTEST_SKIP() << "CH_TEST_CLICKHOUSE_URL is not set (scripts/services.sh start clickhouse)";
+  }
+  const std::string url = std::string(base) + "_e2e";
+  {
+    ASSERT_OK_AND_ASSIGN(auto old, ClickHouseHistoryStore::Open({.url = url}));
+    ASSERT_OK(old->DropDatabaseForTesting());
+  }
+  RunEndToEnd(::ch::testing::SmallWorkload(), url);
 }
 
 // The reference generator's workload (testing/reference_generator.h): runs as the
