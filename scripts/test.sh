@@ -24,10 +24,13 @@ cannot_run() {
 }
 
 if [ -n "${CH_NO_SERVICES:-}" ]; then
-  echo "test.sh: CH_NO_SERVICES is set: the tests that need PostgreSQL or the Pub/Sub emulator skip"
+  echo "test.sh: CH_NO_SERVICES is set: the tests that need PostgreSQL, the Pub/Sub emulator or ClickHouse skip"
 elif [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ] || [ -z "${CH_TEST_CLICKHOUSE_URL:-}" ]; then
+  # Start only the servers that are not configured yet. When some are (e.g. shared ones), the
+  # missing ones go into a private directory, so that stopping them afterwards leaves the
+  # configured ones (and their env.sh) alone.
   remove=""
-  if [ -z "${CH_SERVICES_DIR:-}" ]; then
+  if [ -z "${CH_SERVICES_DIR:-}" ] || [ -n "${CH_TEST_PG_URL:-}${PUBSUB_EMULATOR_HOST:-}${CH_TEST_CLICKHOUSE_URL:-}" ]; then
     CH_SERVICES_DIR="$(mktemp -d /tmp/ch-services.XXXXXX)"
     remove="$CH_SERVICES_DIR"
   fi
@@ -35,18 +38,25 @@ elif [ -z "${CH_TEST_PG_URL:-}" ] || [ -z "${PUBSUB_EMULATOR_HOST:-}" ] || [ -z 
   # By its full path: the trap runs after the `cd` below.
   trap '"$ROOT/scripts/services.sh" stop; if [ -n "$remove" ]; then rm -rf "$remove"; fi' EXIT
   available="$(scripts/services.sh available)"
-  if [[ " $available " != *" pubsub "* ]]; then
+  if [[ " $available " != *" pubsub "* ]] && [ -z "${PUBSUB_EMULATOR_HOST:-}" ]; then
     cannot_run pubsub "the Pub/Sub emulator is not installed (not a Debian package: README, \"What the tests need\")"
   fi
-  if [[ " $available " != *" clickhouse "* ]]; then
+  if [[ " $available " != *" clickhouse "* ]] && [ -z "${CH_TEST_CLICKHOUSE_URL:-}" ]; then
     echo "test.sh: the ClickHouse server is not installed (scripts/setup.sh installs it): the tests that need it skip"
   fi
-  if [[ " $available " != *" pg "* ]]; then
+  if [[ " $available " != *" pg "* ]] && [ -z "${CH_TEST_PG_URL:-}" ]; then
     echo "test.sh: the PostgreSQL 15 server is not installed (scripts/setup.sh installs it): the tests that need it skip"
   fi
-  if [ -n "$available" ]; then
-    # shellcheck disable=SC2086
-    scripts/services.sh start $available
+  needed=()
+  for s in $available; do
+    case "$s" in
+      pg) [ -n "${CH_TEST_PG_URL:-}" ] || needed+=(pg) ;;
+      pubsub) [ -n "${PUBSUB_EMULATOR_HOST:-}" ] || needed+=(pubsub) ;;
+      clickhouse) [ -n "${CH_TEST_CLICKHOUSE_URL:-}" ] || needed+=(clickhouse) ;;
+    esac
+  done
+  if [ ${#needed[@]} -gt 0 ]; then
+    scripts/services.sh start "${needed[@]}"
     # shellcheck disable=SC1091
     source "$CH_SERVICES_DIR/env.sh"
   fi
