@@ -16,6 +16,7 @@
 #include <set>
 
 #include "common/time_util.h"
+#include "history/as_of_cache.h"
 #include "history/clickhouse_history_store.h"
 #include "history/in_memory_history_store.h"
 #include "history/sqlite_history_store.h"
@@ -108,12 +109,28 @@ HistoryStoreBackend ClickHouseBackend() {
   return b;
 }
 
+// The support role's as-of cache over SQLite: it must be indistinguishable from the store.
+HistoryStoreBackend CachedSqliteBackend() {
+  HistoryStoreBackend b = SqliteBackend();
+  b.name = "CachedSqlite";
+  b.caps.reports_bytes = true;
+  auto open = b.open;
+  b.open = [open](const Clock& clock,
+                  const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<HistoryStore> inner, open(clock, dir));
+    return std::unique_ptr<HistoryStore>(
+        std::make_unique<AsOfCachingHistoryStore>(std::move(inner)));
+  };
+  return b;
+}
+
 // Every store under contract. Adding one is one line here.
 std::vector<HistoryStoreBackend> AllHistoryStoreBackends() {
   return {
       InMemoryBackend(),
       SqliteBackend(),
       SqliteMergingBackend(),
+      CachedSqliteBackend(),
       ClickHouseBackend(),
   };
 }
