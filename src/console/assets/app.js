@@ -1,7 +1,7 @@
 // The console's entry point: the router (the URL holds the whole state: customer, moment,
 // campaign; docs/console.md), sign-in, the header's tools and the search page.
 import * as api from './api.js';
-import {h, clear, timeZoneMode, setTimeZoneMode} from './util.js';
+import {h, clear, fill, add, timeZoneMode, setTimeZoneMode} from './util.js';
 import {renderCustomer} from './customer.js';
 import {renderCompare} from './compare.js';
 import {renderSearchResults, searchForm} from './search.js';
@@ -36,7 +36,7 @@ export function showError(el, err, what) {
     renderSignIn(err.message);
     return;
   }
-  clear(el).append(explainBox('error', `Could not load ${what}`, err.message,
+  fill(el, explainBox('error', `Could not load ${what}`, err.message,
       err.detail && err.detail !== err.message ? err.detail : ''));
 }
 
@@ -44,7 +44,7 @@ function renderTools() {
   clear(tools);
   if (!api.token()) return;
   const mode = timeZoneMode();
-  tools.append(
+  add(tools, 
       h('button', {id: 'tz-toggle', type: 'button', title: 'Show times in UTC or in this browser\'s time zone',
         onclick: () => {
           setTimeZoneMode(mode === 'utc' ? 'local' : 'utc');
@@ -61,21 +61,21 @@ export function renderSignIn(reason) {
   const input = h('textarea', {id: 'token', rows: 2, autocomplete: 'off', spellcheck: 'false',
     placeholder: 'paste the bearer token here', required: true});
   const status = h('div', {id: 'signin-status'});
-  if (reason) status.append(explainBox('error', 'Sign in again', reason));
+  if (reason) add(status, explainBox('error', 'Sign in again', reason));
   const form = h('form', {id: 'signin', class: 'card signin', onsubmit: async (e) => {
     e.preventDefault();
     const t = input.value.trim();
     if (!t) {
-      clear(status).append(explainBox('error', 'No token', 'Paste a support token first.'));
+      fill(status, explainBox('error', 'No token', 'Paste a support token first.'));
       return;
     }
     api.setToken(t);
-    clear(status).append(h('p', {}, 'Checking the token…'));
+    fill(status, h('p', {}, 'Checking the token…'));
     try {
       await api.search('1', {limit: 1});
     } catch (err) {
       if (err.status === 401 || err.status === 0) api.setToken('');
-      clear(status).append(explainBox('error', err.status === 401 ? 'Token not accepted' : 'Could not sign in',
+      fill(status, explainBox('error', err.status === 401 ? 'Token not accepted' : 'Could not sign in',
           err.message));
       return;
     }
@@ -88,7 +88,7 @@ export function renderSignIn(reason) {
     h('p', {class: 'muted'}, 'After signing in you go on to ', h('code', {}, location.pathname + location.search)) : null,
   h('label', {for: 'token'}, 'Support token'), input,
   h('button', {type: 'submit', id: 'signin-submit'}, 'Sign in'), status);
-  clear(main).append(form);
+  fill(main, form);
   input.focus();
 }
 
@@ -96,7 +96,7 @@ function renderHome() {
   const params = new URLSearchParams(location.search);
   const q = params.get('q') || '';
   const results = h('div', {id: 'search-results'});
-  clear(main).append(
+  fill(main, 
       h('section', {class: 'card'},
           h('h1', {}, 'Find a customer'),
           h('p', {}, 'By customer id, campaign id, or part of a campaign\'s name.'),
@@ -120,7 +120,7 @@ function render() {
   } else if ((m = /^\/console\/customers\/([^/]+)\/compare$/.exec(path))) {
     renderCompare(main, decodeURIComponent(m[1]), new URLSearchParams(location.search));
   } else {
-    clear(main).append(explainBox('error', 'No such page',
+    fill(main, explainBox('error', 'No such page',
         `The console has no page at ${location.pathname}. Its pages are /console/ (find a customer), ` +
         '/console/customers/{customer}?at=T&campaign=ID and /console/customers/{customer}/compare?from=A&to=B.'));
   }

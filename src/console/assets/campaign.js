@@ -2,13 +2,13 @@
 // changed part highlighted, the full snapshot of any version (rebuilt from the log's RFC 6902
 // patches), and shift-only versions folded under the change that caused them.
 import * as api from './api.js';
-import {h, clear, formatTime, timeKey, markedValue, applyPatch, withThousands} from './util.js';
+import {h, clear, fill, add, formatTime, timeKey, markedValue, applyPatch, withThousands} from './util.js';
 import {explainBox, showError} from './app.js';
 
 export async function renderCampaign(panel, campaign, atText, onClose) {
-  clear(panel).append(h('p', {class: 'muted'}, `Loading campaign ${campaign}…`));
+  fill(panel, h('p', {class: 'muted'}, `Loading campaign ${campaign}…`));
   if (!/^[1-9][0-9]*$/.test(campaign)) {
-    clear(panel).append(explainBox('error', 'Not a campaign id',
+    fill(panel, explainBox('error', 'Not a campaign id',
         `“${campaign}” in the address is not a campaign id (a positive whole number).`));
     return;
   }
@@ -28,7 +28,7 @@ export async function renderCampaign(panel, campaign, atText, onClose) {
   const last = snapshots[snapshots.length - 1] || {};
   const snapshotBox = h('div', {id: 'snapshot'});
   const showSnapshot = (i) => {
-    clear(snapshotBox).append(h('h3', {}, `Snapshot of v${r.versions[i].version}`,
+    fill(snapshotBox, h('h3', {}, `Snapshot of v${r.versions[i].version}`,
         h('button', {type: 'button', class: 'link', onclick: () => clear(snapshotBox)}, 'hide')),
     h('pre', {class: 'json', id: 'snapshot-json'}, JSON.stringify(snapshots[i], null, 2)));
     snapshotBox.scrollIntoView({block: 'nearest'});
@@ -36,7 +36,7 @@ export async function renderCampaign(panel, campaign, atText, onClose) {
   const liveText = live < 0 ? 'did not exist yet at the moment shown' :
     r.versions[live].event_type === 'deleted' ? `was deleted at the moment shown (v${r.versions[live].version})` :
     `was at v${r.versions[live].version} at the moment shown`;
-  clear(panel).append(
+  fill(panel, 
       closeButton(onClose),
       h('h2', {id: 'campaign-title'}, `Campaign ${r.campaign_id} “${last.name || ''}”`),
       h('p', {class: 'muted'}, `customer ${r.customer_id} · ${withThousands(r.versions.length)} versions · ${liveText}`),

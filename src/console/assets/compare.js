@@ -2,7 +2,7 @@
 // between, field by field. Computed here from two as-of answers (all campaigns at each moment).
 // URL: /console/customers/{c}/compare?from=A&to=B.
 import * as api from './api.js';
-import {h, clear, formatTime, parseTime, toInputValue, fromInputValue, isoTime, diffSnapshots,
+import {h, clear, fill, add, formatTime, parseTime, toInputValue, fromInputValue, isoTime, diffSnapshots,
   markedValue, withThousands} from './util.js';
 import {navigate, explainBox, showError} from './app.js';
 
@@ -14,7 +14,7 @@ export async function renderCompare(main, customer, params) {
   const toInput = h('input', {id: 'compare-to', type: 'datetime-local', step: 1, value: toInputValue(to)});
   const result = h('div', {id: 'compare-result'}, h('p', {class: 'muted'}, 'Comparing…'));
   const base = `/console/customers/${encodeURIComponent(customer)}`;
-  clear(main).append(
+  fill(main, 
       h('div', {class: 'crumbs'}, h('a', {href: '/console/', 'data-nav': true}, 'Find a customer'), ' › ',
           h('a', {href: `${base}?at=${encodeURIComponent(isoTime(to))}`, 'data-nav': true}, `Customer ${customer}`),
           ' › compare'),
@@ -28,7 +28,7 @@ export async function renderCompare(main, customer, params) {
           h('button', {type: 'submit', id: 'compare-go'}, 'Compare'))),
       result);
   if (from > to) {
-    clear(result).append(explainBox('error', 'The moments are the wrong way round',
+    fill(result, explainBox('error', 'The moments are the wrong way round',
         `“From” (${formatTime(from)}) is after “to” (${formatTime(to)}).`));
     return;
   }
@@ -64,20 +64,20 @@ function renderDifference(el, customer, a, b) {
       h('strong', {}, 'Past what the history is complete through'),
       h('p', {}, `The history is complete through ${formatTime(r.complete_through)}; the side at ` +
           `${formatTime(r.at)} shows ${formatTime(r.answered_at)}.`)));
-  clear(el).append(...banners,
+  fill(el, ...banners,
       h('p', {id: 'compare-summary'}, `${withThousands(a.campaigns.length)} campaigns at ${formatTime(a.answered_at)}, ` +
           `${withThousands(b.campaigns.length)} at ${formatTime(b.answered_at)}: ${created.length} created, ` +
           `${deleted.length} deleted, ${changed.length} changed, ${shifted.length} only moved in priority.`));
   if (!created.length && !deleted.length && !changed.length && !shifted.length) {
-    el.append(explainBox('empty', 'Nothing changed', a.note || b.note ||
+    add(el, explainBox('empty', 'Nothing changed', a.note || b.note ||
         'The customer\'s campaigns were the same at both moments.'));
     return;
   }
   const list = (title, id, items) => items.length ? h('section', {class: 'card', id},
       h('h2', {}, `${title} (${withThousands(items.length)})`), h('ul', {class: 'compare-list'}, items)) : null;
-  el.append(
+  add(el, 
       list('Created', 'compare-created', created.map((s) => h('li', {dataset: {campaignId: s.id}},
-          campaignLink(customer, s.id, b.answered_at, `c${s.id} “${s.name}”`), ` at priority ${s.priority}, ${s.status}, by ${s.updated_by}`))),
+          campaignLink(customer, s.id, b.answered_at, `c${s.id} “${s.name}”`), ` at priority ${s.priority}, ${s.status}, last changed by ${s.updated_by}`))),
       list('Deleted', 'compare-deleted', deleted.map((s) => h('li', {dataset: {campaignId: s.id}},
           campaignLink(customer, s.id, a.answered_at, `c${s.id} “${s.name}”`), ` (was at priority ${s.priority}, ${s.status})`))),
       list('Changed', 'compare-changed', changed.map(({s, changes}) => h('li', {dataset: {campaignId: s.id}},
@@ -85,7 +85,7 @@ function renderDifference(el, customer, a, b) {
           ` v${before.get(s.id).version} → v${s.version}`,
           h('table', {class: 'changes'}, h('tbody', {}, changes.map((c) => h('tr', {class: 'change', dataset: {path: c.path}},
               h('td', {class: 'path'}, c.path), h('td', {}, markedValue(c, 'before')), h('td', {class: 'arrow'}, '→'),
-              h('td', {}, markedValue(c, 'after')))))))))),
+              h('td', {}, markedValue(c, 'after'))))))))),
       shifted.length ? h('section', {class: 'card', id: 'compare-shifted'}, h('details', {},
           h('summary', {}, `${withThousands(shifted.length)} campaigns only moved in priority (because others were created, moved or deleted)`),
           h('ul', {class: 'compare-list'}, shifted.map(({s, c}) => h('li', {},

@@ -2,13 +2,14 @@
 // timeline), see the campaigns live then in priority order, paged by the API's limit/cursor, and
 // open one of them (campaign.js). URL: /console/customers/{c}?at=T&campaign=ID&status=S&name=N.
 import * as api from './api.js';
-import {h, clear, formatTime, parseTime, timeKey, toInputValue, fromInputValue, isoTime, plain, shorten,
+import {h, clear, fill, add, formatTime, parseTime, timeKey, toInputValue, fromInputValue, isoTime, plain, shorten,
   withThousands} from './util.js';
 import {navigate, explainBox, showError} from './app.js';
 import {renderCampaign} from './campaign.js';
 import {searchForm} from './search.js';
 
 export const PAGE_SIZE = 50;
+const PAGE_SIZES = [20, 50, 100, 200];
 const STATUSES = ['draft', 'active', 'paused', 'ended'];
 // Scrubber windows: how much of the timeline around the moment it spans.
 const WINDOWS = {'1h': 3600e3, '1d': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3, 'all': null};
@@ -26,7 +27,7 @@ function customerUrl(customer, params) {
 
 function currentParams(params) {
   const out = {};
-  for (const k of ['at', 'campaign', 'status', 'name', 'window']) if (params.get(k)) out[k] = params.get(k);
+  for (const k of ['at', 'campaign', 'status', 'name', 'window', 'limit']) if (params.get(k)) out[k] = params.get(k);
   return out;
 }
 
@@ -35,7 +36,7 @@ export function renderCustomer(main, customer, params) {
   const go = (changes, opts) => navigate(customerUrl(customer, {...state, ...changes}), opts);
   const at = state.at ? parseTime(state.at) : null;
   if (state.at && !at) {
-    clear(main).append(explainBox('error', 'Not a moment',
+    fill(main, explainBox('error', 'Not a moment',
         `“${state.at}” in the address is not an RFC 3339 time like 2026-11-03T14:05:00Z.`));
     return;
   }
@@ -45,7 +46,7 @@ export function renderCustomer(main, customer, params) {
   const campaignsEl = h('section', {id: 'campaigns', class: 'card'}, h('p', {class: 'muted'}, 'Loading campaigns…'));
   const scrubEl = h('div', {id: 'scrubber'}, h('p', {class: 'muted'}, 'Loading the timeline…'));
   const panel = h('aside', {id: 'campaign-panel', class: state.campaign ? 'open' : ''});
-  clear(main).append(
+  fill(main, 
       h('div', {class: 'crumbs'}, h('a', {href: '/console/', 'data-nav': true}, 'Find a customer'), ' › ',
           `Customer ${customer}`,
           h('span', {class: 'spacer'}),
@@ -55,7 +56,7 @@ export function renderCustomer(main, customer, params) {
               at ? ` as of ${formatTime(at)}` : ' now')),
           momentForm(moment, !at, go, customer, state),
           scrubEl),
-      h('div', {class: 'split'}, campaignsEl, panel));
+      h('div', {class: state.campaign ? 'split with-panel' : 'split'}, campaignsEl, panel));
   loadCampaigns(campaignsEl, customer, atText, state, go, '');
   loadScrubber(scrubEl, customer, moment, atText, state, go);
   if (state.campaign) renderCampaign(panel, state.campaign, atText, () => go({campaign: ''}));
@@ -143,7 +144,7 @@ async function loadScrubber(el, customer, moment, atText, state, go) {
       k === 'all' ? 'whole history' : `${k} around the moment`)));
   clear(el);
   if (!txs.length) {
-    el.append(h('div', {class: 'scrub-head'}, h('strong', {}, 'Changes'), windowSelect),
+    add(el, h('div', {class: 'scrub-head'}, h('strong', {}, 'Changes'), windowSelect),
         explainBox('empty', 'No changes in this window',
             (tl.note || 'The customer changed nothing in this window.') + ' Pick a wider window or another moment.'));
     return;
@@ -155,11 +156,11 @@ async function loadScrubber(el, customer, moment, atText, state, go) {
   const show = (i) => {
     clear(label);
     if (i < 0) {
-      label.append(`before the first change of this window (${formatTime(txs[0].time)})`);
+      add(label, `before the first change of this window (${formatTime(txs[0].time)})`);
       return;
     }
     const tx = txs[i];
-    label.append(h('span', {class: 'when'}, formatTime(tx.time)), ' ',
+    add(label, h('span', {class: 'when'}, formatTime(tx.time)), ' ',
         h('span', {class: 'tx'}, `tx ${tx.transaction_id || '—'}`), ' ', txSummary(tx),
         h('span', {class: 'muted'}, ` — change ${i + 1} of ${txs.length}${tl.truncated ? '+' : ''}`));
   };
@@ -180,7 +181,7 @@ async function loadScrubber(el, customer, moment, atText, state, go) {
     tick.style.left = `${((parseTime(txs[i].time).getTime() - t0) / span) * 100}%`;
     ticks.append(tick);
   }
-  el.append(
+  add(el, 
       h('div', {class: 'scrub-head'}, h('strong', {}, 'Changes'), windowSelect,
           h('button', {type: 'button', id: 'scrub-prev', disabled: pos <= 0, onclick: () => pick(pos - 1)}, '◀ previous change'),
           h('button', {type: 'button', id: 'scrub-next', disabled: pos >= txs.length - 1, onclick: () => pick(pos + 1)}, 'next change ▶')),
@@ -205,6 +206,11 @@ function contentSummary(content) {
   if (!content || typeof content !== 'object') return plain(content);
   const parts = Object.entries(content).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   return parts.length ? parts.join(' · ') : '(empty)';
+}
+
+function pageSize(state) {
+  const n = Number(state.limit);
+  return PAGE_SIZES.includes(n) ? n : PAGE_SIZE;
 }
 
 function filtersForm(state, go) {
@@ -235,7 +241,7 @@ function completenessBanner(r) {
 async function loadCampaigns(el, customer, atText, state, go, cursor, cursors = []) {
   let r;
   try {
-    r = await api.asOf(customer, {at: atText, limit: PAGE_SIZE, cursor,
+    r = await api.asOf(customer, {at: atText, limit: pageSize(state), cursor,
       status: state.status, name: state.name});
   } catch (err) {
     showError(el, err, `customer ${customer}'s campaigns`);
@@ -243,7 +249,7 @@ async function loadCampaigns(el, customer, atText, state, go, cursor, cursors = 
   }
   const next = () => loadCampaigns(el, customer, atText, state, go, r.next_cursor, [...cursors, cursor]);
   const prev = () => loadCampaigns(el, customer, atText, state, go, cursors[cursors.length - 1], cursors.slice(0, -1));
-  clear(el).append(completenessBanner(r) || '',
+  fill(el, completenessBanner(r) || '',
       h('div', {class: 'list-head'},
           h('h2', {}, 'Live campaigns'),
           h('span', {id: 'campaign-count', class: 'muted'}, r.matching === r.existing ?
@@ -251,7 +257,7 @@ async function loadCampaigns(el, customer, atText, state, go, cursor, cursors = 
             `${withThousands(r.matching)} of ${withThousands(r.existing)} match the filters`),
           h('span', {class: 'spacer'}), filtersForm(state, go)));
   if (!r.campaigns.length) {
-    el.append(explainBox('empty', 'No campaigns to show', r.note || (r.existing ?
+    add(el, explainBox('empty', 'No campaigns to show', r.note || (r.existing ?
       'None of the campaigns that existed then match the filters.' :
       `Customer ${customer} had no campaigns at that moment.`)));
     return;
@@ -266,20 +272,23 @@ async function loadCampaigns(el, customer, atText, state, go, cursor, cursors = 
   h('td', {class: 'num'}, s.id),
   h('td', {class: 'name'}, s.name),
   h('td', {}, h('span', {class: `status ${s.status}`}, s.status)),
-  h('td', {}, schedule(s)),
+  h('td', {class: 'schedule'}, schedule(s)),
   h('td', {}, s.trigger_event || '—'),
   h('td', {}, s.audience_segment || '—'),
-  h('td', {class: 'content', title: contentSummary(s.content)}, shorten(contentSummary(s.content), 70)),
+  h('td', {class: 'content col-content', title: contentSummary(s.content)}, shorten(contentSummary(s.content), 70)),
   h('td', {class: 'num'}, `v${s.version}`),
-  h('td', {class: 'small'}, s.updated_by, h('br'), formatTime(s.updated_at))));
+  h('td', {class: 'small col-last'}, s.updated_by, h('br'), formatTime(s.updated_at))));
   const first = r.offset + 1, last = r.offset + r.campaigns.length;
-  el.append(
+  add(el, 
       h('div', {class: 'table-wrap'}, h('table', {id: 'campaign-table'},
           h('thead', {}, h('tr', {}, ['Prio', 'Id', 'Name', 'Status', 'Schedule', 'Trigger', 'Audience',
-            'Content', 'Ver', 'Last changed'].map((t) => h('th', {}, t)))),
+            'Content', 'Ver', 'Last changed'].map((t) => h('th', {class: `col-${t.split(' ')[0].toLowerCase()}`}, t)))),
           h('tbody', {}, rows))),
       h('div', {class: 'pager'},
           h('button', {type: 'button', id: 'page-prev', disabled: !cursors.length, onclick: prev}, '◀ previous'),
           h('span', {id: 'page-label'}, `${withThousands(first)}–${withThousands(last)} of ${withThousands(r.matching)}`),
-          h('button', {type: 'button', id: 'page-next', disabled: !r.next_cursor, onclick: next}, 'next ▶')));
+          h('button', {type: 'button', id: 'page-next', disabled: !r.next_cursor, onclick: next}, 'next ▶'),
+          h('select', {id: 'page-size', 'aria-label': 'Campaigns per page',
+            onchange: (e) => go({limit: e.target.value === String(PAGE_SIZE) ? '' : e.target.value}, {replace: true})},
+          PAGE_SIZES.map((n) => h('option', {value: n, selected: n === pageSize(state)}, `${n} a page`)))));
 }

@@ -1,6 +1,6 @@
 // Search: a customer by id, or by the id or name of one of its campaigns (GET /v1/support/search).
 import * as api from './api.js';
-import {h, clear, formatTime, withThousands} from './util.js';
+import {h, clear, fill, add, formatTime, withThousands} from './util.js';
 import {explainBox, showError} from './app.js';
 
 export function searchForm(value, onSearch) {
@@ -18,7 +18,7 @@ function customerLink(c, extra = '') {
 }
 
 export async function renderSearchResults(el, q) {
-  clear(el).append(h('p', {class: 'muted'}, 'Searching…'));
+  fill(el, h('p', {class: 'muted'}, 'Searching…'));
   let r;
   try {
     r = await api.search(q);
@@ -28,7 +28,7 @@ export async function renderSearchResults(el, q) {
   }
   clear(el);
   if (!r.hits.length) {
-    el.append(explainBox('empty', `Nothing matches “${q}”`, r.note ||
+    add(el, explainBox('empty', `Nothing matches “${q}”`, r.note ||
         'No customer has that id, and no campaign has that id or a name containing it.'));
     return;
   }
@@ -42,7 +42,7 @@ export async function renderSearchResults(el, q) {
             `Campaign ${hit.campaign_id} “${hit.name}”`),
         ` of customer ${hit.customer_id} — ${hit.deleted ? 'deleted' : hit.status}, v${hit.version}, ` +
         `matched by ${hit.matched}, last change ${formatTime(hit.last_change)}`));
-  el.append(h('section', {class: 'card'},
+  add(el, h('section', {class: 'card'},
       h('h2', {}, `${r.hits.length}${r.truncated ? '+' : ''} match${r.hits.length === 1 ? '' : 'es'} for “${q}”`),
       h('ul', {class: 'hits'}, rows),
       r.truncated ? h('p', {class: 'muted'}, 'More match; type more of the name to narrow it.') : null));

@@ -25,6 +25,19 @@ function append(el, children) {
   }
 }
 
+// Replace the children of `el` (null/false children skipped, arrays flattened).
+export function fill(el, ...children) {
+  clear(el);
+  append(el, children);
+  return el;
+}
+
+// Append to `el` like h() does (null/false skipped). The DOM's own append writes "null".
+export function add(el, ...children) {
+  append(el, children);
+  return el;
+}
+
 export function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);
   return el;
@@ -165,14 +178,21 @@ export function diffSnapshots(before, after) {
 }
 
 // Split two strings into [common prefix, old middle, new middle, common suffix], for
-// highlighting what changed inside a long value.
+// highlighting what changed inside a long value. The changed part is widened to whole words
+// ("[shipping → delivery]", not "[shipp → deliv]ing"), as the CLI's tables do.
 export function splitEdit(a, b) {
   let p = 0;
   while (p < a.length && p < b.length && a[p] === b[p]) ++p;
   let s = 0;
   while (s < a.length - p && s < b.length - p && a[a.length - 1 - s] === b[b.length - 1 - s]) ++s;
+  const word = (c) => /[\p{L}\p{N}]/u.test(c);
+  while (p > 0 && word(a[p - 1])) --p;
+  while (s > 0 && word(a[a.length - s])) --s;
   return [a.slice(0, p), a.slice(p, a.length - s), b.slice(p, b.length - s), a.slice(a.length - s)];
 }
+
+// Context kept around a change inside a long text (the snapshot has the whole value).
+const CONTEXT = 40;
 
 // One side of a change, with the changed part marked: <del> on the old side, <ins> on the new.
 export function markedValue(change, side) {
@@ -180,7 +200,9 @@ export function markedValue(change, side) {
   const v = has ? change[side] : undefined;
   const tag = side === 'before' ? 'del' : 'ins';
   if (typeof change.before === 'string' && typeof change.after === 'string') {
-    const [pre, oldMid, newMid, post] = splitEdit(change.before, change.after);
+    let [pre, oldMid, newMid, post] = splitEdit(change.before, change.after);
+    if (pre.length > CONTEXT + 10) pre = '…' + pre.slice(-CONTEXT);
+    if (post.length > CONTEXT + 10) post = post.slice(0, CONTEXT) + '…';
     const mid = side === 'before' ? oldMid : newMid;
     return h('span', {class: 'value'}, pre, mid ? h(tag, {}, mid) : null, post);
   }
