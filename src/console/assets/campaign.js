@@ -5,7 +5,7 @@ import * as api from './api.js';
 import {h, clear, fill, add, formatTime, timeKey, markedValue, applyPatch, withThousands} from './util.js';
 import {explainBox, showError} from './app.js';
 
-export async function renderCampaign(panel, campaign, atText, onClose) {
+export async function renderCampaign(panel, campaign, atText, onClose, customer) {
   fill(panel, h('p', {class: 'muted'}, `Loading campaign ${campaign}…`));
   if (!/^[1-9][0-9]*$/.test(campaign)) {
     fill(panel, explainBox('error', 'Not a campaign id',
@@ -40,6 +40,9 @@ export async function renderCampaign(panel, campaign, atText, onClose) {
       closeButton(onClose),
       h('h2', {id: 'campaign-title'}, `Campaign ${r.campaign_id} “${last.name || ''}”`),
       h('p', {class: 'muted'}, `customer ${r.customer_id} · ${withThousands(r.versions.length)} versions · ${liveText}`),
+      String(r.customer_id) !== String(customer) ? explainBox('warn', 'Another customer\'s campaign',
+          `Campaign ${r.campaign_id} belongs to customer ${r.customer_id}, not to customer ${customer}: ` +
+          'it is not in the list beside it.') : null,
       snapshotBox,
       h('ol', {class: 'versions', id: 'versions'}, groupVersions(r.versions, live, showSnapshot)));
   if (live >= 0) panel.querySelector('.version.live')?.scrollIntoView({block: 'nearest'});

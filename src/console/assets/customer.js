@@ -59,7 +59,7 @@ export function renderCustomer(main, customer, params) {
       h('div', {class: state.campaign ? 'split with-panel' : 'split'}, campaignsEl, panel));
   loadCampaigns(campaignsEl, customer, atText, state, go, '');
   loadScrubber(scrubEl, customer, moment, atText, state, go);
-  if (state.campaign) renderCampaign(panel, state.campaign, atText, () => go({campaign: ''}));
+  if (state.campaign) renderCampaign(panel, state.campaign, atText, () => go({campaign: ''}), customer);
 }
 
 function momentForm(moment, isNow, go, customer, state) {
