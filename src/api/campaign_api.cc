@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/http_server_internal.h"
 #include "campaign/campaign.h"
 #include "common/text.h"
 #include "common/time_util.h"
@@ -32,6 +33,12 @@ namespace {
 
 using json = nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
+using http_internal::DefaultError;
+using http_internal::ElasticPool;
+using http_internal::kJson;
+using http_internal::ParsePathId;
+using http_internal::Quote;
+using http_internal::SetError;
 
 // ---- routes -------------------------------------------------------------------------------------
 
@@ -104,23 +111,6 @@ bool MethodAllowed(Route route, std::string_view method) {
 }
 
 // ---- input helpers ------------------------------------------------------------------------------
-
-// Echo at most an excerpt of client input in a message.
-std::string Quote(std::string_view text) { return fmt::format("'{}'", Excerpt(text)); }
-
-// Parse a path segment as a positive 64-bit id.
-Result<int64_t> ParsePathId(std::string_view text, std::string_view what) {
-  int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, v);
-  bool digits_only =
-      !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
-  if (!digits_only || ec != std::errc() || p != end || v <= 0) {
-    return InvalidArgumentError(
-        fmt::format("{}: must be a positive 64-bit integer (got {})", what, Quote(text)));
-  }
-  return v;
-}
 
 // Read an integer JSON value that must fit int64_t.
 Result<int64_t> ReadJsonInt(const json& v, std::string_view field) {
@@ -258,25 +248,6 @@ Result<int64_t> ParseMoveBody(std::string_view body) {
 
 // ---- responses ----------------------------------------------------------------------------------
 
-constexpr const char* kJson = "application/json";
-
-std::string ErrorJson(std::string_view code, std::string_view message) {
-  json j = {{"error", {{"code", code}, {"message", message}}}};
-  // Messages may echo client bytes; never throw on invalid UTF-8.
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-void SetError(httplib::Response& res, int http_status, std::string_view code,
-              std::string_view message) {
-  res.status = http_status;
-  res.body = ErrorJson(code, message);
-  res.set_header("Content-Type", kJson);
-}
-
-void SetError(httplib::Response& res, const Status& status) {
-  SetError(res, HttpStatusFor(status.code()), StatusCodeName(status.code()), status.message());
-}
-
 std::string ETag(int64_t version) { return fmt::format("\"{}\"", version); }
 
 void SetCampaign(httplib::Response& res, int http_status, const Campaign& c) {
@@ -288,25 +259,6 @@ void SetCampaign(httplib::Response& res, int http_status, const Campaign& c) {
 void SetCommitHeaders(httplib::Response& res, const CommitInfo& info) {
   res.set_header("X-Transaction-Id", info.transaction_id);
   res.set_header("X-Committed-At", FormatTimestamp(info.committed_at));
-}
-
-// The error for responses that httplib itself produced (no handler ran): bad request lines,
-// bodies over the limit, and so on.
-std::pair<std::string_view, std::string> DefaultError(int http_status, size_t max_body) {
-  switch (http_status) {
-    case 400:
-      return {"INVALID_ARGUMENT", "malformed HTTP request"};
-    case 413:
-      return {"RESOURCE_EXHAUSTED",
-              fmt::format("request body exceeds the {}-byte limit", max_body)};
-    case 414:
-      return {"INVALID_ARGUMENT", "request URI too long"};
-    case 416:
-      return {"OUT_OF_RANGE", "range not satisfiable"};
-    default:
-      return {http_status < 500 ? "INVALID_ARGUMENT" : "INTERNAL",
-              fmt::format("HTTP {}", http_status)};
-  }
 }
 
 // ---- metrics ------------------------------------------------------------------------------------
@@ -419,67 +371,6 @@ class ApiMetrics {
   std::array<std::atomic<int64_t>, 3> writes_{};
   std::atomic<int64_t> moves_{0};
   std::atomic<int64_t> versions_{0};
-};
-
-// httplib serves each connection on one task of its TaskQueue for as long as the connection is
-// open, keep-alive included, so a fixed pool lets idle keep-alive connections starve new ones
-// (with httplib's ThreadPool(8), a 9th client waited the whole keep-alive timeout). This pool
-// starts `min_threads` workers and adds one whenever a connection would otherwise wait, up to
-// `max_threads`.
-class ElasticPool final : public httplib::TaskQueue {
- public:
-  ElasticPool(size_t min_threads, size_t max_threads) : max_threads_(max_threads) {
-    std::lock_guard lock(mu_);
-    for (size_t i = 0; i < min_threads; ++i) threads_.emplace_back([this] { Work(); });
-  }
-  ~ElasticPool() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    std::lock_guard lock(mu_);
-    jobs_.push_back(std::move(fn));
-    if (!shutdown_ && jobs_.size() > idle_ && threads_.size() < max_threads_) {
-      threads_.emplace_back([this] { Work(); });
-    } else {
-      cv_.notify_one();
-    }
-  }
-
-  // Serve the connections already accepted, then join every worker.
-  void shutdown() override {
-    std::vector<std::thread> threads;
-    {
-      std::lock_guard lock(mu_);
-      shutdown_ = true;
-      threads.swap(threads_);
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads) t.join();
-  }
-
- private:
-  void Work() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lock(mu_);
-        ++idle_;
-        cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
-        --idle_;
-        if (jobs_.empty()) return;  // shutting down and nothing left
-        fn = std::move(jobs_.front());
-        jobs_.pop_front();
-      }
-      fn();
-    }
-  }
-
-  const size_t max_threads_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_;  // guarded by mu_
-  std::vector<std::thread> threads_;        // guarded by mu_
-  size_t idle_ = 0;                         // workers waiting for a job; guarded by mu_
-  bool shutdown_ = false;                   // guarded by mu_
 };
 
 // When the worker thread began routing the current request (set by the pre-routing handler,
@@ -607,10 +498,7 @@ void CampaignApiServer::Impl::Configure() {
   server_.set_tcp_nodelay(true);
   // Only SO_REUSEADDR: httplib's default also sets SO_REUSEPORT, which would let a second
   // server bind a port already in use instead of failing.
-  server_.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
+  http_internal::SetReuseAddrOnly(server_);
   server_.set_payload_max_length(options_.max_body_bytes);
   auto split = [](std::chrono::milliseconds d) {
     return std::pair<time_t, time_t>(d.count() / 1000, (d.count() % 1000) * 1000);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "api/support_tokens.h"
 #include "app/backend_config.h"
 #include "app/runtime.h"
 #include "common/status.h"
@@ -57,6 +58,11 @@ void RegisterCapture(CLI::App& app, Context& ctx);
 void RegisterBigQuery(CLI::App& app, Context& ctx);
 void RegisterDeadLetters(CLI::App& app, Context& ctx);
 void RegisterRetention(CLI::App& app, Context& ctx);
+void RegisterSupportToken(CLI::App& app, Context& ctx);
+
+// The support API's tokens: those of `file` (when not empty) and of the environment variable
+// CAMPAIGN_HISTORY_SUPPORT_TOKENS (api/support_tokens.h). Fails naming the bad file or entry.
+Result<SupportTokens> LoadSupportTokens(const std::string& file);
 
 // Remove from the dead-letter keeping subscriptions every message about `customer_id` (erase);
 // what cannot be decoded is kept. Return how many were removed.

@@ -1,15 +1,22 @@
 // demo: the first thing a new user runs. Everything in one process on SQLite files: sample
 // customers seeded, a week of simulated customer edits and scheduler changes captured live, then
-// a short tour of the queries on the data it leaves behind.
+// a short tour of the queries on the data it leaves behind. Then it serves the support role
+// (support API, and the console at /console/) with a sign-in token it makes, until Ctrl-C;
+// --no-serve ends after the tour.
 #include <fmt/format.h>
+#include <pthread.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
+#include "api/support_api.h"
+#include "app/history_metrics.h"
 #include "campaign/scheduler.h"
 #include "cli/cli.h"
+#include "common/metrics_server.h"
 #include "common/time_util.h"
 #include "query/query_engine.h"
 #include "query/render.h"
@@ -67,6 +74,48 @@ void ShiftSchedules(WorkloadLine& line, Micros by) {
   }
 }
 
+// Serve the support role on `listen` over the demo's history with a new token, print its URLs
+// and the token, and wait for SIGINT/SIGTERM.
+Status ServeSupport(HistoryStore& history, const std::string& listen,
+                    const std::string& data_flag) {
+  ASSIGN_OR_RETURN(auto address, ParseHostPort("--listen", listen));
+  ASSIGN_OR_RETURN(std::string token, SupportTokens::Generate());
+  // Blocked here, so the server's threads (started below) leave the signals to sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  MetricsRegistry registry;
+  registry.Register([&history](MetricsWriter& w) { WriteHistoryMetrics(history, w); });
+  SupportApiOptions options;
+  RETURN_IF_ERROR(options.tokens.AddPlain(token, "demo"));
+  options.registry = &registry;
+  SupportApiServer server(history, SystemClock::Default(), std::move(options));
+  Status started = server.Start(address.first, address.second);
+  if (!started.ok()) {
+    return Status(started.code(),
+                  fmt::format("{} (pass --listen 127.0.0.1:0 for any free port, or --no-serve)",
+                              started.message()));
+  }
+  std::string base = fmt::format("http://{}:{}", address.first, server.port());
+  std::cout << fmt::format(
+                   "\nServing the support role (Ctrl-C to stop):\n"
+                   "  console:     {0}/console/\n"
+                   "  support API: {0}/v1/support/  (OpenAPI: {0}/openapi.json)\n"
+                   "  sign-in token (valid while this demo runs): {1}\n"
+                   "  e.g. curl -H 'Authorization: Bearer {1}' '{0}/v1/support/search?q=2'\n"
+                   "  or, on the same data after Ctrl-C: campaign-history {2} serve --roles "
+                   "support --support-tokens FILE\n",
+                   base, token, data_flag)
+            << std::flush;
+  int sig = 0;
+  sigwait(&set, &sig);
+  server.Stop();
+  std::cout << "stopped serving\n";
+  return Status::OK();
+}
+
 std::string Quote(const std::string& s) {
   if (s.find_first_of(" '\"$\\") == std::string::npos) return s;
   return "'" + s + "'";
@@ -83,6 +132,8 @@ void RegisterDemo(CLI::App& app, Context& ctx) {
     int64_t ops = 1500;
     uint64_t seed = 7;
     int64_t days = 7;
+    std::string listen = "127.0.0.1:8080";
+    bool no_serve = false;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--ops", args->ops, "Simulated operations")
@@ -92,6 +143,10 @@ void RegisterDemo(CLI::App& app, Context& ctx) {
   cmd->add_option("--days", args->days, "Simulated days of history ending now")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{3650}));
+  cmd->add_option("--listen", args->listen,
+                  "After the tour, serve the support API and console here (port 0: any free one)")
+      ->capture_default_str();
+  cmd->add_flag("--no-serve", args->no_serve, "End after the tour instead of serving");
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args]() -> Status {
       ASSIGN_OR_RETURN(BackendConfig config, ctx.ResolveConfig());
@@ -232,7 +287,8 @@ void RegisterDemo(CLI::App& app, Context& ctx) {
                                data_flag)
                 << "(customer 1 is the big one; customers 1-" << gen.customers + gen.big_customers
                 << " exist; 'campaign-history --help' lists every command)\n";
-      return Status::OK();
+      if (args->no_serve) return Status::OK();
+      return ServeSupport(*history, args->listen, data_flag);
     };
   });
 }

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "api/campaign_api.h"
+#include "api/support_api.h"
 #include "app/consumer_health.h"
 #include "app/crash_point.h"
 #include "app/history_metrics.h"
@@ -51,13 +52,16 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand(
       "serve",
       "Run long-lived roles until SIGTERM/SIGINT, then finish the work in flight and exit. Roles: "
-      "api (the campaign HTTP API), capture (captured changes -> change topic), publisher "
+      "api (the campaign HTTP API), support (the read-only support API), capture (captured changes "
+      "-> change topic), publisher "
       "(changes -> history), sink (history topic -> history store), scheduler (ends campaigns "
       "whose end_at passed)");
   struct Args {
     std::string roles = "publisher";
     std::string listen = "127.0.0.1:8080";
     std::string metrics_listen;
+    std::string support_listen;
+    std::string support_tokens;
     std::string scheduler_interval = "60s";
     std::string publish_to = "history";
     size_t batch_size = 2000;
@@ -67,9 +71,16 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--roles", args->roles,
-                  "Comma-separated roles: api, capture, publisher, sink, scheduler")
+                  "Comma-separated roles: api, support, capture, publisher, sink, scheduler")
       ->capture_default_str();
-  cmd->add_option("--listen", args->listen, "api: HOST:PORT to listen on")->capture_default_str();
+  cmd->add_option("--listen", args->listen, "api, or support without api: HOST:PORT to listen on")
+      ->capture_default_str();
+  cmd->add_option("--support-listen", args->support_listen,
+                  "support: HOST:PORT to listen on [default: --listen; required when api runs "
+                  "in the same process]");
+  cmd->add_option("--support-tokens", args->support_tokens,
+                  "support: file of the bearer tokens' hashes (lines sha256:<hex> [label]; "
+                  "'support-token create' adds one); CAMPAIGN_HISTORY_SUPPORT_TOKENS adds more");
   cmd->add_option("--metrics-listen", args->metrics_listen,
                   "HOST:PORT for GET /metrics (Prometheus) and GET /healthz (503 while a consumer "
                   "is blocked by a failing dependency); read by 'status --serve' [default: off]");
@@ -111,11 +122,12 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       std::stringstream ss(args->roles);
       std::string role;
       while (std::getline(ss, role, ',')) {
-        if (role != "api" && role != "capture" && role != "publisher" && role != "sink" &&
-            role != "scheduler") {
-          return InvalidArgumentError(fmt::format(
-              "--roles: unknown role '{}' (available: api, capture, publisher, sink, scheduler)",
-              role));
+        if (role != "api" && role != "support" && role != "capture" && role != "publisher" &&
+            role != "sink" && role != "scheduler") {
+          return InvalidArgumentError(
+              fmt::format("--roles: unknown role '{}' (available: api, support, capture, "
+                          "publisher, sink, scheduler)",
+                          role));
         }
         roles.insert(role);
       }
@@ -138,6 +150,30 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       int port = 0;
       if (roles.contains("api")) {
         ASSIGN_OR_RETURN(std::tie(host, port), ParseHostPort("--listen", args->listen));
+      }
+      // The support role serves on a port of its own: on --listen when it runs without api,
+      // otherwise on --support-listen (two servers cannot share one port).
+      std::optional<std::pair<std::string, int>> support_address;
+      SupportTokens support_tokens;
+      if (roles.contains("support")) {
+        if (args->support_listen.empty() && roles.contains("api")) {
+          return InvalidArgumentError(
+              "--support-listen: required when api and support run in one process (api serves "
+              "on --listen)");
+        }
+        const std::string& listen =
+            args->support_listen.empty() ? args->listen : args->support_listen;
+        ASSIGN_OR_RETURN(
+            support_address,
+            ParseHostPort(args->support_listen.empty() ? "--listen" : "--support-listen", listen));
+        ASSIGN_OR_RETURN(support_tokens, LoadSupportTokens(args->support_tokens));
+        if (support_tokens.empty()) {
+          return FailedPreconditionError(
+              fmt::format("support: no support tokens configured: give --support-tokens FILE "
+                          "('campaign-history "
+                          "support-token create --support-tokens FILE' makes one) or set {}",
+                          kSupportTokensEnv));
+        }
       }
       std::optional<std::pair<std::string, int>> metrics_address;
       if (!args->metrics_listen.empty()) {
@@ -178,6 +214,25 @@ void RegisterServe(CLI::App& app, Context& ctx) {
           RETURN_IF_ERROR(api->Start(host, port));
           std::cerr << fmt::format("serve: api listening on http://{}:{}\n", host, api->port());
         }
+      }
+      MetricsRegistry support_registry;
+      std::unique_ptr<SupportApiServer> support;
+      if (support_address) {
+        ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
+        support_registry.Register(
+            [history](MetricsWriter& w) { WriteHistoryMetrics(*history, w); });
+        Runtime* rt = runtime.get();
+        SupportApiOptions support_options;
+        support_options.tokens = std::move(support_tokens);
+        support_options.registry = &support_registry;
+        support_options.health = [rt] {
+          return ConsumerHealth(rt->Consumers(), rt->clock().Now());
+        };
+        support = std::make_unique<SupportApiServer>(*history, runtime->clock(),
+                                                     std::move(support_options));
+        RETURN_IF_ERROR(support->Start(support_address->first, support_address->second));
+        std::cerr << fmt::format("serve: support API on http://{}:{}/v1/support/\n",
+                                 support_address->first, support->port());
       }
       if (roles.contains("capture")) {
         ASSIGN_OR_RETURN(bool relaying, runtime->StartCapture());
@@ -224,6 +279,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       spdlog::info("serve: stopping");
       if (metrics) metrics->Stop();
       if (api) api->Stop();
+      if (support) support->Stop();
       if (sched) sched->Stop();
       runtime->StopAll();
       std::cerr << "serve: stopped; " << runtime->RoleStats() << "\n";

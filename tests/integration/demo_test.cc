@@ -20,7 +20,7 @@ TEST(DemoTest, RunsTwiceAndLeavesQueryableData) {
   ::ch::testing::TempDir dir;
   std::string data = dir.File("demo");
   for (int run = 0; run < 2; ++run) {
-    Outcome o = RunCommand(fmt::format("'{}' --data '{}' demo --ops 300", bin, data));
+    Outcome o = RunCommand(fmt::format("'{}' --data '{}' demo --ops 300 --no-serve", bin, data));
     ASSERT_EQ(o.code, 0) << o.output;
     EXPECT_NE(o.output.find("== 1. Customer 2 as of"), std::string::npos) << o.output;
     EXPECT_NE(o.output.find("all of them now in the history"), std::string::npos);
@@ -41,7 +41,8 @@ TEST(DemoTest, RefusesADirectoryItDidNotCreate) {
   std::string bin = ::ch::testing::BinaryDir() + "/campaign-history";
   ::ch::testing::TempDir dir;
   std::ofstream(dir.File("precious.txt")) << "keep me";
-  Outcome o = RunCommand(fmt::format("'{}' --data '{}' demo --ops 100", bin, dir.path().string()));
+  Outcome o = RunCommand(
+      fmt::format("'{}' --data '{}' demo --ops 100 --no-serve", bin, dir.path().string()));
   EXPECT_EQ(o.code, 4) << o.output;
   EXPECT_NE(o.output.find("did not create"), std::string::npos) << o.output;
   std::ifstream in(dir.File("precious.txt"));

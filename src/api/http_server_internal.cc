@@ -1,0 +1,114 @@
+#include "api/http_server_internal.h"
+
+#include <fmt/format.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "common/text.h"
+
+namespace ch::http_internal {
+
+std::string Quote(std::string_view text) { return fmt::format("'{}'", Excerpt(text)); }
+
+Result<int64_t> ParsePathId(std::string_view text, std::string_view what) {
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v);
+  bool digits_only =
+      !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+  if (!digits_only || ec != std::errc() || p != end || v <= 0) {
+    return InvalidArgumentError(
+        fmt::format("{}: must be a positive 64-bit integer (got {})", what, Quote(text)));
+  }
+  return v;
+}
+
+std::string ErrorJson(std::string_view code, std::string_view message) {
+  using json = nlohmann::json;
+  json j = {{"error", {{"code", code}, {"message", message}}}};
+  // Messages may echo client bytes; never throw on invalid UTF-8.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void SetError(httplib::Response& res, int http_status, std::string_view code,
+              std::string_view message) {
+  res.status = http_status;
+  res.body = ErrorJson(code, message);
+  res.set_header("Content-Type", kJson);
+}
+
+void SetError(httplib::Response& res, const Status& status) {
+  SetError(res, HttpStatusFor(status.code()), StatusCodeName(status.code()), status.message());
+}
+
+std::pair<std::string_view, std::string> DefaultError(int http_status, size_t max_body) {
+  switch (http_status) {
+    case 400:
+      return {"INVALID_ARGUMENT", "malformed HTTP request"};
+    case 413:
+      return {"RESOURCE_EXHAUSTED",
+              fmt::format("request body exceeds the {}-byte limit", max_body)};
+    case 414:
+      return {"INVALID_ARGUMENT", "request URI too long"};
+    case 416:
+      return {"OUT_OF_RANGE", "range not satisfiable"};
+    default:
+      return {http_status < 500 ? "INVALID_ARGUMENT" : "INTERNAL",
+              fmt::format("HTTP {}", http_status)};
+  }
+}
+
+ElasticPool::ElasticPool(size_t min_threads, size_t max_threads) : max_threads_(max_threads) {
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < min_threads; ++i) threads_.emplace_back([this] { Work(); });
+}
+
+ElasticPool::~ElasticPool() { shutdown(); }
+
+void ElasticPool::enqueue(std::function<void()> fn) {
+  std::lock_guard lock(mu_);
+  jobs_.push_back(std::move(fn));
+  if (!shutdown_ && jobs_.size() > idle_ && threads_.size() < max_threads_) {
+    threads_.emplace_back([this] { Work(); });
+  } else {
+    cv_.notify_one();
+  }
+}
+
+void ElasticPool::shutdown() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    shutdown_ = true;
+    threads.swap(threads_);
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads) t.join();
+}
+
+void ElasticPool::Work() {
+  for (;;) {
+    std::function<void()> fn;
+    {
+      std::unique_lock lock(mu_);
+      ++idle_;
+      cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty()) return;  // shutting down and nothing left
+      fn = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    fn();
+  }
+}
+
+void SetReuseAddrOnly(httplib::Server& server) {
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+}
+
+}  // namespace ch::http_internal
