@@ -19,6 +19,7 @@
 
 #include "api/http_server_internal.h"
 #include "common/time_util.h"
+#include "console/console_site.h"
 #include "query/cursor.h"
 #include "query/query_engine.h"
 #include "query/render.h"
@@ -409,6 +410,25 @@ void SetError(httplib::Response& res, int http_status, std::string_view code,
 
 constexpr std::string_view kRealm = "Bearer realm=\"campaign-history support\"";
 
+// The web console's files (console/console_site.h): no token needed -- the page asks for one and
+// sends it with each API call -- and only GET and HEAD. The console's own headers (its
+// Content-Security-Policy, Cache-Control) replace the API's defaults.
+void ServeConsoleRequest(const httplib::Request& req, httplib::Response& res) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    res.set_header("Allow", "GET, HEAD");
+    SetError(res, 405, "UNIMPLEMENTED",
+             fmt::format("{} is not allowed on the console (GET, HEAD)", Quote(req.method)));
+    return;
+  }
+  ConsoleResponse page = ServeConsole(req.path);
+  for (const auto& [name, value] : page.headers) {
+    res.headers.erase(name);
+    res.set_header(name, value);
+  }
+  res.status = page.status;
+  res.set_content(page.body.data(), page.body.size(), page.content_type);
+}
+
 }  // namespace
 
 // ---- the server ---------------------------------------------------------------------------------
@@ -604,6 +624,7 @@ void SupportApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Resp
   // Every /v1/support path needs a token, known route or not: an unauthenticated caller learns
   // nothing about what exists.
   std::string_view path = req.path;
+  if (IsConsolePath(path)) return ServeConsoleRequest(req, res);
   if ((path == "/v1/support" || path.starts_with("/v1/support/")) && !Authenticate(req, res)) {
     return;
   }

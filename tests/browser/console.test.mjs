@@ -31,7 +31,7 @@ const cliJson = (...args) => JSON.parse(cli(...args, '--json'));
 // The demo's history: a simulated week of six customers, one of them big (many shift-only
 // versions), with edits of long texts.
 function makeHistory() {
-  cli('demo', '--ops', '1500', '--seed', '7');
+  cli('demo', '--ops', '1500', '--seed', '7', '--no-serve');
 }
 
 function startServer() {
