@@ -304,6 +304,36 @@ test('empty states are explained', async () => {
   await page.context().close();
 });
 
+test('the demo prints a console address and a token that signs in', async (t) => {
+  const demoDir = path.join(dir, 'demo-served');
+  const demo = spawn(BIN, ['--data', demoDir, 'demo', '--ops', '200', '--listen', '127.0.0.1:0'],
+      {stdio: ['ignore', 'pipe', 'pipe']});
+  t.after(() => demo.kill('SIGTERM'));
+  let out = '';
+  const [url, token] = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('demo printed no console address in 60 s:\n' + out)), 60000);
+    const seen = (d) => {
+      out += d;
+      const u = /console: +(http:\/\/\S+\/console\/)/.exec(out);
+      const k = /sign-in token[^:]*: *(\S+)/.exec(out);
+      if (u && k) {
+        clearTimeout(timer);
+        resolve([u[1], k[1]]);
+      }
+    };
+    demo.stdout.on('data', seen);
+    demo.stderr.on('data', seen);
+  });
+  const page = await newPage();
+  await page.goto(url);
+  await signIn(page, token);
+  await page.waitForSelector('#search-q');
+  await page.fill('#search-q', '2');
+  await page.click('#search-go');
+  await page.waitForSelector('#search-results li.customer[data-customer="2"]');
+  await page.context().close();
+});
+
 test('no script error or CSP violation on any page', () => {
   assert.deepEqual(pageErrors.filter((e) => !/status of 40[14]/.test(e)), []);
 });
