@@ -390,6 +390,25 @@ TEST_F(SupportApiTest, UnknownRoutesAre404AndOtherMethods405) {
   EXPECT_THAT(none.JsonBody().value("note", ""), HasSubstr("777"));
 }
 
+// Browsers accept brotli, which httplib would apply at its slowest quality (15 s for the big
+// customer's timeline): the server answers them with gzip instead.
+TEST_F(SupportApiTest, BrowsersGetGzipNotBrotli) {
+  httplib::Client c("127.0.0.1", server_->port());
+  c.set_decompress(false);
+  auto r = c.Get("/v1/support/customers/1/timeline?from=" + Esc(FormatTimestamp(first_)),
+                 {{"Authorization", std::string("Bearer ") + kToken},
+                  {"Accept-Encoding", "gzip, deflate, br"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Encoding"), "gzip");
+  auto only_br =
+      c.Get("/v1/support/search?q=1",
+            {{"Authorization", std::string("Bearer ") + kToken}, {"Accept-Encoding", "br;q=1.0"}});
+  ASSERT_TRUE(only_br);
+  EXPECT_EQ(only_br->status, 200);
+  EXPECT_EQ(only_br->get_header_value("Content-Encoding"), "");
+}
+
 TEST_F(SupportApiTest, ConsolePagesNeedNoTokenAndCarryTheirSecurityHeaders) {
   Reply index = Send("GET", "/console/", std::nullopt);
   ASSERT_EQ(index.status, 200);
