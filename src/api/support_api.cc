@@ -593,8 +593,10 @@ void SupportApiServer::Impl::Configure() {
       t_start.reset();
     }
     const Route* route = MatchRoute(req.path, nullptr);
-    metrics_.Record(route ? route->path : "unmatched", req.method, res.status, t_error_code,
-                    seconds);
+    std::string_view label = route                     ? std::string_view(route->path)
+                             : IsConsolePath(req.path) ? std::string_view("/console/*")
+                                                       : std::string_view("unmatched");
+    metrics_.Record(label, req.method, res.status, t_error_code, seconds);
     t_error_code.clear();
   });
 }
