@@ -6,7 +6,9 @@
 #
 #   bench/support_load.sh [--data DIR] [--ops N] [--duration 15s] [--connections 8]
 #
-# --data DIR reuses a history made by an earlier run (the large preset takes minutes to replay).
+# --data DIR keeps the history there, and reuses it when it exists (replaying the large preset
+# takes minutes); --ops N replays only the first N ops (the big customer's 2,000 campaigns are
+# seeded either way).
 # Needs build/campaign-history and wrk (Debian package wrk).
 set -euo pipefail
 
@@ -35,8 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ -z $DATA ]]; then
-  DATA=$WORK/data
+[[ -n $DATA ]] || DATA=$WORK/data
+if [[ ! -e $DATA/history.db ]]; then
   echo "generating and replaying the large preset${OPS:+ (--ops $OPS)} (minutes)..." >&2
   "$BIN" generate --preset large ${OPS:+--ops "$OPS"} --out "$WORK/large.jsonl"
   "$BIN" --data "$DATA" replay --ops "$WORK/large.jsonl" --wait --quiet >/dev/null
@@ -52,13 +54,13 @@ for _ in $(seq 1 200); do
   [[ -n $PORT ]] && break
   sleep 0.05
 done
-[[ -n $PORT ]] || { cat "$WORK/serve.log" >&2; exit 1; }
+[[ -n $PORT ]] || { echo "the support role did not start:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 BASE=http://127.0.0.1:$PORT/v1/support/customers/1/as-of
 
 AT=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE?at=now&limit=1" |
-  sed -n 's/.*"answered_at":"\([^"]*\)".*/\1/p')
+  sed -n 's/.*"answered_at": *"\([^"]*\)".*/\1/p')
 COUNT=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE?at=$AT&limit=1" |
-  sed -n 's/.*"existing":\([0-9]*\).*/\1/p')
+  sed -n 's/.*"existing": *\([0-9]*\).*/\1/p')
 echo "customer 1 as of $AT: ${COUNT:-?} campaigns; wrk ${DURATION}, ${CONNECTIONS} connections, 2 threads"
 
 run() {

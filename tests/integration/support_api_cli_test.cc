@@ -162,5 +162,34 @@ TEST_F(SupportApiCliTest, TokensFromTheEnvironment) {
   EXPECT_EQ(Curl("/v1/support/customers/1/as-of?at=now", "env-token-0123456789abcdeX").first, 401);
 }
 
+// demo serves the support role after its tour, with a token it prints, until SIGTERM.
+TEST_F(SupportApiCliTest, DemoServesTheSupportRoleWithAPrintedToken) {
+  std::string out = dir_->File("demo.out");
+  std::string pid_file = dir_->File("demo.pid");
+  auto r = RunCommand(
+      fmt::format("'{}' --data '{}' demo --ops 100 --listen 127.0.0.1:0 >'{}' 2>&1 & echo $! >'{}'",
+                  Bin(), dir_->File("demo"), out, pid_file));
+  ASSERT_EQ(r.code, 0);
+  pid_ = std::stoi(ReadFile(pid_file));
+  const std::regex re(
+      "console: +http://127\\.0\\.0\\.1:(\\d+)/console/[\\s\\S]*?sign-in token[^:]*: (\\S+)");
+  std::smatch m;
+  for (int i = 0; i < 1200; ++i) {
+    std::string text = ReadFile(out);
+    if (std::regex_search(text, m, re)) break;
+    ASSERT_EQ(kill(pid_, 0), 0) << "demo exited:\n" << text;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(m.empty()) << ReadFile(out);
+  port_ = std::stoi(m[1]);
+  std::string token = m[2];
+  auto [status, body] = Curl("/v1/support/customers/2/as-of?at=now&limit=3", token);
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_THAT(body, HasSubstr("\"customer_id\": 2"));
+  EXPECT_EQ(Curl("/v1/support/customers/2/as-of?at=now").first, 401);
+  StopServer();
+  EXPECT_THAT(ReadFile(out), HasSubstr("stopped serving"));
+}
+
 }  // namespace
 }  // namespace ch
