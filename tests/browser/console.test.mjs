@@ -291,6 +291,23 @@ test('compare two moments: created, deleted and changed campaigns', async () => 
   await page.context().close();
 });
 
+test('a moment past what the history is complete through says so', async () => {
+  const {customer} = pickCustomerAndMoment();
+  const future = '2099-01-01T00:00:00Z';
+  const want = cliJson('as-of', '--customer', String(customer), '--at', future);
+  assert.equal(want.complete, false);
+  const page = await newPage();
+  await page.goto(base + '/console/');
+  await signIn(page);
+  await page.goto(`${base}/console/customers/${customer}?at=${future}&limit=${PAGE_SIZE}`);
+  await page.waitForSelector('#incomplete-banner');
+  const text = await page.textContent('#incomplete-banner');
+  assert.match(text, /complete through \d{4}-\d\d-\d\d /);
+  assert.match(text, /not 2099-01-01 00:00:00Z/);
+  assert.deepEqual(await shownRows(page), cliRows(want.campaigns.slice(0, PAGE_SIZE)));
+  await page.context().close();
+});
+
 test('empty states are explained', async () => {
   const page = await newPage();
   await page.goto(base + '/console/');
