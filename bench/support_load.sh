@@ -57,8 +57,10 @@ done
 [[ -n $PORT ]] || { echo "the support role did not start:" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 BASE=http://127.0.0.1:$PORT/v1/support/customers/1/as-of
 
-AT=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE?at=now&limit=1" |
-  sed -n 's/.*"answered_at": *"\([^"]*\)".*/\1/p')
+# The last change of the history: a past moment, as a support ticket asks for (it lies before
+# complete_through, so the answer is final and the support role may cache it; an answer at or
+# past complete_through may still change and is recomputed every time).
+AT=$("$BIN" --data "$DATA" status --json | sed -n 's/.*"last_event": *"\([^"]*\)".*/\1/p')
 COUNT=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE?at=$AT&limit=1" |
   sed -n 's/.*"existing": *\([0-9]*\).*/\1/p')
 echo "customer 1 as of $AT: ${COUNT:-?} campaigns; wrk ${DURATION}, ${CONNECTIONS} connections, 2 threads"

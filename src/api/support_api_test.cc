@@ -15,6 +15,7 @@
 #include <set>
 
 #include "common/time_util.h"
+#include "history/as_of_cache.h"
 #include "history/sqlite_history_store.h"
 #include "testing/test_util.h"
 #include "tests/integration/e2e_util.h"
@@ -282,6 +283,28 @@ TEST_F(SupportApiTest, EveryOtherRouteEqualsTheCliJson) {
   ExpectSameAsCli(target_next, fmt::format("timeline --customer 1 --from '{}' --to '{}' --limit 5 "
                                            "--cursor '{}'",
                                            from, to, cursor));
+}
+
+// The as-of cache the support role puts in front of the history: final moments only.
+TEST_F(SupportApiTest, AsOfCacheRemembersOnlyFinalMoments) {
+  AsOfCachingHistoryStore cached(*store_);
+  auto completeness = store_->GetCompleteness();
+  ASSERT_TRUE(completeness.ok() && completeness->complete_through);
+  Timestamp mid = first_ + (last_ - first_) / 2;
+  auto direct = store_->AsOf(1, mid);
+  auto first = cached.AsOf(1, mid);
+  auto second = cached.AsOf(1, mid);
+  ASSERT_TRUE(direct.ok() && first.ok() && second.ok());
+  EXPECT_EQ(cached.hits(), 1);
+  ASSERT_EQ(second->size(), direct->size());
+  for (size_t i = 0; i < direct->size(); ++i) {
+    EXPECT_EQ((*second)[i].snapshot, (*direct)[i].snapshot);
+    EXPECT_EQ((*second)[i].version, (*direct)[i].version);
+  }
+  Timestamp later = *completeness->complete_through + std::chrono::hours(1);
+  ASSERT_TRUE(cached.AsOf(1, later).ok());
+  ASSERT_TRUE(cached.AsOf(1, later).ok());
+  EXPECT_EQ(cached.hits(), 1) << "a moment past complete_through may still change";
 }
 
 TEST_F(SupportApiTest, AnswersSayHowCompleteTheHistoryIs) {

@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "common/metrics_server.h"
 #include "common/time_util.h"
+#include "history/as_of_cache.h"
 #include "query/query_engine.h"
 #include "query/render.h"
 #include "workload/generator.h"
@@ -91,7 +92,8 @@ Status ServeSupport(HistoryStore& history, const std::string& listen,
   SupportApiOptions options;
   RETURN_IF_ERROR(options.tokens.AddPlain(token, "demo"));
   options.registry = &registry;
-  SupportApiServer server(history, SystemClock::Default(), std::move(options));
+  AsOfCachingHistoryStore cached(history);
+  SupportApiServer server(cached, SystemClock::Default(), std::move(options));
   Status started = server.Start(address.first, address.second);
   if (!started.ok()) {
     return Status(started.code(),

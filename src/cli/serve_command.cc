@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "common/metrics_server.h"
 #include "common/time_util.h"
+#include "history/as_of_cache.h"
 
 namespace ch::cli {
 namespace {
@@ -216,6 +217,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
         }
       }
       MetricsRegistry support_registry;
+      std::unique_ptr<AsOfCachingHistoryStore> support_history;
       std::unique_ptr<SupportApiServer> support;
       if (support_address) {
         ASSIGN_OR_RETURN(HistoryStore * history, runtime->History(/*create=*/false));
@@ -228,7 +230,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
         support_options.health = [rt] {
           return ConsumerHealth(rt->Consumers(), rt->clock().Now());
         };
-        support = std::make_unique<SupportApiServer>(*history, runtime->clock(),
+        // Answers at final moments are remembered: paging through a big customer asks the same
+        // as-of once per page (history/as_of_cache.h).
+        support_history = std::make_unique<AsOfCachingHistoryStore>(*history);
+        support = std::make_unique<SupportApiServer>(*support_history, runtime->clock(),
                                                      std::move(support_options));
         RETURN_IF_ERROR(support->Start(support_address->first, support_address->second));
         std::cerr << fmt::format("serve: support API on http://{}:{}/v1/support/\n",

@@ -12,6 +12,7 @@
 #include <random>
 
 #include "common/time_util.h"
+#include "history/as_of_cache.h"
 #include "history/in_memory_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "testing/test_util.h"
@@ -67,11 +68,27 @@ HistoryStoreBackend SqliteMergingBackend() {
 }
 
 // Every store under contract. Adding one is one line here.
+// The support role's as-of cache over SQLite: it must be indistinguishable from the store.
+HistoryStoreBackend CachedSqliteBackend() {
+  HistoryStoreBackend b = SqliteBackend();
+  b.name = "CachedSqlite";
+  b.caps.reports_bytes = true;
+  auto open = b.open;
+  b.open = [open](const Clock& clock,
+                  const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<HistoryStore> inner, open(clock, dir));
+    return std::unique_ptr<HistoryStore>(
+        std::make_unique<AsOfCachingHistoryStore>(std::move(inner)));
+  };
+  return b;
+}
+
 std::vector<HistoryStoreBackend> AllHistoryStoreBackends() {
   return {
       InMemoryBackend(),
       SqliteBackend(),
       SqliteMergingBackend(),
+      CachedSqliteBackend(),
   };
 }
 
