@@ -19,6 +19,7 @@
 
 #include "api/http_server_internal.h"
 #include "common/time_util.h"
+#include "console/console_site.h"
 #include "query/cursor.h"
 #include "query/query_engine.h"
 #include "query/render.h"
@@ -409,6 +410,46 @@ void SetError(httplib::Response& res, int http_status, std::string_view code,
 
 constexpr std::string_view kRealm = "Bearer realm=\"campaign-history support\"";
 
+// Remove "br" from the request's Accept-Encoding (see the pre-routing handler).
+void DropBrotli(httplib::Request& req) {
+  if (!req.has_header("Accept-Encoding")) return;
+  std::string accepted = req.get_header_value("Accept-Encoding");
+  std::string kept;
+  size_t start = 0;
+  while (start <= accepted.size()) {
+    size_t comma = accepted.find(',', start);
+    if (comma == std::string::npos) comma = accepted.size();
+    std::string item = accepted.substr(start, comma - start);
+    size_t b = item.find_first_not_of(' ');
+    size_t e = b == std::string::npos ? b : item.find_first_of(" ;", b);
+    std::string name =
+        b == std::string::npos ? "" : item.substr(b, e == std::string::npos ? e : e - b);
+    if (!name.empty() && name != "br") kept += (kept.empty() ? "" : ", ") + item.substr(b);
+    start = comma + 1;
+  }
+  req.headers.erase("Accept-Encoding");
+  if (!kept.empty()) req.headers.emplace("Accept-Encoding", kept);
+}
+
+// The web console's files (console/console_site.h): no token needed -- the page asks for one and
+// sends it with each API call -- and only GET and HEAD. The console's own headers (its
+// Content-Security-Policy, Cache-Control) replace the API's defaults.
+void ServeConsoleRequest(const httplib::Request& req, httplib::Response& res) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    res.set_header("Allow", "GET, HEAD");
+    SetError(res, 405, "UNIMPLEMENTED",
+             fmt::format("{} is not allowed on the console (GET, HEAD)", Quote(req.method)));
+    return;
+  }
+  ConsoleResponse page = ServeConsole(req.path);
+  for (const auto& [name, value] : page.headers) {
+    res.headers.erase(name);
+    res.set_header(name, value);
+  }
+  res.status = page.status;
+  res.set_content(page.body.data(), page.body.size(), page.content_type);
+}
+
 }  // namespace
 
 // ---- the server ---------------------------------------------------------------------------------
@@ -512,6 +553,11 @@ void SupportApiServer::Impl::Configure() {
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_start = SteadyClock::now();
     t_error_code.clear();
+    // httplib (0.11) prefers brotli whenever a client accepts it, as every browser does, and
+    // compresses at brotli's highest quality: the console waited 15 s for a 1.4 MB timeline on
+    // this machine (curl, which asks for no encoding, 0.9 s). Leave the client gzip, which is
+    // fast. The request object is httplib's own non-const local, so changing it is defined.
+    DropBrotli(const_cast<httplib::Request&>(req));
     // A request with a body (never needed here) goes through the handlers below, so that httplib
     // reads the body first and the keep-alive connection stays in step.
     if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
@@ -547,8 +593,10 @@ void SupportApiServer::Impl::Configure() {
       t_start.reset();
     }
     const Route* route = MatchRoute(req.path, nullptr);
-    metrics_.Record(route ? route->path : "unmatched", req.method, res.status, t_error_code,
-                    seconds);
+    std::string_view label = route                     ? std::string_view(route->path)
+                             : IsConsolePath(req.path) ? std::string_view("/console/*")
+                                                       : std::string_view("unmatched");
+    metrics_.Record(label, req.method, res.status, t_error_code, seconds);
     t_error_code.clear();
   });
 }
@@ -604,6 +652,7 @@ void SupportApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Resp
   // Every /v1/support path needs a token, known route or not: an unauthenticated caller learns
   // nothing about what exists.
   std::string_view path = req.path;
+  if (IsConsolePath(path)) return ServeConsoleRequest(req, res);
   if ((path == "/v1/support" || path.starts_with("/v1/support/")) && !Authenticate(req, res)) {
     return;
   }

@@ -413,6 +413,54 @@ TEST_F(SupportApiTest, UnknownRoutesAre404AndOtherMethods405) {
   EXPECT_THAT(none.JsonBody().value("note", ""), HasSubstr("777"));
 }
 
+// Browsers accept brotli, which httplib would apply at its slowest quality (15 s for the big
+// customer's timeline): the server answers them with gzip instead.
+TEST_F(SupportApiTest, BrowsersGetGzipNotBrotli) {
+  httplib::Client c("127.0.0.1", server_->port());
+  c.set_decompress(false);
+  auto r = c.Get("/v1/support/customers/1/timeline?from=" + Esc(FormatTimestamp(first_)),
+                 {{"Authorization", std::string("Bearer ") + kToken},
+                  {"Accept-Encoding", "gzip, deflate, br"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Encoding"), "gzip");
+  auto only_br =
+      c.Get("/v1/support/search?q=1",
+            {{"Authorization", std::string("Bearer ") + kToken}, {"Accept-Encoding", "br;q=1.0"}});
+  ASSERT_TRUE(only_br);
+  EXPECT_EQ(only_br->status, 200);
+  EXPECT_EQ(only_br->get_header_value("Content-Encoding"), "");
+}
+
+TEST_F(SupportApiTest, ConsolePagesNeedNoTokenAndCarryTheirSecurityHeaders) {
+  Reply index = Send("GET", "/console/", std::nullopt);
+  ASSERT_EQ(index.status, 200);
+  EXPECT_THAT(index.Header("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(index.body, HasSubstr("<title>"));
+  EXPECT_THAT(index.Header("Content-Security-Policy"), HasSubstr("default-src 'self'"));
+  EXPECT_THAT(index.Header("Content-Security-Policy"), HasSubstr("frame-ancestors 'none'"));
+  EXPECT_EQ(index.Header("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(index.Header("X-Frame-Options"), "DENY");
+  EXPECT_EQ(index.Header("Referrer-Policy"), "no-referrer");
+  // The console's caching replaces the API's, not added to it.
+  EXPECT_EQ(index.headers.count("Cache-Control"), 1u);
+  EXPECT_EQ(index.Header("Cache-Control"), "no-cache");
+  // A deep link is the page itself, which reads its view from the address.
+  Reply deep = Send("GET", "/console/customers/2?at=2026-11-03T14:05:00Z&campaign=7", std::nullopt);
+  EXPECT_EQ(deep.status, 200);
+  EXPECT_EQ(deep.body, index.body);
+  Reply js = Send("GET", "/console/app.js", std::nullopt);
+  EXPECT_EQ(js.status, 200);
+  EXPECT_THAT(js.Header("Content-Type"), HasSubstr("text/javascript"));
+  EXPECT_EQ(Send("GET", "/console", std::nullopt).status, 301);
+  EXPECT_EQ(Send("GET", "/console/nope.js", std::nullopt).status, 404);
+  EXPECT_EQ(Send("GET", "/console/%2e%2e/%2e%2e/etc/passwd", std::nullopt).status, 404);
+  EXPECT_EQ(Send("HEAD", "/console/", std::nullopt).status, 200);
+  Reply post = Send("POST", "/console/", std::nullopt);
+  ExpectError(post, 405, "UNIMPLEMENTED", "POST", "POST /console/");
+  EXPECT_EQ(post.Header("Allow"), "GET, HEAD");
+}
+
 TEST_F(SupportApiTest, HostileStringsGet400Or404AndChangeNothing) {
   auto before = store_->Stats();
   ASSERT_TRUE(before.ok());
