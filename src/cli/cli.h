@@ -57,6 +57,7 @@ void RegisterCapture(CLI::App& app, Context& ctx);
 void RegisterBigQuery(CLI::App& app, Context& ctx);
 void RegisterDeadLetters(CLI::App& app, Context& ctx);
 void RegisterRetention(CLI::App& app, Context& ctx);
+void RegisterApiKey(CLI::App& app, Context& ctx);
 
 // Remove from the dead-letter keeping subscriptions every message about `customer_id` (erase);
 // what cannot be decoded is kept. Return how many were removed.

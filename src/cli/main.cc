@@ -125,6 +125,7 @@ int Run(int argc, char** argv) {
   RegisterDeadLetters(app, ctx);
   RegisterRetention(app, ctx);
   RegisterBigQuery(app, ctx);
+  RegisterApiKey(app, ctx);
 
   try {
     app.parse(argc, argv);
