@@ -7,8 +7,10 @@
 #include <spdlog/spdlog.h>
 
 #include <cctype>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "api/api_keys.h"
@@ -381,6 +383,41 @@ TEST_F(CampaignApiAuthTest, HostileStringsInEveryParameterNeverCrashAndChangeNot
   ASSERT_OK(row);
   EXPECT_EQ((*row)->name, evil);
   EXPECT_EQ(Dump(kB), b_before);
+}
+
+TEST_F(CampaignApiAuthTest, OversizedBodiesUnknownRoutesAndMethodsGetJsonErrors) {
+  const std::string before = Dump(kA);
+  const std::string huge = "{\"name\":\"" + std::string(300 * 1024, 'x') + "\"}";
+  for (const httplib::Headers& h : {Auth(a_), httplib::Headers{}}) {
+    Reply r = Send("POST", "/v1/customers/7/campaigns", huge, h);
+    EXPECT_EQ(r.status, 413);
+    EXPECT_EQ(r.Code(), "RESOURCE_EXHAUSTED");
+    EXPECT_THAT(r.Message(), HasSubstr("request body exceeds"));
+  }
+  Reply r = Send("GET", "/v1/customers/7/campaigns/../../secrets", "", Auth(a_));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.Code(), "NOT_FOUND");
+  r = Send("GET", "/v2/campaigns/1", "", Auth(a_));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.Message(), HasSubstr("no route"));
+  r = Send("POST", "/v1/campaigns/" + std::to_string(a1_), "{}", Auth(a_));
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.Code(), "UNIMPLEMENTED");
+  EXPECT_EQ(Dump(kA), before);
+}
+
+TEST_F(CampaignApiAuthTest, AKeyRevokedWhileTheServerRunsIsRefusedWithinASecondOrTwo) {
+  const std::string path = "/v1/campaigns/" + std::to_string(a1_);
+  ASSERT_EQ(Send("GET", path, "", Auth(a2_)).status, 200);
+  ASSERT_OK(RevokeApiKey(file_, a2_.key.id, clock_.Now()));
+  auto fresh = CreateApiKey(file_, kA, clock_.Now());
+  ASSERT_OK(fresh);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  Reply r = Send("GET", path, "", Auth(a2_));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_THAT(r.Message(), HasSubstr("revoked"));
+  EXPECT_EQ(Send("GET", path, "", Auth(*fresh)).status, 200);
+  EXPECT_EQ(Send("GET", path, "", Auth(a_)).status, 200);
 }
 
 TEST_F(CampaignApiAuthTest, MetricsCountErrorsByKindAndAuthFailuresByReason) {
