@@ -13,10 +13,12 @@
 // non-empty line is one key:
 //
 //   {"format":"campaign-history-api-keys","version":1}
-//   {"id":"k3f0c…","customer_id":7,"service":false,"sha256":"<64
-//   hex>","created_at":"…","revoked_at":null}
-//   {"id":"k9a1d…","customer_id":null,"service":true,"sha256":"<64
-//   hex>","created_at":"…","revoked_at":null}
+//   {"created_at":"…","customer_id":7,"id":"k3f0c…","revoked_at":null,"service":false,
+//    "sha256":"<64 hex>"}                                  (one line in the file)
+//   {"created_at":"…","customer_id":null,"id":"k9a1d…","revoked_at":null,"service":true,
+//    "sha256":"<64 hex>"}
+//
+// Fields may come in any order; an unknown field is refused (a new field means a new version).
 //
 // Why SHA-256 without salt or pepper: a secret carries 256 random bits, so a stolen file cannot be
 // brute-forced and equal secrets never occur; salts and slow hashes protect low-entropy passwords.
