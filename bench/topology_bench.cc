@@ -50,6 +50,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/api_keys.h"
 #include "app/committed_versions.h"
 #include "app/runtime.h"
 #include "bus/pubsub_change_bus.h"
@@ -883,7 +884,7 @@ Result<CaughtUp> WaitHistoryCaughtUp(const fs::path& history,
 }
 
 // Send `n` PATCH requests to the api process (its RSS under use); return the count that succeeded.
-int64_t DriveApi(Child& api, int64_t campaign_id, int n) {
+int64_t DriveApi(Child& api, const std::string& secret, int64_t campaign_id, int n) {
   std::string log;
   int port = 0;
   for (int i = 0; i < 200 && port == 0; ++i) {
@@ -899,7 +900,8 @@ int64_t DriveApi(Child& api, int64_t campaign_id, int n) {
   httplib::Client cli("127.0.0.1", port);
   cli.set_keep_alive(true);
   cli.set_tcp_nodelay(true);
-  httplib::Headers headers = {{"X-Actor", "user:bench-api"}};
+  // A service key, as the customer UI's backend sends it.
+  httplib::Headers headers = {{"Authorization", "Bearer " + secret}, {"X-Actor", "user:bench-api"}};
   int64_t ok = 0;
   for (int i = 0; i < n; ++i) {
     std::string body = fmt::format(R"({{"frequency_cap":{}}})", i % 50);
@@ -946,9 +948,16 @@ Result<E2eResult> RunE2e(Env& env, const E2eConfig& cfg, const std::string& work
       roles.push_back(std::move(c));
     }
     Child* api = nullptr;
+    std::string api_secret;
     if (cfg.api) {
-      ASSIGN_OR_RETURN(auto c, SpawnRole(env, fmt::format("e{}-api", run), flags,
-                                         {"--roles", "api", "--listen", "127.0.0.1:0"}));
+      const std::string keys = (env.dir / fmt::format("e{}-api-keys.jsonl", run)).string();
+      fs::remove(keys);
+      ASSIGN_OR_RETURN(NewApiKey key,
+                       CreateApiKey(keys, std::nullopt, SystemClock::Default().Now()));
+      api_secret = key.secret;
+      ASSIGN_OR_RETURN(
+          auto c, SpawnRole(env, fmt::format("e{}-api", run), flags,
+                            {"--roles", "api", "--listen", "127.0.0.1:0", "--api-keys", keys}));
       roles.push_back(std::move(c));
       api = roles.back().get();
     }
@@ -1018,7 +1027,7 @@ Result<E2eResult> RunE2e(Env& env, const E2eConfig& cfg, const std::string& work
       for (auto it = versions.rbegin(); it != versions.rend(); ++it) {
         ASSIGN_OR_RETURN(std::optional<Campaign> row, service->Get(it->first));
         if (!row) continue;
-        int64_t ok = DriveApi(*api, it->first, 2000);
+        int64_t ok = DriveApi(*api, api_secret, it->first, 2000);
         if (ok != 2000) std::cerr << fmt::format("api: only {} of 2000 requests succeeded\n", ok);
         break;
       }

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <condition_variable>
@@ -39,6 +40,7 @@ using http_internal::kJson;
 using http_internal::ParsePathId;
 using http_internal::Quote;
 using http_internal::SetError;
+using http_internal::ThreadErrorCode;
 
 // ---- routes -------------------------------------------------------------------------------------
 
@@ -286,6 +288,15 @@ class ApiMetrics {
     }
   }
 
+  void RecordError(std::string_view code) {
+    std::lock_guard lock(mu_);
+    ++errors_[std::string(code)];
+  }
+  void RecordAuthFailure(std::string_view reason) {
+    std::lock_guard lock(mu_);
+    ++auth_failures_[std::string(reason)];
+  }
+
   void RecordCommit(ChangeOp op, const CommitInfo& info) {
     writes_[static_cast<size_t>(op)].fetch_add(1, std::memory_order_relaxed);
     versions_.fetch_add(static_cast<int64_t>(info.changes.size()), std::memory_order_relaxed);
@@ -311,6 +322,11 @@ class ApiMetrics {
             kRouteLabels[route], method, status, n);
       }
       latency = latency_;
+      RenderCounts(out, "errors_total", "Error responses, by error code.", "code", errors_);
+      RenderCounts(out, "auth_failures_total",
+                   "Requests refused for their credentials or their scope, by reason (missing, "
+                   "malformed, unknown_key, wrong_secret, revoked, wrong_customer, actor_refused).",
+                   "reason", auth_failures_);
     }
     out +=
         "# HELP campaign_history_api_request_duration_seconds Time from routing a request to "
@@ -357,17 +373,32 @@ class ApiMetrics {
     int64_t count = 0;
   };
 
+  static void RenderCounts(std::string& out, std::string_view name, std::string_view help,
+                           std::string_view label, const std::map<std::string, int64_t>& counts) {
+    out +=
+        fmt::format("# HELP campaign_history_api_{} {}\n# TYPE campaign_history_api_{} counter\n",
+                    name, help, name);
+    for (const auto& [value, n] : counts) {
+      out += fmt::format("campaign_history_api_{}{{{}=\"{}\"}} {}\n", name, label, value, n);
+    }
+  }
+
+ public:
   static std::string KnownMethod(std::string_view m) {
     for (std::string_view k : {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}) {
       if (m == k) return std::string(k);
     }
     return "OTHER";
   }
+
+ private:
   static std::string_view OpLabel(ChangeOp op) { return ChangeOpName(op); }
 
   mutable std::mutex mu_;
   std::map<std::tuple<int, std::string, int>, int64_t> requests_;  // guarded by mu_
   std::map<std::pair<int, std::string>, Histogram> latency_;       // guarded by mu_
+  std::map<std::string, int64_t> errors_;                          // guarded by mu_
+  std::map<std::string, int64_t> auth_failures_;                   // guarded by mu_
   std::array<std::atomic<int64_t>, 3> writes_{};
   std::atomic<int64_t> moves_{0};
   std::atomic<int64_t> versions_{0};
@@ -403,14 +434,30 @@ class CampaignApiServer::Impl {
   // Route and run one request; may throw (Handle catches).
   void Dispatch(const httplib::Request& req, httplib::Response& res, std::string_view body);
 
-  void Create(int64_t customer_id, const httplib::Request& req, httplib::Response& res,
+  // Authentication and scope (only with options_.keys). Each answers the refusal itself and
+  // returns false when the request may not go on.
+  bool Authenticate(const httplib::Request& req, Route route, httplib::Response& res,
+                    std::optional<ApiKey>& key);
+  bool CustomerVisible(const httplib::Request& req, Route route, const ApiKey* key,
+                       int64_t customer_id, httplib::Response& res);
+  bool CampaignVisible(const httplib::Request& req, Route route, const ApiKey* key, int64_t id,
+                       httplib::Response& res);
+  // The actor of a write, from the key and X-Actor; answers 400/403 and returns nullopt if none.
+  std::optional<std::string> WriteActor(const httplib::Request& req, Route route, const ApiKey* key,
+                                        httplib::Response& res);
+  void Refuse(const httplib::Request& req, Route route, httplib::Response& res,
+              const Status& status, std::string_view reason, std::string_view key_id);
+
+  void Create(int64_t customer_id, const std::string& actor, httplib::Response& res,
               std::string_view body);
   void List(int64_t customer_id, httplib::Response& res);
   void Get(int64_t id, httplib::Response& res);
-  void Update(int64_t id, const httplib::Request& req, httplib::Response& res,
-              std::string_view body);
-  void Move(int64_t id, const httplib::Request& req, httplib::Response& res, std::string_view body);
-  void Delete(int64_t id, const httplib::Request& req, httplib::Response& res);
+  void Update(int64_t id, const std::string& actor, const httplib::Request& req,
+              httplib::Response& res, std::string_view body);
+  void Move(int64_t id, const std::string& actor, const httplib::Request& req,
+            httplib::Response& res, std::string_view body);
+  void Delete(int64_t id, const std::string& actor, const httplib::Request& req,
+              httplib::Response& res);
 
   CampaignService& service_;
   const CampaignApiOptions options_;
@@ -515,6 +562,7 @@ void CampaignApiServer::Impl::Configure() {
   // here, before httplib would try to read a body until the connection closes.
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_request_start = SteadyClock::now();
+    ThreadErrorCode() = {};
     if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding")) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -556,6 +604,9 @@ void CampaignApiServer::Impl::Configure() {
       t_request_start.reset();
     }
     metrics_.RecordRequest(MatchRoute(req.path).route, req.method, res.status, seconds);
+    if (res.status >= 400)
+      metrics_.RecordError(ThreadErrorCode().empty() ? "UNKNOWN" : ThreadErrorCode());
+    ThreadErrorCode() = {};
   });
 }
 
@@ -596,10 +647,13 @@ void CampaignApiServer::Impl::Handle(const httplib::Request& req, httplib::Respo
   try {
     Dispatch(req, res, body);
   } catch (const std::exception& e) {
-    spdlog::error("api: {} {} failed: {}", req.method, req.path, e.what());
-    SetError(res, InternalError(fmt::format("unexpected error: {}", e.what())));
+    // The details stay in the log; the client learns only that it was our fault.
+    spdlog::error("api: {} {} failed: {}", Excerpt(req.method), Excerpt(req.path),
+                  Excerpt(e.what()));
+    SetError(res, InternalError("unexpected error (logged)"));
   } catch (...) {
-    spdlog::error("api: {} {} failed with a non-standard exception", req.method, req.path);
+    spdlog::error("api: {} {} failed with a non-standard exception", Excerpt(req.method),
+                  Excerpt(req.path));
     SetError(res, InternalError("unexpected error"));
   }
 }
@@ -626,43 +680,176 @@ void CampaignApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Res
     return;
   }
 
+  if (m.route == Route::kHealthz) {
+    res.status = 200;
+    res.set_content("ok", "text/plain");
+    return;
+  }
+  if (m.route == Route::kMetrics) {
+    res.status = 200;
+    res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
+    return;
+  }
+  // Every /v1 route: credentials first, then the path, then the scope, then the actor.
+  std::optional<ApiKey> key;
+  if (options_.keys && !Authenticate(req, m.route, res, key)) return;
+  const bool write = method != "GET";
   switch (m.route) {
-    case Route::kHealthz:
-      res.status = 200;
-      res.set_content("ok", "text/plain");
-      return;
-    case Route::kMetrics:
-      res.status = 200;
-      res.set_content(metrics_.Render(), "text/plain; version=0.0.4");
-      return;
     case Route::kCustomerCampaigns: {
       auto customer_id = ParsePathId(m.id_text, "customer_id");
       if (!customer_id.ok()) return SetError(res, customer_id.status());
-      if (method == "GET") return List(*customer_id, res);
-      return Create(*customer_id, req, res, body);
+      if (!CustomerVisible(req, m.route, key ? &*key : nullptr, *customer_id, res)) return;
+      if (!write) return List(*customer_id, res);
+      std::optional<std::string> actor = WriteActor(req, m.route, key ? &*key : nullptr, res);
+      if (!actor) return;
+      return Create(*customer_id, *actor, res, body);
     }
     case Route::kCampaign:
     case Route::kCampaignMove: {
       auto id = ParsePathId(m.id_text, "id");
       if (!id.ok()) return SetError(res, id.status());
-      if (m.route == Route::kCampaignMove) return Move(*id, req, res, body);
-      if (method == "GET") return Get(*id, res);
-      if (method == "PATCH") return Update(*id, req, res, body);
-      return Delete(*id, req, res);
+      if (!CampaignVisible(req, m.route, key ? &*key : nullptr, *id, res)) return;
+      if (!write) return Get(*id, res);
+      std::optional<std::string> actor = WriteActor(req, m.route, key ? &*key : nullptr, res);
+      if (!actor) return;
+      if (m.route == Route::kCampaignMove) return Move(*id, *actor, req, res, body);
+      if (method == "PATCH") return Update(*id, *actor, req, res, body);
+      return Delete(*id, *actor, req, res);
     }
+    case Route::kHealthz:
+    case Route::kMetrics:
     case Route::kUnmatched:
       break;
   }
   SetError(res, InternalError("unrouted request"));
 }
 
-void CampaignApiServer::Impl::Create(int64_t customer_id, const httplib::Request& req,
-                                     httplib::Response& res, std::string_view body) {
+// ---- authentication and scope -------------------------------------------------------------------
+
+void CampaignApiServer::Impl::Refuse(const httplib::Request& req, Route route,
+                                     httplib::Response& res, const Status& status,
+                                     std::string_view reason, std::string_view key_id) {
+  metrics_.RecordAuthFailure(reason);
+  // Route template and key id only: never the secret, and no raw client bytes in the log.
+  spdlog::warn("api: refused {} {} from {}: {} ({})", ApiMetrics::KnownMethod(req.method),
+               kRouteLabels[static_cast<size_t>(route)], Excerpt(req.remote_addr), reason,
+               key_id.empty() ? std::string("no known key") : fmt::format("key {}", key_id));
+  SetError(res, status);
+  if (status.code() == StatusCode::kUnauthenticated) {
+    res.set_header("WWW-Authenticate",
+                   reason == "missing"
+                       ? "Bearer realm=\"campaign-history\""
+                       : "Bearer realm=\"campaign-history\", error=\"invalid_token\"");
+  }
+}
+
+bool CampaignApiServer::Impl::Authenticate(const httplib::Request& req, Route route,
+                                           httplib::Response& res, std::optional<ApiKey>& key) {
+  if (!req.has_header("Authorization")) {
+    Refuse(req, route, res,
+           UnauthenticatedError(
+               "Authorization: credentials required (Authorization: Bearer <API key>)"),
+           "missing", "");
+    return false;
+  }
+  const std::string header = req.get_header_value("Authorization");
+  std::string_view v = header;
+  constexpr std::string_view kBearer = "bearer ";
+  bool bearer = v.size() > kBearer.size() && req.get_header_value_count("Authorization") == 1;
+  for (size_t i = 0; bearer && i < kBearer.size(); ++i) {
+    bearer = std::tolower(static_cast<unsigned char>(v[i])) == kBearer[i];
+  }
+  if (!bearer) {
+    Refuse(req, route, res,
+           UnauthenticatedError("Authorization: expected one header 'Bearer <API key>'"),
+           "malformed", "");
+    return false;
+  }
+  v.remove_prefix(kBearer.size());
+  ApiKeyring::Refusal refusal;
+  key = options_.keys->Authenticate(v, &refusal);
+  if (!key) {
+    Refuse(req, route, res, refusal.status, refusal.reason, refusal.key_id);
+    return false;
+  }
+  return true;
+}
+
+bool CampaignApiServer::Impl::CustomerVisible(const httplib::Request& req, Route route,
+                                              const ApiKey* key, int64_t customer_id,
+                                              httplib::Response& res) {
+  if (key == nullptr || key->service() || *key->customer_id == customer_id) return true;
+  // The same answer whether or not the customer exists.
+  Refuse(req, route, res, NotFoundError(fmt::format("customer {} not found", customer_id)),
+         "wrong_customer", key->id);
+  return false;
+}
+
+bool CampaignApiServer::Impl::CampaignVisible(const httplib::Request& req, Route route,
+                                              const ApiKey* key, int64_t id,
+                                              httplib::Response& res) {
+  if (key == nullptr || key->service()) return true;
+  // A campaign never changes customer and ids are never reused, so checking before the write
+  // holds for the write too.
+  auto row = service_.Get(id);
+  if (!row.ok()) {
+    SetError(res, row.status());
+    return false;
+  }
+  if (row->has_value() && (*row)->customer_id == *key->customer_id) return true;
+  // Byte for byte the answer for a campaign that does not exist (Get below).
+  Status not_found = NotFoundError(fmt::format("campaign {} not found", id));
+  if (row->has_value()) {
+    Refuse(req, route, res, not_found, "wrong_customer", key->id);
+  } else {
+    SetError(res, not_found);
+  }
+  return false;
+}
+
+std::optional<std::string> CampaignApiServer::Impl::WriteActor(const httplib::Request& req,
+                                                               Route route, const ApiKey* key,
+                                                               httplib::Response& res) {
+  if (key != nullptr && !key->service()) {
+    // A customer key writes as itself; X-Actor may only repeat that.
+    if (!req.has_header("X-Actor") || req.get_header_value("X-Actor") == key->actor()) {
+      return key->actor();
+    }
+    Refuse(req, route, res,
+           PermissionDeniedError(fmt::format(
+               "X-Actor: a customer key writes as {}; leave the header out (only a service key "
+               "names an end user)",
+               key->actor())),
+           "actor_refused", key->id);
+    return std::nullopt;
+  }
   auto actor = ActorFrom(req);
-  if (!actor.ok()) return SetError(res, actor.status());
+  if (!actor.ok()) {
+    SetError(res, key != nullptr ? InvalidArgumentError(fmt::format(
+                                       "{} (a service key names the end user: X-Actor: user:<id>)",
+                                       actor.status().message()))
+                                 : actor.status());
+    return std::nullopt;
+  }
+  if (key != nullptr && !actor->starts_with("user:")) {
+    Refuse(req, route, res,
+           PermissionDeniedError(fmt::format(
+               "X-Actor: a service key acts for an end user and must name them as user:<id> "
+               "(got {})",
+               Quote(*actor))),
+           "actor_refused", key->id);
+    return std::nullopt;
+  }
+  return *actor;
+}
+
+// ---- handlers -----------------------------------------------------------------------------------
+
+void CampaignApiServer::Impl::Create(int64_t customer_id, const std::string& actor,
+                                     httplib::Response& res, std::string_view body) {
   auto draft = ParseCreateBody(body, customer_id);
   if (!draft.ok()) return SetError(res, draft.status());
-  WriteContext ctx{.actor = *actor};
+  WriteContext ctx{.actor = actor};
   auto info = service_.Create(*draft, ctx);
   if (!info.ok()) return SetError(res, info.status());
   metrics_.RecordCommit(ChangeOp::kCreated, *info);
@@ -697,15 +884,14 @@ void CampaignApiServer::Impl::Get(int64_t id, httplib::Response& res) {
   res.set_header("ETag", ETag((*row)->version));
 }
 
-void CampaignApiServer::Impl::Update(int64_t id, const httplib::Request& req,
-                                     httplib::Response& res, std::string_view body) {
-  auto actor = ActorFrom(req);
-  if (!actor.ok()) return SetError(res, actor.status());
+void CampaignApiServer::Impl::Update(int64_t id, const std::string& actor,
+                                     const httplib::Request& req, httplib::Response& res,
+                                     std::string_view body) {
   auto expect_version = ExpectedVersionFrom(req);
   if (!expect_version.ok()) return SetError(res, expect_version.status());
   auto patch = ParseCampaignPatch(body);
   if (!patch.ok()) return SetError(res, patch.status());
-  WriteContext ctx{.actor = *actor, .expect_version = *expect_version};
+  WriteContext ctx{.actor = actor, .expect_version = *expect_version};
   auto info = service_.Update(id, *patch, ctx);
   if (!info.ok()) return SetError(res, info.status());
   metrics_.RecordCommit(ChangeOp::kUpdated, *info);
@@ -714,15 +900,14 @@ void CampaignApiServer::Impl::Update(int64_t id, const httplib::Request& req,
   SetCommitHeaders(res, *info);
 }
 
-void CampaignApiServer::Impl::Move(int64_t id, const httplib::Request& req, httplib::Response& res,
+void CampaignApiServer::Impl::Move(int64_t id, const std::string& actor,
+                                   const httplib::Request& req, httplib::Response& res,
                                    std::string_view body) {
-  auto actor = ActorFrom(req);
-  if (!actor.ok()) return SetError(res, actor.status());
   auto expect_version = ExpectedVersionFrom(req);
   if (!expect_version.ok()) return SetError(res, expect_version.status());
   auto priority = ParseMoveBody(body);
   if (!priority.ok()) return SetError(res, priority.status());
-  WriteContext ctx{.actor = *actor, .expect_version = *expect_version};
+  WriteContext ctx{.actor = actor, .expect_version = *expect_version};
   auto info = service_.Move(id, *priority, ctx);
   if (!info.ok()) return SetError(res, info.status());
   metrics_.RecordMove(*info);
@@ -731,13 +916,11 @@ void CampaignApiServer::Impl::Move(int64_t id, const httplib::Request& req, http
   SetCommitHeaders(res, *info);
 }
 
-void CampaignApiServer::Impl::Delete(int64_t id, const httplib::Request& req,
-                                     httplib::Response& res) {
-  auto actor = ActorFrom(req);
-  if (!actor.ok()) return SetError(res, actor.status());
+void CampaignApiServer::Impl::Delete(int64_t id, const std::string& actor,
+                                     const httplib::Request& req, httplib::Response& res) {
   auto expect_version = ExpectedVersionFrom(req);
   if (!expect_version.ok()) return SetError(res, expect_version.status());
-  WriteContext ctx{.actor = *actor, .expect_version = *expect_version};
+  WriteContext ctx{.actor = actor, .expect_version = *expect_version};
   auto info = service_.Delete(id, ctx);
   if (!info.ok()) return SetError(res, info.status());
   metrics_.RecordCommit(ChangeOp::kDeleted, *info);

@@ -13,8 +13,13 @@
 //   GET    /metrics                                Prometheus text format
 //
 // Contracts:
-//   * Every write needs an `X-Actor` header (`user:<id>`, `api:<key>` or `worker:<name>`,
-//     1-128 characters); a successful write answers with `X-Transaction-Id` and
+//   * With CampaignApiOptions::keys, every /v1 request needs `Authorization: Bearer <secret>`
+//     (401 without, with `WWW-Authenticate`); a customer key sees only its customer (404
+//     otherwise, exactly as for a campaign that does not exist). Refusals are logged with the key
+//     id, never the secret, and counted in campaign_history_api_auth_failures_total.
+//   * Every write has an actor: `api:<key id>` for a customer key; `X-Actor: user:<id>` given by
+//     a service key; without keys the `X-Actor` header as sent (`user:<id>`, `api:<key>` or
+//     `worker:<name>`, 1-128 characters); a successful write answers with `X-Transaction-Id` and
 //     `X-Committed-At` (RFC 3339 UTC, microseconds).
 //   * Errors answer {"error":{"code":"INVALID_ARGUMENT","message":"..."}} with
 //     HttpStatusFor(code); the API's own checks add 404 (unknown route), 405 (wrong method, with
@@ -42,6 +47,7 @@
 #include <memory>
 #include <string>
 
+#include "api/api_keys.h"
 #include "campaign/campaign_service.h"
 #include "common/status.h"
 
@@ -69,6 +75,13 @@ struct CampaignApiOptions {
   std::chrono::milliseconds keep_alive_timeout = std::chrono::seconds(2);
   // A keep-alive connection is closed after this many requests. REQUIRES: >= 1. Default: 1000.
   int keep_alive_max_requests = 1000;
+  // Who may call the /v1 routes. With a keyring, every /v1 request needs
+  // `Authorization: Bearer <secret>` of one of its keys: a customer key reads and writes only its
+  // customer's campaigns (others are 404) and writes as `api:<key id>`; a service key acts for
+  // any customer and must name the end user in `X-Actor: user:<id>` on writes. nullptr trusts
+  // `X-Actor` as sent and needs no credentials: for tests and development only (`serve
+  // --insecure-trust-actor`). /healthz and /metrics never need credentials. Default: nullptr.
+  std::shared_ptr<const ApiKeyring> keys;
 };
 
 class CampaignApiServer {

@@ -36,7 +36,13 @@ void SetError(httplib::Response& res, int http_status, std::string_view code,
               std::string_view message) {
   res.status = http_status;
   res.body = ErrorJson(code, message);
+  ThreadErrorCode() = code;
   res.set_header("Content-Type", kJson);
+}
+
+std::string_view& ThreadErrorCode() {
+  thread_local std::string_view code;
+  return code;
 }
 
 void SetError(httplib::Response& res, const Status& status) {

@@ -32,10 +32,16 @@ Result<int64_t> ParsePathId(std::string_view text, std::string_view what);
 // {"error":{"code":...,"message":...}}; never throws on invalid UTF-8 in the message.
 std::string ErrorJson(std::string_view code, std::string_view message);
 
+// Answer `res` with an error. It also sets ThreadErrorCode() to `code`.
 void SetError(httplib::Response& res, int http_status, std::string_view code,
               std::string_view message);
 // HttpStatusFor(status.code()) with the status's code name and message.
 void SetError(httplib::Response& res, const Status& status);
+
+// The code of the last error SetError answered on this thread (e.g. the `code` label of an
+// errors metric): a server clears it when a request starts and reads it when it is logged, both
+// on the request's worker thread. `code` must be static (a literal or StatusCodeName).
+std::string_view& ThreadErrorCode();
 
 // The error for responses that httplib itself produced (no handler ran): bad request lines,
 // bodies over the limit, and so on.

@@ -63,6 +63,7 @@ void RegisterSupportToken(CLI::App& app, Context& ctx);
 // The support API's tokens: those of `file` (when not empty) and of the environment variable
 // CAMPAIGN_HISTORY_SUPPORT_TOKENS (api/support_tokens.h). Fails naming the bad file or entry.
 Result<SupportTokens> LoadSupportTokens(const std::string& file);
+void RegisterApiKey(CLI::App& app, Context& ctx);
 
 // Remove from the dead-letter keeping subscriptions every message about `customer_id` (erase);
 // what cannot be decoded is kept. Return how many were removed.

@@ -126,6 +126,7 @@ int Run(int argc, char** argv) {
   RegisterRetention(app, ctx);
   RegisterBigQuery(app, ctx);
   RegisterSupportToken(app, ctx);
+  RegisterApiKey(app, ctx);
 
   try {
     app.parse(argc, argv);

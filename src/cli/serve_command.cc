@@ -47,6 +47,29 @@ Result<HistoryStore*> WrittenHistory(Runtime& runtime, const std::set<std::strin
   return runtime.History();
 }
 
+// The keyring of the api role, or nullptr with --insecure-trust-actor (and a warning).
+Result<std::shared_ptr<const ApiKeyring>> ApiKeysFor(const std::string& file, bool insecure) {
+  if (!file.empty() && insecure) {
+    return InvalidArgumentError("--api-keys and --insecure-trust-actor exclude each other");
+  }
+  if (insecure) {
+    spdlog::warn(
+        "serve: --insecure-trust-actor: the api trusts X-Actor as sent and needs no credentials; "
+        "for development only");
+    return std::shared_ptr<const ApiKeyring>();
+  }
+  if (file.empty()) {
+    return InvalidArgumentError(
+        "--roles api needs --api-keys FILE (create one with 'campaign-history api-key create "
+        "--customer C --api-keys FILE'); for development without credentials, "
+        "--insecure-trust-actor");
+  }
+  Result<std::shared_ptr<ApiKeyring>> ring = ApiKeyring::Load(file);
+  if (!ring.ok()) return ring.status().WithContext("--api-keys");
+  spdlog::info("serve: api keys from {} ({} keys)", file, (*ring)->size());
+  return std::shared_ptr<const ApiKeyring>(*ring);
+}
+
 }  // namespace
 
 void RegisterServe(CLI::App& app, Context& ctx) {
@@ -68,6 +91,8 @@ void RegisterServe(CLI::App& app, Context& ctx) {
     size_t batch_size = 2000;
     bool no_create = false;
     std::string ack_deadline = "20s";
+    std::string api_keys;
+    bool insecure_trust_actor = false;
     TopologyOptions topology;
   };
   auto args = std::make_shared<Args>();
@@ -82,6 +107,13 @@ void RegisterServe(CLI::App& app, Context& ctx) {
   cmd->add_option("--support-tokens", args->support_tokens,
                   "support: file of the bearer tokens' hashes (lines sha256:<hex> [label]; "
                   "'support-token create' adds one); CAMPAIGN_HISTORY_SUPPORT_TOKENS adds more");
+  cmd->add_option("--api-keys", args->api_keys,
+                  "api: the key file (see 'api-key create'); every /v1 request then needs "
+                  "Authorization: Bearer <secret>. Required with the api role unless "
+                  "--insecure-trust-actor");
+  cmd->add_flag("--insecure-trust-actor", args->insecure_trust_actor,
+                "api: DEVELOPMENT ONLY: no credentials; trust X-Actor as sent, so anyone who can "
+                "reach the port writes as anyone, for any customer");
   cmd->add_option("--metrics-listen", args->metrics_listen,
                   "HOST:PORT for GET /metrics (Prometheus) and GET /healthz (503 while a consumer "
                   "is blocked by a failing dependency); read by 'status --serve' [default: off]");
@@ -149,8 +181,10 @@ void RegisterServe(CLI::App& app, Context& ctx) {
       }
       std::string host = args->listen;
       int port = 0;
+      std::shared_ptr<const ApiKeyring> keys;
       if (roles.contains("api")) {
         ASSIGN_OR_RETURN(std::tie(host, port), ParseHostPort("--listen", args->listen));
+        ASSIGN_OR_RETURN(keys, ApiKeysFor(args->api_keys, args->insecure_trust_actor));
       }
       // The support role serves on a port of its own: on --listen when it runs without api,
       // otherwise on --support-listen (two servers cannot share one port).
@@ -211,7 +245,7 @@ void RegisterServe(CLI::App& app, Context& ctx) {
           spdlog::info("serve: scheduler running every {}", args->scheduler_interval);
         }
         if (roles.contains("api")) {
-          api = std::make_unique<CampaignApiServer>(*service);
+          api = std::make_unique<CampaignApiServer>(*service, CampaignApiOptions{.keys = keys});
           RETURN_IF_ERROR(api->Start(host, port));
           std::cerr << fmt::format("serve: api listening on http://{}:{}\n", host, api->port());
         }

@@ -79,7 +79,7 @@ TEST_F(CliCaptureModeTest, AProcessWhoseModeDisagreesFailsAndSaysWhatToRun) {
               {"configured for 'none'", fmt::format("--campaign-db {} capture drop", db)});
   ExpectFails(fmt::format("--config '{}' replay --ops '{}'", config, part2_), 4,
               {"configured for 'none'"});
-  ExpectFails("--capture none serve --roles api --listen 127.0.0.1:0", 4,
+  ExpectFails("--capture none serve --roles api --listen 127.0.0.1:0 --insecure-trust-actor", 4,
               {"captures in mode 'log'"});
   // Nothing of that changed the database: it still captures, and every writer's changes arrive.
   nlohmann::json s = CaptureStatus();
