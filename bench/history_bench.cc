@@ -1,4 +1,5 @@
-// history_bench: the SQLite history store under the shape of the `large` workload.
+// history_bench: the SQLite (default) or PostgreSQL (--pg URL) history store under the shape of
+// the `large` workload.
 //
 // Builds a history directly through the HistoryStore API -- one customer with 2,000 campaigns
 // plus 200 customers with 10, about 1.46 M versions of which most are the priority shifts that
@@ -14,6 +15,8 @@
 // Usage: history_bench [--records N] [--batch N] [--synchronous FULL|NORMAL] [--moments N]
 //                      [--baseline-moments N] [--path FILE] [--keep] [--seed N]
 //                      [--merge-rows N] [--merge-chunk-rows N] [--autocheckpoint PAGES]
+//                      [--pg URL]   (PostgreSQL: a fresh schema pghistory_bench_<pid>, dropped
+//                                    at the end unless --keep; no SQLite baseline)
 // Numbers only; nothing here asserts a timing.
 #include <fmt/format.h>
 #include <time.h>
@@ -30,8 +33,10 @@
 #include <string>
 #include <vector>
 
+#include "campaign/pg_client.h"
 #include "common/sqlite.h"
 #include "common/time_util.h"
+#include "history/pg_history_store.h"
 #include "history/sqlite_history_store.h"
 
 namespace ch {
@@ -362,6 +367,7 @@ int Run(int argc, char** argv) {
   int cache_mib = SqliteHistoryOptions().cache_kib / 1024;
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
+  std::string pg_url;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -398,6 +404,8 @@ int Run(int argc, char** argv) {
     } else if (a == "--reuse") {
       reuse = true;
       keep = true;
+    } else if (a == "--pg") {
+      pg_url = next();
     } else if (a == "--seed") {
       seed = std::strtoull(next().c_str(), nullptr, 10);
     } else {
@@ -408,11 +416,17 @@ int Run(int argc, char** argv) {
       return 2;
     }
   }
+  const bool pg = !pg_url.empty();
+  const std::string pg_schema = fmt::format("pghistory_bench_{}", getpid());
+  if (pg) {
+    path = pg_schema;
+    baseline_moments = 0;
+  }
   if (path.empty()) {
     path = (std::filesystem::temp_directory_path() / fmt::format("history_bench-{}.db", getpid()))
                .string();
   }
-  if (!reuse) {
+  if (!reuse && !pg) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
 
@@ -424,12 +438,29 @@ int Run(int argc, char** argv) {
   options.merge_threshold_rows = merge_rows;
   options.merge_chunk_rows = merge_chunk_rows;
   options.cache_kib = cache_mib * 1024;
-  auto opened = SqliteHistoryStore::Open(options);
-  if (!opened.ok()) {
-    fmt::print(stderr, "{}\n", opened.status().ToString());
-    return 1;
+  std::unique_ptr<SqliteHistoryStore> sqlite_store;
+  std::unique_ptr<PgHistoryStore> pg_store;
+  HistoryStore* store = nullptr;
+  if (pg) {
+    PgHistoryOptions po;
+    po.url = pg_url;
+    po.schema = pg_schema;
+    auto opened = PgHistoryStore::Open(po);
+    if (!opened.ok()) {
+      fmt::print(stderr, "{}\n", opened.status().ToString());
+      return 1;
+    }
+    pg_store = std::move(opened).value();
+    store = pg_store.get();
+  } else {
+    auto opened = SqliteHistoryStore::Open(options);
+    if (!opened.ok()) {
+      fmt::print(stderr, "{}\n", opened.status().ToString());
+      return 1;
+    }
+    sqlite_store = std::move(opened).value();
+    store = sqlite_store.get();
   }
-  auto store = std::move(opened).value();
 
   // ---- load ------------------------------------------------------------------------------------
   Generator gen(seed);
@@ -485,15 +516,32 @@ int Run(int argc, char** argv) {
     records = stats->records;
     first_time = stats->first_event.value_or(first_time);
     last_time = stats->last_event.value_or(first_time);
-  } else if (!store->Checkpoint().ok()) {
+  } else if (sqlite_store && !sqlite_store->Checkpoint().ok()) {
     return 1;
+  } else if (pg_store) {
+    // What a running server does on its own: VACUUM ANALYZE keeps the visibility map and the
+    // statistics current (as-of plans rely on both).
+    PgConnectOptions co;
+    co.url = pg_url;
+    auto conn = PgConn::Connect(co);
+    if (!conn.ok() || !(*conn)
+                           ->Exec(fmt::format("VACUUM ANALYZE {0}.history, {0}.campaigns, "
+                                              "{0}.bodies",
+                                              pg_schema))
+                           .ok())
+      return 1;
   }
   stats = store->Stats();
 
-  fmt::print(
-      "history_bench: {} records ({} batches of ~{}), synchronous={}, page size {}, "
-      "autocheckpoint {}, merge every {} rows, file {}\n",
-      records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
+  if (pg) {
+    fmt::print("history_bench: {} records ({} batches of ~{}), PostgreSQL schema {}\n", records,
+               batches, batch, pg_schema);
+  } else {
+    fmt::print(
+        "history_bench: {} records ({} batches of ~{}), synchronous={}, page size {}, "
+        "autocheckpoint {}, merge every {} rows, file {}\n",
+        records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
+  }
   if (!reuse) {
     fmt::print(
         "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max "
@@ -514,7 +562,8 @@ int Run(int argc, char** argv) {
                static_cast<double>(gen.raw_bytes()) / static_cast<double>(stats->bytes));
   }
   fmt::print("\n");
-  if (auto space = store->SpaceByObject(); space.ok()) {
+  auto space = sqlite_store ? sqlite_store->SpaceByObject() : pg_store->SpaceByObject();
+  if (space.ok()) {
     std::string parts;
     for (const auto& [name, bytes] : *space) {
       parts += fmt::format(" {} {:.1f}", name,
@@ -566,9 +615,14 @@ int Run(int argc, char** argv) {
       Percentile(asof_ms, 0.95), moments, Percentile(asof_cpu_ms, 0.5),
       Percentile(asof_cpu_ms, 0.95));
 
+  if (pg_store) {
+    auto plan = pg_store->ExplainAsOf(kBig, random_moment(), /*analyze=*/true);
+    if (plan.ok()) fmt::print("as-of plan (EXPLAIN ANALYZE, one moment):\n{}", *plan);
+  }
+
   // Baseline: the obvious query over the same file (window function over the customer's history
   // up to T, through the customer index), with the same decoding of the chosen rows.
-  {
+  if (!pg) {
     SqliteOptions so;
     so.read_only = true;
     so.cache_kib = 64 * 1024;
@@ -643,8 +697,15 @@ int Run(int argc, char** argv) {
         Percentile(log_ms, 0.5), hottest_len, hottest_ms);
   }
 
-  store.reset();
-  if (!keep) {
+  sqlite_store.reset();
+  pg_store.reset();
+  if (pg && !keep) {
+    PgConnectOptions co;
+    co.url = pg_url;
+    if (auto conn = PgConn::Connect(co); conn.ok()) {
+      (*conn)->Exec("DROP SCHEMA " + pg_schema + " CASCADE").status().IgnoreError();
+    }
+  } else if (!keep) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
   return 0;

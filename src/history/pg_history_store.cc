@@ -889,14 +889,27 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
     }
     RETURN_IF_ERROR(Q(sql, params).status());
   }
-  for (const auto& [id, c] : camps) {
-    if (!c.dirty) continue;
-    RETURN_IF_ERROR(
-        Q("INSERT INTO campaigns(campaign_id, customer_id, max_version, last_body, key_body) "
-          "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (campaign_id) DO UPDATE SET max_version = "
-          "excluded.max_version, last_body = excluded.last_body, key_body = excluded.key_body",
-          {Num(id), Num(c.customer_id), Num(c.max_version), Num(c.last_body), Num(c.key_body)})
-            .status());
+  {
+    // One upsert for every campaign this call touched.
+    std::vector<int64_t> ids, customers, max_versions, last_bodies, key_bodies;
+    for (const auto& [id, c] : camps) {
+      if (!c.dirty) continue;
+      ids.push_back(id);
+      customers.push_back(c.customer_id);
+      max_versions.push_back(c.max_version);
+      last_bodies.push_back(c.last_body);
+      key_bodies.push_back(c.key_body);
+    }
+    if (!ids.empty()) {
+      RETURN_IF_ERROR(
+          Q("INSERT INTO campaigns(campaign_id, customer_id, max_version, last_body, key_body) "
+            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+            "$5::bigint[]) ON CONFLICT (campaign_id) DO UPDATE SET max_version = "
+            "excluded.max_version, last_body = excluded.last_body, key_body = excluded.key_body",
+            {ArrayOf(ids), ArrayOf(customers), ArrayOf(max_versions), ArrayOf(last_bodies),
+             ArrayOf(key_bodies)})
+              .status());
+    }
   }
   for (const auto& [prior, received] : conflicts) {
     RETURN_IF_ERROR(
@@ -1004,15 +1017,18 @@ namespace {
 constexpr char kAsOfSql[] =
     "SELECT {} FROM campaigns c CROSS JOIN LATERAL (SELECT * FROM history h WHERE h.campaign_id "
     "= c.campaign_id AND h.event_us <= $2 ORDER BY h.event_us DESC, h.version DESC LIMIT 1) h "
-    "WHERE c.customer_id = $1 AND h.kind & 3 <> 2 ORDER BY h.priority, c.campaign_id";
+    "WHERE c.customer_id = $1 AND h.kind & 3 <> 2";
 constexpr char kFromHistory[] =
     " FROM history h JOIN campaigns c ON c.campaign_id = h.campaign_id ";
 }  // namespace
 
 Result<std::vector<HistoryRecord>> PgHistoryStore::AsOf(int64_t customer_id, Timestamp at) {
   std::lock_guard<std::mutex> lock(mu_);
-  return impl_->ReadRecords(fmt::format(kAsOfSql, kCols),
-                            {Num(customer_id), Num(ToUnixMicros(at))});
+  ASSIGN_OR_RETURN(
+      std::vector<HistoryRecord> out,
+      impl_->ReadRecords(fmt::format(kAsOfSql, kCols), {Num(customer_id), Num(ToUnixMicros(at))}));
+  SortByPriority(out);  // here rather than in the server: the answer is already in memory
+  return out;
 }
 
 Result<std::string> PgHistoryStore::ExplainAsOf(int64_t customer_id, Timestamp at, bool analyze) {
