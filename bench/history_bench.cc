@@ -1,4 +1,5 @@
-// history_bench: the SQLite history store under the shape of the `large` workload.
+// history_bench: the SQLite (default) or PostgreSQL (--pg URL) history store under the shape of
+// the `large` workload.
 //
 // Builds a history directly through the HistoryStore API -- one customer with 2,000 campaigns
 // plus 200 customers with 10, about 1.46 M versions of which most are the priority shifts that
@@ -18,6 +19,8 @@
 // With --clickhouse the same history goes into a ClickHouse store (the database is dropped first
 // unless --reuse); bytes per version are then system.parts bytes_on_disk (docs/clickhouse.md),
 // and the SQLite-only parts (checkpoint, space by object, window-function baseline) are skipped.
+//                      [--pg URL]   (PostgreSQL: a fresh schema pghistory_bench_<pid>, dropped
+//                                    at the end unless --keep; no SQLite baseline)
 // Numbers only; nothing here asserts a timing.
 #include <fmt/format.h>
 #include <time.h>
@@ -34,9 +37,11 @@
 #include <string>
 #include <vector>
 
+#include "campaign/pg_client.h"
 #include "common/sqlite.h"
 #include "common/time_util.h"
 #include "history/clickhouse_history_store.h"
+#include "history/pg_history_store.h"
 #include "history/sqlite_history_store.h"
 
 namespace ch {
@@ -368,6 +373,7 @@ int Run(int argc, char** argv) {
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
   std::string clickhouse;
+  std::string pg_url;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -404,6 +410,8 @@ int Run(int argc, char** argv) {
     } else if (a == "--reuse") {
       reuse = true;
       keep = true;
+    } else if (a == "--pg") {
+      pg_url = next();
     } else if (a == "--seed") {
       seed = std::strtoull(next().c_str(), nullptr, 10);
     } else if (a == "--clickhouse") {
@@ -416,11 +424,17 @@ int Run(int argc, char** argv) {
       return 2;
     }
   }
+  const bool pg = !pg_url.empty();
+  const std::string pg_schema = fmt::format("pghistory_bench_{}", getpid());
+  if (pg) {
+    path = pg_schema;
+    baseline_moments = 0;
+  }
   if (path.empty()) {
     path = (std::filesystem::temp_directory_path() / fmt::format("history_bench-{}.db", getpid()))
                .string();
   }
-  if (!reuse && clickhouse.empty()) {
+  if (!reuse && clickhouse.empty() && !pg) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
 
@@ -450,6 +464,19 @@ int Run(int argc, char** argv) {
   options.merge_threshold_rows = merge_rows;
   options.merge_chunk_rows = merge_chunk_rows;
   options.cache_kib = cache_mib * 1024;
+  PgHistoryStore* pgs = nullptr;
+  if (pg) {
+    PgHistoryOptions po;
+    po.url = pg_url;
+    po.schema = pg_schema;
+    auto opened = PgHistoryStore::Open(po);
+    if (!opened.ok()) {
+      fmt::print(stderr, "{}\n", opened.status().ToString());
+      return 1;
+    }
+    pgs = opened->get();
+    store = std::move(opened).value();
+  }
   if (!store) {
     auto opened = SqliteHistoryStore::Open(options);
     if (!opened.ok()) {
@@ -516,13 +543,30 @@ int Run(int argc, char** argv) {
     last_time = stats->last_event.value_or(first_time);
   } else if (sqlite != nullptr && !sqlite->Checkpoint().ok()) {
     return 1;
+  } else if (pgs) {
+    // What a running server does on its own: VACUUM ANALYZE keeps the visibility map and the
+    // statistics current (as-of plans rely on both).
+    PgConnectOptions co;
+    co.url = pg_url;
+    auto conn = PgConn::Connect(co);
+    if (!conn.ok() || !(*conn)
+                           ->Exec(fmt::format("VACUUM ANALYZE {0}.history, {0}.campaigns, "
+                                              "{0}.bodies",
+                                              pg_schema))
+                           .ok())
+      return 1;
   }
   stats = store->Stats();
 
-  fmt::print(
-      "history_bench: {} records ({} batches of ~{}), synchronous={}, page size {}, "
-      "autocheckpoint {}, merge every {} rows, file {}\n",
-      records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
+  if (pg) {
+    fmt::print("history_bench: {} records ({} batches of ~{}), PostgreSQL schema {}\n", records,
+               batches, batch, pg_schema);
+  } else {
+    fmt::print(
+        "history_bench: {} records ({} batches of ~{}), synchronous={}, page size {}, "
+        "autocheckpoint {}, merge every {} rows, file {}\n",
+        records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
+  }
   if (!reuse) {
     fmt::print(
         "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max "
@@ -544,8 +588,9 @@ int Run(int argc, char** argv) {
   }
   fmt::print("\n");
   if (auto space = sqlite ? sqlite->SpaceByObject()
+                   : pgs  ? pgs->SpaceByObject()
                           : Result<std::vector<std::pair<std::string, int64_t>>>(
-                                UnimplementedError("not SQLite"));
+                               UnimplementedError("not SQLite or PostgreSQL"));
       space.ok()) {
     std::string parts;
     for (const auto& [name, bytes] : *space) {
@@ -597,6 +642,11 @@ int Run(int argc, char** argv) {
       moments ? campaigns_seen / static_cast<size_t>(moments) : 0, median,
       Percentile(asof_ms, 0.95), moments, Percentile(asof_cpu_ms, 0.5),
       Percentile(asof_cpu_ms, 0.95));
+
+  if (pgs) {
+    auto plan = pgs->ExplainAsOf(kBig, random_moment(), /*analyze=*/true);
+    if (plan.ok()) fmt::print("as-of plan (EXPLAIN ANALYZE, one moment):\n{}", *plan);
+  }
 
   // Baseline: the obvious query over the same file (window function over the customer's history
   // up to T, through the customer index), with the same decoding of the chosen rows.
@@ -676,7 +726,13 @@ int Run(int argc, char** argv) {
   }
 
   store.reset();
-  if (!keep && clickhouse.empty()) {
+  if (pg && !keep) {
+    PgConnectOptions co;
+    co.url = pg_url;
+    if (auto conn = PgConn::Connect(co); conn.ok()) {
+      (*conn)->Exec("DROP SCHEMA " + pg_schema + " CASCADE").status().IgnoreError();
+    }
+  } else if (!keep && clickhouse.empty()) {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
   }
   return 0;

@@ -19,6 +19,20 @@ std::string BackendConfig::HistoryUrl() const {
   return "sqlite:" + (std::filesystem::path(data_dir) / "history.db").string();
 }
 
+std::string RedactUrlPassword(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return std::string(url);
+  const size_t begin = scheme_end + 3;
+  const size_t at = url.find('@', begin);
+  const size_t slash = url.find('/', begin);
+  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) {
+    return std::string(url);
+  }
+  const size_t colon = url.find(':', begin);
+  if (colon == std::string_view::npos || colon > at) return std::string(url);
+  return std::string(url.substr(0, colon + 1)) + "***" + std::string(url.substr(at));
+}
+
 Result<BackendUrl> ParseBackendUrl(std::string_view role, std::string_view url) {
   BackendUrl out;
   out.original = std::string(url);

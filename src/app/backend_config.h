@@ -48,6 +48,10 @@ struct BackendUrl {
 // naming the flag, the value and the accepted forms.
 Result<BackendUrl> ParseBackendUrl(std::string_view role, std::string_view url);
 
+// Return `url` with the password of a scheme://user:password@host URL replaced by "***", for
+// output (status prints the history URL).
+std::string RedactUrlPassword(std::string_view url);
+
 // Read settings from a config file (lines "key = value"; keys data, campaign-db, bus, history,
 // capture; '#' comments) into `config`, overriding what it holds. Command-line flags are applied
 // afterwards, so they override the file. Unknown keys and bad values fail with InvalidArgument

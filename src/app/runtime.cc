@@ -18,6 +18,7 @@
 #include "capture/pg_logical_source.h"
 #include "capture/sqlite_outbox_source.h"
 #include "history/clickhouse_history_store.h"
+#include "history/pg_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "publisher/history_topic_writer.h"
 
@@ -25,9 +26,8 @@ namespace ch {
 namespace {
 
 Status Unsupported(std::string_view flag, const BackendUrl& url, std::string_view what) {
-  return UnimplementedError(
-      fmt::format("{}: '{}' is not supported as {} (use {})", flag, url.original, what,
-                  flag == "--history" ? "sqlite:PATH" : "sqlite:PATH or postgresql://..."));
+  return UnimplementedError(fmt::format("{}: '{}' is not supported as {} (use {})", flag,
+                                        url.original, what, "sqlite:PATH or postgresql://..."));
 }
 
 Status EnsureParentDir(const std::string& file) {
@@ -155,18 +155,36 @@ Result<CampaignService*> Runtime::Service() {
 
 Result<HistoryStore*> Runtime::History(bool create) {
   if (history_) return history_.get();
-  if (history_url_.scheme == UrlScheme::kClickHouse) {
-    // The database and its tables are created when missing (docs/clickhouse.md).
-    ClickHouseHistoryOptions o;
-    o.url = history_url_.target;
-    o.clock = clock_;
-    ASSIGN_OR_RETURN(auto store, ClickHouseHistoryStore::Open(o));
-    history_ = std::move(store);
-    return history_.get();
+  switch (history_url_.scheme) {
+    case UrlScheme::kSqlite: {
+      ASSIGN_OR_RETURN(history_, OpenSqliteHistory(create));
+      return history_.get();
+    }
+    case UrlScheme::kPostgres: {
+      // The server keeps the history: nothing to "not find" on an empty setup (the schema is
+      // created on first use, and an empty history answers empty).
+      PgHistoryOptions o;
+      o.url = history_url_.target;
+      o.clock = clock_;
+      ASSIGN_OR_RETURN(auto store, PgHistoryStore::Open(o));
+      history_ = std::move(store);
+      return history_.get();
+    }
+    case UrlScheme::kClickHouse: {
+      // The database and its tables are created when missing (docs/clickhouse.md).
+      ClickHouseHistoryOptions o;
+      o.url = history_url_.target;
+      o.clock = clock_;
+      ASSIGN_OR_RETURN(auto store, ClickHouseHistoryStore::Open(o));
+      history_ = std::move(store);
+      return history_.get();
+    }
+    default:
+      return Unsupported("--history", history_url_, "a history store by this build");
   }
-  if (history_url_.scheme != UrlScheme::kSqlite) {
-    return Unsupported("--history", history_url_, "a history store by this build");
-  }
+}
+
+Result<std::unique_ptr<HistoryStore>> Runtime::OpenSqliteHistory(bool create) {
   if (!create && !std::filesystem::exists(history_url_.target)) {
     return NotFoundError(fmt::format(
         "no history at '{}' yet (run 'campaign-history demo' or 'replay' first, or pass --data / "
@@ -178,8 +196,7 @@ Result<HistoryStore*> Runtime::History(bool create) {
   o.path = history_url_.target;
   o.clock = clock_;
   ASSIGN_OR_RETURN(auto store, SqliteHistoryStore::Open(o));
-  history_ = std::move(store);
-  return history_.get();
+  return std::unique_ptr<HistoryStore>(std::move(store));
 }
 
 Result<ChangeBus*> Runtime::Bus() {
@@ -231,10 +248,12 @@ Status Runtime::CheckRelayableOutbox() {
 
 Result<bool> Runtime::TakePublisherLock() {
   if (have_lock_) return true;
-  // A server-backed history has no file to put the lock next to: it goes in the data directory.
-  std::string path = history_url_.scheme == UrlScheme::kSqlite
-                         ? history_url_.target + ".publisher.lock"
-                         : options_.config.data_dir + "/history.publisher.lock";
+  // Beside the history file; a history on a server has no file, so the lock lives in the data
+  // directory (publishers that share a server history must share --data to exclude each other).
+  std::string path =
+      history_url_.scheme == UrlScheme::kSqlite
+          ? history_url_.target + ".publisher.lock"
+          : (std::filesystem::path(options_.config.data_dir) / "publisher.lock").string();
   RETURN_IF_ERROR(EnsureParentDir(path));
   if (lock_fd_ < 0) {
     lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -183,6 +183,8 @@ class Runtime {
   std::vector<ConsumerReport> Consumers() const;
 
  private:
+  // The SQLite history (History's kSqlite case).
+  Result<std::unique_ptr<HistoryStore>> OpenSqliteHistory(bool create);
   explicit Runtime(const RuntimeOptions& options);
   Status OpenOutboxSource();
   // Fail with FailedPrecondition (naming the command that fixes it) unless the SQLite outbox

@@ -493,9 +493,9 @@ void RegisterStatus(CLI::App& app, Context& ctx) {
             "history:   {}\nrecords:   {}\ncampaigns: {}\ncustomers: {}\nfirst:     {}\n"
             "last:      {}\ncomplete:  {}\nsize:      {:.1f} MiB\nbacklog:   {} captured changes "
             "not yet in the history{}{}",
-            runtime->config().HistoryUrl(), stats.records, stats.campaigns, stats.customers,
-            time(stats.first_event), time(stats.last_event), complete, stats.bytes / 1048576.0,
-            backlog, slot_text + RenderServeStatusText(serve_status),
+            RedactUrlPassword(runtime->config().HistoryUrl()), stats.records, stats.campaigns,
+            stats.customers, time(stats.first_event), time(stats.last_event), complete,
+            stats.bytes / 1048576.0, backlog, slot_text + RenderServeStatusText(serve_status),
             conflicts + AuditText(audit)));
       }
       return Status::OK();

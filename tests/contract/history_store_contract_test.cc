@@ -15,10 +15,12 @@
 #include <random>
 #include <set>
 
+#include "campaign/pg_test_util.h"
 #include "common/time_util.h"
 #include "history/as_of_cache.h"
 #include "history/clickhouse_history_store.h"
 #include "history/in_memory_history_store.h"
+#include "history/pg_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "testing/test_util.h"
 
@@ -109,6 +111,46 @@ HistoryStoreBackend ClickHouseBackend() {
   return b;
 }
 
+// PostgreSQL (CH_TEST_PG_URL): one throwaway database per test process, a fresh schema per test
+// (derived from the test's location, so reopening finds the same one).
+const PgTestDatabase* PgContractDatabase() {
+  static std::unique_ptr<PgTestDatabase> db = [] {
+    auto r = PgTestDatabase::Create();
+    EXPECT_OK(r);
+    return r.ok() ? std::move(r).value() : nullptr;
+  }();
+  return db.get();
+}
+
+HistoryStoreBackend PostgresBackend(size_t body_cache_bytes = 32 << 20) {
+  HistoryStoreBackend b;
+  b.name = "Postgres";
+  b.caps.reports_bytes = true;
+  b.caps.persistent = true;
+  b.skip_reason = [] { return PgTestUrl().empty() ? std::string(kPgTestSkipMessage) : ""; };
+  b.open = [body_cache_bytes](const Clock& clock,
+                              const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
+    const PgTestDatabase* db = PgContractDatabase();
+    if (db == nullptr) return UnavailableError("no PostgreSQL test database");
+    PgHistoryOptions o;
+    o.url = db->url();
+    o.schema = fmt::format("h_{:016x}", std::hash<std::string>()(dir));
+    o.clock = &clock;
+    o.body_cache_bytes = body_cache_bytes;
+    ASSIGN_OR_RETURN(auto store, PgHistoryStore::Open(o));
+    return std::unique_ptr<HistoryStore>(std::move(store));
+  };
+  return b;
+}
+
+// PostgreSQL with a body cache too small to hold anything for long: every read resolves bodies
+// (and deltas) from the tables.
+HistoryStoreBackend PostgresTinyCacheBackend() {
+  HistoryStoreBackend b = PostgresBackend(4096);
+  b.name = "PostgresTinyCache";
+  return b;
+}
+
 // The support role's as-of cache over SQLite: it must be indistinguishable from the store.
 HistoryStoreBackend CachedSqliteBackend() {
   HistoryStoreBackend b = SqliteBackend();
@@ -127,10 +169,8 @@ HistoryStoreBackend CachedSqliteBackend() {
 // Every store under contract. Adding one is one line here.
 std::vector<HistoryStoreBackend> AllHistoryStoreBackends() {
   return {
-      InMemoryBackend(),
-      SqliteBackend(),
-      SqliteMergingBackend(),
-      CachedSqliteBackend(),
+      InMemoryBackend(),     SqliteBackend(),   SqliteMergingBackend(),
+      CachedSqliteBackend(), PostgresBackend(), PostgresTinyCacheBackend(),
       ClickHouseBackend(),
   };
 }

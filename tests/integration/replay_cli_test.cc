@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "campaign/pg_campaign_store.h"
 #include "campaign/pg_test_util.h"
 #include "common/time_util.h"
+#include "history/pg_history_store.h"
 #include "history/sqlite_history_store.h"
 #include "testing/test_util.h"
 #include "testing/workload_model.h"
@@ -274,7 +276,9 @@ class ReplayCliTest : public ::testing::Test {
   }
 
   // Check the history against the independent model, given every applied op's commit time.
-  void ExpectHistoryMatchesModel(const std::vector<ReplayedOp>& ops) {
+  // `history`: the store to check (default: the embedded SQLite history of data_).
+  void ExpectHistoryMatchesModel(const std::vector<ReplayedOp>& ops,
+                                 HistoryStore* history = nullptr) {
     std::map<int64_t, Timestamp> at;
     for (const ReplayedOp& op : ops) at[op.seq] = op.committed_at;
     testing::WorkloadModel model;
@@ -287,11 +291,25 @@ class ReplayCliTest : public ::testing::Test {
       ASSERT_OK(model.Apply(line, t).status());
     }
     ASSERT_EQ(ops.size(), at.size()) << "an op was printed twice";
-    SqliteHistoryOptions o;
-    o.path = data_ + "/history.db";
-    o.read_only = true;
-    ASSERT_OK_AND_ASSIGN(auto history, SqliteHistoryStore::Open(o));
+    std::unique_ptr<SqliteHistoryStore> sqlite;
+    if (history == nullptr) {
+      SqliteHistoryOptions o;
+      o.path = data_ + "/history.db";
+      o.read_only = true;
+      ASSERT_OK_AND_ASSIGN(sqlite, SqliteHistoryStore::Open(o));
+      history = sqlite.get();
+    }
     EXPECT_EQ(::ch::testing::CompareHistoryWithModel(*history, model, lines_, ops), "");
+  }
+
+  // A postgresql:// URL of database `dbname` on the CH_TEST_PG_URL server (the CLI takes URLs).
+  static std::string PgCliUrl(const std::string& dbname) {
+    std::string url = ::ch::testing::PgTestUrl();
+    EXPECT_TRUE(url.starts_with("postgresql://")) << "CH_TEST_PG_URL is not a postgresql:// URL";
+    size_t slash = url.find('/', std::string("postgresql://").size());
+    size_t query = url.find('?');
+    return url.substr(0, slash) + "/" + dbname +
+           (query == std::string::npos ? "" : url.substr(query));
   }
 
   static std::vector<ReplayedOp> Ops(const std::string& out) {
@@ -540,6 +558,38 @@ TEST_F(ReplayCliTest, TwoReplaysOnOneDataDirectoryBothFinish) {
   EXPECT_EQ(b.Wait(std::chrono::seconds(50)), 0) << ReadText(dir_.File("b.stderr"));
   EXPECT_LT(Clock::now() - closed, std::chrono::seconds(30));
   EXPECT_THAT(RunCommand(Cli(fmt::format("log --campaign {}", b_id))).output, HasSubstr("edit 20"));
+}
+
+// The end-to-end replay into a PostgreSQL history (issue 8): the embedded campaign database and
+// publisher, the history in PostgreSQL; as-of equals the independent model at every op boundary,
+// and status and the query commands read it through the same URL.
+TEST_F(ReplayCliTest, ReplayIntoAPostgresHistoryMatchesTheModel) {
+  if (::ch::testing::PgTestUrl().empty()) GTEST_SKIP() << ::ch::testing::kPgTestSkipMessage;
+  ASSERT_OK_AND_ASSIGN(auto db, ::ch::testing::PgTestDatabase::Create());
+  std::string url = PgCliUrl(db->name());
+  url += url.find('?') == std::string::npos ? "?schema=pghistory_e2e" : "&schema=pghistory_e2e";
+  const std::string flags = fmt::format("--history '{}'", url);
+  std::string err = dir_.File("pg.stderr");
+  auto o = RunCommand(fmt::format("{{ '{}' --data '{}' {} replay --ops '{}' --wait 2>'{}'; }}",
+                                  bin_, data_, flags, small_, err));
+  ASSERT_EQ(o.code, 0) << ReadText(err);
+  EXPECT_FALSE(std::filesystem::exists(data_ + "/history.db")) << "the history went to SQLite";
+
+  PgHistoryOptions po;
+  po.url = db->url();
+  po.schema = "pghistory_e2e";
+  ASSERT_OK_AND_ASSIGN(auto history, PgHistoryStore::Open(po));
+  ExpectHistoryMatchesModel(Ops(o.output), history.get());
+
+  auto status = nlohmann::json::parse(
+      RunCommand(
+          fmt::format("{{ '{}' --data '{}' {} status --json 2>/dev/null; }}", bin_, data_, flags))
+          .output,
+      nullptr, false);
+  ASSERT_FALSE(status.is_discarded());
+  ASSERT_OK_AND_ASSIGN(HistoryStats stats, history->Stats());
+  EXPECT_EQ(status["records"].get<int64_t>(), stats.records);
+  EXPECT_GT(stats.records, 0);
 }
 
 // The same on a PostgreSQL campaign database (the position is in ch_replay_positions): a
