@@ -111,7 +111,10 @@ TEST_F(SupportApiCliTest, RefusesToStartWithoutTokens) {
 }
 
 TEST_F(SupportApiCliTest, ApiAndSupportInOneProcessNeedTwoAddresses) {
-  auto r = RunCommand(fmt::format("'{}' --data '{}' serve --roles api,support", Bin(), data_));
+  auto r =
+      RunCommand(fmt::format("'{}' --data '{}' serve --roles api,support "
+                             "--insecure-trust-actor",
+                             Bin(), data_));
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_THAT(r.output, HasSubstr("--support-listen"));
 }
