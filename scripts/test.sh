@@ -14,7 +14,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
-if [ -z "${CH_SKIP_SETUP:-}" ]; then scripts/setup.sh; fi
+if [ -z "${CH_SKIP_SETUP:-}" ]; then
+  # The console's browser tests (tests/browser) need chromium, node >= 20 and npm (Debian's
+  # nodejs/npm only where no node is installed: another packaging of node may be there, and
+  # Debian's npm conflicts with it), then playwright-core as tests/browser/package-lock.json pins it.
+  browser="chromium"
+  if ! command -v node >/dev/null; then browser="$browser nodejs"; fi
+  if ! command -v npm >/dev/null; then browser="$browser npm"; fi
+  CH_SETUP_EXTRA_PACKAGES="${CH_SETUP_EXTRA_PACKAGES:-} $browser" scripts/setup.sh
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error) ||
+    echo "test.sh: 'npm ci' in tests/browser failed: the browser tests will show as Skipped"
+fi
 BUILD_DIR="${CH_BUILD_DIR:-build}"
 
 # Name the ctest entries with label $1, which need what $2 says is missing.
