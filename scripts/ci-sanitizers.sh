@@ -49,7 +49,7 @@ configure() {
 # Build, in build directory $1, only the binaries of the ctest entries that ctest selects with the
 # remaining arguments (an entry named after its binary; the reference entries share it).
 build_tests() {
-  local dir="$1"
+  local dir="$1" name
   shift
   local targets=()
   # Regenerate first: after a CMakeLists change ctest -N would list the previous configure's tests.

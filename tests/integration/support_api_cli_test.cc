@@ -176,9 +176,11 @@ TEST_F(SupportApiCliTest, DemoServesTheSupportRoleWithAPrintedToken) {
   pid_ = std::stoi(ReadFile(pid_file));
   const std::regex re(
       "console: +http://127\\.0\\.0\\.1:(\\d+)/console/[\\s\\S]*?sign-in token[^:]*: (\\S+)");
+  // `m` points into `text`: both live past the loop.
+  std::string text;
   std::smatch m;
   for (int i = 0; i < 1200; ++i) {
-    std::string text = ReadFile(out);
+    text = ReadFile(out);
     if (std::regex_search(text, m, re)) break;
     ASSERT_EQ(kill(pid_, 0), 0) << "demo exited:\n" << text;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
