@@ -94,7 +94,9 @@ CREATE TABLE audit(
     // tuple instead of ~120, and a two-column index whose 28-byte entries PostgreSQL's B-tree
     // packs full on a campaign's appends (its "localized monotonic insert" split applies only to
     // entries of at most two int8 keys). Actors are interned in `actors`; the rarely used fields
-    // are varints in `info` (EncodeInfo). Migrate() refuses to run it over recorded history.
+    // are varints in `info` (EncodeInfo). campaigns.tied: the campaign has two records of one
+    // event_us (as-of then breaks the tie by version; kAsOfSql); max_event_us: the latest stored.
+    // Migrate() refuses to run it over recorded history.
     R"sql(
 DROP TABLE history;
 CREATE SEQUENCE actor_ids;
@@ -109,6 +111,10 @@ CREATE TABLE history(
   info bytea NOT NULL
 ) PARTITION BY RANGE (event_us);
 CREATE INDEX history_by_campaign ON history(campaign_id, event_us) WITH (fillfactor = 100);
+ALTER TABLE campaigns ADD COLUMN max_event_us bigint NOT NULL DEFAULT 0,
+  ADD COLUMN tied boolean NOT NULL DEFAULT false;
+DROP INDEX campaigns_by_customer;
+CREATE INDEX campaigns_by_customer ON campaigns(customer_id, campaign_id) INCLUDE (tied);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -161,24 +167,26 @@ void EncodeInfo(const HistoryRecord& r, int64_t ingested_us, std::string_view ex
   out += extras;
 }
 Status DecodeInfo(std::string_view in, HistoryRecord& r, std::string& extras) {
-  const Status bad = DataLossError(
-      fmt::format("history: c{}@v{}: the info column is unreadable", r.campaign_id, r.version));
+  auto bad = [&r] {
+    return DataLossError(
+        fmt::format("history: c{}@v{}: the info column is unreadable", r.campaign_id, r.version));
+  };
   uint64_t v = 0;
-  if (!GetVarint(in, v)) return bad;
+  if (!GetVarint(in, v)) return bad();
   DecodeKind(static_cast<int64_t>(v & 7), r);
   r.ingested_at = FromUnixMicros(ToUnixMicros(r.event_time) + UnZigZag(v >> 3));
-  if (!GetVarint(in, v)) return bad;
+  if (!GetVarint(in, v)) return bad();
   r.priority = UnZigZag(v);
   r.txn_seq = r.txn_changes = r.missed_versions = 0;
   extras.clear();
   if (in.empty()) return Status::OK();
   uint64_t present = 0;
-  if (!GetVarint(in, present) || present > 7) return bad;
+  if (!GetVarint(in, present) || present > 7) return bad();
   for (auto [bit, field] :
        {std::pair(kHasTxnSeq, &r.txn_seq), std::pair(kHasTxnChanges, &r.txn_changes),
         std::pair(kHasMissed, &r.missed_versions)}) {
     if ((present & bit) == 0) continue;
-    if (!GetVarint(in, v)) return bad;
+    if (!GetVarint(in, v)) return bad();
     *field = UnZigZag(v);
   }
   extras.assign(in);
@@ -511,6 +519,8 @@ struct CampaignState {
   int64_t max_version = 0;
   int64_t last_body = 0;
   int64_t key_body = 0;
+  int64_t max_event_us = 0;
+  bool tied = false;    // two records of one event_us (see migration 2)
   bool stored = false;  // the row exists (or will, once this call commits)
   bool dirty = false;
 };
@@ -600,7 +610,11 @@ struct PgHistoryStore::Impl {
                        const std::unordered_map<int64_t, std::string>* pending);
   Result<std::unordered_map<int64_t, std::string>> LoadBodies(const std::set<int64_t>& ids);
   Result<int64_t> AppendLocked(std::span<const HistoryRecord> records);
-  Status EnsurePartitions(const std::set<int64_t>& event_us, std::set<int64_t>& created);
+  // Create the missing month partitions of `event_us`; `created` gets the months this process
+  // knows exist from now on, `made` those this call actually created.
+  Status EnsurePartitions(const std::set<int64_t>& event_us, std::set<int64_t>& created,
+                          std::vector<Month>& made);
+  void CompactMonthBefore(const Month& m);
   Status Audit(const AuditEntry& e);
 };
 
@@ -788,20 +802,42 @@ Result<std::vector<HistoryRecord>> PgHistoryStore::Impl::ReadRecords(std::string
   return out;
 }
 
+namespace {
+std::string PartitionName(const Month& m) {
+  return PgQuoteIdent(fmt::format("history_{:04}_{:02}", m.year, m.month));
+}
+}  // namespace
+
 Status PgHistoryStore::Impl::EnsurePartitions(const std::set<int64_t>& event_us,
-                                              std::set<int64_t>& created) {
+                                              std::set<int64_t>& created,
+                                              std::vector<Month>& made) {
   for (int64_t us : event_us) {
     const Month m = MonthOf(us);
     if (partitions.contains(m.start_us) || created.contains(m.start_us)) continue;
     // Under the writers' lock: no other appender creates it concurrently.
-    RETURN_IF_ERROR(Q(fmt::format("CREATE TABLE IF NOT EXISTS {} PARTITION OF history FOR VALUES "
-                                  "FROM ({}) TO ({})",
-                                  PgQuoteIdent(fmt::format("history_{:04}_{:02}", m.year, m.month)),
-                                  m.start_us, m.end_us))
-                        .status());
+    ASSIGN_OR_RETURN(PgResult exists,
+                     Q("SELECT to_regclass($1) IS NOT NULL", {schema + "." + PartitionName(m)}));
+    if (exists.Get(0, 0) != "t") {
+      RETURN_IF_ERROR(Q(fmt::format("CREATE TABLE {} PARTITION OF history FOR VALUES FROM ({}) TO "
+                                    "({})",
+                                    PartitionName(m), m.start_us, m.end_us))
+                          .status());
+      made.push_back(m);
+    }
     created.insert(m.start_us);
   }
   return Status::OK();
+}
+
+// Once a month's successor exists the month takes few inserts more, so its index is rebuilt
+// packed (fillfactor 100): appends spread over every campaign's key range split leaf pages in
+// the middle and leave them ~64 % full, a rebuilt index is ~100 % full (docs/benchmarks.md).
+// REINDEX CONCURRENTLY blocks neither readers nor appenders; best effort (outside the Append's
+// transaction, which has committed): a failure leaves the index as it was.
+void PgHistoryStore::Impl::CompactMonthBefore(const Month& m) {
+  if (!options.compact_finished_months) return;
+  const Month before = MonthOf(m.start_us - 1);
+  Q("REINDEX TABLE CONCURRENTLY " + PartitionName(before)).status().IgnoreError();
 }
 
 Status PgHistoryStore::Impl::Audit(const AuditEntry& e) {
@@ -822,8 +858,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
   std::unordered_map<int64_t, CampaignState> camps;
   {
     ASSIGN_OR_RETURN(PgResult res,
-                     Q("SELECT campaign_id, customer_id, max_version, last_body, key_body FROM "
-                       "campaigns WHERE campaign_id = ANY($1::bigint[])",
+                     Q("SELECT campaign_id, customer_id, max_version, last_body, key_body, "
+                       "max_event_us, tied FROM campaigns WHERE campaign_id = ANY($1::bigint[])",
                        {ArrayOf(campaign_ids)}));
     for (int i = 0; i < res.rows(); ++i) {
       ASSIGN_OR_RETURN(int64_t id, res.GetInt(i, 0));
@@ -833,6 +869,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
       ASSIGN_OR_RETURN(c.max_version, res.GetInt(i, 2));
       ASSIGN_OR_RETURN(c.last_body, res.GetInt(i, 3));
       ASSIGN_OR_RETURN(c.key_body, res.GetInt(i, 4));
+      ASSIGN_OR_RETURN(c.max_event_us, res.GetInt(i, 5));
+      c.tied = res.Get(i, 6) == "t";
     }
   }
   {
@@ -924,6 +962,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
     return bodies.Find(id);
   };
 
+  std::set<std::pair<int64_t, int64_t>> times_in_call;  // (campaign, event_us) written
+  std::vector<std::pair<int64_t, int64_t>> maybe_tied;  // (campaign, event_us) to check
   for (size_t k = 0; k < todo.size(); ++k) {
     const HistoryRecord& r = *todo[k];
     const auto key = std::pair(r.campaign_id, r.version);
@@ -968,6 +1008,13 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
       c.last_body = body_id;
     }
     c.customer_id = r.customer_id;
+    const int64_t event_us = ToUnixMicros(r.event_time);
+    if (!times_in_call.emplace(r.campaign_id, event_us).second) {
+      c.tied = true;
+    } else if (c.stored && event_us <= c.max_event_us && !c.tied) {
+      maybe_tied.emplace_back(r.campaign_id, event_us);  // a stored record may have this time
+    }
+    c.max_event_us = c.stored ? std::max(c.max_event_us, event_us) : event_us;
     c.max_version = c.stored ? std::max(c.max_version, r.version) : r.version;
     c.stored = true;
     c.dirty = true;
@@ -976,9 +1023,26 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
     if (k < counted) ++stored;
   }
 
+  if (!maybe_tied.empty()) {
+    // Before this call's rows are inserted: a match is a stored record.
+    std::vector<int64_t> cs, es;
+    for (const auto& [c, e] : maybe_tied) {
+      cs.push_back(c);
+      es.push_back(e);
+    }
+    ASSIGN_OR_RETURN(PgResult res,
+                     Q("SELECT DISTINCT k.c FROM unnest($1::bigint[], $2::bigint[]) k(c, e) JOIN "
+                       "history h ON h.campaign_id = k.c AND h.event_us = k.e",
+                       {ArrayOf(cs), ArrayOf(es)}));
+    for (int i = 0; i < res.rows(); ++i) {
+      ASSIGN_OR_RETURN(int64_t id, res.GetInt(i, 0));
+      camps[id].tied = true;
+    }
+  }
   std::set<int64_t> times, created;
+  std::vector<Month> made;
   for (const NewRow& row : rows) times.insert(ToUnixMicros(row.r->event_time));
-  RETURN_IF_ERROR(EnsurePartitions(times, created));
+  RETURN_IF_ERROR(EnsurePartitions(times, created, made));
   for (size_t begin = 0; begin < new_bodies.size(); begin += kRowsPerInsert) {
     const size_t end = std::min(new_bodies.size(), begin + kRowsPerInsert);
     std::string sql = "INSERT INTO bodies(id, campaign_id, base, data) VALUES ";
@@ -1030,7 +1094,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
   }
   {
     // One upsert for every campaign this call touched.
-    std::vector<int64_t> ids, customers, max_versions, last_bodies, key_bodies;
+    std::vector<int64_t> ids, customers, max_versions, last_bodies, key_bodies, max_events;
+    std::string tied = "{";
     for (const auto& [id, c] : camps) {
       if (!c.dirty) continue;
       ids.push_back(id);
@@ -1038,15 +1103,21 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
       max_versions.push_back(c.max_version);
       last_bodies.push_back(c.last_body);
       key_bodies.push_back(c.key_body);
+      max_events.push_back(c.max_event_us);
+      tied += tied.size() > 1 ? "," : "";
+      tied += c.tied ? "t" : "f";
     }
+    tied += "}";
     if (!ids.empty()) {
       RETURN_IF_ERROR(
-          Q("INSERT INTO campaigns(campaign_id, customer_id, max_version, last_body, key_body) "
-            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-            "$5::bigint[]) ON CONFLICT (campaign_id) DO UPDATE SET max_version = "
-            "excluded.max_version, last_body = excluded.last_body, key_body = excluded.key_body",
+          Q("INSERT INTO campaigns(campaign_id, customer_id, max_version, last_body, key_body, "
+            "max_event_us, tied) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
+            "$4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[]) ON CONFLICT (campaign_id) "
+            "DO UPDATE SET max_version = excluded.max_version, last_body = excluded.last_body, "
+            "key_body = excluded.key_body, max_event_us = excluded.max_event_us, tied = "
+            "excluded.tied",
             {ArrayOf(ids), ArrayOf(customers), ArrayOf(max_versions), ArrayOf(last_bodies),
-             ArrayOf(key_bodies)})
+             ArrayOf(key_bodies), ArrayOf(max_events), tied})
               .status());
     }
   }
@@ -1065,6 +1136,7 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
   RETURN_IF_ERROR(Commit());
   for (auto& [id, text] : pending) bodies.Put(id, std::move(text));
   partitions.insert(created.begin(), created.end());
+  for (const Month& m : made) CompactMonthBefore(m);
   return stored;
 }
 
@@ -1150,14 +1222,17 @@ Result<Completeness> PgHistoryStore::GetCompleteness() {
 
 namespace {
 // One index probe per campaign of the customer: the LATERAL subquery reads the campaign's
-// latest row at or before $2 from the (campaign_id, event_us) index (an incremental sort by
-// version breaks a tie of event_us); the partitions are scanned newest first (an ordered Append),
-// so LIMIT 1 stops in the first partition that has a row. Deleted campaigns are dropped by the
-// client (the kind is inside `info`).
+// latest row at or before $2 from the (campaign_id, event_us) index: one row for a campaign
+// that never had two records of one event_us, and for those that had (campaigns.tied) an
+// incremental sort by version breaks the tie. The partitions are scanned newest first (an
+// ordered Append), so LIMIT 1 stops in the first partition that has a row. Deleted campaigns are
+// dropped by the client (the kind is inside `info`).
 constexpr char kAsOfSql[] =
-    "SELECT {} FROM campaigns c CROSS JOIN LATERAL (SELECT * FROM history h WHERE h.campaign_id "
-    "= c.campaign_id AND h.event_us <= $2 ORDER BY h.event_us DESC, h.version DESC LIMIT 1) h "
-    "WHERE c.customer_id = $1";
+    "SELECT {0} FROM campaigns c CROSS JOIN LATERAL (SELECT * FROM history h WHERE "
+    "h.campaign_id = c.campaign_id AND h.event_us <= $2 ORDER BY h.event_us DESC LIMIT 1) h "
+    "WHERE c.customer_id = $1 AND NOT c.tied UNION ALL SELECT {0} FROM campaigns c CROSS JOIN "
+    "LATERAL (SELECT * FROM history h WHERE h.campaign_id = c.campaign_id AND h.event_us <= $2 "
+    "ORDER BY h.event_us DESC, h.version DESC LIMIT 1) h WHERE c.customer_id = $1 AND c.tied";
 constexpr char kFromHistory[] =
     " FROM history h JOIN campaigns c ON c.campaign_id = h.campaign_id ";
 }  // namespace
