@@ -19,7 +19,8 @@
 // With --clickhouse the same history goes into a ClickHouse store (the database is dropped first
 // unless --reuse); bytes per version are then system.parts bytes_on_disk (docs/clickhouse.md),
 // and the SQLite-only parts (checkpoint, space by object, window-function baseline) are skipped.
-//                      [--pg URL]   (PostgreSQL: a fresh schema pghistory_bench_<pid>, dropped
+//                      [--pg URL] [--pg-schema NAME]  (PostgreSQL: a fresh schema, by default
+//                                    pghistory_bench_<pid>, dropped
 //                                    at the end unless --keep; no SQLite baseline)
 // Numbers only; nothing here asserts a timing.
 #include <fmt/format.h>
@@ -374,6 +375,7 @@ int Run(int argc, char** argv) {
   uint64_t seed = 1;
   std::string clickhouse;
   std::string pg_url;
+  std::string pg_schema_arg;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -412,6 +414,8 @@ int Run(int argc, char** argv) {
       keep = true;
     } else if (a == "--pg") {
       pg_url = next();
+    } else if (a == "--pg-schema") {
+      pg_schema_arg = next();
     } else if (a == "--seed") {
       seed = std::strtoull(next().c_str(), nullptr, 10);
     } else if (a == "--clickhouse") {
@@ -425,7 +429,8 @@ int Run(int argc, char** argv) {
     }
   }
   const bool pg = !pg_url.empty();
-  const std::string pg_schema = fmt::format("pghistory_bench_{}", getpid());
+  const std::string pg_schema =
+      pg_schema_arg.empty() ? fmt::format("pghistory_bench_{}", getpid()) : pg_schema_arg;
   if (pg) {
     path = pg_schema;
     baseline_moments = 0;

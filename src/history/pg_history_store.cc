@@ -18,7 +18,7 @@ namespace {
 using Params = std::vector<std::optional<std::string>>;
 
 // The schema_version this build writes. Migrations below bring older schemas up to it.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // Migration N brings a schema from version N - 1 to N. DO NOT CHANGE an existing entry (schemas
 // in the field were made by it); append a new one instead.
@@ -90,6 +90,35 @@ CREATE TABLE audit(
   before_us bigint,
   records bigint NOT NULL);
 )sql",
+    // 2: the compact history row (docs/benchmarks.md "PostgreSQL history store"): 72 bytes of
+    // tuple instead of ~120, and a two-column index whose 28-byte entries PostgreSQL's B-tree
+    // packs full on a campaign's appends (its "localized monotonic insert" split applies only to
+    // entries of at most two int8 keys). Actors are interned in `actors`; the rarely used fields
+    // are varints in `info` (EncodeInfo). campaigns.tied: the campaign has two records of one
+    // event_us (as-of then breaks the tie by version; kAsOfSql); max_event_us: the latest stored.
+    // campaigns is updated by every Append: free room on its pages makes those updates HOT (no new
+    // index entries, no bloat of its indexes).
+    // Migrate() refuses to run it over recorded history.
+    R"sql(
+DROP TABLE history;
+CREATE SEQUENCE actor_ids;
+CREATE TABLE actors(id integer PRIMARY KEY, name text NOT NULL UNIQUE);
+CREATE TABLE history(
+  campaign_id bigint NOT NULL,
+  event_us bigint NOT NULL,
+  version bigint NOT NULL,
+  body integer NOT NULL,
+  actor integer NOT NULL,
+  transaction_id text NOT NULL,
+  info bytea NOT NULL
+) PARTITION BY RANGE (event_us);
+CREATE INDEX history_by_campaign ON history(campaign_id, event_us) WITH (fillfactor = 100);
+ALTER TABLE campaigns ADD COLUMN max_event_us bigint NOT NULL DEFAULT 0,
+  ADD COLUMN tied boolean NOT NULL DEFAULT false;
+DROP INDEX campaigns_by_customer;
+CREATE INDEX campaigns_by_customer ON campaigns(customer_id, campaign_id) INCLUDE (tied);
+ALTER TABLE campaigns SET (fillfactor = 75);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -98,12 +127,14 @@ static_assert(std::size(kMigrations) == kSchemaVersion);
 constexpr size_t kDeltaDivisor = 5;
 
 // Rows per multi-row INSERT (PostgreSQL allows 65535 parameters per statement).
-constexpr size_t kRowsPerInsert = 4000;
+constexpr size_t kRowsPerInsert = 8000;
+
+// history.body is an integer (schema 2).
+constexpr int64_t kMaxBodyId = 2147483647;
 
 // Columns every record query selects, in this order (DecodeRow).
 constexpr char kCols[] =
-    "h.campaign_id, h.event_us, h.version, h.body, h.kind, h.priority, h.actor, "
-    "h.transaction_id, h.missed, h.txn_seq, h.txn_changes, h.ingested_us, h.extras, "
+    "h.campaign_id, h.event_us, h.version, h.body, h.actor, h.transaction_id, h.info, "
     "c.customer_id";
 
 // Row kind = event_type | capture << 2 (as on SQLite). DO NOT CHANGE (stored).
@@ -115,6 +146,54 @@ void DecodeKind(int64_t kind, HistoryRecord& r) {
   int64_t op = kind & 3;
   r.event_type = op == 0 ? ChangeOp::kCreated : op == 1 ? ChangeOp::kUpdated : ChangeOp::kDeleted;
   r.capture = (kind & 4) ? CaptureMode::kNotify : CaptureMode::kLog;
+}
+
+// history.info (schema 2), DO NOT CHANGE (stored): varints of ZigZag(ingested_us - event_us)
+// << 3 | kind (|difference| < 2^59 for any two times of years 1 to 9999) and of ZigZag(priority);
+// then, only when one of them is set or the snapshot has extras, a varint of which of txn_seq,
+// txn_changes, missed follow (bits 1, 2, 4), their zigzag varints, and the extras (the rest).
+constexpr uint64_t kHasTxnSeq = 1, kHasTxnChanges = 2, kHasMissed = 4;
+void EncodeInfo(const HistoryRecord& r, int64_t ingested_us, std::string_view extras,
+                std::string& out) {
+  out.clear();
+  PutVarint(out, ZigZag(ingested_us - ToUnixMicros(r.event_time)) << 3 |
+                     static_cast<uint64_t>(EncodeKind(r)));
+  PutVarint(out, ZigZag(r.priority));
+  const uint64_t present = (r.txn_seq != 0 ? kHasTxnSeq : 0) |
+                           (r.txn_changes != 0 ? kHasTxnChanges : 0) |
+                           (r.missed_versions != 0 ? kHasMissed : 0);
+  if (present == 0 && extras.empty()) return;
+  PutVarint(out, present);
+  if (r.txn_seq != 0) PutVarint(out, ZigZag(r.txn_seq));
+  if (r.txn_changes != 0) PutVarint(out, ZigZag(r.txn_changes));
+  if (r.missed_versions != 0) PutVarint(out, ZigZag(r.missed_versions));
+  out += extras;
+}
+Status DecodeInfo(std::string_view in, HistoryRecord& r, std::string& extras) {
+  auto bad = [&r] {
+    return DataLossError(
+        fmt::format("history: c{}@v{}: the info column is unreadable", r.campaign_id, r.version));
+  };
+  uint64_t v = 0;
+  if (!GetVarint(in, v)) return bad();
+  DecodeKind(static_cast<int64_t>(v & 7), r);
+  r.ingested_at = FromUnixMicros(ToUnixMicros(r.event_time) + UnZigZag(v >> 3));
+  if (!GetVarint(in, v)) return bad();
+  r.priority = UnZigZag(v);
+  r.txn_seq = r.txn_changes = r.missed_versions = 0;
+  extras.clear();
+  if (in.empty()) return Status::OK();
+  uint64_t present = 0;
+  if (!GetVarint(in, present) || present > 7) return bad();
+  for (auto [bit, field] :
+       {std::pair(kHasTxnSeq, &r.txn_seq), std::pair(kHasTxnChanges, &r.txn_changes),
+        std::pair(kHasMissed, &r.missed_versions)}) {
+    if ((present & bit) == 0) continue;
+    if (!GetVarint(in, v)) return bad();
+    *field = UnZigZag(v);
+  }
+  extras.assign(in);
+  return Status::OK();
 }
 
 std::string Num(int64_t v) { return std::to_string(v); }
@@ -194,6 +273,7 @@ Month MonthOf(int64_t us) {
 struct DecodedRow {
   HistoryRecord r;
   int64_t body = 0;
+  int64_t actor = 0;  // actors.id; r.actor is filled from it (ResolveActors)
   std::string extras;
 };
 
@@ -205,26 +285,11 @@ Result<DecodedRow> DecodeRow(const PgResult& res, int i) {
   r.event_time = FromUnixMicros(event_us);
   ASSIGN_OR_RETURN(r.version, res.GetInt(i, 2));
   ASSIGN_OR_RETURN(d.body, res.GetInt(i, 3));
-  ASSIGN_OR_RETURN(int64_t kind, res.GetInt(i, 4));
-  DecodeKind(kind, r);
-  ASSIGN_OR_RETURN(r.priority, res.GetInt(i, 5));
-  r.actor = std::string(res.Get(i, 6));
-  r.transaction_id = std::string(res.Get(i, 7));
-  if (!res.IsNull(i, 8)) {
-    ASSIGN_OR_RETURN(r.missed_versions, res.GetInt(i, 8));
-  }
-  if (!res.IsNull(i, 9)) {
-    ASSIGN_OR_RETURN(r.txn_seq, res.GetInt(i, 9));
-  }
-  if (!res.IsNull(i, 10)) {
-    ASSIGN_OR_RETURN(r.txn_changes, res.GetInt(i, 10));
-  }
-  ASSIGN_OR_RETURN(int64_t ingested_us, res.GetInt(i, 11));
-  r.ingested_at = FromUnixMicros(ingested_us);
-  if (!res.IsNull(i, 12)) {
-    ASSIGN_OR_RETURN(d.extras, UnByteaHex(res.Get(i, 12)));
-  }
-  ASSIGN_OR_RETURN(r.customer_id, res.GetInt(i, 13));
+  ASSIGN_OR_RETURN(d.actor, res.GetInt(i, 4));
+  r.transaction_id = std::string(res.Get(i, 5));
+  ASSIGN_OR_RETURN(std::string info, UnByteaHex(res.Get(i, 6)));
+  RETURN_IF_ERROR(DecodeInfo(info, r, d.extras));
+  ASSIGN_OR_RETURN(r.customer_id, res.GetInt(i, 7));
   return d;
 }
 
@@ -457,6 +522,8 @@ struct CampaignState {
   int64_t max_version = 0;
   int64_t last_body = 0;
   int64_t key_body = 0;
+  int64_t max_event_us = 0;
+  bool tied = false;    // two records of one event_us (see migration 2)
   bool stored = false;  // the row exists (or will, once this call commits)
   bool dirty = false;
 };
@@ -509,10 +576,14 @@ struct PgHistoryStore::Impl {
   BodyCache bodies{32 << 20};
   // Months whose partition this process knows exists (start_us).
   std::set<int64_t> partitions;
+  // actors.id -> name, as committed (ids come from a sequence and are never reused, so an entry
+  // never goes stale; erase deletes unused ones, and clears this).
+  std::unordered_map<int64_t, std::string> actor_names;
 
   Status Connect();
   Status EnsureConn() { return conn && conn->ok() ? Status::OK() : Connect(); }
   Status Migrate();
+  Status RefuseLayout1Records();
   Result<PgResult> Q(std::string_view sql, const Params& params = {}) {
     return params.empty() ? conn->Exec(sql) : conn->ExecParams(sql, params);
   }
@@ -533,12 +604,20 @@ struct PgHistoryStore::Impl {
   }
 
   Result<std::vector<HistoryRecord>> ReadRecords(std::string_view sql, const Params& params,
-                                                 bool with_snapshots = true);
+                                                 bool with_snapshots = true,
+                                                 bool skip_deleted = false);
+  Status ResolveActors(std::vector<DecodedRow>& rows);
+  Result<std::unordered_map<std::string, int64_t>> InternActors(
+      const std::vector<const HistoryRecord*>& records);
   Status FillSnapshots(std::vector<DecodedRow>& rows,
                        const std::unordered_map<int64_t, std::string>* pending);
   Result<std::unordered_map<int64_t, std::string>> LoadBodies(const std::set<int64_t>& ids);
   Result<int64_t> AppendLocked(std::span<const HistoryRecord> records);
-  Status EnsurePartitions(const std::set<int64_t>& event_us, std::set<int64_t>& created);
+  // Create the missing month partitions of `event_us`; `created` gets the months this process
+  // knows exist from now on, `made` those this call actually created.
+  Status EnsurePartitions(const std::set<int64_t>& event_us, std::set<int64_t>& created,
+                          std::vector<Month>& made);
+  void CompactMonthBefore(const Month& m);
   Status Audit(const AuditEntry& e);
 };
 
@@ -567,6 +646,7 @@ Status PgHistoryStore::Impl::Migrate() {
           schema, conn->where(), current, kSchemaVersion));
     }
     for (int64_t v = current + 1; v <= kSchemaVersion; ++v) {
+      if (v == 2) RETURN_IF_ERROR(RefuseLayout1Records());
       RETURN_IF_ERROR(Q(kMigrations[v - 1]).status());
       RETURN_IF_ERROR(Q("INSERT INTO schema_version(version) VALUES (" + Num(v) + ")").status());
     }
@@ -574,6 +654,78 @@ Status PgHistoryStore::Impl::Migrate() {
   }();
   if (!s.ok()) Rollback();
   return s;
+}
+
+// Migration 2 replaces the history table; it does not convert records of schema 1.
+Status PgHistoryStore::Impl::RefuseLayout1Records() {
+  ASSIGN_OR_RETURN(PgResult r, Q("SELECT EXISTS (SELECT 1 FROM history)"));
+  if (r.Get(0, 0) != "t") return Status::OK();
+  return FailedPreconditionError(fmt::format(
+      "history schema '{}' on {} has schema_version 1 and records in it; this build stores "
+      "history in the compact layout of schema_version 2 and does not convert schema 1 records "
+      "in place: keep the previous build for this schema, or load the history into a new schema "
+      "(?schema=NAME) from the history topic (sink role)",
+      schema, conn->where()));
+}
+
+Status PgHistoryStore::Impl::ResolveActors(std::vector<DecodedRow>& rows) {
+  std::set<int64_t> missing;
+  for (const DecodedRow& d : rows) {
+    if (!actor_names.contains(d.actor)) missing.insert(d.actor);
+  }
+  if (!missing.empty()) {
+    ASSIGN_OR_RETURN(PgResult r, Q("SELECT id, name FROM actors WHERE id = ANY($1::bigint[])",
+                                   {ArrayOf(missing)}));
+    for (int i = 0; i < r.rows(); ++i) {
+      ASSIGN_OR_RETURN(int64_t id, r.GetInt(i, 0));
+      actor_names[id] = std::string(r.Get(i, 1));
+    }
+  }
+  for (DecodedRow& d : rows) {
+    auto it = actor_names.find(d.actor);
+    if (it == actor_names.end()) {
+      return DataLossError(fmt::format("history: actor {} of c{}@v{} is missing", d.actor,
+                                       d.r.campaign_id, d.r.version));
+    }
+    d.r.actor = it->second;
+  }
+  return Status::OK();
+}
+
+// The actors.id of every actor of `records`, adding the new ones (in the caller's transaction,
+// under the writers' lock).
+Result<std::unordered_map<std::string, int64_t>> PgHistoryStore::Impl::InternActors(
+    const std::vector<const HistoryRecord*>& records) {
+  std::set<std::string> names;
+  for (const HistoryRecord* r : records) names.insert(r->actor);
+  std::unordered_map<std::string, int64_t> out;
+  if (names.empty()) return out;
+  std::string array = "{";
+  for (const std::string& n : names) {
+    if (array.size() > 1) array += ',';
+    array += '"';
+    for (char c : n) {
+      if (c == '"' || c == '\\') array += '\\';
+      array += c;
+    }
+    array += '"';
+  }
+  array += '}';
+  ASSIGN_OR_RETURN(
+      PgResult r,
+      Q("WITH want(name) AS (SELECT unnest($1::text[])), ins AS (INSERT INTO actors(id, name) "
+        "SELECT nextval('actor_ids'), w.name FROM want w WHERE NOT EXISTS (SELECT 1 FROM actors "
+        "a WHERE a.name = w.name) RETURNING id, name) SELECT id, name FROM ins UNION ALL SELECT "
+        "a.id, a.name FROM actors a JOIN want w ON a.name = w.name",
+        {array}));
+  for (int i = 0; i < r.rows(); ++i) {
+    ASSIGN_OR_RETURN(int64_t id, r.GetInt(i, 0));
+    out[std::string(r.Get(i, 1))] = id;
+  }
+  if (out.size() != names.size()) {
+    return InternalError("history: interning the actors of a call did not give every one an id");
+  }
+  return out;
 }
 
 Result<std::unordered_map<int64_t, std::string>> PgHistoryStore::Impl::LoadBodies(
@@ -634,15 +786,18 @@ Status PgHistoryStore::Impl::FillSnapshots(
 
 Result<std::vector<HistoryRecord>> PgHistoryStore::Impl::ReadRecords(std::string_view sql,
                                                                      const Params& params,
-                                                                     bool with_snapshots) {
+                                                                     bool with_snapshots,
+                                                                     bool skip_deleted) {
   RETURN_IF_ERROR(EnsureConn());
   ASSIGN_OR_RETURN(PgResult res, Q(sql, params));
   std::vector<DecodedRow> rows;
   rows.reserve(res.rows());
   for (int i = 0; i < res.rows(); ++i) {
     ASSIGN_OR_RETURN(DecodedRow d, DecodeRow(res, i));
+    if (skip_deleted && d.r.event_type == ChangeOp::kDeleted) continue;
     rows.push_back(std::move(d));
   }
+  RETURN_IF_ERROR(ResolveActors(rows));
   if (with_snapshots) RETURN_IF_ERROR(FillSnapshots(rows, nullptr));
   std::vector<HistoryRecord> out;
   out.reserve(rows.size());
@@ -650,20 +805,42 @@ Result<std::vector<HistoryRecord>> PgHistoryStore::Impl::ReadRecords(std::string
   return out;
 }
 
+namespace {
+std::string PartitionName(const Month& m) {
+  return PgQuoteIdent(fmt::format("history_{:04}_{:02}", m.year, m.month));
+}
+}  // namespace
+
 Status PgHistoryStore::Impl::EnsurePartitions(const std::set<int64_t>& event_us,
-                                              std::set<int64_t>& created) {
+                                              std::set<int64_t>& created,
+                                              std::vector<Month>& made) {
   for (int64_t us : event_us) {
     const Month m = MonthOf(us);
     if (partitions.contains(m.start_us) || created.contains(m.start_us)) continue;
     // Under the writers' lock: no other appender creates it concurrently.
-    RETURN_IF_ERROR(Q(fmt::format("CREATE TABLE IF NOT EXISTS {} PARTITION OF history FOR VALUES "
-                                  "FROM ({}) TO ({})",
-                                  PgQuoteIdent(fmt::format("history_{:04}_{:02}", m.year, m.month)),
-                                  m.start_us, m.end_us))
-                        .status());
+    ASSIGN_OR_RETURN(PgResult exists,
+                     Q("SELECT to_regclass($1) IS NOT NULL", {schema + "." + PartitionName(m)}));
+    if (exists.Get(0, 0) != "t") {
+      RETURN_IF_ERROR(Q(fmt::format("CREATE TABLE {} PARTITION OF history FOR VALUES FROM ({}) TO "
+                                    "({})",
+                                    PartitionName(m), m.start_us, m.end_us))
+                          .status());
+      made.push_back(m);
+    }
     created.insert(m.start_us);
   }
   return Status::OK();
+}
+
+// Once a month's successor exists the month takes few inserts more, so its index is rebuilt
+// packed (fillfactor 100): appends spread over every campaign's key range split leaf pages in
+// the middle and leave them ~64 % full, a rebuilt index is ~100 % full (docs/benchmarks.md).
+// REINDEX CONCURRENTLY blocks neither readers nor appenders; best effort (outside the Append's
+// transaction, which has committed): a failure leaves the index as it was.
+void PgHistoryStore::Impl::CompactMonthBefore(const Month& m) {
+  if (!options.compact_finished_months) return;
+  const Month before = MonthOf(m.start_us - 1);
+  Q("REINDEX TABLE CONCURRENTLY " + PartitionName(before)).status().IgnoreError();
 }
 
 Status PgHistoryStore::Impl::Audit(const AuditEntry& e) {
@@ -684,8 +861,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
   std::unordered_map<int64_t, CampaignState> camps;
   {
     ASSIGN_OR_RETURN(PgResult res,
-                     Q("SELECT campaign_id, customer_id, max_version, last_body, key_body FROM "
-                       "campaigns WHERE campaign_id = ANY($1::bigint[])",
+                     Q("SELECT campaign_id, customer_id, max_version, last_body, key_body, "
+                       "max_event_us, tied FROM campaigns WHERE campaign_id = ANY($1::bigint[])",
                        {ArrayOf(campaign_ids)}));
     for (int i = 0; i < res.rows(); ++i) {
       ASSIGN_OR_RETURN(int64_t id, res.GetInt(i, 0));
@@ -695,6 +872,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
       ASSIGN_OR_RETURN(c.max_version, res.GetInt(i, 2));
       ASSIGN_OR_RETURN(c.last_body, res.GetInt(i, 3));
       ASSIGN_OR_RETURN(c.key_body, res.GetInt(i, 4));
+      ASSIGN_OR_RETURN(c.max_event_us, res.GetInt(i, 5));
+      c.tied = res.Get(i, 6) == "t";
     }
   }
   {
@@ -786,6 +965,8 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
     return bodies.Find(id);
   };
 
+  std::set<std::pair<int64_t, int64_t>> times_in_call;  // (campaign, event_us) written
+  std::vector<std::pair<int64_t, int64_t>> maybe_tied;  // (campaign, event_us) to check
   for (size_t k = 0; k < todo.size(); ++k) {
     const HistoryRecord& r = *todo[k];
     const auto key = std::pair(r.campaign_id, r.version);
@@ -830,6 +1011,13 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
       c.last_body = body_id;
     }
     c.customer_id = r.customer_id;
+    const int64_t event_us = ToUnixMicros(r.event_time);
+    if (!times_in_call.emplace(r.campaign_id, event_us).second) {
+      c.tied = true;
+    } else if (c.stored && event_us <= c.max_event_us && !c.tied) {
+      maybe_tied.emplace_back(r.campaign_id, event_us);  // a stored record may have this time
+    }
+    c.max_event_us = c.stored ? std::max(c.max_event_us, event_us) : event_us;
     c.max_version = c.stored ? std::max(c.max_version, r.version) : r.version;
     c.stored = true;
     c.dirty = true;
@@ -838,9 +1026,26 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
     if (k < counted) ++stored;
   }
 
+  if (!maybe_tied.empty()) {
+    // Before this call's rows are inserted: a match is a stored record.
+    std::vector<int64_t> cs, es;
+    for (const auto& [c, e] : maybe_tied) {
+      cs.push_back(c);
+      es.push_back(e);
+    }
+    ASSIGN_OR_RETURN(PgResult res,
+                     Q("SELECT DISTINCT k.c FROM unnest($1::bigint[], $2::bigint[]) k(c, e) JOIN "
+                       "history h ON h.campaign_id = k.c AND h.event_us = k.e",
+                       {ArrayOf(cs), ArrayOf(es)}));
+    for (int i = 0; i < res.rows(); ++i) {
+      ASSIGN_OR_RETURN(int64_t id, res.GetInt(i, 0));
+      camps[id].tied = true;
+    }
+  }
   std::set<int64_t> times, created;
+  std::vector<Month> made;
   for (const NewRow& row : rows) times.insert(ToUnixMicros(row.r->event_time));
-  RETURN_IF_ERROR(EnsurePartitions(times, created));
+  RETURN_IF_ERROR(EnsurePartitions(times, created, made));
   for (size_t begin = 0; begin < new_bodies.size(); begin += kRowsPerInsert) {
     const size_t end = std::min(new_bodies.size(), begin + kRowsPerInsert);
     std::string sql = "INSERT INTO bodies(id, campaign_id, base, data) VALUES ";
@@ -857,41 +1062,43 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
     }
     RETURN_IF_ERROR(Q(sql, params).status());
   }
+  if (next_body_id - 1 > kMaxBodyId) {
+    return ResourceExhaustedError(fmt::format(
+        "history schema '{}': body ids are exhausted (history.body is an integer)", schema));
+  }
+  std::unordered_map<std::string, int64_t> actor_ids;
+  {
+    std::vector<const HistoryRecord*> written;
+    for (const NewRow& row : rows) written.push_back(row.r);
+    ASSIGN_OR_RETURN(actor_ids, InternActors(written));
+  }
+  std::string info;
   for (size_t begin = 0; begin < rows.size(); begin += kRowsPerInsert) {
     const size_t end = std::min(rows.size(), begin + kRowsPerInsert);
     std::string sql =
-        "INSERT INTO history(campaign_id, event_us, version, body, priority, ingested_us, "
-        "txn_seq, txn_changes, missed, kind, actor, transaction_id, extras) VALUES ";
+        "INSERT INTO history(campaign_id, event_us, version, body, actor, transaction_id, info) "
+        "VALUES ";
     Params params;
     for (size_t i = begin; i < end; ++i) {
       const HistoryRecord& r = *rows[i].r;
       const size_t n = params.size();
-      sql += i == begin ? "(" : ",(";
-      for (size_t c = 1; c <= 13; ++c) {
-        sql += fmt::format("{}${}", c == 1 ? "" : ",", n + c);
-      }
-      sql += "::bytea)";
+      sql += fmt::format("{}(${},${},${},${},${},${},${}::bytea)", i == begin ? "" : ",", n + 1,
+                         n + 2, n + 3, n + 4, n + 5, n + 6, n + 7);
+      EncodeInfo(r, ingested_us, rows[i].extras, info);
       params.push_back(Num(r.campaign_id));
       params.push_back(Num(ToUnixMicros(r.event_time)));
       params.push_back(Num(r.version));
       params.push_back(Num(rows[i].body));
-      params.push_back(Num(r.priority));
-      params.push_back(Num(ingested_us));
-      params.push_back(NumOrNull(r.txn_seq));
-      params.push_back(NumOrNull(r.txn_changes));
-      params.push_back(NumOrNull(r.missed_versions));
-      params.push_back(Num(EncodeKind(r)));
-      params.push_back(r.actor);
+      params.push_back(Num(actor_ids.at(r.actor)));
       params.push_back(r.transaction_id);
-      params.push_back(rows[i].extras.empty()
-                           ? std::nullopt
-                           : std::optional<std::string>(ByteaHex(rows[i].extras)));
+      params.push_back(ByteaHex(info));
     }
     RETURN_IF_ERROR(Q(sql, params).status());
   }
   {
     // One upsert for every campaign this call touched.
-    std::vector<int64_t> ids, customers, max_versions, last_bodies, key_bodies;
+    std::vector<int64_t> ids, customers, max_versions, last_bodies, key_bodies, max_events;
+    std::string tied = "{";
     for (const auto& [id, c] : camps) {
       if (!c.dirty) continue;
       ids.push_back(id);
@@ -899,15 +1106,21 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
       max_versions.push_back(c.max_version);
       last_bodies.push_back(c.last_body);
       key_bodies.push_back(c.key_body);
+      max_events.push_back(c.max_event_us);
+      tied += tied.size() > 1 ? "," : "";
+      tied += c.tied ? "t" : "f";
     }
+    tied += "}";
     if (!ids.empty()) {
       RETURN_IF_ERROR(
-          Q("INSERT INTO campaigns(campaign_id, customer_id, max_version, last_body, key_body) "
-            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-            "$5::bigint[]) ON CONFLICT (campaign_id) DO UPDATE SET max_version = "
-            "excluded.max_version, last_body = excluded.last_body, key_body = excluded.key_body",
+          Q("INSERT INTO campaigns(campaign_id, customer_id, max_version, last_body, key_body, "
+            "max_event_us, tied) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
+            "$4::bigint[], $5::bigint[], $6::bigint[], $7::boolean[]) ON CONFLICT (campaign_id) "
+            "DO UPDATE SET max_version = excluded.max_version, last_body = excluded.last_body, "
+            "key_body = excluded.key_body, max_event_us = excluded.max_event_us, tied = "
+            "excluded.tied",
             {ArrayOf(ids), ArrayOf(customers), ArrayOf(max_versions), ArrayOf(last_bodies),
-             ArrayOf(key_bodies)})
+             ArrayOf(key_bodies), ArrayOf(max_events), tied})
               .status());
     }
   }
@@ -926,6 +1139,7 @@ Result<int64_t> PgHistoryStore::Impl::AppendLocked(std::span<const HistoryRecord
   RETURN_IF_ERROR(Commit());
   for (auto& [id, text] : pending) bodies.Put(id, std::move(text));
   partitions.insert(created.begin(), created.end());
+  for (const Month& m : made) CompactMonthBefore(m);
   return stored;
 }
 
@@ -1011,13 +1225,17 @@ Result<Completeness> PgHistoryStore::GetCompleteness() {
 
 namespace {
 // One index probe per campaign of the customer: the LATERAL subquery reads the campaign's
-// latest row at or before $2 from the (campaign_id, event_us, version) index; the partitions
-// are scanned newest first (an ordered Append), so LIMIT 1 stops in the first partition that has
-// a row.
+// latest row at or before $2 from the (campaign_id, event_us) index: one row for a campaign
+// that never had two records of one event_us, and for those that had (campaigns.tied) an
+// incremental sort by version breaks the tie. The partitions are scanned newest first (an
+// ordered Append), so LIMIT 1 stops in the first partition that has a row. Deleted campaigns are
+// dropped by the client (the kind is inside `info`).
 constexpr char kAsOfSql[] =
-    "SELECT {} FROM campaigns c CROSS JOIN LATERAL (SELECT * FROM history h WHERE h.campaign_id "
-    "= c.campaign_id AND h.event_us <= $2 ORDER BY h.event_us DESC, h.version DESC LIMIT 1) h "
-    "WHERE c.customer_id = $1 AND h.kind & 3 <> 2";
+    "SELECT {0} FROM campaigns c CROSS JOIN LATERAL (SELECT * FROM history h WHERE "
+    "h.campaign_id = c.campaign_id AND h.event_us <= $2 ORDER BY h.event_us DESC LIMIT 1) h "
+    "WHERE c.customer_id = $1 AND NOT c.tied UNION ALL SELECT {0} FROM campaigns c CROSS JOIN "
+    "LATERAL (SELECT * FROM history h WHERE h.campaign_id = c.campaign_id AND h.event_us <= $2 "
+    "ORDER BY h.event_us DESC, h.version DESC LIMIT 1) h WHERE c.customer_id = $1 AND c.tied";
 constexpr char kFromHistory[] =
     " FROM history h JOIN campaigns c ON c.campaign_id = h.campaign_id ";
 }  // namespace
@@ -1026,7 +1244,8 @@ Result<std::vector<HistoryRecord>> PgHistoryStore::AsOf(int64_t customer_id, Tim
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(
       std::vector<HistoryRecord> out,
-      impl_->ReadRecords(fmt::format(kAsOfSql, kCols), {Num(customer_id), Num(ToUnixMicros(at))}));
+      impl_->ReadRecords(fmt::format(kAsOfSql, kCols), {Num(customer_id), Num(ToUnixMicros(at))},
+                         /*with_snapshots=*/true, /*skip_deleted=*/true));
   SortByPriority(out);  // here rather than in the server: the answer is already in memory
   return out;
 }
@@ -1267,6 +1486,10 @@ Result<int64_t> PgHistoryStore::EraseCustomer(int64_t customer_id, std::string_v
           "DELETE FROM purges WHERE customer_id = $1"}) {
       RETURN_IF_ERROR(m.Q(sql, {c}).status());
     }
+    // The actor names only this customer's records used (personal data, too).
+    RETURN_IF_ERROR(m.Q("DELETE FROM actors a WHERE NOT EXISTS (SELECT 1 FROM history h WHERE "
+                        "h.actor = a.id)")
+                        .status());
     RETURN_IF_ERROR(m.Q("INSERT INTO erased_customers(customer_id, at_us) VALUES ($1, $2) ON "
                         "CONFLICT (customer_id) DO UPDATE SET at_us = excluded.at_us",
                         {c, Num(ToUnixMicros(m.clock->Now()))})
@@ -1283,9 +1506,10 @@ Result<int64_t> PgHistoryStore::EraseCustomer(int64_t customer_id, std::string_v
     m.Rollback();
     return result;
   }
+  m.actor_names.clear();
   // Take the erased rows out of the data pages now, not at the next autovacuum (best effort: the
   // erase itself is committed).
-  m.Q("VACUUM history, bodies, held, conflicts").status().IgnoreError();
+  m.Q("VACUUM history, bodies, held, conflicts, actors").status().IgnoreError();
   return result;
 }
 

@@ -50,13 +50,18 @@ struct PgHistoryOptions {
   const Clock* clock = nullptr;
   // Capacity of the cache of decoded snapshot bodies, in bytes. Default: 32 MiB.
   size_t body_cache_bytes = 32 << 20;
+  // When an Append creates a month's partition, rebuild the previous month's index packed
+  // (REINDEX CONCURRENTLY, after the Append's commit; that call takes a few seconds longer once a
+  // month). Default: true.
+  bool compact_finished_months = true;
 };
 
 class PgHistoryStore final : public HistoryStore {
  public:
   // Connect, and create or migrate the schema. Fails with InvalidArgument for a bad URL or
   // schema name, Unavailable when the server cannot be reached, FailedPrecondition when the
-  // schema holds a newer schema_version than this build understands.
+  // schema holds a newer schema_version than this build understands, or records in the layout of
+  // schema_version 1 (which this build does not convert).
   static Result<std::unique_ptr<PgHistoryStore>> Open(const PgHistoryOptions& options);
 
   ~PgHistoryStore() override;

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <thread>
 
 #include "campaign/pg_test_util.h"
@@ -159,6 +160,87 @@ TEST_F(PgHistoryStoreTest, AsOfIsOneIndexProbePerCampaign) {
   ASSERT_OK_AND_ASSIGN(auto answer, store->AsOf(1, start + std::chrono::hours(24 * 50)));
   ASSERT_EQ(answer.size(), 200u);
   EXPECT_EQ(answer[0].version, 5);
+}
+
+// Schema 2 replaced the history table: a schema 1 with records is refused (not converted, not
+// dropped); an empty one is upgraded.
+TEST_F(PgHistoryStoreTest, ASchema1WithRecordsIsRefusedAndAnEmptyOneUpgraded) {
+  ASSERT_OK(Open().status());
+  ASSERT_OK_AND_ASSIGN(auto conn, db_->Connect());
+  // Back to what schema 1 looked like as far as migration 2 cares: its history table, a record.
+  ASSERT_OK(conn->Exec("SET search_path TO pghistory_t; DELETE FROM schema_version WHERE version "
+                       "= 2; DROP TABLE history; DROP TABLE actors; DROP SEQUENCE actor_ids; "
+                       "ALTER TABLE campaigns DROP COLUMN max_event_us, DROP COLUMN tied; "
+                       "CREATE INDEX campaigns_by_customer ON campaigns(customer_id, "
+                       "campaign_id); "
+                       "CREATE TABLE history(campaign_id bigint, event_us bigint, version "
+                       "bigint); INSERT INTO history VALUES (7, 1, 1)")
+                .status());
+  EXPECT_THAT(Open(), ::ch::testing::StatusIsWith(StatusCode::kFailedPrecondition,
+                                                  "has schema_version 1 and records in it"));
+  ASSERT_OK_AND_ASSIGN(PgResult kept, conn->Exec("SELECT count(*) FROM pghistory_t.history"));
+  EXPECT_EQ(kept.Get(0, 0), "1") << "the refused migration changed nothing";
+  ASSERT_OK(conn->Exec("DELETE FROM pghistory_t.history").status());
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  const Timestamp at = *ParseTimestamp("2026-09-01T00:00:00Z");
+  ASSERT_OK(store->Append(std::vector<HistoryRecord>{Rec(1, 7, 1, at, 3)}));
+  ASSERT_OK_AND_ASSIGN(auto answer, store->AsOf(1, at));
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].priority, 3);
+}
+
+// Actor names are interned in `actors`; erasing a customer takes the names only its records used
+// out of it too (they are personal data), and keeps the shared ones.
+TEST_F(PgHistoryStoreTest, EraseForgetsTheActorsOnlyTheCustomerUsed) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  const Timestamp at = *ParseTimestamp("2026-09-01T00:00:00Z");
+  std::vector<HistoryRecord> batch = {Rec(1, 7, 1, at, 1), Rec(1, 7, 2, at, 2),
+                                      Rec(2, 8, 1, at, 1)};
+  batch[1].actor = "user:only-customer-1";
+  batch[2].actor = "user:\"quoted\", {braced}";
+  ASSERT_OK(store->Append(batch));
+  ASSERT_OK_AND_ASSIGN(auto log, store->CampaignLog(7, TimeRange{}));
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0].actor, "user:1");
+  EXPECT_EQ(log[1].actor, "user:only-customer-1");
+  ASSERT_OK_AND_ASSIGN(auto other, store->GetVersion(8, 1));
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->actor, "user:\"quoted\", {braced}");
+  ASSERT_OK(store->EraseCustomer(1, "test").status());
+  ASSERT_OK_AND_ASSIGN(auto conn, db_->Connect());
+  ASSERT_OK_AND_ASSIGN(PgResult names, conn->Exec("SELECT string_agg(name, '|' ORDER BY name) "
+                                                  "FROM pghistory_t.actors"));
+  EXPECT_EQ(names.Get(0, 0), "user:\"quoted\", {braced}");
+  ASSERT_OK(store->Append(std::vector<HistoryRecord>{Rec(3, 9, 1, at, 1)}));
+  ASSERT_OK_AND_ASSIGN(auto again, store->GetVersion(9, 1));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->actor, "user:1") << "an erased name is interned again under a new id";
+}
+
+// Two records of one campaign and one event_us (one transaction changed it twice): as-of answers
+// the higher version, whichever was stored first and whether they came in one call or two.
+TEST_F(PgHistoryStoreTest, AsOfBreaksATieOfEventTimesByVersion) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  const Timestamp at = *ParseTimestamp("2026-09-01T00:00:00Z");
+  ASSERT_OK(store->Append(std::vector<HistoryRecord>{Rec(1, 7, 2, at, 1), Rec(1, 9, 1, at, 3)}));
+  ASSERT_OK(store->Append(std::vector<HistoryRecord>{Rec(1, 7, 1, at, 2)}));  // late, same time
+  ASSERT_OK(store->Append(std::vector<HistoryRecord>{Rec(1, 8, 1, at, 4), Rec(1, 8, 2, at, 5)}));
+  ASSERT_OK(store->Append(
+      std::vector<HistoryRecord>{Rec(1, 9, 2, at + std::chrono::seconds(1), 6)}));  // no tie
+  ASSERT_OK_AND_ASSIGN(auto conn, db_->Connect());
+  ASSERT_OK_AND_ASSIGN(
+      PgResult tied,
+      conn->Exec("SELECT string_agg(campaign_id::text, ',' ORDER BY campaign_id) FROM "
+                 "pghistory_t.campaigns WHERE tied"));
+  EXPECT_EQ(tied.Get(0, 0), "7,8");
+  for (const Timestamp t : {at, at + std::chrono::seconds(1)}) {
+    ASSERT_OK_AND_ASSIGN(auto answer, store->AsOf(1, t));
+    std::map<int64_t, int64_t> versions;
+    for (const HistoryRecord& r : answer) versions[r.campaign_id] = r.version;
+    EXPECT_EQ(versions[7], 2);
+    EXPECT_EQ(versions[8], 2);
+    EXPECT_EQ(versions[9], t == at ? 1 : 2);
+  }
 }
 
 }  // namespace
