@@ -8,6 +8,7 @@
 #include <charconv>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -20,7 +21,25 @@ namespace {
 // Schema version of the database (table schema_migrations); bump with a migration appended to
 // Migrations(). DO NOT CHANGE the meaning of a released value.
 //   1: history, campaigns, held, ledger, conflicts, retention.
-constexpr int64_t kChSchemaVersion = 1;
+//   2: asof_summary (+ asof_in, asof_mv), backfilled from history.
+constexpr int64_t kChSchemaVersion = 2;
+
+// The as-of summary (docs/clickhouse.md, "As-of"). Every history row is a candidate in
+// 1 + kAsofLevels buckets: level 0 is its exact event_us; level j >= 1 is the bucket of
+// 2^(j-1) units of 2^kAsofUnitShift us (about 71.6 min) that holds it, counted from
+// -kAsofOrigin. DO NOT CHANGE these constants (stored): a change needs a migration.
+constexpr int kAsofUnitShift = 32;
+constexpr int kAsofLevels = 12;
+constexpr int64_t kAsofOrigin = int64_t{1} << 62;
+
+// The unit of an event time; times outside [-kAsofOrigin, kAsofOrigin) are clamped (they are
+// then never inside a prefix bucket of an in-range moment, and as-of at such a moment does not
+// use the summary).
+uint64_t AsofUnit(int64_t event_us) {
+  const int64_t t = std::clamp(event_us, -kAsofOrigin, kAsofOrigin - 1);
+  return static_cast<uint64_t>(t + kAsofOrigin) >> kAsofUnitShift;
+}
+bool AsofInRange(int64_t at_us) { return at_us >= -kAsofOrigin && at_us < kAsofOrigin; }
 
 // Row kind = event_type | capture << 2. DO NOT CHANGE (stored).
 uint64_t EncodeKind(const HistoryRecord& r) {
@@ -46,41 +65,102 @@ constexpr int kRetHorizon = 1;
 constexpr int kRetErased = 2;
 constexpr int kRetRemoved = 3;
 
+// The summary's key of an asof_in row: event_us + 2^62, version and holder, each with the top
+// bit set (so hex() gives exactly 16 digits) and concatenated: string order = tuple order.
+// DecodeAsofKey reverses it. DO NOT CHANGE (stored).
+std::string AsofKeySql() {
+  return "concat(hex(bitOr(toUInt64(event_us + 4611686018427387904), 9223372036854775808)),"
+         " hex(bitOr(version, 9223372036854775808)), hex(bitOr(holder, 9223372036854775808)))";
+}
+
+struct AsofKey {
+  int64_t event_us = 0;
+  int64_t version = 0;
+  int64_t holder = 0;
+};
+std::optional<AsofKey> DecodeAsofKey(std::string_view hex) {
+  if (hex.size() != 48) return std::nullopt;
+  uint64_t v[3];
+  for (int i = 0; i < 3; ++i) {
+    auto part = hex.substr(static_cast<size_t>(i) * 16, 16);
+    auto [p, ec] = std::from_chars(part.data(), part.data() + part.size(), v[i], 16);
+    if (ec != std::errc() || p != part.data() + part.size()) return std::nullopt;
+    v[i] &= ~(uint64_t{1} << 63);
+  }
+  return AsofKey{.event_us = static_cast<int64_t>(v[0]) - kAsofOrigin,
+                 .version = static_cast<int64_t>(v[1]),
+                 .holder = static_cast<int64_t>(v[2])};
+}
+
+// The migration-2 backfill: every history row's candidates, bucketed as AsofUnit does.
+std::string AsofBackfillSql() {
+  return fmt::format(
+      "INSERT INTO asof_in SELECT customer_id, lv, if(lv = 0, event_us,"
+      " toInt64(bitShiftRight(toUInt64(greatest(least(event_us, {0} - 1), -{0}) + {0}),"
+      " {1} + lv - 1))), campaign_id, event_us, version, if(body_ref = 0, version, body_ref)"
+      " FROM history ARRAY JOIN arrayMap(x -> toUInt8(x), range({2})) AS lv",
+      kAsofOrigin, kAsofUnitShift, kAsofLevels + 1);
+}
+
 // Every statement of every migration, in order. Statements are idempotent (IF NOT EXISTS), so a
 // migration interrupted half way is simply run again.
 std::vector<std::vector<std::string>> Migrations() {
-  return {{
-      // The history. event_time (seconds) exists for partitioning only; event_us is the time.
-      "CREATE TABLE IF NOT EXISTS history ("
-      " customer_id UInt64, campaign_id UInt64, version UInt64, event_us Int64,"
-      " event_time DateTime DEFAULT toDateTime(intDiv(event_us, 1000000)),"
-      " kind UInt8, priority Int64, actor String, transaction_id String,"
-      " missed_versions UInt64, ingested_us Int64, txn_seq UInt64, txn_changes UInt64,"
-      " body String, body_ref UInt64, extras String)"
-      " ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(event_time)"
-      " ORDER BY (customer_id, campaign_id, version)",
-      // Which customer a campaign belongs to: reads by campaign find the primary-key range.
-      "CREATE TABLE IF NOT EXISTS campaigns (campaign_id UInt64, customer_id UInt64)"
-      " ENGINE = ReplacingMergeTree ORDER BY campaign_id",
-      // Records held back until their transaction is complete. A row counts only when the
-      // ledger holds a progress row of its seq written by the same commit.
-      "CREATE TABLE IF NOT EXISTS held (seq UInt64, campaign_id UInt64, version UInt64,"
-      " commit UInt64, customer_id UInt64, placeholder UInt8, record String)"
-      " ENGINE = MergeTree ORDER BY (seq, campaign_id, version)",
-      // The completeness ledger: versions of keys, the latest commit of each key wins.
-      "CREATE TABLE IF NOT EXISTS ledger (kind UInt8, seq UInt64, commit UInt64,"
-      " expected Int64, received Int64, at_us Int64, flag UInt8)"
-      " ENGINE = MergeTree ORDER BY (kind, seq, commit)",
-      "CREATE TABLE IF NOT EXISTS conflicts (campaign_id UInt64, version UInt64,"
-      " customer_id UInt64, detected_us Int64, stored String, received String)"
-      " ENGINE = MergeTree ORDER BY (campaign_id, version)",
-      // Retention and erasure: audit entries, purge horizons, erased customers, removed keys.
-      // One INSERT per action (one part of an unpartitioned table): atomic.
-      "CREATE TABLE IF NOT EXISTS retention (kind UInt8, customer_id UInt64, campaign_id UInt64,"
-      " version UInt64, seq UInt64, at_us Int64, before_us Int64, has_before UInt8,"
-      " actor String, action String, records Int64)"
-      " ENGINE = MergeTree ORDER BY (kind, customer_id, campaign_id, version)",
-  }};
+  return {
+      {
+          // The history. event_time (seconds) exists for partitioning only; event_us is the time.
+          "CREATE TABLE IF NOT EXISTS history ("
+          " customer_id UInt64, campaign_id UInt64, version UInt64, event_us Int64,"
+          " event_time DateTime DEFAULT toDateTime(intDiv(event_us, 1000000)),"
+          " kind UInt8, priority Int64, actor String, transaction_id String,"
+          " missed_versions UInt64, ingested_us Int64, txn_seq UInt64, txn_changes UInt64,"
+          " body String, body_ref UInt64, extras String)"
+          " ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(event_time)"
+          " ORDER BY (customer_id, campaign_id, version)",
+          // Which customer a campaign belongs to: reads by campaign find the primary-key range.
+          "CREATE TABLE IF NOT EXISTS campaigns (campaign_id UInt64, customer_id UInt64)"
+          " ENGINE = ReplacingMergeTree ORDER BY campaign_id",
+          // Records held back until their transaction is complete. A row counts only when the
+          // ledger holds a progress row of its seq written by the same commit.
+          "CREATE TABLE IF NOT EXISTS held (seq UInt64, campaign_id UInt64, version UInt64,"
+          " commit UInt64, customer_id UInt64, placeholder UInt8, record String)"
+          " ENGINE = MergeTree ORDER BY (seq, campaign_id, version)",
+          // The completeness ledger: versions of keys, the latest commit of each key wins.
+          "CREATE TABLE IF NOT EXISTS ledger (kind UInt8, seq UInt64, commit UInt64,"
+          " expected Int64, received Int64, at_us Int64, flag UInt8)"
+          " ENGINE = MergeTree ORDER BY (kind, seq, commit)",
+          "CREATE TABLE IF NOT EXISTS conflicts (campaign_id UInt64, version UInt64,"
+          " customer_id UInt64, detected_us Int64, stored String, received String)"
+          " ENGINE = MergeTree ORDER BY (campaign_id, version)",
+          // Retention and erasure: audit entries, purge horizons, erased customers, removed keys.
+          // One INSERT per action (one part of an unpartitioned table): atomic.
+          "CREATE TABLE IF NOT EXISTS retention (kind UInt8, customer_id UInt64, campaign_id "
+          "UInt64,"
+          " version UInt64, seq UInt64, at_us Int64, before_us Int64, has_before UInt8,"
+          " actor String, action String, records Int64)"
+          " ENGINE = MergeTree ORDER BY (kind, customer_id, campaign_id, version)",
+      },
+      {
+          // The as-of summary: per (customer, level, bucket, campaign) the greatest
+          // (event_us, version) and the version holding that row's body, as one fixed-width hex
+          // string (AsofKeySql; max over a String is exact and far cheaper than over a Tuple).
+          // Candidates are written through the Null table asof_in (the view aggregates each INSERT
+          // block: one part), before the history rows they name; duplicates are harmless (max).
+          "CREATE TABLE IF NOT EXISTS asof_summary (customer_id UInt64, level UInt8, bucket Int64,"
+          " campaign_id UInt64, k AggregateFunction(max, String))"
+          " ENGINE = AggregatingMergeTree ORDER BY (customer_id, level, bucket, campaign_id)"
+          " SETTINGS index_granularity = 1024",
+          "CREATE TABLE IF NOT EXISTS asof_in (customer_id UInt64, level UInt8, bucket Int64,"
+          " campaign_id UInt64, event_us Int64, version UInt64, holder UInt64) ENGINE = Null",
+          "CREATE MATERIALIZED VIEW IF NOT EXISTS asof_mv TO asof_summary AS SELECT customer_id,"
+          " level, bucket, campaign_id, maxState(" +
+              AsofKeySql() +
+              ") AS k FROM asof_in"
+              " GROUP BY customer_id, level, bucket, campaign_id",
+          // Backfill from the rows written before this migration (running it again only adds
+          // duplicate candidates), then merge once so the first reads find few parts.
+          AsofBackfillSql(),
+          "OPTIMIZE TABLE asof_summary FINAL",
+      }};
 }
 
 // What every read of history rows adds to its WHERE: erased customers and purged keys are gone.
@@ -274,6 +354,8 @@ struct ClickHouseHistoryStore::Impl {
   std::unique_ptr<httplib::Client> http;
   const Clock* clock = nullptr;
   uint64_t last_commit = 0;
+  // The schema version this store works at (kChSchemaVersion unless a test asked for less).
+  int64_t schema = kChSchemaVersion;
   // The ledger as of the last commit of this process (one writer per database).
   Watermark watermark;
   std::map<int64_t, TxnProgress> progress;
@@ -281,7 +363,7 @@ struct ClickHouseHistoryStore::Impl {
 
   // Run `sql` (in the database unless `in_db` is false); return the TabSeparated answer.
   Result<std::string> Run(const std::string& sql, bool in_db = true) {
-    std::string path = "/?max_insert_block_size=100000000";
+    std::string path = "/?max_insert_block_size=100000000&max_query_size=104857600";
     if (in_db) path += "&database=" + url.database;
     auto res = http->Post(path, sql, "text/plain");
     return Answer(res, sql);
@@ -332,13 +414,13 @@ struct ClickHouseHistoryStore::Impl {
                         .status());
     ASSIGN_OR_RETURN(auto rows, Select("SELECT max(version) FROM schema_migrations"));
     int64_t have = rows.empty() ? 0 : ToInt(rows[0][0]);
-    if (have > kChSchemaVersion) {
+    if (have > schema) {
       return FailedPreconditionError(fmt::format(
           "clickhouse database '{}' has history schema version {}, newer than this build's {}",
-          url.database, have, kChSchemaVersion));
+          url.database, have, schema));
     }
     auto migrations = Migrations();
-    for (int64_t v = have + 1; v <= kChSchemaVersion; ++v) {
+    for (int64_t v = have + 1; v <= schema; ++v) {
       for (const std::string& stmt : migrations[static_cast<size_t>(v - 1)]) {
         RETURN_IF_ERROR(Run(stmt).status());
       }
@@ -494,8 +576,8 @@ struct ClickHouseHistoryStore::Impl {
 
   // Append the row of `r`; its body goes in full unless `shared` holds the same body, which a
   // row of the same INSERT or of an earlier, committed one holds: then body_ref names it.
-  static void AppendHistoryRow(const HistoryRecord& r, int64_t ingested_us, LastBody* shared,
-                               std::string& out) {
+  static int64_t AppendHistoryRow(const HistoryRecord& r, int64_t ingested_us, LastBody* shared,
+                                  std::string& out) {
     SplitSnapshot split = SplitSnapshotText(r.snapshot, Columns(r));
     int64_t body_ref = 0;
     if (shared != nullptr && shared->version != 0 && shared->body == split.body) {
@@ -516,6 +598,135 @@ struct ClickHouseHistoryStore::Impl {
     out += fmt::format("\t{}\t", body_ref);
     AppendEscaped(out, split.extras);
     out += '\n';
+    return body_ref;
+  }
+
+  // Append the as-of summary candidates of `r` (asof_in rows); `body_ref` as its history row.
+  static void AppendAsofRows(const HistoryRecord& r, int64_t body_ref, std::string& out) {
+    const int64_t e = ToUnixMicros(r.event_time);
+    const int64_t holder = body_ref != 0 ? body_ref : r.version;
+    const uint64_t unit = AsofUnit(e);
+    for (int level = 0; level <= kAsofLevels; ++level) {
+      const int64_t bucket = level == 0 ? e : static_cast<int64_t>(unit >> (level - 1));
+      out += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\n", r.customer_id, level, bucket,
+                         r.campaign_id, e, r.version, holder);
+    }
+  }
+
+  // The summary buckets whose union is every moment up to and including `at_us`: the prefix of
+  // whole units before at_us's unit (one bucket per set bit below the top level, a range of
+  // top-level buckets) and the exact times of its own unit up to at_us (level 0).
+  static std::string AsofBuckets(int64_t at_us) {
+    const uint64_t n = AsofUnit(at_us);
+    const int64_t unit_start = static_cast<int64_t>(n << kAsofUnitShift) - kAsofOrigin;
+    std::string cond =
+        fmt::format("(level = 0 AND bucket >= {} AND bucket <= {}) OR (level = {} AND bucket < {})",
+                    unit_start, at_us, kAsofLevels, n >> (kAsofLevels - 1));
+    for (int level = 1; level < kAsofLevels; ++level) {
+      const uint64_t idx = n >> (level - 1);
+      if (idx & 1) cond += fmt::format(" OR (level = {} AND bucket = {})", level, idx - 1);
+    }
+    return cond;
+  }
+
+  // As-of through the summary: each campaign's greatest (event_us, version) at or before at_us
+  // and its body holder, then those rows. nullopt when a chosen row is not there as the summary
+  // names it (a candidate written by an Append whose history INSERT failed, or a row hidden by
+  // purge/erasure): the caller then scans.
+  Result<std::optional<std::vector<Row>>> SummaryAsOfRows(int64_t customer_id, int64_t at_us) {
+    const std::string winners_sql = fmt::format(
+        "SELECT campaign_id, maxMerge(k) AS w FROM asof_summary WHERE customer_id = {} AND ({})"
+        " GROUP BY campaign_id",
+        customer_id, AsofBuckets(at_us));
+    ASSIGN_OR_RETURN(auto winners, Select(winners_sql));
+    std::optional<std::vector<Row>> out(std::in_place);
+    if (winners.empty()) return out;
+    std::vector<std::pair<Key, int64_t>> wanted;  // (campaign, version) -> event_us
+    for (const Row& w : winners) {
+      std::optional<AsofKey> k = w.size() < 2 ? std::nullopt : DecodeAsofKey(w[1]);
+      if (!k) return DataLossError("clickhouse as-of summary: malformed row");
+      wanted.push_back({Key{ToInt(w[0]), k->version}, k->event_us});
+    }
+    // The same winners again, decoded on the server (a literal list of thousands of keys costs
+    // ClickHouse more to parse than recomputing them): the answer rows and their body rows.
+    auto field = [](int i) {
+      return fmt::format(
+          "bitAnd(reinterpretAsUInt64(reverse(unhex(substring(w, {}, 16)))),"
+          " 9223372036854775807)",
+          i * 16 + 1);
+    };
+    ASSIGN_OR_RETURN(
+        *out, Select(fmt::format("SELECT {} FROM history WHERE customer_id = {} AND"
+                                 " (campaign_id, version) IN (SELECT campaign_id, arrayJoin([{},"
+                                 " {}]) FROM ({})){} LIMIT 1 BY campaign_id, version",
+                                 kCols, customer_id, field(1), field(2), winners_sql, kVisible)));
+    std::map<Key, int64_t> found;  // (campaign, version) -> event_us
+    for (const Row& r : *out) {
+      if (r.size() < 15) return DataLossError("clickhouse history: short row");
+      found.emplace(Key{ToInt(r[1]), ToInt(r[2])}, ToInt(r[3]));
+    }
+    for (const auto& [key, event_us] : wanted) {
+      auto it = found.find(key);
+      if (it == found.end() || it->second != event_us) return std::optional<std::vector<Row>>();
+    }
+    return out;
+  }
+
+  // As-of by scanning: the subquery picks, from the small columns, each campaign's latest key
+  // and the key of the row holding its body (the same row unless the body is shared); the outer
+  // query returns those rows, so shared bodies are resolved from the same answer.
+  Result<std::vector<Row>> ScanAsOfRows(int64_t customer_id, int64_t at_us) {
+    return Select(fmt::format(
+        "SELECT {0} FROM history WHERE customer_id = {1} AND (campaign_id, version) IN"
+        " (SELECT campaign_id, arrayJoin([argMax(version, (event_us, version)),"
+        " argMax(if(body_ref = 0, version, body_ref), (event_us, version))]) FROM history"
+        " WHERE customer_id = {1} AND event_us <= {2}{3} GROUP BY campaign_id)"
+        " LIMIT 1 BY campaign_id, version",
+        kCols, customer_id, at_us, kVisible));
+  }
+
+  // The as-of answer from rows holding each campaign's latest row at or before at_us (and the
+  // rows holding their bodies): per campaign the row with the greatest (event_us, version) at
+  // or before at_us, deletes dropped, sorted by priority.
+  Result<std::vector<HistoryRecord>> AssembleAsOf(const std::vector<Row>& rows, int64_t at_us) {
+    std::map<Key, const std::string*> bodies;
+    // campaign -> the row with the greatest (event_us, version).
+    std::map<int64_t, std::pair<std::pair<int64_t, int64_t>, size_t>> chosen;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      if (r.size() < 15) return DataLossError("clickhouse history: short row");
+      const int64_t campaign = ToInt(r[1]);
+      const std::pair<int64_t, int64_t> order{ToInt(r[3]), ToInt(r[2])};
+      if (!r[12].empty()) bodies[{campaign, order.second}] = &r[12];
+      // A body row may be a later version (delivered first): never the answer. (Before a purge
+      // horizon, a purged row could also come back here as a body row; as-of there is refused
+      // by the query layer.)
+      if (order.first > at_us) continue;
+      auto [it, inserted] = chosen.emplace(campaign, std::pair(order, i));
+      if (!inserted && order > it->second.first) it->second = {order, i};
+    }
+    std::vector<HistoryRecord> latest;
+    std::vector<int64_t> unresolved_refs;
+    std::string joined;
+    for (const auto& [campaign, pick] : chosen) {
+      HistoryRecord rec;
+      int64_t ref = 0;
+      RETURN_IF_ERROR(ParseRecord(rows[pick.second], rec, &ref));
+      if (rec.event_type == ChangeOp::kDeleted) continue;
+      if (ref != 0) {
+        auto b = bodies.find({campaign, ref});
+        if (b != bodies.end()) {
+          RETURN_IF_ERROR(JoinSnapshotText(*b->second, rec.snapshot, Columns(rec), &joined));
+          rec.snapshot.swap(joined);
+          ref = 0;
+        }
+      }
+      latest.push_back(std::move(rec));
+      unresolved_refs.push_back(ref);
+    }
+    RETURN_IF_ERROR(ResolveShared(latest, unresolved_refs));
+    SortByPriority(latest);
+    return latest;
   }
 
   // Held records (valid ones: written by a commit whose ledger row exists) of partial
@@ -714,6 +925,9 @@ Result<std::unique_ptr<ClickHouseHistoryStore>> ClickHouseHistoryStore::Open(
   impl->http->set_connection_timeout(std::chrono::seconds(10));
   impl->http->set_read_timeout(std::chrono::seconds(options.timeout_seconds));
   impl->http->set_write_timeout(std::chrono::seconds(options.timeout_seconds));
+  if (options.schema_version_for_testing > 0) {
+    impl->schema = std::min(impl->schema, options.schema_version_for_testing);
+  }
   RETURN_IF_ERROR(impl->Migrate());
   RETURN_IF_ERROR(impl->LoadLedger());
   return std::unique_ptr<ClickHouseHistoryStore>(new ClickHouseHistoryStore(std::move(impl)));
@@ -811,6 +1025,7 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
   }
   int64_t newly = gate.held;
   std::map<int64_t, std::string> by_month;
+  std::string asof_tsv;  // the summary candidates of every row in by_month
   // Per month INSERT, the body each campaign last got in it (starting from the committed ones).
   std::map<int64_t, std::map<int64_t, Impl::LastBody>> month_bodies;
   std::string conflicts_tsv;
@@ -839,7 +1054,8 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
               .emplace(r.campaign_id, known != m.last_body.end() ? known->second : Impl::LastBody{})
               .first;
     }
-    Impl::AppendHistoryRow(r, now_us, &b->second, by_month[month]);
+    const int64_t body_ref = Impl::AppendHistoryRow(r, now_us, &b->second, by_month[month]);
+    if (m.schema >= 2) Impl::AppendAsofRows(r, body_ref, asof_tsv);
   }
   std::string campaigns_tsv;
   for (int64_t id : new_campaigns) campaigns_tsv += fmt::format("{}\t{}\n", id, owner[id]);
@@ -853,6 +1069,10 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
     RETURN_IF_ERROR(
         m.Insert("conflicts (campaign_id, version, customer_id, detected_us, stored, received)",
                  conflicts_tsv));
+    // The summary before the rows it names: a row is never visible without its candidates
+    // (a candidate without its row makes as-of scan instead; see SummaryAsOfRows).
+    RETURN_IF_ERROR(m.Insert(
+        "asof_in (customer_id, level, bucket, campaign_id, event_us, version, holder)", asof_tsv));
     for (const auto& [month, tsv] : by_month) {
       RETURN_IF_ERROR(m.Insert(
           "history (customer_id, campaign_id, version, event_us, kind, priority, actor,"
@@ -920,59 +1140,15 @@ Result<Completeness> ClickHouseHistoryStore::GetCompleteness() {
 
 Result<std::vector<HistoryRecord>> ClickHouseHistoryStore::AsOf(int64_t customer_id, Timestamp at) {
   std::lock_guard<std::mutex> lock(mu_);
+  Impl& m = *impl_;
   const int64_t at_us = ToUnixMicros(at);
-  // One round trip: the subquery picks, from the small columns, each campaign's latest key and
-  // the key of the row holding its body (the same row unless the body is shared); the outer
-  // query returns those rows, so shared bodies are resolved from the same answer.
-  ASSIGN_OR_RETURN(
-      auto rows,
-      impl_->Select(fmt::format(
-          "SELECT {0} FROM history WHERE customer_id = {1} AND (campaign_id, version) IN"
-          " (SELECT campaign_id, arrayJoin([argMax(version, (event_us, version)),"
-          " argMax(if(body_ref = 0, version, body_ref), (event_us, version))]) FROM history"
-          " WHERE customer_id = {1} AND event_us <= {2}{3} GROUP BY campaign_id)"
-          " LIMIT 1 BY campaign_id, version",
-          kCols, customer_id, at_us, kVisible)));
-  std::map<Key, const std::string*> bodies;
-  // campaign -> the row with the greatest (event_us, version).
-  std::map<int64_t, std::pair<std::pair<int64_t, int64_t>, size_t>> chosen;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const Row& r = rows[i];
-    if (r.size() < 15) return DataLossError("clickhouse history: short row");
-    const int64_t campaign = ToInt(r[1]);
-    const std::pair<int64_t, int64_t> order{ToInt(r[3]), ToInt(r[2])};
-    if (!r[12].empty()) bodies[{campaign, order.second}] = &r[12];
-    // A body row may be a later version (delivered first): never the answer. (Before a purge
-    // horizon, a purged row could also come back here as a body row; as-of there is refused by
-    // the query layer.)
-    if (order.first > at_us) continue;
-    auto [it, inserted] = chosen.emplace(campaign, std::pair(order, i));
-    if (!inserted && order > it->second.first) it->second = {order, i};
+  if (m.schema >= 2 && AsofInRange(at_us)) {
+    ASSIGN_OR_RETURN(auto rows, m.SummaryAsOfRows(customer_id, at_us));
+    if (rows) return m.AssembleAsOf(*rows, at_us);
   }
-  std::vector<HistoryRecord> latest;
-  std::vector<int64_t> unresolved_refs;
-  std::string joined;
-  for (const auto& [campaign, pick] : chosen) {
-    HistoryRecord rec;
-    int64_t ref = 0;
-    RETURN_IF_ERROR(impl_->ParseRecord(rows[pick.second], rec, &ref));
-    if (rec.event_type == ChangeOp::kDeleted) continue;
-    if (ref != 0) {
-      auto b = bodies.find({campaign, ref});
-      if (b != bodies.end()) {
-        RETURN_IF_ERROR(JoinSnapshotText(*b->second, rec.snapshot, Impl::Columns(rec), &joined));
-        rec.snapshot.swap(joined);
-        ref = 0;
-      }
-    }
-    latest.push_back(std::move(rec));
-    unresolved_refs.push_back(ref);
-  }
-  RETURN_IF_ERROR(impl_->ResolveShared(latest, unresolved_refs));
-  SortByPriority(latest);
-  return latest;
+  ASSIGN_OR_RETURN(auto rows, m.ScanAsOfRows(customer_id, at_us));
+  return m.AssembleAsOf(rows, at_us);
 }
-
 Result<std::vector<HistoryRecord>> ClickHouseHistoryStore::CampaignLog(int64_t campaign_id,
                                                                        const TimeRange& range) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -1169,7 +1345,7 @@ Result<int64_t> ClickHouseHistoryStore::EraseCustomer(int64_t customer_id, std::
       tsv));
   // The erasure is in force (every read filters by it); now remove the data physically. These
   // mutations run in the background; failing to start one only delays the physical removal.
-  for (const char* table : {"history", "held", "conflicts"}) {
+  for (const char* table : {"history", "held", "conflicts", "asof_summary"}) {
     Status s =
         m.Run(fmt::format("ALTER TABLE {} DELETE WHERE customer_id = {}", table, customer_id))
             .status();

@@ -49,6 +49,9 @@ struct ClickHouseHistoryOptions {
   const Clock* clock = nullptr;
   // Per-request timeout. Default: 60 s.
   int timeout_seconds = 60;
+  // Tests only: work at this older schema version (migrate no further, refuse a newer database),
+  // as a build of that version would. 0: this build's version.
+  int64_t schema_version_for_testing = 0;
 };
 
 class ClickHouseHistoryStore final : public HistoryStore {

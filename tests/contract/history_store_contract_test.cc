@@ -1119,5 +1119,70 @@ INSTANTIATE_TEST_SUITE_P(Stores, HistoryStoreContractTest,
                            return info.param.name;
                          });
 
+// ---- ClickHouse schema migrations ---------------------------------------------------------------
+
+// "c@v" of every campaign in an as-of answer, in answer order.
+std::string AsOfKeys(HistoryStore& store, Timestamp at) {
+  auto answer = store.AsOf(1, at);
+  if (!answer.ok()) return answer.status().ToString();
+  std::string out;
+  for (const HistoryRecord& r : *answer) out += fmt::format("{}@{} ", r.campaign_id, r.version);
+  return out;
+}
+
+// A schema-1 database (as an older build wrote it) upgrades to schema 2 on open: the as-of
+// summary is backfilled, as-of answers as before and as the in-memory store does, also for
+// records appended after the upgrade; a build of schema 1 then refuses the database.
+TEST(ClickHouseHistoryMigration, SchemaOneUpgradesAndIsThenRefusedByOlderBuilds) {
+  const char* base = std::getenv("CH_TEST_CLICKHOUSE_URL");
+  if (base == nullptr || *base == '\0') {
+    GTEST_SKIP() << "CH_TEST_CLICKHOUSE_URL is not set (scripts/services.sh start clickhouse)";
+  }
+  FakeClock clock(kT0);
+  ClickHouseHistoryOptions o;
+  o.url = fmt::format("{}_migration", base);
+  o.clock = &clock;
+  {
+    auto stale = ClickHouseHistoryStore::Open(o);  // a previous run's database, at schema 2
+    ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+    ASSERT_TRUE((*stale)->DropDatabaseForTesting().ok());
+  }
+  o.schema_version_for_testing = 1;
+  // Hours and days apart (several summary levels), out of order, two versions at one instant.
+  std::vector<HistoryRecord> before = {
+      Created(10, 0),           Updated(10, 2, 3600, 2),  Updated(10, 3, 7 * 86400, 1),
+      Created(11, 50, 2),       Deleted(11, 2, 5 * 3600), Created(12, 2 * 86400, 3),
+      Updated(12, 3, 86400, 3), Updated(12, 2, 86400, 2), Updated(10, 4, 30 * 86400, 5),
+  };
+  InMemoryHistoryStore expected;
+  ASSERT_TRUE(expected.Append(before).ok());
+  std::vector<double> moments = {-1,        0,          49,         50,        3599,
+                                 3600,      5 * 3600,   86400,      2 * 86400, 7 * 86400 - 1,
+                                 7 * 86400, 30 * 86400, 400 * 86400};
+  {
+    auto old = ClickHouseHistoryStore::Open(o);
+    ASSERT_TRUE(old.ok()) << old.status().ToString();
+    ASSERT_TRUE((*old)->Append(before).ok());
+    for (double m : moments) EXPECT_EQ(AsOfKeys(**old, T(m)), AsOfKeys(expected, T(m))) << m;
+  }
+  o.schema_version_for_testing = 0;
+  {
+    auto upgraded = ClickHouseHistoryStore::Open(o);
+    ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();
+    for (double m : moments) EXPECT_EQ(AsOfKeys(**upgraded, T(m)), AsOfKeys(expected, T(m))) << m;
+    std::vector<HistoryRecord> after = {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1),
+                                        Created(13, 6 * 3600, 4)};
+    ASSERT_TRUE(expected.Append(after).ok());
+    ASSERT_TRUE((*upgraded)->Append(after).ok());
+    for (double m : moments) EXPECT_EQ(AsOfKeys(**upgraded, T(m)), AsOfKeys(expected, T(m))) << m;
+  }
+  o.schema_version_for_testing = 1;
+  auto refused = ClickHouseHistoryStore::Open(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("newer than this build"), std::string::npos)
+      << refused.status().ToString();
+}
+
 }  // namespace
 }  // namespace ch::testing
