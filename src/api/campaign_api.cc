@@ -492,35 +492,11 @@ Status CampaignApiServer::Impl::Start(const std::string& host, int port) {
     return InvalidArgumentError(fmt::format("api: keep_alive_max_requests must be >= 1 (got {})",
                                             options_.keep_alive_max_requests));
   }
-  if (port < 0 || port > 65535) {
-    return InvalidArgumentError(fmt::format("api: port must be 0..65535 (got {})", port));
-  }
   Configure();
-
-  errno = 0;
-  int bound =
-      port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    int err = errno;
-    return UnavailableError(fmt::format("api: cannot listen on {}:{} ({})", host, port,
-                                        err != 0 ? std::strerror(err) : "bind failed"));
-  }
+  ASSIGN_OR_RETURN(int bound, http_internal::BindAndListen(server_, host, port, "api", listener_,
+                                                           listener_done_));
   started_ = true;
   port_ = bound;
-  listener_ = std::thread([this] {
-    if (!server_.listen_after_bind()) spdlog::error("api: the listener stopped with an error");
-    listener_done_ = true;
-  });
-  // listen_after_bind marks the server running first thing; until then stop() would be a
-  // no-op, so Start returns only once Stop() can take effect.
-  while (!server_.is_running() && !listener_done_) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  if (!server_.is_running() && listener_done_) {
-    listener_.join();
-    port_ = 0;
-    return UnavailableError(fmt::format("api: the listener on {}:{} stopped at once", host, bound));
-  }
   spdlog::info("api: listening on {}:{} ({}-{} threads)", host, bound, options_.threads,
                options_.max_threads);
   return Status::OK();

@@ -1,9 +1,13 @@
 #include "api/http_server_internal.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
@@ -38,6 +42,37 @@ void SetError(httplib::Response& res, int http_status, std::string_view code,
   res.body = ErrorJson(code, message);
   ThreadErrorCode() = code;
   res.set_header("Content-Type", kJson);
+}
+
+Result<int> BindAndListen(httplib::Server& server, const std::string& host, int port,
+                          std::string_view role, std::thread& listener, std::atomic<bool>& done) {
+  if (port < 0 || port > 65535) {
+    return InvalidArgumentError(fmt::format("{}: port must be 0..65535 (got {})", role, port));
+  }
+  errno = 0;
+  int bound =
+      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    int err = errno;
+    return UnavailableError(fmt::format("{}: cannot listen on {}:{} ({})", role, host, port,
+                                        err != 0 ? std::strerror(err) : "bind failed"));
+  }
+  done = false;
+  listener = std::thread([&server, &done, role = std::string(role)] {
+    if (!server.listen_after_bind()) spdlog::error("{}: the listener stopped with an error", role);
+    done = true;
+  });
+  // listen_after_bind marks the server running first thing; until then stop() would be a
+  // no-op, so this returns only once stop() can take effect.
+  while (!server.is_running() && !done) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  if (!server.is_running() && done) {
+    listener.join();
+    return UnavailableError(
+        fmt::format("{}: the listener on {}:{} stopped at once", role, host, bound));
+  }
+  return bound;
 }
 
 std::string_view& ThreadErrorCode() {

@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +43,13 @@ void SetError(httplib::Response& res, const Status& status);
 // errors metric): a server clears it when a request starts and reads it when it is logged, both
 // on the request's worker thread. `code` must be static (a literal or StatusCodeName).
 std::string_view& ThreadErrorCode();
+
+// Bind `server` to host:port (port 0: any free one), then serve it on a new thread stored in
+// `listener`, which sets `done` when it ends; return the bound port once the server runs (so that
+// stop() takes effect). Messages start with `role` ("api", "support"). Fails with
+// InvalidArgument for a port outside 0..65535, Unavailable when it cannot listen.
+Result<int> BindAndListen(httplib::Server& server, const std::string& host, int port,
+                          std::string_view role, std::thread& listener, std::atomic<bool>& done);
 
 // The error for responses that httplib itself produced (no handler ran): bad request lines,
 // bodies over the limit, and so on.

@@ -497,33 +497,11 @@ Status SupportApiServer::Impl::Start(const std::string& host, int port) {
         "support: need 1 <= threads <= max_threads <= 1024 (got threads {}, max_threads {})",
         options_.threads, options_.max_threads));
   }
-  if (port < 0 || port > 65535) {
-    return InvalidArgumentError(fmt::format("support: port must be 0..65535 (got {})", port));
-  }
   Configure();
-  errno = 0;
-  int bound =
-      port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) {
-    int err = errno;
-    return UnavailableError(fmt::format("support: cannot listen on {}:{} ({})", host, port,
-                                        err != 0 ? std::strerror(err) : "bind failed"));
-  }
+  ASSIGN_OR_RETURN(int bound, http_internal::BindAndListen(server_, host, port, "support",
+                                                           listener_, listener_done_));
   started_ = true;
   port_ = bound;
-  listener_ = std::thread([this] {
-    if (!server_.listen_after_bind()) spdlog::error("support: the listener stopped with an error");
-    listener_done_ = true;
-  });
-  while (!server_.is_running() && !listener_done_) {
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  if (!server_.is_running() && listener_done_) {
-    listener_.join();
-    port_ = 0;
-    return UnavailableError(
-        fmt::format("support: the listener on {}:{} stopped at once", host, bound));
-  }
   spdlog::info("support: listening on {}:{} ({} tokens)", host, bound, options_.tokens.size());
   return Status::OK();
 }
