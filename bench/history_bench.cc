@@ -371,6 +371,7 @@ int Run(int argc, char** argv) {
   int64_t merge_rows = SqliteHistoryOptions().merge_threshold_rows;
   int64_t merge_chunk_rows = SqliteHistoryOptions().merge_chunk_rows;
   int cache_mib = SqliteHistoryOptions().cache_kib / 1024;
+  int64_t mmap_mib = SqliteHistoryOptions().mmap_kib / 1024;
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
   std::string clickhouse;
@@ -401,6 +402,8 @@ int Run(int argc, char** argv) {
       page_size = std::atoi(next().c_str());
     } else if (a == "--cache-mib") {
       cache_mib = std::atoi(next().c_str());
+    } else if (a == "--mmap-mib") {
+      mmap_mib = std::atoll(next().c_str());
     } else if (a == "--merge-rows") {
       merge_rows = std::atoll(next().c_str());
     } else if (a == "--merge-chunk-rows") {
@@ -469,6 +472,7 @@ int Run(int argc, char** argv) {
   options.merge_threshold_rows = merge_rows;
   options.merge_chunk_rows = merge_chunk_rows;
   options.cache_kib = cache_mib * 1024;
+  options.mmap_kib = mmap_mib * 1024;
   PgHistoryStore* pgs = nullptr;
   if (pg) {
     PgHistoryOptions po;
