@@ -36,7 +36,11 @@ for customer in "$big" "$small"; do
           >"$tmp/out.$k" 2>/dev/null; } 2>>"$tmp/times.$customer.$k"
     done
     for ((k = 2; k <= $#; ++k)); do
-      cmp -s "$tmp/out.1" "$tmp/out.$k" || { echo "binary $k prints other bytes" >&2; exit 1; }
+      # complete_through moves on every run on a live data directory (each catch-up records a
+      # heartbeat): compare everything else.
+      cmp -s <(grep -v '"complete_through"' "$tmp/out.1") \
+        <(grep -v '"complete_through"' "$tmp/out.$k") ||
+        { echo "binary $k prints other bytes" >&2; exit 1; }
     done
   done
   for ((k = 1; k <= $#; ++k)); do
