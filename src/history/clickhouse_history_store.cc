@@ -807,6 +807,7 @@ struct ClickHouseHistoryStore::Impl {
     }
     // The same winners again, decoded on the server (a literal list of thousands of keys costs
     // ClickHouse more to parse than recomputing them): the answer rows and their body rows.
+    // PREWHERE: the key columns select the rows before the wide ones are read.
     auto field = [](int i) {
       return fmt::format(
           "bitAnd(reinterpretAsUInt64(reverse(unhex(substring(w, {}, 16)))),"
@@ -814,9 +815,9 @@ struct ClickHouseHistoryStore::Impl {
           i * 16 + 1);
     };
     ASSIGN_OR_RETURN(
-        *out, Select(fmt::format("SELECT {} FROM history WHERE customer_id = {} AND"
+        *out, Select(fmt::format("SELECT {} FROM history PREWHERE customer_id = {} AND"
                                  " (campaign_id, version) IN (SELECT campaign_id, arrayJoin([{},"
-                                 " {}]) FROM ({})){} LIMIT 1 BY campaign_id, version",
+                                 " {}]) FROM ({})) WHERE 1{} LIMIT 1 BY campaign_id, version",
                                  kCols, customer_id, field(1), field(2), winners_sql, kVisible)));
     std::map<Key, int64_t> found;  // (campaign, version) -> event_us
     for (const Row& r : *out) {
