@@ -1184,5 +1184,57 @@ TEST(ClickHouseHistoryMigration, SchemaOneUpgradesAndIsThenRefusedByOlderBuilds)
       << refused.status().ToString();
 }
 
+// A schema-2 database (13 summary rows per record written by the client) upgrades to schema 3
+// (one row per record, expanded by the view): as-of answers as before, also for records
+// appended after the upgrade, at moments around every bucket edge; schema 2 then refuses it.
+TEST(ClickHouseHistoryMigration, SchemaTwoUpgradesToOneSummaryRowPerRecord) {
+  const char* base = std::getenv("CH_TEST_CLICKHOUSE_URL");
+  if (base == nullptr || *base == '\0') {
+    GTEST_SKIP() << "CH_TEST_CLICKHOUSE_URL is not set (scripts/services.sh start clickhouse)";
+  }
+  FakeClock clock(kT0);
+  ClickHouseHistoryOptions o;
+  o.url = fmt::format("{}_migration2", base);
+  o.clock = &clock;
+  {
+    auto stale = ClickHouseHistoryStore::Open(o);
+    ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+    ASSERT_TRUE((*stale)->DropDatabaseForTesting().ok());
+  }
+  o.schema_version_for_testing = 2;
+  std::vector<HistoryRecord> before = {
+      Created(10, 0),           Updated(10, 2, 3600, 2),  Updated(10, 3, 7 * 86400, 1),
+      Created(11, 50, 2),       Deleted(11, 2, 5 * 3600), Created(12, 2 * 86400, 3),
+      Updated(12, 3, 86400, 3), Updated(12, 2, 86400, 2), Updated(10, 4, 30 * 86400, 5),
+  };
+  InMemoryHistoryStore expected;
+  ASSERT_TRUE(expected.Append(before).ok());
+  std::vector<double> moments = {-1,        0,          49,         50,        3599,
+                                 3600,      5 * 3600,   86400,      2 * 86400, 7 * 86400 - 1,
+                                 7 * 86400, 30 * 86400, 400 * 86400};
+  {
+    auto old = ClickHouseHistoryStore::Open(o);
+    ASSERT_TRUE(old.ok()) << old.status().ToString();
+    ASSERT_TRUE((*old)->Append(before).ok());
+    for (double m : moments) EXPECT_EQ(AsOfKeys(**old, T(m)), AsOfKeys(expected, T(m))) << m;
+  }
+  o.schema_version_for_testing = 0;
+  {
+    auto upgraded = ClickHouseHistoryStore::Open(o);
+    ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();
+    for (double m : moments) EXPECT_EQ(AsOfKeys(**upgraded, T(m)), AsOfKeys(expected, T(m))) << m;
+    std::vector<HistoryRecord> after = {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1),
+                                        Created(13, 6 * 3600, 4), Updated(12, 4, 3 * 86400, 3)};
+    ASSERT_TRUE(expected.Append(after).ok());
+    ASSERT_TRUE((*upgraded)->Append(after).ok());
+    ASSERT_TRUE((*upgraded)->Append(after).ok());  // a redelivery changes nothing
+    for (double m : moments) EXPECT_EQ(AsOfKeys(**upgraded, T(m)), AsOfKeys(expected, T(m))) << m;
+  }
+  o.schema_version_for_testing = 2;
+  auto refused = ClickHouseHistoryStore::Open(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace ch::testing
