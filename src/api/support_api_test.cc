@@ -307,6 +307,45 @@ TEST_F(SupportApiTest, AsOfCacheRemembersOnlyFinalMoments) {
   EXPECT_EQ(cached.hits(), 1) << "a moment past complete_through may still change";
 }
 
+// A final as-of answer is rendered once and then served as kept, in every coding a client
+// accepts (made once each): always the bytes the CLI prints.
+TEST_F(SupportApiTest, KeptAsOfAnswersEqualTheCliInEveryCoding) {
+  std::string at = Mid();
+  std::string target = "/v1/support/customers/1/as-of?at=" + Esc(at) + "&status=active&limit=3";
+  std::string cli = Cli(fmt::format("as-of --customer 1 --at '{}' --status active --limit 3", at));
+  for (const char* coding : {"", "", "gzip", "gzip, deflate, br", "br;q=0, gzip", "gzip;q=0"}) {
+    httplib::Client c("127.0.0.1", server_->port());
+    httplib::Headers h = {{"Authorization", std::string("Bearer ") + kToken}};
+    if (*coding) h.emplace("Accept-Encoding", coding);
+    auto r = c.Get(target, h);
+    ASSERT_TRUE(r) << coding;
+    EXPECT_EQ(r->status, 200) << coding;
+    EXPECT_EQ(r->body, cli) << coding;
+    std::string want =
+        std::string(coding) == "gzip, deflate, br"                                       ? "br"
+        : std::string(coding).find("gzip") == 0 || std::string(coding) == "br;q=0, gzip" ? "gzip"
+                                                                                         : "";
+    if (std::string(coding) == "gzip;q=0") want = "";
+    EXPECT_EQ(r->get_header_value("Content-Encoding"), want) << coding;
+    EXPECT_EQ(r->get_header_value("Vary"), "Accept-Encoding") << coding;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json") << coding;
+  }
+  Reply head = Send("HEAD", target);
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(head.Header("Content-Length"), std::to_string(cli.size()));
+  // The next page of the kept answer continues it, as the CLI's does.
+  std::string cursor = Json::parse(cli).value("next_cursor", "");
+  ASSERT_FALSE(cursor.empty());
+  ExpectSameAsCli(
+      fmt::format("/v1/support/customers/1/as-of?cursor={}&status=active&limit=3", Esc(cursor)),
+      fmt::format("as-of --customer 1 --cursor '{}' --status active --limit 3", cursor));
+  // An answer that may still change is not kept: each one reports the completeness of its moment.
+  Reply now1 = Get("/v1/support/customers/1/as-of?at=now&limit=1");
+  EXPECT_EQ(now1.status, 200);
+  EXPECT_EQ(now1.Header("Vary"), "");
+}
+
 TEST_F(SupportApiTest, AnswersSayHowCompleteTheHistoryIs) {
   Json j = Get("/v1/support/customers/1/as-of?at=" + Esc(Mid())).JsonBody();
   ASSERT_TRUE(j.contains("complete_through"));
