@@ -16,7 +16,10 @@
 
 #include "common/time_util.h"
 #include "history/as_of_cache.h"
+#include "history/in_memory_history_store.h"
 #include "history/sqlite_history_store.h"
+#include "query/query_engine.h"
+#include "query/render.h"
 #include "testing/test_util.h"
 #include "tests/integration/e2e_util.h"
 
@@ -77,6 +80,63 @@ TEST(SupportApiStartTest, RefusesToStartWithoutTokens) {
   Status s = server.Start("127.0.0.1", 0);
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("--support-tokens"));
+}
+
+// A kept (rendered) as-of answer is served only while it is what the engine would answer: it
+// follows the completeness it reports, and an erased customer is refused, not served from memory.
+TEST(SupportApiKeptAnswersTest, FollowCompletenessAndErasure) {
+  InMemoryHistoryStore store;
+  const Timestamp t0{std::chrono::seconds(1'790'000'000)};
+  auto record = [&](int64_t campaign, int64_t seq, Timestamp at) {
+    HistoryRecord r;
+    r.customer_id = 1;
+    r.campaign_id = campaign;
+    r.version = 1;
+    r.event_time = at;
+    r.event_type = ChangeOp::kCreated;
+    r.actor = "user:1";
+    r.transaction_id = fmt::format("tx{}", seq);
+    r.priority = campaign;
+    r.snapshot = fmt::format(R"({{"id":{},"customer_id":1,"name":"c{}","status":"active"}})",
+                             campaign, campaign);
+    r.txn_seq = seq;
+    r.txn_changes = 1;
+    return r;
+  };
+  ASSERT_TRUE(store.Append(std::vector{record(7, 1, t0)}).ok());
+  ASSERT_TRUE(store.Append(std::vector{record(8, 2, t0 + std::chrono::seconds(10))}).ok());
+  SupportApiOptions options;
+  ASSERT_TRUE(options.tokens.AddPlain("kept-answers-token-1234", "test").ok());
+  SupportApiServer server(store, SystemClock::Default(), std::move(options));
+  ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
+  const Timestamp at = t0 + std::chrono::seconds(5);
+  const std::string target = "/v1/support/customers/1/as-of?at=" +
+                             httplib::detail::encode_query_param(FormatTimestamp(at));
+  auto get = [&] {
+    httplib::Client c("127.0.0.1", server.port());
+    auto r = c.Get(target, {{"Authorization", "Bearer kept-answers-token-1234"}});
+    EXPECT_TRUE(r);
+    return r ? std::pair(r->status, r->body) : std::pair(0, std::string());
+  };
+  auto engine = [&] {
+    QueryEngine e(store);
+    auto r = e.AsOf(1, at);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? RenderAsOfJson(*r) : std::string();
+  };
+  const std::string first = engine();
+  EXPECT_THAT(first, HasSubstr("\"c7\""));
+  EXPECT_EQ(get(), std::pair(200, first));
+  EXPECT_EQ(get(), std::pair(200, first)) << "kept";
+  // complete_through moves: the kept body would report the old one.
+  ASSERT_TRUE(store.RecordHeartbeat({2, t0 + std::chrono::seconds(100)}).ok());
+  const std::string later = engine();
+  ASSERT_NE(later, first);
+  EXPECT_EQ(get(), std::pair(200, later));
+  EXPECT_EQ(get(), std::pair(200, later));
+  ASSERT_TRUE(store.EraseCustomer(1, "test").ok());
+  EXPECT_EQ(get().first, 404) << "an erased customer's answer is not served from memory";
+  server.Stop();
 }
 
 // ---- the server over the small workload's history -----------------------------------------------
