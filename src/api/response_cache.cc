@@ -172,9 +172,14 @@ void ResponseCache::Served(const std::string& key, const CachedBody& body, Conte
   EvictLocked();
 }
 
+void ResponseCache::CountHit() {
+  std::lock_guard lock(mu_);
+  ++hits_;
+}
+
 ResponseCache::Stats ResponseCache::stats() const {
   std::lock_guard lock(mu_);
-  return {static_cast<int64_t>(entries_.size()), bytes_};
+  return {hits_, static_cast<int64_t>(entries_.size()), bytes_};
 }
 
 void ResponseCache::EraseLocked(std::map<std::string, Entry>::iterator it) {

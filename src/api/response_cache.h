@@ -71,7 +71,11 @@ class ResponseCache {
   // Account for a compressed form made after Put (CachedBody::Get does not know its cache).
   void Served(const std::string& key, const CachedBody& body, ContentCoding c);
 
+  // Count an entry served from the cache (the caller decides what a hit is).
+  void CountHit();
+
   struct Stats {
+    int64_t hits = 0;
     int64_t entries = 0;
     size_t bytes = 0;
   };
@@ -92,6 +96,7 @@ class ResponseCache {
   std::map<std::string, Entry> entries_;  // guarded by mu_
   std::list<std::string> lru_;            // most recent first; guarded by mu_
   size_t bytes_ = 0;                      // guarded by mu_
+  int64_t hits_ = 0;                      // guarded by mu_
 };
 
 }  // namespace ch

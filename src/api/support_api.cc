@@ -162,6 +162,7 @@ Result<std::shared_ptr<const CachedBody>> KeptAsOf(const Services& s, const std:
   if (purged && at < *purged) return nullptr;
   ASSIGN_OR_RETURN(Completeness c, s.history.GetCompleteness());
   if (kept->validity() != CompletenessKey(c)) return nullptr;
+  s.rendered->CountHit();
   return kept;
 }
 
@@ -450,6 +451,22 @@ class SupportMetrics {
   std::map<std::string, int64_t> errors_;                                  // guarded by mu_
   std::map<std::string, Histogram> latency_;                               // guarded by mu_
 };
+
+std::string KeptAnswerMetrics(const ResponseCache::Stats& k) {
+  return fmt::format(
+      "# HELP campaign_history_support_kept_answer_hits_total As-of requests answered with a "
+      "kept rendered body.\n"
+      "# TYPE campaign_history_support_kept_answer_hits_total counter\n"
+      "campaign_history_support_kept_answer_hits_total {}\n"
+      "# HELP campaign_history_support_kept_answers Final as-of answers kept rendered.\n"
+      "# TYPE campaign_history_support_kept_answers gauge\n"
+      "campaign_history_support_kept_answers {}\n"
+      "# HELP campaign_history_support_kept_answer_bytes Memory of the kept answers (bodies and "
+      "their compressed forms).\n"
+      "# TYPE campaign_history_support_kept_answer_bytes gauge\n"
+      "campaign_history_support_kept_answer_bytes {}\n",
+      k.hits, k.entries, k.bytes);
+}
 
 // Set by the pre-routing handler and the error path, read by the logger (same thread).
 thread_local std::optional<SteadyClock::time_point> t_start;
@@ -743,7 +760,7 @@ void SupportApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Resp
     res.status = h.http_status;
     res.set_content(h.json, kJson);
   } else if (route->path == "/metrics") {
-    std::string text = metrics_.Render();
+    std::string text = metrics_.Render() + KeptAnswerMetrics(rendered_.stats());
     if (options_.registry != nullptr) text += options_.registry->Render();
     res.status = 200;
     res.set_content(text, "text/plain; version=0.0.4");

@@ -128,6 +128,13 @@ TEST(SupportApiKeptAnswersTest, FollowCompletenessAndErasure) {
   EXPECT_THAT(first, HasSubstr("\"c7\""));
   EXPECT_EQ(get(), std::pair(200, first));
   EXPECT_EQ(get(), std::pair(200, first)) << "kept";
+  {
+    httplib::Client c("127.0.0.1", server.port());
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_THAT(m->body, HasSubstr("campaign_history_support_kept_answer_hits_total 1\n"));
+    EXPECT_THAT(m->body, HasSubstr("campaign_history_support_kept_answers 1\n"));
+  }
   // complete_through moves: the kept body would report the old one.
   ASSERT_TRUE(store.RecordHeartbeat({2, t0 + std::chrono::seconds(100)}).ok());
   const std::string later = engine();
@@ -678,6 +685,10 @@ TEST_F(SupportApiTest, MetricsCountRequestsLatenciesAndErrors) {
   EXPECT_THAT(m.body, HasSubstr("campaign_history_support_request_duration_seconds_bucket{route="
                                 "\"/v1/support/search\",le=\"+Inf\"}"));
   EXPECT_THAT(m.body, ::testing::Not(HasSubstr(kToken)));
+  // The kept as-of answers (earlier tests asked for final moments).
+  EXPECT_THAT(m.body, HasSubstr("# TYPE campaign_history_support_kept_answers gauge\n"));
+  EXPECT_THAT(m.body, HasSubstr("campaign_history_support_kept_answer_hits_total "));
+  EXPECT_THAT(m.body, HasSubstr("campaign_history_support_kept_answer_bytes "));
 }
 
 }  // namespace
