@@ -6,6 +6,8 @@
 #include <cctype>
 #include <utility>
 
+#include "common/text.h"
+
 namespace ch {
 namespace {
 
@@ -13,14 +15,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-bool EqualsNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
-  }
-  return true;
 }
 
 // False for "q=0", "q=0.0", "q=0.000"; true otherwise (including a missing or malformed q).

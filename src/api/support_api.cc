@@ -19,6 +19,7 @@
 
 #include "api/http_server_internal.h"
 #include "api/response_cache.h"
+#include "common/text.h"
 #include "common/time_util.h"
 #include "console/console_site.h"
 #include "query/cursor.h"
@@ -703,10 +704,7 @@ bool SupportApiServer::Impl::Authenticate(const httplib::Request& req, httplib::
   const std::string header = req.get_header_value("Authorization");
   std::string_view v = header;
   constexpr std::string_view kBearer = "bearer ";
-  bool bearer = v.size() > kBearer.size();
-  for (size_t i = 0; bearer && i < kBearer.size(); ++i) {
-    bearer = std::tolower(static_cast<unsigned char>(v[i])) == kBearer[i];
-  }
+  bool bearer = v.size() > kBearer.size() && StartsWithNoCase(v, kBearer);
   if (!bearer) return refuse("Authorization: must be 'Bearer <token>'", false);
   v.remove_prefix(kBearer.size());
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
