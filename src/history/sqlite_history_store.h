@@ -135,7 +135,7 @@ class SqliteHistoryStore final : public HistoryStore {
   Result<std::vector<AuditEntry>> AuditLog(int64_t limit) override;
 
   // Return a breakdown of the bytes on disk by table and index (SQLite's dbstat), e.g.
-  // {"history": 51234567, "history_by_customer": 2345678, "bodies": ...}. For benchmarks and
+  // {"history": 51234567, "history_by_customer_row": 2345678, "bodies": ...}. For benchmarks and
   // capacity planning; scans the whole file.
   Result<std::vector<std::pair<std::string, int64_t>>> SpaceByObject();
 
