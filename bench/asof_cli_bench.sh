@@ -5,7 +5,9 @@
 #
 # Usage: bench/asof_cli_bench.sh [-n RUNS] [-b BIG] [-s SMALL] [-a AT] -d DATA_DIR [-H HISTORY_URL]
 #                                BINARY [BINARY...]
-#   BINARY: campaign-history executables (e.g. a baseline build first, then the new one).
+#   BINARY: campaign-history executables (e.g. a baseline build first, then the new one);
+#   BINARY@HISTORY_URL gives that binary its own history (e.g. an older build on a copy of the
+#   file in its own schema version).
 #   DATA_DIR / HISTORY_URL: passed as --data / --history (e.g. the directory pipeline_bench --keep
 #   left, or sqlite:FILE from history_bench --keep).
 # Prints, per binary and customer: median and p90 wall time and median CPU time (user + sys), in
@@ -19,7 +21,7 @@ while getopts "n:b:s:a:d:H:" o; do
   esac
 done
 shift $((OPTIND - 1))
-[[ -n $data && $# -ge 1 ]] || { sed -n 5,12p "$0" >&2; exit 2; }
+[[ -n $data && $# -ge 1 ]] || { sed -n 5,14p "$0" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flags=(--data "$data")
@@ -31,8 +33,9 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $runs runs per binary and 
 for customer in "$big" "$small"; do
   for ((i = 0; i < runs; ++i)); do
     for ((k = 1; k <= $#; ++k)); do
-      bin=${!k}
-      { time "$bin" "${flags[@]}" as-of --customer "$customer" --at "$at" --json \
+      bin=${!k} own=()
+      if [[ $bin == *@* ]]; then own=(--history "${bin#*@}") bin=${bin%%@*}; fi
+      { time "$bin" "${flags[@]}" "${own[@]}" as-of --customer "$customer" --at "$at" --json \
           >"$tmp/out.$k" 2>/dev/null; } 2>>"$tmp/times.$customer.$k"
     done
     for ((k = 2; k <= $#; ++k)); do

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "common/sqlite.h"
+#include "history/asof_checkpoint.h"
 #include "history/in_memory_history_store.h"
 #include "history/snapshot_codec.h"
 
@@ -51,7 +52,11 @@ constexpr char kFormatName[] = "campaign-history/sqlite-history";
 //      upgraded in place when opened for writing (its rows stay valid as they are).
 //   3: retention and erasure: tables purges, erased_customers and audit; held.customer_id.
 //      Upgraded in place likewise (held rows of a version 2 file get customer_id 0).
-constexpr int64_t kSqliteSchemaVersion = 3;
+//   4: as-of checkpoints: tables checkpoints and checkpoint_due; the customer indexes cover the
+//      packed row (history_by_customer_row, recent_by_customer_row replace history_by_customer
+//      and recent_by_customer). Upgraded when opened for writing: the indexes are rebuilt and
+//      the checkpoints built from the stored records, in one transaction.
+constexpr int64_t kSqliteSchemaVersion = 4;
 // Event times are stored as microseconds after this instant (2025-01-01T00:00:00Z) so that they
 // fit SQLite's 6-byte integer for +-4.4 years around it; other times take 8 bytes and still work.
 // Written to meta.time_epoch_us on creation and read back from there. DO NOT CHANGE.
@@ -100,7 +105,7 @@ CREATE TABLE IF NOT EXISTS history(
   customer_id INTEGER NOT NULL,
   row BLOB NOT NULL,
   PRIMARY KEY(campaign_id, t, version)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS history_by_customer ON history(customer_id, t);
+CREATE INDEX IF NOT EXISTS history_by_customer_row ON history(customer_id, t, row);
 CREATE TABLE IF NOT EXISTS recent(
   campaign_id INTEGER NOT NULL,
   t INTEGER NOT NULL,
@@ -108,7 +113,7 @@ CREATE TABLE IF NOT EXISTS recent(
   customer_id INTEGER NOT NULL,
   row BLOB NOT NULL,
   PRIMARY KEY(campaign_id, t, version)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS recent_by_customer ON recent(customer_id, t);
+CREATE INDEX IF NOT EXISTS recent_by_customer_row ON recent(customer_id, t, row);
 CREATE TABLE IF NOT EXISTS held(
   campaign_id INTEGER NOT NULL,
   version INTEGER NOT NULL,
@@ -134,6 +139,14 @@ CREATE TABLE IF NOT EXISTS audit(
   customer_id INTEGER NOT NULL,
   before_us INTEGER,
   records INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(
+  customer_id INTEGER NOT NULL,
+  t INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY(customer_id, t)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoint_due(
+  customer_id INTEGER PRIMARY KEY,
+  pending INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conflicts(
   id INTEGER PRIMARY KEY,
   campaign_id INTEGER NOT NULL,
@@ -407,8 +420,6 @@ struct SqliteHistoryStore::Impl {
   std::unordered_map<std::string, int64_t> actor_ids;
   std::unordered_map<int64_t, int64_t> batch_times;
   BoundedMap<CampaignCache> campaign_cache{kCampaignCacheLimit};
-  // Size of the last as-of answer, to size the next one's vector.
-  size_t last_asof_size = 0;
   int64_t data_version = -1;
   // The file has the completeness tables (schema_version >= 2; a read-only version 1 file has
   // not).
@@ -449,6 +460,43 @@ struct SqliteHistoryStore::Impl {
   Result<Merged> MergeRecent(bool all = true);
   // After a committed merge: the cached rows of the merged campaigns have nothing in `recent`.
   void ClearRecentFirstT(const Merged& merged);
+
+  // ---- as-of checkpoints (history/asof_checkpoint.h; docs/formats/history-record.md) --------
+  int64_t checkpoint_every = 1024;
+  // The file has the checkpoint tables (schema_version >= 4).
+  bool has_checkpoints = true;
+  // What one Append stored of one customer, for its checkpoints.
+  struct Touched {
+    int64_t records = 0;
+    int64_t min_t = std::numeric_limits<int64_t>::max();
+    int64_t max_t = std::numeric_limits<int64_t>::min();
+    std::vector<std::pair<int64_t, int64_t>> stored;  // (campaign_id, t)
+  };
+  // Return the customer's live campaigns at t (each one's latest row at or before t), sorted by
+  // campaign id: from the latest checkpoint at or before t and the records after it when
+  // `use_checkpoints` and there is one, else by one seek per campaign. The rows point into
+  // `blob` and `arena`.
+  Result<std::vector<CheckpointEntry>> StateAt(int64_t customer, int64_t t, bool use_checkpoints,
+                                               std::string& blob, std::string& arena);
+  // One seek per campaign (kAsOfSql): each campaign's latest row at or before t, deletes
+  // included, rows copied into `arena`.
+  Status CollectBySeeks(int64_t customer, int64_t t, std::string& arena,
+                        std::vector<CheckpointChange>& out);
+  // The customer's records with lo < t <= hi, from both tables, rows copied into `arena`.
+  Status ReadChanges(int64_t customer, int64_t lo, int64_t hi, std::string& arena,
+                     std::vector<CheckpointChange>& out);
+  // The moment of the customer's latest checkpoint at or before t (its blob in `blob`), or
+  // nullopt.
+  Result<std::optional<int64_t>> LatestCheckpoint(int64_t customer, int64_t t, std::string& blob);
+  // Store the customer's state at t as a checkpoint. REQUIRES: inside a write transaction.
+  Status BuildCheckpoint(int64_t customer, int64_t t);
+  // After an Append stored `touched` of the customer: correct the checkpoints at or after the
+  // earliest of those records (each affected campaign's row is read again), count the records
+  // towards the next checkpoint and build it when due. REQUIRES: inside the write transaction.
+  Status UpdateCheckpoints(int64_t customer, const Touched& touched);
+  // Build every customer's checkpoints from its stored records (the upgrade to schema 4), one
+  // each checkpoint_every records in event-time order. REQUIRES: inside a write transaction.
+  Status BackfillCheckpoints();
 };
 
 namespace {
@@ -650,6 +698,291 @@ void SqliteHistoryStore::Impl::ForgetCampaignRows() {
   campaign_cache.ForEach([](int64_t, CampaignCache& c) { c.row.reset(); });
 }
 
+namespace {
+
+// Copies rows out of SQLite (a column's text is valid only until the next step) and points the
+// changes at them once every row is in, since the arena moves while it grows.
+class RowArena {
+ public:
+  explicit RowArena(std::string& arena) : arena_(arena) { arena_.clear(); }
+  // Append `change` with a copy of `row`.
+  void Add(CheckpointChange change, std::string_view row, std::vector<CheckpointChange>& out) {
+    spans_.emplace_back(arena_.size(), row.size());
+    arena_.append(row);
+    out.push_back(change);
+  }
+  // Point out[first..] at their copies.
+  void Finish(std::vector<CheckpointChange>& out, size_t first) {
+    for (size_t i = 0; i < spans_.size(); ++i) {
+      out[first + i].row = std::string_view(arena_).substr(spans_[i].first, spans_[i].second);
+    }
+  }
+
+ private:
+  std::string& arena_;
+  std::vector<std::pair<size_t, size_t>> spans_;
+};
+
+CheckpointChange ChangeOf(int64_t campaign_id, const PackedRow& p) {
+  return CheckpointChange{.campaign_id = campaign_id,
+                          .t = p.t,
+                          .version = p.version,
+                          .deleted = (p.kind & 3) == kKindDeleted};
+}
+
+}  // namespace
+
+Status SqliteHistoryStore::Impl::CollectBySeeks(int64_t customer, int64_t t, std::string& arena,
+                                                std::vector<CheckpointChange>& out) {
+  ASSIGN_OR_RETURN(SqliteStmt * s, db->Prepare(kAsOfSql));
+  StmtScope scope(s);
+  s->Bind(1, customer).Bind(2, t);
+  RowArena rows(arena);
+  const size_t first = out.size();
+  PackedRow p;
+  PackedRow q;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    bool in_history = !s->ColumnIsNull(1);
+    bool in_recent = !s->ColumnIsNull(2);
+    if (!in_history && !in_recent) continue;  // no record at or before t
+    std::string_view text;
+    if (in_history) {
+      text = s->ColumnText(1);
+      if (!DecodeRow(text, p)) return DataLossError("history: undecodable row");
+    }
+    if (in_recent) {
+      std::string_view recent = s->ColumnText(2);
+      if (!DecodeRow(recent, q)) return DataLossError("history: undecodable row");
+      if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) {
+        p = q;
+        text = recent;
+      }
+    }
+    rows.Add(ChangeOf(s->ColumnInt64(0), p), text, out);
+  }
+  rows.Finish(out, first);
+  return Status::OK();
+}
+
+Status SqliteHistoryStore::Impl::ReadChanges(int64_t customer, int64_t lo, int64_t hi,
+                                             std::string& arena,
+                                             std::vector<CheckpointChange>& out) {
+  // Index-only: the customer indexes carry the row.
+  ASSIGN_OR_RETURN(
+      SqliteStmt * s,
+      db->Prepare(FromBoth("campaign_id, row", "customer_id = ?1 AND t > ?2 AND t <= ?3")));
+  StmtScope scope(s);
+  s->Bind(1, customer).Bind(2, lo).Bind(3, hi);
+  RowArena rows(arena);
+  const size_t first = out.size();
+  PackedRow p;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    if (!row) break;
+    std::string_view text = s->ColumnText(1);
+    if (!DecodeRow(text, p)) return DataLossError("history: undecodable row");
+    rows.Add(ChangeOf(s->ColumnInt64(0), p), text, out);
+  }
+  rows.Finish(out, first);
+  return Status::OK();
+}
+
+Result<std::optional<int64_t>> SqliteHistoryStore::Impl::LatestCheckpoint(int64_t customer,
+                                                                          int64_t t,
+                                                                          std::string& blob) {
+  ASSIGN_OR_RETURN(SqliteStmt * s,
+                   db->Prepare("SELECT t, data FROM checkpoints WHERE customer_id = ?1 AND "
+                               "t <= ?2 ORDER BY t DESC LIMIT 1"));
+  StmtScope scope(s);
+  s->Bind(1, customer).Bind(2, t);
+  ASSIGN_OR_RETURN(bool row, s->Step());
+  if (!row) return std::optional<int64_t>();
+  blob.assign(s->ColumnText(1));
+  return std::optional<int64_t>(s->ColumnInt64(0));
+}
+
+Result<std::vector<CheckpointEntry>> SqliteHistoryStore::Impl::StateAt(int64_t customer, int64_t t,
+                                                                       bool use_checkpoints,
+                                                                       std::string& blob,
+                                                                       std::string& arena) {
+  std::vector<CheckpointChange> changes;
+  if (use_checkpoints && has_checkpoints) {
+    ASSIGN_OR_RETURN(std::optional<int64_t> at, LatestCheckpoint(customer, t, blob));
+    if (at) {
+      std::vector<CheckpointEntry> base;
+      if (!DecodeCheckpoint(blob, base)) {
+        return DataLossError(
+            fmt::format("history: checkpoint of customer {} is undecodable", customer));
+      }
+      if (*at == t) return base;
+      RETURN_IF_ERROR(ReadChanges(customer, *at, t, arena, changes));
+      return ApplyCheckpointChanges(base, changes);
+    }
+  }
+  RETURN_IF_ERROR(CollectBySeeks(customer, t, arena, changes));
+  return ApplyCheckpointChanges({}, changes);
+}
+
+Status SqliteHistoryStore::Impl::BuildCheckpoint(int64_t customer, int64_t t) {
+  std::string blob, arena;
+  ASSIGN_OR_RETURN(std::vector<CheckpointEntry> state,
+                   StateAt(customer, t, /*use_checkpoints=*/true, blob, arena));
+  std::string data;
+  EncodeCheckpoint(state, data);
+  ASSIGN_OR_RETURN(SqliteStmt * s, db->Prepare("INSERT OR REPLACE INTO checkpoints(customer_id, "
+                                               "t, data) VALUES (?1, ?2, ?3)"));
+  StmtScope scope(s);
+  return s->Bind(1, customer).Bind(2, t).BindBlob(3, data).Run();
+}
+
+Status SqliteHistoryStore::Impl::UpdateCheckpoints(int64_t customer, const Touched& touched) {
+  if (!has_checkpoints || touched.records == 0) return Status::OK();
+  // A record at or before a checkpoint's moment (late or reordered delivery, a released
+  // transaction) changes that checkpoint: read each affected campaign's latest row at the
+  // checkpoint's moment again. In-order delivery finds no checkpoint here.
+  std::vector<std::pair<int64_t, std::string>> stale;
+  {
+    ASSIGN_OR_RETURN(SqliteStmt * s, db->Prepare("SELECT t, data FROM checkpoints WHERE "
+                                                 "customer_id = ?1 AND t >= ?2"));
+    StmtScope scope(s);
+    s->Bind(1, customer).Bind(2, touched.min_t);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      stale.emplace_back(s->ColumnInt64(0), s->ColumnString(1));
+    }
+  }
+  if (!stale.empty()) {
+    ASSIGN_OR_RETURN(SqliteStmt * latest,
+                     db->Prepare(FromBoth("row, t, version", "campaign_id = ?1 AND t <= ?2") +
+                                 " ORDER BY 2 DESC, 3 DESC LIMIT 1"));
+    ASSIGN_OR_RETURN(SqliteStmt * update,
+                     db->Prepare("UPDATE checkpoints SET data = ?3 WHERE customer_id = ?1 AND "
+                                 "t = ?2"));
+    std::vector<CheckpointEntry> base;
+    std::string arena, data;
+    for (const auto& [at, blob] : stale) {
+      if (!DecodeCheckpoint(blob, base)) {
+        return DataLossError(
+            fmt::format("history: checkpoint of customer {} is undecodable", customer));
+      }
+      std::set<int64_t> affected;
+      for (const auto& [campaign, t] : touched.stored) {
+        if (t <= at) affected.insert(campaign);
+      }
+      std::vector<CheckpointChange> changes;
+      RowArena rows(arena);
+      PackedRow p;
+      for (int64_t campaign : affected) {
+        StmtScope scope(latest);
+        latest->Bind(1, campaign).Bind(2, at);
+        ASSIGN_OR_RETURN(bool row, latest->Step());
+        if (!row) continue;
+        if (!DecodeRow(latest->ColumnText(0), p)) return DataLossError("history: undecodable row");
+        rows.Add(ChangeOf(campaign, p), latest->ColumnText(0), changes);
+      }
+      rows.Finish(changes, 0);
+      std::vector<CheckpointEntry> fixed = ApplyCheckpointChanges(base, changes);
+      data.clear();
+      EncodeCheckpoint(fixed, data);
+      StmtScope scope(update);
+      RETURN_IF_ERROR(update->Bind(1, customer).Bind(2, at).BindBlob(3, data).Run());
+    }
+  }
+  if (checkpoint_every <= 0) return Status::OK();
+  int64_t pending = 0;
+  {
+    ASSIGN_OR_RETURN(SqliteStmt * s,
+                     db->Prepare("INSERT INTO checkpoint_due(customer_id, pending) VALUES (?1, "
+                                 "?2) ON CONFLICT(customer_id) DO UPDATE SET pending = pending + "
+                                 "excluded.pending RETURNING pending"));
+    StmtScope scope(s);
+    s->Bind(1, customer).Bind(2, touched.records);
+    ASSIGN_OR_RETURN(bool row, s->Step());
+    pending = row ? s->ColumnInt64(0) : 0;
+  }
+  if (pending < checkpoint_every || touched.max_t == std::numeric_limits<int64_t>::min()) {
+    return Status::OK();
+  }
+  // Just before the newest record: the rest of its transaction may still be on its way in the
+  // next Append, and would otherwise correct the checkpoint at once.
+  RETURN_IF_ERROR(BuildCheckpoint(customer, touched.max_t - 1));
+  ASSIGN_OR_RETURN(SqliteStmt * reset,
+                   db->Prepare("UPDATE checkpoint_due SET pending = 0 WHERE customer_id = ?1"));
+  StmtScope scope(reset);
+  return reset->Bind(1, customer).Run();
+}
+
+Status SqliteHistoryStore::Impl::BackfillCheckpoints() {
+  if (checkpoint_every <= 0) return Status::OK();
+  std::vector<int64_t> customers;
+  {
+    ASSIGN_OR_RETURN(SqliteStmt * s, db->Prepare("SELECT DISTINCT customer_id FROM campaigns"));
+    StmtScope scope(s);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s->Step());
+      if (!row) break;
+      customers.push_back(s->ColumnInt64(0));
+    }
+  }
+  ASSIGN_OR_RETURN(
+      SqliteStmt * walk,
+      db->Prepare(FromBoth("campaign_id, t, row", "customer_id = ?1") + " ORDER BY 2"));
+  ASSIGN_OR_RETURN(SqliteStmt * insert, db->Prepare("INSERT OR REPLACE INTO checkpoints("
+                                                    "customer_id, t, data) VALUES (?1, ?2, ?3)"));
+  ASSIGN_OR_RETURN(SqliteStmt * due,
+                   db->Prepare("INSERT OR REPLACE INTO checkpoint_due(customer_id, pending) "
+                               "VALUES (?1, ?2)"));
+  struct Slot {
+    int64_t t = 0;
+    int64_t version = 0;
+    bool deleted = false;
+    std::string row;
+  };
+  for (int64_t customer : customers) {
+    std::map<int64_t, Slot> state;  // by campaign id: the order of the blob
+    int64_t count = 0;
+    int64_t last_t = 0;
+    std::string data;
+    auto emit = [&](int64_t at) -> Status {
+      std::vector<CheckpointEntry> live;
+      for (const auto& [id, slot] : state) {
+        if (!slot.deleted) live.push_back({id, slot.row});
+      }
+      data.clear();
+      EncodeCheckpoint(live, data);
+      StmtScope scope(insert);
+      count = 0;
+      return insert->Bind(1, customer).Bind(2, at).BindBlob(3, data).Run();
+    };
+    {
+      StmtScope scope(walk);
+      walk->Bind(1, customer);
+      PackedRow p;
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, walk->Step());
+        if (!row) break;
+        const int64_t t = walk->ColumnInt64(1);
+        // Every record at or before last_t is in: a checkpoint at last_t is complete.
+        if (count >= checkpoint_every && t > last_t) RETURN_IF_ERROR(emit(last_t));
+        std::string_view text = walk->ColumnText(2);
+        if (!DecodeRow(text, p)) return DataLossError("history: undecodable row");
+        Slot& slot = state[walk->ColumnInt64(0)];
+        if (slot.row.empty() || std::pair(p.t, p.version) > std::pair(slot.t, slot.version)) {
+          slot = Slot{p.t, p.version, (p.kind & 3) == kKindDeleted, std::string(text)};
+        }
+        last_t = t;
+        ++count;
+      }
+    }
+    StmtScope scope(due);
+    RETURN_IF_ERROR(due->Bind(1, customer).Bind(2, count).Run());
+  }
+  return Status::OK();
+}
+
 Result<const std::string*> SqliteHistoryStore::Impl::ActorName(int64_t id) {
   auto it = actor_names.find(id);
   if (it != actor_names.end()) return &it->second;
@@ -786,6 +1119,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   impl->merge_rows = std::max<int64_t>(1, options.merge_threshold_rows);
   impl->merge_chunk_rows =
       std::max<int64_t>(1, std::min(impl->merge_rows, options.merge_chunk_rows));
+  impl->checkpoint_every = std::max<int64_t>(0, options.checkpoint_every);
   SqliteDb& db = *impl->db;
   auto not_ours = [&] {
     return FailedPreconditionError(
@@ -835,6 +1169,15 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
     }
     if (objects > 0 && metas == 0) return not_ours();
     if (objects > 0) RETURN_IF_ERROR(check_columns());
+    int64_t old_version = 0;  // 0: a new file
+    if (objects > 0) {
+      ASSIGN_OR_RETURN(SqliteStmt * sv, db.Prepare("SELECT CAST(value AS INTEGER) FROM meta "
+                                                   "WHERE key = 'schema_version'"));
+      StmtScope scope(sv);
+      ASSIGN_OR_RETURN(bool row, sv->Step());
+      if (row) old_version = sv->ColumnInt64(0);
+    }
+    const bool to_v4 = old_version >= 1 && old_version < 4;
     if (objects == 0 && options.page_size != 4096) {
       // A WAL file's page size is fixed once written; an empty one can still be rebuilt.
       RETURN_IF_ERROR(tx->Commit());
@@ -844,6 +1187,12 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
       ASSIGN_OR_RETURN(tx, SqliteTransaction::Begin(db));
     }
     Status s = AddHeldCustomerColumn(db);
+    // Schema 4: the customer indexes cover the row (kSchemaSql creates them).
+    if (s.ok() && to_v4) {
+      s = db.Exec(
+          "DROP INDEX IF EXISTS history_by_customer; "
+          "DROP INDEX IF EXISTS recent_by_customer;");
+    }
     if (s.ok()) s = db.Exec(kSchemaSql);
     if (s.ok()) {
       s =
@@ -858,6 +1207,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
           "BETWEEN 1 AND {0}",
           kSqliteSchemaVersion));
     }
+    if (s.ok() && to_v4) s = impl->BackfillCheckpoints();
     if (!s.ok()) return s.WithContext(fmt::format("history store '{}'", options.path));
     RETURN_IF_ERROR(tx->Commit());
     RETURN_IF_ERROR(
@@ -885,6 +1235,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   if (epoch) impl->epoch_us = std::atoll(epoch->c_str());
   impl->has_ledger = v >= 2;
   impl->has_retention = v >= 3;
+  impl->has_checkpoints = v >= 4;
   return std::unique_ptr<SqliteHistoryStore>(new SqliteHistoryStore(std::move(impl)));
 }
 
@@ -989,6 +1340,7 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
   std::unordered_map<int64_t, BodyRef> body_refs;       // campaign -> latest body
   std::unordered_map<int64_t, std::string> new_bodies;  // body id -> full body
   std::unordered_map<std::string, int64_t> new_actors;
+  std::map<int64_t, Impl::Touched> touched;  // by customer, for the checkpoints
   int64_t batch_id = 0;
   const int64_t ingested_us = ToUnixMicros(m.clock->Now());
   int64_t stored = gate.held;
@@ -1180,6 +1532,11 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
                         .Run());
     if (i < counted) ++stored;
     in_call.emplace(std::pair(r.campaign_id, r.version), &r);
+    Impl::Touched& touch = touched[r.customer_id];
+    touch.records += 1;
+    touch.min_t = std::min(touch.min_t, t);
+    touch.max_t = std::max(touch.max_t, t);
+    touch.stored.emplace_back(r.campaign_id, t);
 
     if (!c) c = CampaignRow{r.customer_id, r.version, 0, t, t, r.version, false, t, true};
     c->max_version = std::max(c->max_version, r.version);
@@ -1206,6 +1563,9 @@ Result<int64_t> SqliteHistoryStore::Append(std::span<const HistoryRecord> record
                         .Bind(8, c->dead ? std::optional<int64_t>(c->last_t) : std::nullopt)
                         .Bind(9, c->recent_first_t)
                         .Run());
+  }
+  for (const auto& [customer_id, touch] : touched) {
+    RETURN_IF_ERROR(m.UpdateCheckpoints(customer_id, touch));
   }
   bool merged = false;
   {
@@ -1424,6 +1784,14 @@ Result<int64_t> SqliteHistoryStore::PurgeCustomer(int64_t customer_id, Timestamp
     removed += gone;
   }
   {
+    // A checkpoint at or after the horizon holds rows the purge keeps (each campaign's last
+    // record at or before it); earlier ones answer moments that are refused from now on.
+    ASSIGN_OR_RETURN(SqliteStmt * old_checkpoints,
+                     db.Prepare("DELETE FROM checkpoints WHERE customer_id = ?1 AND t < ?2"));
+    StmtScope scope(old_checkpoints);
+    RETURN_IF_ERROR(old_checkpoints->Bind(1, customer_id).Bind(2, t).Run());
+  }
+  {
     ASSIGN_OR_RETURN(SqliteStmt * horizon,
                      db.Prepare("INSERT INTO purges(customer_id, before_us) VALUES (?1, ?2) ON "
                                 "CONFLICT(customer_id) DO UPDATE SET before_us = "
@@ -1476,6 +1844,8 @@ Result<int64_t> SqliteHistoryStore::EraseCustomer(int64_t customer_id, std::stri
        {"DELETE FROM conflicts WHERE campaign_id IN (SELECT campaign_id FROM campaigns WHERE "
         "customer_id = ?1)",
         "DELETE FROM campaigns WHERE customer_id = ?1", "DELETE FROM purges WHERE customer_id = ?1",
+        "DELETE FROM checkpoints WHERE customer_id = ?1",
+        "DELETE FROM checkpoint_due WHERE customer_id = ?1",
         "INSERT OR REPLACE INTO erased_customers(customer_id, at_us) VALUES (?1, ?2)"}) {
     ASSIGN_OR_RETURN(SqliteStmt * st, db.Prepare(sql));
     StmtScope scope(st);
@@ -1572,50 +1942,26 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id,
   // and one WAL read lock instead of one per body read (each autocommit statement takes and
   // drops it: measured, the lock calls were ~7 % of a cold process's as-of).
   ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(*m.db, /*immediate=*/false));
-  ASSIGN_OR_RETURN(SqliteStmt * s, m.db->Prepare(kAsOfSql));
-  StmtScope scope(s);
-  s->Bind(1, customer_id).Bind(2, m.ToT(at));
-  // Two passes: first collect the chosen packed rows (a few bytes each) while SQLite walks its
-  // pages, then sort them by priority and build the records in their final order. Keeping the
-  // kilobyte-sized snapshots out of the first pass keeps SQLite's pages in the CPU caches, and
-  // each record is constructed exactly once, in place.
+  std::string blob, arena;
+  ASSIGN_OR_RETURN(std::vector<CheckpointEntry> live,
+                   m.StateAt(customer_id, m.ToT(at), m.checkpoint_every > 0, blob, arena));
+  // Two passes: first the chosen packed rows (a few bytes each), sorted by priority, then the
+  // records built in their final order. Keeping the kilobyte-sized snapshots out of the first
+  // pass keeps the rows in the CPU caches, and each record is constructed exactly once, in place.
   struct Chosen {
     int64_t priority;
     int64_t campaign_id;
     int64_t body;
-    uint32_t offset;
-    uint32_t size;
+    std::string_view row;
   };
   std::vector<Chosen> chosen;
-  chosen.reserve(m.last_asof_size + 16);
-  std::string rows;
+  chosen.reserve(live.size());
   PackedRow p;
-  PackedRow q;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, s->Step());
-    if (!row) break;
-    bool in_history = !s->ColumnIsNull(1);
-    bool in_recent = !s->ColumnIsNull(2);
-    if (!in_history && !in_recent) continue;  // no record at or before `at`
-    std::string_view text;
-    if (in_history) {
-      text = s->ColumnText(1);
-      if (!DecodeRow(text, p)) return DataLossError("history: undecodable row");
-    }
-    if (in_recent) {
-      std::string_view recent = s->ColumnText(2);
-      if (!DecodeRow(recent, q)) return DataLossError("history: undecodable row");
-      if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) {
-        p = q;
-        text = recent;
-      }
-    }
+  for (const CheckpointEntry& e : live) {
+    if (!DecodeRow(e.row, p)) return DataLossError("history: undecodable row");
     if ((p.kind & 3) == kKindDeleted) continue;
-    chosen.push_back({p.priority, s->ColumnInt64(0), p.body, static_cast<uint32_t>(rows.size()),
-                      static_cast<uint32_t>(text.size())});
-    rows.append(text);
+    chosen.push_back({p.priority, e.campaign_id, p.body, e.row});
   }
-  m.last_asof_size = chosen.size();
   std::sort(chosen.begin(), chosen.end(), [](const Chosen& a, const Chosen& b) {
     return a.priority != b.priority ? a.priority < b.priority : a.campaign_id < b.campaign_id;
   });
@@ -1625,9 +1971,7 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id,
   RETURN_IF_ERROR(m.PrefetchBodies(std::move(body_ids)));
   std::vector<HistoryRecord> out(chosen.size());
   for (size_t k = 0; k < chosen.size(); ++k) {
-    if (!DecodeRow(std::string_view(rows).substr(chosen[k].offset, chosen[k].size), p)) {
-      return DataLossError("history: undecodable row");
-    }
+    if (!DecodeRow(chosen[k].row, p)) return DataLossError("history: undecodable row");
     HistoryRecord& r = out[k];
     r.campaign_id = chosen[k].campaign_id;
     r.customer_id = customer_id;

@@ -2,9 +2,12 @@
 //
 // Built for a customer with thousands of campaigns and millions of versions, most of which are
 // priority shifts that change one field:
-//   * as-of(customer, T) costs about one index seek per campaign of the customer (a per-customer
-//     campaign list, then per campaign a seek on (campaign_id, event_time, version), all in one
-//     SQL statement), never a scan of the customer's history;
+//   * as-of(customer, T) reads the customer's latest checkpoint at or before T (one blob with
+//     the rows of every live campaign at that moment) and the customer's few records after it
+//     (one range of the covering (customer_id, t, row) index); before a customer's first
+//     checkpoint it costs one index seek per campaign (a per-customer campaign list, then per
+//     campaign a seek on (campaign_id, event_time, version), all in one SQL statement); never
+//     a scan of the customer's history;
 //   * a version that only moved the campaign shares its snapshot body with the previous version;
 //     a body that did change is stored as a small delta against a full body of the same
 //     campaign (history/snapshot_codec.h), so a stored version costs tens of bytes, not the
@@ -80,6 +83,14 @@ struct SqliteHistoryOptions {
   // with the campaign's previous body). Default: 32 MiB (a 2,000-campaign customer's bodies over
   // a year of edits take a few MiB).
   size_t body_cache_bytes = 32 << 20;
+  // As-of checkpoints (history/asof_checkpoint.h): after about this many new records of a
+  // customer, Append stores the state of all its live campaigns as one blob, in the same
+  // transaction; an as-of then reads the latest checkpoint at or before T plus the customer's
+  // changes after it (one range read of the covering customer index) instead of one seek per
+  // campaign. Smaller values make as-of cheaper and the file larger (docs/benchmarks.md, "as-of
+  // speed"). 0: no checkpoints are built or read (the per-campaign seeks); the checkpoints a
+  // file has are still kept correct by every write, purge and erase. Default: 1024.
+  int64_t checkpoint_every = 1024;
 };
 
 class SqliteHistoryStore final : public HistoryStore {
@@ -124,7 +135,7 @@ class SqliteHistoryStore final : public HistoryStore {
   Result<std::vector<AuditEntry>> AuditLog(int64_t limit) override;
 
   // Return a breakdown of the bytes on disk by table and index (SQLite's dbstat), e.g.
-  // {"history": 51234567, "history_by_customer": 2345678, "bodies": ...}. For benchmarks and
+  // {"history": 51234567, "history_by_customer_row": 2345678, "bodies": ...}. For benchmarks and
   // capacity planning; scans the whole file.
   Result<std::vector<std::pair<std::string, int64_t>>> SpaceByObject();
 

@@ -5,10 +5,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
+#include <random>
 
 #include "common/sqlite.h"
 #include "common/time_util.h"
+#include "history/in_memory_history_store.h"
 #include "testing/test_util.h"
 
 namespace ch {
@@ -173,7 +176,7 @@ TEST_F(SqliteHistoryStoreTest, AVersion2FileIsReadAsItIsAndUpgradedWhenOpenedFor
     EXPECT_FALSE(erased);
   }
   ASSERT_OK_AND_ASSIGN(auto store, Open());
-  EXPECT_EQ(Count("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"), 3);
+  EXPECT_EQ(Count("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"), 4);
   EXPECT_EQ(Count("SELECT count(*) FROM pragma_table_info('held') WHERE name = 'customer_id'"), 1);
   ASSERT_OK_AND_ASSIGN(int64_t removed, store->PurgeCustomer(1, T(6), "admin:test"));
   EXPECT_EQ(removed, 1);
@@ -427,6 +430,156 @@ TEST_F(SqliteHistoryStoreTest, AsOfIsTheSameWithoutMmapAndWithATinyBodyCache) {
       EXPECT_EQ(b, want);
     }
   }
+}
+
+// A generated history of three customers -- creates, edits, priority moves, deletes and
+// re-creations, with equal event times -- delivered in shuffled batches with redeliveries: the
+// records of one batch arrive late for checkpoints built by earlier ones.
+std::vector<HistoryRecord> GeneratedHistory(std::mt19937_64& rng) {
+  std::vector<HistoryRecord> out;
+  std::map<int64_t, int64_t> versions;  // campaign -> last version
+  std::map<int64_t, bool> live;
+  int seconds = 0;
+  for (int i = 0; i < 600; ++i) {
+    seconds += static_cast<int>(rng() % 3);  // 0: the same moment as the previous record
+    const int64_t customer = 1 + static_cast<int64_t>(rng() % 3);
+    const int64_t id = customer * 100 + static_cast<int64_t>(rng() % 12);
+    const int64_t version = ++versions[id];
+    HistoryRecord r = Rec(customer, id, version, seconds, 1 + static_cast<int64_t>(rng() % 9),
+                          "user:" + std::to_string(rng() % 4), "Body " + std::to_string(rng() % 5));
+    if (version > 1 && live[id] && rng() % 6 == 0) {
+      r.event_type = ChangeOp::kDeleted;
+    } else if (version > 1 && !live[id]) {
+      r.event_type = ChangeOp::kCreated;  // a re-creation after a delete
+    }
+    live[id] = r.event_type != ChangeOp::kDeleted;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// Every moment from before the first record to after the last, answered by both stores.
+void ExpectSameAsOf(HistoryStore& want, HistoryStore& got, int from_seconds, int to_seconds) {
+  for (int64_t customer = 1; customer <= 3; ++customer) {
+    for (int at = from_seconds; at <= to_seconds; ++at) {
+      ASSERT_OK_AND_ASSIGN(auto a, want.AsOf(customer, T(at)));
+      ASSERT_OK_AND_ASSIGN(auto b, got.AsOf(customer, T(at)));
+      ASSERT_EQ(a, b) << "customer " << customer << " at " << at << " s";
+    }
+  }
+}
+
+// Checkpoints change only how as-of finds its rows: under late, reordered and duplicate
+// delivery, deletes and re-creations, purge and erase, the answers are the reference store's.
+TEST_F(SqliteHistoryStoreTest, AsOfWithCheckpointsAnswersAsTheReferenceStore) {
+  std::mt19937_64 rng(7);
+  std::vector<HistoryRecord> all = GeneratedHistory(rng);
+  const int last = static_cast<int>((all.back().event_time - T(0)) / std::chrono::seconds(1));
+  InMemoryHistoryOptions io;
+  io.clock = &clock_;
+  InMemoryHistoryStore reference(io);
+  SqliteHistoryOptions o;
+  o.path = dir_.File("history.db");
+  o.clock = &clock_;
+  o.synchronous = "NORMAL";
+  o.merge_threshold_rows = 50;
+  o.checkpoint_every = 5;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+  // Batches of up to 40 consecutive records, shuffled, each followed now and then by a batch
+  // of redeliveries and stragglers from anywhere earlier.
+  for (size_t begin = 0; begin < all.size();) {
+    size_t end = std::min(all.size(), begin + 1 + rng() % 40);
+    std::vector<HistoryRecord> batch(all.begin() + begin, all.begin() + end);
+    std::shuffle(batch.begin(), batch.end(), rng);
+    std::vector<HistoryRecord> held_back;
+    if (batch.size() > 2 && rng() % 2 == 0) {  // a late record: delivered after the next batch
+      held_back.push_back(batch.back());
+      batch.pop_back();
+    }
+    ASSERT_OK(reference.Append(batch));
+    ASSERT_OK(store->Append(batch));
+    for (int k = 0; k < 3 && begin > 0; ++k) held_back.push_back(all[rng() % begin]);
+    ASSERT_OK(reference.Append(held_back));
+    ASSERT_OK(store->Append(held_back));
+    begin = end;
+  }
+  EXPECT_GT(Count("SELECT count(*) FROM checkpoints"), 50);
+  ExpectSameAsOf(reference, *store, -1, last + 1);
+  // The same file without reading checkpoints (the per-campaign seeks) agrees too.
+  SqliteHistoryOptions seeks = o;
+  seeks.read_only = true;
+  seeks.checkpoint_every = 0;
+  ASSERT_OK_AND_ASSIGN(auto seeking, SqliteHistoryStore::Open(seeks));
+  ExpectSameAsOf(*seeking, *store, -1, last + 1);
+  // Retention: a purge keeps every answer from its horizon on, an erase leaves nothing.
+  const int horizon = last / 2;
+  ASSERT_OK(reference.PurgeCustomer(1, T(horizon), "admin:test"));
+  ASSERT_OK(store->PurgeCustomer(1, T(horizon), "admin:test"));
+  ASSERT_OK(reference.EraseCustomer(2, "admin:test"));
+  ASSERT_OK(store->EraseCustomer(2, "admin:test"));
+  EXPECT_EQ(Count("SELECT count(*) FROM checkpoints WHERE customer_id = 2"), 0);
+  ExpectSameAsOf(reference, *store, horizon, last + 1);
+  // And later records after the purge, some of them before older checkpoints.
+  std::vector<HistoryRecord> more;
+  for (int k = 0; k < 30; ++k) {
+    HistoryRecord r = Rec(3, 300 + k % 12, 1000 + k, last + 1 + k, 1 + k % 9);
+    more.push_back(r);
+    if (k % 7 == 0) more.push_back(Rec(1, 100 + k % 12, 2000 + k, horizon + k, 1 + k % 5));
+  }
+  ASSERT_OK(reference.Append(more));
+  ASSERT_OK(store->Append(more));
+  ExpectSameAsOf(reference, *store, horizon, last + 40);
+}
+
+// What schema_version 3 had: no checkpoint tables, customer indexes without the row. Opened
+// for reading it is read as it is (per-campaign seeks); opened for writing it is upgraded and
+// its checkpoints are built from the stored records.
+TEST_F(SqliteHistoryStoreTest, AVersion3FileIsUpgradedAndItsCheckpointsBuilt) {
+  std::vector<std::vector<HistoryRecord>> want;
+  {
+    SqliteHistoryOptions o;
+    o.path = dir_.File("history.db");
+    o.clock = &clock_;
+    o.checkpoint_every = 0;
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+    std::vector<HistoryRecord> batch;
+    for (int v = 1; v <= 40; ++v) {
+      for (int id = 1; id <= 5; ++id) batch.push_back(Rec(1, id, v, v, 1 + (id + v) % 5));
+    }
+    ASSERT_OK(store->Append(batch));
+    for (int at = 0; at <= 41; ++at) {
+      ASSERT_OK_AND_ASSIGN(auto a, store->AsOf(1, T(at)));
+      want.push_back(std::move(a));
+    }
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(dir_.File("history.db")));
+    ASSERT_OK(db->Exec(
+        "DROP TABLE checkpoints; DROP TABLE checkpoint_due; DROP INDEX history_by_customer_row; "
+        "DROP INDEX recent_by_customer_row; "
+        "CREATE INDEX history_by_customer ON history(customer_id, t); "
+        "CREATE INDEX recent_by_customer ON recent(customer_id, t); "
+        "UPDATE meta SET value = 3 WHERE key = 'schema_version'"));
+  }
+  auto check = [&](HistoryStore& store) {
+    for (int at = 0; at <= 41; ++at) {
+      ASSERT_OK_AND_ASSIGN(auto a, store.AsOf(1, T(at)));
+      EXPECT_EQ(a, want[at]) << at;
+    }
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto reader, Open(/*read_only=*/true));
+    check(*reader);
+  }
+  SqliteHistoryOptions o;
+  o.path = dir_.File("history.db");
+  o.clock = &clock_;
+  o.checkpoint_every = 16;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteHistoryStore::Open(o));
+  EXPECT_EQ(Count("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'schema_version'"), 4);
+  EXPECT_EQ(Count("SELECT count(*) FROM sqlite_master WHERE name = 'history_by_customer'"), 0);
+  EXPECT_GE(Count("SELECT count(*) FROM checkpoints WHERE customer_id = 1"), 8);
+  check(*store);
 }
 
 }  // namespace

@@ -74,6 +74,25 @@ HistoryStoreBackend SqliteMergingBackend() {
   return b;
 }
 
+// SQLite with a checkpoint after every second record (and a tiny merge threshold): almost every
+// as-of reads a checkpoint plus the records after it, and every late, duplicate or reordered
+// record meets checkpoints it has to correct.
+HistoryStoreBackend SqliteCheckpointBackend() {
+  HistoryStoreBackend b = SqliteBackend();
+  b.name = "SqliteCheckpoint";
+  b.open = [](const Clock& clock, const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
+    SqliteHistoryOptions o;
+    o.path = dir + "/history.db";
+    o.clock = &clock;
+    o.synchronous = "NORMAL";
+    o.merge_threshold_rows = 3;
+    o.checkpoint_every = 2;
+    ASSIGN_OR_RETURN(auto store, SqliteHistoryStore::Open(o));
+    return std::unique_ptr<HistoryStore>(std::move(store));
+  };
+  return b;
+}
+
 // ClickHouse (CH_TEST_CLICKHOUSE_URL=clickhouse://HOST:PORT/DB): every test gets its own database,
 // DB_<hash of the test's directory>, dropped when the test first opens it and kept for reopens.
 HistoryStoreBackend ClickHouseBackend() {
@@ -169,9 +188,9 @@ HistoryStoreBackend CachedSqliteBackend() {
 // Every store under contract. Adding one is one line here.
 std::vector<HistoryStoreBackend> AllHistoryStoreBackends() {
   return {
-      InMemoryBackend(),     SqliteBackend(),   SqliteMergingBackend(),
-      CachedSqliteBackend(), PostgresBackend(), PostgresTinyCacheBackend(),
-      ClickHouseBackend(),
+      InMemoryBackend(),     SqliteBackend(),           SqliteMergingBackend(),
+      CachedSqliteBackend(), PostgresBackend(),         PostgresTinyCacheBackend(),
+      ClickHouseBackend(),   SqliteCheckpointBackend(),
   };
 }
 
