@@ -953,10 +953,11 @@ struct ClickHouseHistoryStore::Impl {
   struct PeriodRead {
     std::string range;   // the key range: customers, base..last
     std::string keep;    // which rows of the range count (the base's checkpoint, the copies)
-    std::string chosen;  // SELECT campaign_id, version, kind, h (the body's holder): the answer
+    std::string chosen;  // SELECT campaign_id, v (the answer), h (its body's holder), k (kind)
   };
+  // `visible`: the visibility filter (kVisible), or "" when the customers have nothing hidden.
   static PeriodRead ReadPeriods(const std::string& customers, std::optional<int64_t> base,
-                                int64_t last, int64_t at_us) {
+                                int64_t last, int64_t at_us, const char* visible) {
     PeriodRead r;
     r.range = fmt::format("{} AND period <= {}", customers, last);
     std::string cand = fmt::format("cp = {} AND event_us <= {}", kCpDelta, at_us);
@@ -966,11 +967,13 @@ struct ClickHouseHistoryStore::Impl {
       cand = fmt::format("(cp = {} AND period = {}) OR ({})", kCpState, *base, cand);
       r.keep = fmt::format("cp = {} OR period = {}", kCpDelta, *base);
     }
+    // argMax over the rows of one day or so: cheaper on 18.16 than ORDER BY ... LIMIT 1 BY.
     r.chosen = fmt::format(
-        "SELECT campaign_id, version, kind, if(body_ref = 0, version, body_ref) AS h FROM"
-        " asof_period WHERE {} AND ({}){} ORDER BY campaign_id, event_us DESC, version DESC"
-        " LIMIT 1 BY campaign_id",
-        r.range, cand, kVisible);
+        "SELECT campaign_id, argMax(version, (event_us, version)) AS v,"
+        " argMax(if(body_ref = 0, version, body_ref), (event_us, version)) AS h,"
+        " argMax(kind, (event_us, version)) AS k FROM asof_period WHERE {} AND ({}){}"
+        " GROUP BY campaign_id",
+        r.range, cand, visible);
     return r;
   }
 
@@ -978,13 +981,13 @@ struct ClickHouseHistoryStore::Impl {
   // copies since: per campaign its latest row before p's start (deleted campaigns left out)
   // and the row holding its body, as rows of period p. Server-side: nothing travels.
   Status BuildCheckpoint(const std::string& customers, int64_t p, std::optional<int64_t> base) {
-    const PeriodRead r = ReadPeriods(customers, base, p - 1, p * kPeriodUs - 1);
+    const PeriodRead r = ReadPeriods(customers, base, p - 1, p * kPeriodUs - 1, kVisible);
     return Run(fmt::format(
                    "INSERT INTO asof_period (customer_id, period, cp, {0}) SELECT customer_id, {1},"
-                   " if((campaign_id, version) IN (SELECT campaign_id, version FROM ({2})), {3},"
+                   " if((campaign_id, version) IN (SELECT campaign_id, v FROM ({2})), {3},"
                    " {4}), {0} FROM asof_period PREWHERE {5} AND (campaign_id, version) IN"
-                   " (SELECT campaign_id, arrayJoin([version, h]) FROM ({2}) WHERE"
-                   " bitAnd(kind, 3) != 2) WHERE {6} LIMIT 1 BY campaign_id, version",
+                   " (SELECT campaign_id, arrayJoin([v, h]) FROM ({2}) WHERE"
+                   " bitAnd(k, 3) != 2) WHERE {6} LIMIT 1 BY campaign_id, version",
                    kPeriodCopyCols, p, r.chosen, kCpState, kCpBody, r.range, r.keep))
         .status();
   }
@@ -1097,24 +1100,33 @@ struct ClickHouseHistoryStore::Impl {
   // answers, exactly as before the purge hid what it hid).
   Result<std::optional<std::vector<Row>>> PeriodAsOfRows(int64_t customer_id, int64_t at_us) {
     const int64_t p = PeriodOf(at_us);
+    // The base, the purge horizon, and whether the customer is erased.
     ASSIGN_OR_RETURN(
         auto meta,
         Select(fmt::format(
             "SELECT 0, count(), max(period) FROM (SELECT period, argMax(valid, commit) AS v FROM"
             " asof_marks WHERE customer_id = {0} AND period <= {1} GROUP BY period HAVING"
-            " v = 1) UNION ALL SELECT 1, count(), max(before_us) FROM retention WHERE kind = 1"
-            " AND customer_id = {0}",
-            customer_id, p)));
+            " v = 1) UNION ALL SELECT 1, count(), max(before_us) FROM retention WHERE kind = {2}"
+            " AND customer_id = {0} UNION ALL SELECT 2, count(), 0 FROM retention WHERE"
+            " kind = {3} AND customer_id = {0}",
+            customer_id, p, kRetHorizon, kRetErased)));
     std::optional<int64_t> base;
+    bool purged = false;
     for (const Row& r : meta) {
       if (r.size() < 3 || ToInt(r[1]) == 0) continue;
-      if (r[0] == "1" && at_us < ToInt(r[2])) return std::optional<std::vector<Row>>();
+      if (r[0] == "2") return std::optional<std::vector<Row>>(std::in_place);  // erased
+      if (r[0] == "1") {
+        if (at_us < ToInt(r[2])) return std::optional<std::vector<Row>>();
+        purged = true;
+      }
       if (r[0] == "0") base = ToInt(r[2]);
     }
-    const PeriodRead r = ReadPeriods(fmt::format("customer_id = {}", customer_id), base, p, at_us);
+    // Purged keys exist only for a customer with a horizon (one INSERT writes both).
+    const PeriodRead r = ReadPeriods(fmt::format("customer_id = {}", customer_id), base, p, at_us,
+                                     purged ? kVisible : "");
     ASSIGN_OR_RETURN(auto rows,
                      Select(fmt::format("SELECT {} FROM asof_period PREWHERE {} AND (campaign_id,"
-                                        " version) IN (SELECT campaign_id, arrayJoin([version, h])"
+                                        " version) IN (SELECT campaign_id, arrayJoin([v, h])"
                                         " FROM ({})) WHERE {} LIMIT 1 BY campaign_id, version",
                                         kCols, r.range, r.chosen, r.keep)));
     return std::optional<std::vector<Row>>(std::move(rows));

@@ -1058,8 +1058,7 @@ TEST_P(HistoryStoreContractTest, AsOfOverManyDaysMatchesTheModelWithLateRecords)
     return x.Build();
   };
   auto other = [](int64_t campaign, int64_t version, double at, ChangeOp op) {
-    return Rec{.customer = 2, .campaign = campaign, .version = version, .at = at, .op = op}
-        .Build();
+    return Rec{.customer = 2, .campaign = campaign, .version = version, .at = at, .op = op}.Build();
   };
   std::vector<std::vector<HistoryRecord>> batches = {
       {Created(7, 0), Created(8, 10, 2), with(Updated(7, 2, 3600), "A"),
@@ -1271,10 +1270,10 @@ TEST(ClickHouseHistoryMigration, SchemaTwoUpgradesToOneSummaryRowPerRecord) {
 // Schema 3 (the summary) -> 4 (per-day checkpoints, backfilled from history): after the upgrade a
 // late record (a day before checkpoints already built) must invalidate and rebuild them.
 TEST(ClickHouseHistoryMigration, SchemaThreeUpgradesToDailyCheckpoints) {
-  CheckClickHouseUpgrade("migration3", 3,
-                         {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1),
-                          Created(13, 6 * 3600, 4), Updated(12, 4, 3 * 86400, 3),
-                          Updated(12, 5, 31 * 86400, 3)});
+  CheckClickHouseUpgrade(
+      "migration3", 3,
+      {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1), Created(13, 6 * 3600, 4),
+       Updated(12, 4, 3 * 86400, 3), Updated(12, 5, 31 * 86400, 3)});
 }
 
 }  // namespace
