@@ -25,7 +25,28 @@ namespace {
 //   2: asof_summary (+ asof_in, asof_mv), backfilled from history.
 //   3: asof_one (+ asof_one_mv) replaces asof_in/asof_mv: Append sends one row per record and
 //      the view expands it into the 13 bucket candidates (same asof_summary, nothing to backfill).
-constexpr int64_t kChSchemaVersion = 3;
+//   4: asof_period (+ asof_period_mv, asof_marks) replaces the summary: per customer and day, the
+//      state of every campaign at the day's start (checkpoint rows) and a copy of the day's rows,
+//      contiguous in the key order; backfilled from history, the summary tables are dropped.
+constexpr int64_t kChSchemaVersion = 4;
+
+// Schema 4's period: UTC days of event_us (floor division). DO NOT CHANGE (stored).
+constexpr int64_t kPeriodUs = int64_t{86400} * 1000000;
+int64_t PeriodOf(int64_t event_us) {
+  return event_us / kPeriodUs - (event_us % kPeriodUs < 0 ? 1 : 0);
+}
+// The same in SQL, of the column event_us.
+constexpr char kPeriodSql[] = "(intDiv(event_us, 86400000000) - (event_us % 86400000000 < 0))";
+// asof_period.cp: 0 a copy of a history row of the period (delta); 1 a checkpoint row: a
+// campaign's latest row before the period's start; 2 the row holding that one's body (read for
+// the body only, never an answer). DO NOT CHANGE (stored).
+constexpr int kCpDelta = 0;
+constexpr int kCpState = 1;
+constexpr int kCpBody = 2;
+// The columns of asof_period that copy history's (same names and types).
+constexpr char kPeriodCopyCols[] =
+    "campaign_id, version, event_us, kind, priority, actor, transaction_id, missed_versions,"
+    " ingested_us, txn_seq, txn_changes, body, body_ref, extras";
 
 // The as-of summary (docs/clickhouse.md, "As-of"). Every history row is a candidate in
 // 1 + kAsofLevels buckets: level 0 is its exact event_us; level j >= 1 is the bucket of
@@ -193,6 +214,34 @@ std::vector<std::vector<std::string>> Migrations() {
           AsofOneViewSql(),
           "DROP TABLE IF EXISTS asof_mv",
           "DROP TABLE IF EXISTS asof_in",
+      },
+      {
+          // Per customer and day (period): a copy of every history row of the day (cp = 0,
+          // written by the view with the history INSERT itself) and the checkpoint of the day
+          // (cp = 1, 2: written by the writer after the rows it is made of). An as-of at T reads
+          // the checkpoint of the latest complete day <= T's and the copies from there to T:
+          // one contiguous key range. Duplicates (retries) are removed by the reads' LIMIT 1 BY.
+          "CREATE TABLE IF NOT EXISTS asof_period (customer_id UInt64, period Int64, cp UInt8,"
+          " campaign_id UInt64, version UInt64, event_us Int64, kind UInt8, priority Int64,"
+          " actor String, transaction_id String, missed_versions UInt64, ingested_us Int64,"
+          " txn_seq UInt64, txn_changes UInt64, body String, body_ref UInt64, extras String)"
+          " ENGINE = ReplacingMergeTree PARTITION BY intDiv(period, 32)"
+          " ORDER BY (customer_id, period, cp, campaign_id, version)"
+          " SETTINGS index_granularity = 2048",
+          // Which checkpoints are complete: the latest row (by commit) of (customer, period).
+          "CREATE TABLE IF NOT EXISTS asof_marks (customer_id UInt64, period Int64, commit UInt64,"
+          " valid UInt8) ENGINE = MergeTree ORDER BY (customer_id, period, commit)",
+          fmt::format("CREATE MATERIALIZED VIEW IF NOT EXISTS asof_period_mv TO asof_period AS"
+                      " SELECT customer_id, {} AS period, toUInt8(0) AS cp, {} FROM history",
+                      kPeriodSql, kPeriodCopyCols),
+          // Backfill the copies (running it again only adds duplicates); the checkpoints are
+          // built after these statements (Impl::BuildAllCheckpoints).
+          fmt::format("INSERT INTO asof_period (customer_id, period, cp, {0}) SELECT customer_id,"
+                      " {1}, 0, {0} FROM history",
+                      kPeriodCopyCols, kPeriodSql),
+          "DROP TABLE IF EXISTS asof_one_mv",
+          "DROP TABLE IF EXISTS asof_one",
+          "DROP TABLE IF EXISTS asof_summary",
       }};
 }
 
@@ -461,6 +510,7 @@ struct ClickHouseHistoryStore::Impl {
       for (const std::string& stmt : migrations[static_cast<size_t>(v - 1)]) {
         RETURN_IF_ERROR(Run(stmt).status());
       }
+      if (v == 4) RETURN_IF_ERROR(BuildAllCheckpoints());
       RETURN_IF_ERROR(Insert("schema_migrations (version, applied_us)",
                              fmt::format("{}\t{}\n", v, ToUnixMicros(clock->Now()))));
     }
@@ -498,6 +548,12 @@ struct ClickHouseHistoryStore::Impl {
     ASSIGN_OR_RETURN(auto max_ret, Select("SELECT max(seq) FROM retention"));
     if (!max_ret.empty()) {
       last_commit = std::max(last_commit, static_cast<uint64_t>(ToInt(max_ret[0][0])));
+    }
+    if (schema >= 4) {  // a mark is superseded only by one with a greater commit
+      ASSIGN_OR_RETURN(auto max_mark, Select("SELECT max(commit) FROM asof_marks"));
+      if (!max_mark.empty()) {
+        last_commit = std::max(last_commit, static_cast<uint64_t>(ToInt(max_mark[0][0])));
+      }
     }
     return Status::OK();
   }
@@ -888,6 +944,194 @@ struct ClickHouseHistoryStore::Impl {
     return latest;
   }
 
+  // ---- schema 4: checkpoints per customer and period (docs/clickhouse.md, "As-of") ----------
+
+  // The rows of asof_period that an as-of at `at_us` reads, for the customers `customers` (a
+  // condition on customer_id): the checkpoint of `base` -- a period whose checkpoint is complete
+  // for them, nullopt for none (then every copy from the beginning) -- and the copies from base
+  // through `last` (at_us's period) up to at_us.
+  struct PeriodRead {
+    std::string range;   // the key range: customers, base..last
+    std::string keep;    // which rows of the range count (the base's checkpoint, the copies)
+    std::string chosen;  // SELECT campaign_id, v (the answer), h (its body's holder), k (kind)
+  };
+  // `visible`: the visibility filter (kVisible), or "" when the customers have nothing hidden.
+  static PeriodRead ReadPeriods(const std::string& customers, std::optional<int64_t> base,
+                                int64_t last, int64_t at_us, const char* visible) {
+    PeriodRead r;
+    r.range = fmt::format("{} AND period <= {}", customers, last);
+    std::string cand = fmt::format("cp = {} AND event_us <= {}", kCpDelta, at_us);
+    r.keep = fmt::format("cp = {}", kCpDelta);
+    if (base) {
+      r.range += fmt::format(" AND period >= {}", *base);
+      cand = fmt::format("(cp = {} AND period = {}) OR ({})", kCpState, *base, cand);
+      r.keep = fmt::format("cp = {} OR period = {}", kCpDelta, *base);
+    }
+    // argMax over the rows of one day or so: cheaper on 18.16 than ORDER BY ... LIMIT 1 BY.
+    r.chosen = fmt::format(
+        "SELECT campaign_id, argMax(version, (event_us, version)) AS v,"
+        " argMax(if(body_ref = 0, version, body_ref), (event_us, version)) AS h,"
+        " argMax(kind, (event_us, version)) AS k FROM asof_period WHERE {} AND ({}){}"
+        " GROUP BY campaign_id",
+        r.range, cand, visible);
+    return r;
+  }
+
+  // Write the checkpoint of period `p` for `customers` from the checkpoint of `base` and the
+  // copies since: per campaign its latest row before p's start (deleted campaigns left out)
+  // and the row holding its body, as rows of period p. Server-side: nothing travels.
+  Status BuildCheckpoint(const std::string& customers, int64_t p, std::optional<int64_t> base) {
+    const PeriodRead r = ReadPeriods(customers, base, p - 1, p * kPeriodUs - 1, kVisible);
+    return Run(fmt::format(
+                   "INSERT INTO asof_period (customer_id, period, cp, {0}) SELECT customer_id, {1},"
+                   " if((campaign_id, version) IN (SELECT campaign_id, v FROM ({2})), {3},"
+                   " {4}), {0} FROM asof_period PREWHERE {5} AND (campaign_id, version) IN"
+                   " (SELECT campaign_id, arrayJoin([v, h]) FROM ({2}) WHERE"
+                   " bitAnd(k, 3) != 2) WHERE {6} LIMIT 1 BY campaign_id, version",
+                   kPeriodCopyCols, p, r.chosen, kCpState, kCpBody, r.range, r.keep))
+        .status();
+  }
+
+  // Migration 4: the checkpoint of every period that has rows, for every customer, in order
+  // (each from the one before), then their marks.
+  Status BuildAllCheckpoints() {
+    ASSIGN_OR_RETURN(auto periods, Select(fmt::format("SELECT DISTINCT period FROM asof_period"
+                                                      " WHERE cp = {} ORDER BY period",
+                                                      kCpDelta)));
+    for (size_t i = 1; i < periods.size(); ++i) {
+      RETURN_IF_ERROR(BuildCheckpoint("1", ToInt(periods[i][0]), ToInt(periods[i - 1][0])));
+    }
+    return Run(fmt::format("INSERT INTO asof_marks (customer_id, period, commit, valid) SELECT"
+                           " DISTINCT customer_id, period, {}, 1 FROM asof_period",
+                           NextCommit()))
+        .status();
+  }
+
+  // Per customer, the periods whose checkpoint this writer knows about: true complete, false
+  // made invalid by a late record (to be built again). Loaded per customer when first needed;
+  // bounded by clearing.
+  std::unordered_map<int64_t, std::map<int64_t, bool>> marks;
+
+  Status LoadMarks(const std::set<int64_t>& customers) {
+    if (marks.size() > kKnownLimit / 10) marks.clear();
+    std::vector<int64_t> missing;
+    for (int64_t c : customers) {
+      if (!marks.contains(c)) missing.push_back(c);
+    }
+    if (missing.empty()) return Status::OK();
+    ASSIGN_OR_RETURN(auto rows, Select(fmt::format("SELECT customer_id, period, argMax(valid,"
+                                                   " commit) FROM asof_marks WHERE customer_id"
+                                                   " IN ({}) GROUP BY customer_id, period",
+                                                   JoinInts(missing))));
+    std::unordered_map<int64_t, std::map<int64_t, bool>> loaded;
+    for (int64_t c : missing) loaded[c];
+    for (const Row& r : rows) loaded[ToInt(r[0])][ToInt(r[1])] = r[2] == "1";
+    for (auto& [c, m] : loaded) marks[c] = std::move(m);
+    return Status::OK();
+  }
+
+  // The latest complete checkpoint before period `p` of a customer's marks.
+  static std::optional<int64_t> BaseBefore(const std::map<int64_t, bool>& mk, int64_t p) {
+    for (auto it = mk.lower_bound(p); it != mk.begin();) {
+      --it;
+      if (it->second) return it->first;
+    }
+    return std::nullopt;
+  }
+
+  // Before the history rows of an Append are written: the marks (TSV) that invalidate every
+  // complete checkpoint a new row precedes (a late record), so no reader uses them until they
+  // are built again. `periods`: per customer, the periods of the new rows.
+  std::string InvalidateLate(const std::map<int64_t, std::set<int64_t>>& periods) {
+    std::string tsv;
+    uint64_t commit = 0;
+    for (const auto& [c, ps] : periods) {
+      auto& mk = marks[c];
+      for (auto it = mk.upper_bound(*ps.begin()); it != mk.end(); ++it) {
+        if (!it->second) continue;
+        if (commit == 0) commit = NextCommit();
+        tsv += fmt::format("{}\t{}\t{}\t0\n", c, it->first, commit);
+        it->second = false;
+      }
+    }
+    return tsv;
+  }
+
+  // After the history rows of an Append are written: build the checkpoints its rows need (the
+  // periods of the new rows not complete yet, and those made invalid), oldest first, grouped
+  // into one statement per (period, base); then mark them complete.
+  Status BuildCheckpoints(const std::map<int64_t, std::set<int64_t>>& periods) {
+    std::map<int64_t, std::vector<int64_t>> todo;
+    for (const auto& [c, ps] : periods) {
+      const auto& mk = marks[c];
+      std::set<int64_t> want;
+      for (int64_t p : ps) {
+        auto it = mk.find(p);
+        if (it == mk.end() || !it->second) want.insert(p);
+      }
+      for (const auto& [p, valid] : mk) {
+        if (!valid) want.insert(p);
+      }
+      if (!want.empty()) todo[c].assign(want.begin(), want.end());
+    }
+    if (todo.empty()) return Status::OK();
+    std::string tsv;
+    for (size_t round = 0;; ++round) {
+      std::map<std::pair<int64_t, std::optional<int64_t>>, std::vector<int64_t>> groups;
+      for (const auto& [c, ps] : todo) {
+        if (round < ps.size()) groups[{ps[round], BaseBefore(marks[c], ps[round])}].push_back(c);
+      }
+      if (groups.empty()) break;
+      for (const auto& [what, customers] : groups) {
+        RETURN_IF_ERROR(BuildCheckpoint(fmt::format("customer_id IN ({})", JoinInts(customers)),
+                                        what.first, what.second));
+        for (int64_t c : customers) marks[c][what.first] = true;
+      }
+    }
+    const uint64_t commit = NextCommit();
+    for (const auto& [c, ps] : todo) {
+      for (int64_t p : ps) tsv += fmt::format("{}\t{}\t{}\t1\n", c, p, commit);
+    }
+    return Insert("asof_marks (customer_id, period, commit, valid)", tsv);
+  }
+
+  // As-of from the checkpoints: the latest complete checkpoint at or before at_us's period and
+  // the copies since. nullopt when the customer's history is purged after at_us (the scan then
+  // answers, exactly as before the purge hid what it hid).
+  Result<std::optional<std::vector<Row>>> PeriodAsOfRows(int64_t customer_id, int64_t at_us) {
+    const int64_t p = PeriodOf(at_us);
+    // The base, the purge horizon, and whether the customer is erased.
+    ASSIGN_OR_RETURN(
+        auto meta,
+        Select(fmt::format(
+            "SELECT 0, count(), max(period) FROM (SELECT period, argMax(valid, commit) AS v FROM"
+            " asof_marks WHERE customer_id = {0} AND period <= {1} GROUP BY period HAVING"
+            " v = 1) UNION ALL SELECT 1, count(), max(before_us) FROM retention WHERE kind = {2}"
+            " AND customer_id = {0} UNION ALL SELECT 2, count(), 0 FROM retention WHERE"
+            " kind = {3} AND customer_id = {0}",
+            customer_id, p, kRetHorizon, kRetErased)));
+    std::optional<int64_t> base;
+    bool purged = false;
+    for (const Row& r : meta) {
+      if (r.size() < 3 || ToInt(r[1]) == 0) continue;
+      if (r[0] == "2") return std::optional<std::vector<Row>>(std::in_place);  // erased
+      if (r[0] == "1") {
+        if (at_us < ToInt(r[2])) return std::optional<std::vector<Row>>();
+        purged = true;
+      }
+      if (r[0] == "0") base = ToInt(r[2]);
+    }
+    // Purged keys exist only for a customer with a horizon (one INSERT writes both).
+    const PeriodRead r = ReadPeriods(fmt::format("customer_id = {}", customer_id), base, p, at_us,
+                                     purged ? kVisible : "");
+    ASSIGN_OR_RETURN(auto rows,
+                     Select(fmt::format("SELECT {} FROM asof_period PREWHERE {} AND (campaign_id,"
+                                        " version) IN (SELECT campaign_id, arrayJoin([v, h])"
+                                        " FROM ({})) WHERE {} LIMIT 1 BY campaign_id, version",
+                                        kCols, r.range, r.chosen, r.keep)));
+    return std::optional<std::vector<Row>>(std::move(rows));
+  }
+
   // Held records (valid ones: written by a commit whose ledger row exists) of partial
   // transactions, per customer when `customer_id` > 0.
   Result<int64_t> CountHeld(int64_t customer_id) {
@@ -1182,7 +1426,8 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
   }
   int64_t newly = gate.held;
   std::map<int64_t, std::string> by_month;
-  std::string asof_tsv;  // the summary candidates of every row in by_month
+  std::string asof_tsv;  // the summary candidates of every row in by_month (schema 2, 3)
+  std::map<int64_t, std::set<int64_t>> new_periods;  // schema 4: customer -> periods of new rows
   // Per month INSERT, the body each campaign last got in it (starting from the committed ones).
   std::map<int64_t, std::map<int64_t, Impl::LastBody>> month_bodies;
   std::string conflicts_tsv;
@@ -1212,7 +1457,20 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
               .first;
     }
     const int64_t body_ref = Impl::AppendHistoryRow(r, now_us, &b->second, by_month[month]);
-    if (m.schema >= 2) Impl::AppendAsofRows(m.schema, r, body_ref, asof_tsv);
+    if (m.schema >= 4) {
+      new_periods[r.customer_id].insert(PeriodOf(ToUnixMicros(r.event_time)));
+    } else if (m.schema >= 2) {
+      Impl::AppendAsofRows(m.schema, r, body_ref, asof_tsv);
+    }
+  }
+  // Schema 4: complete checkpoints that a new row precedes are marked invalid before the row is
+  // written (a late record); the checkpoints the new rows need are built after them.
+  std::string invalid_tsv;
+  if (!new_periods.empty()) {
+    std::set<int64_t> customers;
+    for (const auto& [c, ps] : new_periods) customers.insert(c);
+    RETURN_IF_ERROR(m.LoadMarks(customers));
+    invalid_tsv = m.InvalidateLate(new_periods);
   }
   std::string campaigns_tsv;
   for (int64_t id : new_campaigns) campaigns_tsv += fmt::format("{}\t{}\n", id, owner[id]);
@@ -1233,6 +1491,7 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
             ? "asof_one (customer_id, campaign_id, event_us, version, holder)"
             : "asof_in (customer_id, level, bucket, campaign_id, event_us, version, holder)",
         asof_tsv));
+    RETURN_IF_ERROR(m.Insert("asof_marks (customer_id, period, commit, valid)", invalid_tsv));
     for (const auto& [month, tsv] : by_month) {
       RETURN_IF_ERROR(m.Insert(
           "history (customer_id, campaign_id, version, event_us, kind, priority, actor,"
@@ -1247,9 +1506,17 @@ Result<int64_t> ClickHouseHistoryStore::Append(std::span<const HistoryRecord> re
     m.LoadLedger().IgnoreError();
     m.ForgetBounds(candidates);    // some of the rows may be stored now,
     m.LoadOwners().IgnoreError();  // and some campaigns
+    m.marks.clear();               // and some marks
     return s;
   }
   m.Remember(candidates, owner);
+  // The records are stored and answered (a checkpoint not built only makes as-of read further
+  // back); a failure here is retried by the next Append of the customer.
+  if (Status built = m.BuildCheckpoints(new_periods); !built.ok()) {
+    m.marks.clear();
+    spdlog::warn("history clickhouse '{}': as-of checkpoints not built yet: {}", m.url.database,
+                 built.ToString());
+  }
   // Everything is committed: the bodies written may be referred to from now on.
   if (m.last_body.size() > Impl::kLastBodyLimit) m.last_body.clear();
   for (auto& [month, bodies] : month_bodies) {
@@ -1305,7 +1572,10 @@ Result<std::vector<HistoryRecord>> ClickHouseHistoryStore::AsOf(int64_t customer
   std::lock_guard<std::mutex> lock(mu_);
   Impl& m = *impl_;
   const int64_t at_us = ToUnixMicros(at);
-  if (m.schema >= 2 && AsofInRange(at_us)) {
+  if (m.schema >= 4 && AsofInRange(at_us)) {
+    ASSIGN_OR_RETURN(auto rows, m.PeriodAsOfRows(customer_id, at_us));
+    if (rows) return m.AssembleAsOf(*rows, at_us);
+  } else if (m.schema >= 2 && AsofInRange(at_us)) {
     ASSIGN_OR_RETURN(auto rows, m.SummaryAsOfRows(customer_id, at_us));
     if (rows) return m.AssembleAsOf(*rows, at_us);
   }
@@ -1508,7 +1778,13 @@ Result<int64_t> ClickHouseHistoryStore::EraseCustomer(int64_t customer_id, std::
       tsv));
   // The erasure is in force (every read filters by it); now remove the data physically. These
   // mutations run in the background; failing to start one only delays the physical removal.
-  for (const char* table : {"history", "held", "conflicts", "asof_summary"}) {
+  std::vector<const char*> tables = {"history", "held", "conflicts"};
+  if (m.schema >= 4) {
+    tables.insert(tables.end(), {"asof_period", "asof_marks"});
+  } else if (m.schema >= 2) {
+    tables.push_back("asof_summary");
+  }
+  for (const char* table : tables) {
     Status s =
         m.Run(fmt::format("ALTER TABLE {} DELETE WHERE customer_id = {}", table, customer_id))
             .status();

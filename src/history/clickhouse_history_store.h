@@ -21,6 +21,11 @@
 //     unpartitioned table, and held-back records count only once the ledger row of their commit
 //     exists. A crash between those steps leaves nothing visible that a retry (the caller's
 //     redelivery) does not complete.
+//   * as-of (schema 4) reads per-day checkpoints: table asof_period holds, per customer and UTC
+//     day, each campaign's latest row before the day (written by the writer after the rows it
+//     is made of, used only once marked complete in asof_marks, marked invalid before a late
+//     row that precedes it is written) and a copy of the day's rows (a materialized view of the
+//     history INSERT), contiguous in its key order.
 //   * purge and erase are atomic through a retention table (one INSERT: the removed keys, the
 //     horizon or the erasure, and the audit entry) that every read filters by; an asynchronous
 //     ALTER ... DELETE then removes the rows physically.

@@ -1061,6 +1061,73 @@ TEST_P(HistoryStoreContractTest, TransactionFieldsRoundTripAndAreValidated) {
   EXPECT_EQ(Log(7), "c7@v1 p1") << "nothing of a refused call is stored";
 }
 
+// Days apart (the ClickHouse store keeps per-day checkpoints), in batches, with a late record
+// that precedes days already answered, redeliveries and a purge: every as-of answer, snapshots
+// included, is the model's.
+TEST_P(HistoryStoreContractTest, AsOfOverManyDaysMatchesTheModelWithLateRecords) {
+  constexpr double kDay = 86400, kMidnight = 10 * 3600;  // kT0 is 14:00 UTC
+  auto with = [](HistoryRecord r, const std::string& body) {
+    Rec x{.customer = r.customer_id,
+          .campaign = r.campaign_id,
+          .version = r.version,
+          .at = (ToUnixMicros(r.event_time) - ToUnixMicros(kT0)) / 1e6,
+          .priority = r.priority,
+          .op = r.event_type,
+          .content = fmt::format(R"({{"body":"{}","title":"Welcome"}})", body)};
+    return x.Build();
+  };
+  auto other = [](int64_t campaign, int64_t version, double at, ChangeOp op) {
+    return Rec{.customer = 2, .campaign = campaign, .version = version, .at = at, .op = op}.Build();
+  };
+  std::vector<std::vector<HistoryRecord>> batches = {
+      {Created(7, 0), Created(8, 10, 2), with(Updated(7, 2, 3600), "A"),
+       other(20, 1, 5, ChangeOp::kCreated)},
+      {with(Updated(8, 2, kDay + 5, 2), "B"), with(Updated(7, 3, kDay + 100, 1), "A"),
+       other(20, 2, kDay + 1, ChangeOp::kUpdated)},
+      {Deleted(8, 3, 3 * kDay, 2), Created(9, 3 * kDay + 1, 2),
+       other(20, 3, 3 * kDay + 2, ChangeOp::kDeleted)},
+      {with(Updated(7, 4, 2 * kDay, 1), "C")},  // late: before day 3, already written
+      {with(Updated(7, 5, 4 * kDay, 1), "C"), Updated(9, 2, 4 * kDay, 1)},
+      {with(Updated(8, 2, kDay + 5, 2), "B"), with(Updated(7, 3, kDay + 100, 1), "A")},  // again
+      {Updated(9, 3, 6 * kDay, 2), other(21, 1, 0.5, ChangeOp::kCreated)},  // late, far back
+  };
+  InMemoryHistoryStore model;
+  for (const auto& b : batches) {
+    Append(b);
+    ASSERT_OK(model.Append(b).status());
+  }
+  std::vector<double> moments = {-1, 0, 10, 3600, 86399};
+  for (int d = 0; d <= 7; ++d) {
+    for (double off : {-1e-6, 0.0, 1.0, 5.0, 100.0}) moments.push_back(kMidnight + d * kDay + off);
+    for (double off : {0.0, 1.0, 2.0, 5.0, 100.0}) moments.push_back(d * kDay + off);
+  }
+  auto full = [](const Result<std::vector<HistoryRecord>>& r) {
+    if (!r.ok()) return r.status().ToString();
+    std::string out;
+    for (const HistoryRecord& x : *r) out += Short(x) + " " + x.snapshot + "\n";
+    return out;
+  };
+  auto check = [&](double from) {
+    for (double m : moments) {
+      if (m < from) continue;
+      for (int64_t customer : {1, 2}) {
+        EXPECT_EQ(full(store_->AsOf(customer, T(m))), full(model.AsOf(customer, T(m))))
+            << "customer " << customer << " at " << m;
+      }
+    }
+  };
+  check(-1);
+  if (caps().persistent) Reopen();
+  check(-1);
+  ASSERT_OK(store_->PurgeCustomer(1, T(2 * kDay + 50), "admin:test").status());
+  ASSERT_OK(model.PurgeCustomer(1, T(2 * kDay + 50), "admin:test").status());
+  check(2 * kDay + 50);
+  const std::vector<HistoryRecord> after = {with(Updated(7, 6, 2 * kDay + 60, 1), "D")};
+  Append(after);  // after the horizon, before day 3
+  ASSERT_OK(model.Append(after).status());
+  check(2 * kDay + 50);
+}
+
 // ---- retention and erasure ----------------------------------------------------------------
 
 TEST_P(HistoryStoreContractTest, PurgeKeepsWhatAsOfAtTheHorizonAndLaterNeeds) {
@@ -1217,6 +1284,15 @@ TEST(ClickHouseHistoryMigration, SchemaTwoUpgradesToOneSummaryRowPerRecord) {
   CheckClickHouseUpgrade("migration2", 2,
                          {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1),
                           Created(13, 6 * 3600, 4), Updated(12, 4, 3 * 86400, 3)});
+}
+
+// Schema 3 (the summary) -> 4 (per-day checkpoints, backfilled from history): after the upgrade a
+// late record (a day before checkpoints already built) must invalidate and rebuild them.
+TEST(ClickHouseHistoryMigration, SchemaThreeUpgradesToDailyCheckpoints) {
+  CheckClickHouseUpgrade(
+      "migration3", 3,
+      {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1), Created(13, 6 * 3600, 4),
+       Updated(12, 4, 3 * 86400, 3), Updated(12, 5, 31 * 86400, 3)});
 }
 
 }  // namespace
