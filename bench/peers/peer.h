@@ -40,12 +40,18 @@ class Peer {
   // Return a moment, in the peer's own clock, after everything applied so far and before
   // anything applied later (opaque text passed back to AsOf).
   virtual Result<std::string> Moment() = 0;
-  // Return the customer's campaigns at `moment`, by priority.
-  virtual Result<std::vector<testing::ModelCampaign>> AsOf(int64_t customer_id,
-                                                           const std::string& moment) = 0;
-  // Return the campaign's stored versions (not the tombstone of a delete), by version.
-  virtual Result<std::vector<testing::ModelCampaign>> Log(int64_t campaign_id) = 0;
-  // Return the bytes the versioned data takes on disk, indexes included.
+  // Run the as-of query: the customer's campaigns at `moment`. The answer stays in client memory
+  // as the system returned it (rows of text, or history records) until Answer(); converting it
+  // to the model's form is not part of the query, so peers_bench times this call alone.
+  virtual Status AsOf(int64_t customer_id, const std::string& moment) = 0;
+  // Run the log query: the campaign's stored versions (not the tombstone of a delete), by
+  // version; kept for Answer() like AsOf.
+  virtual Status Log(int64_t campaign_id) = 0;
+  // Return the last AsOf (by priority) or Log (by version) answer as model campaigns.
+  virtual Result<std::vector<testing::ModelCampaign>> Answer() = 0;
+  // Return the bytes the peer's data takes on disk, indexes included: its tables (live and
+  // versioned), or for campaign-history its history store. peers_bench reports, per version,
+  // what versioning adds: this minus the same number of the peer's baseline.
   virtual Result<int64_t> Bytes() = 0;
   // Return the versions the peer captured, counting a deleted campaign's closed last version as
   // its delete (the model's tombstone).

@@ -261,8 +261,7 @@ class SqlPeer final : public Peer {
     return *rows[0][0];
   }
 
-  Result<std::vector<testing::ModelCampaign>> AsOf(int64_t customer_id,
-                                                   const std::string& moment) override {
+  Status AsOf(int64_t customer_id, const std::string& moment) override {
     std::string sql;
     switch (flavor_) {
       case SqlFlavor::kPgPeriods:
@@ -287,10 +286,10 @@ class SqlPeer final : public Peer {
       default:
         return UnimplementedError(Name() + " keeps no versions");
     }
-    return Rows(sql);
+    return Fetch(sql);
   }
 
-  Result<std::vector<testing::ModelCampaign>> Log(int64_t campaign_id) override {
+  Status Log(int64_t campaign_id) override {
     std::string sql;
     switch (flavor_) {
       case SqlFlavor::kPgPeriods:
@@ -312,7 +311,17 @@ class SqlPeer final : public Peer {
       default:
         return UnimplementedError(Name() + " keeps no versions");
     }
-    return Rows(sql);
+    return Fetch(sql);
+  }
+
+  Result<std::vector<testing::ModelCampaign>> Answer() override {
+    std::vector<testing::ModelCampaign> out;
+    out.reserve(answer_.size());
+    for (const SqlRow& r : answer_) {
+      ASSIGN_OR_RETURN(auto c, RowToModel(r));
+      out.push_back(std::move(c));
+    }
+    return out;
   }
 
   Result<int64_t> Bytes() override {
@@ -367,15 +376,11 @@ class SqlPeer final : public Peer {
   }
 
  private:
-  Result<std::vector<testing::ModelCampaign>> Rows(const std::string& sql) {
-    ASSIGN_OR_RETURN(auto rows, conn_->Query(sql));
-    std::vector<testing::ModelCampaign> out;
-    out.reserve(rows.size());
-    for (const SqlRow& r : rows) {
-      ASSIGN_OR_RETURN(auto c, RowToModel(r));
-      out.push_back(std::move(c));
-    }
-    return out;
+  // Run the answer's query and keep its rows for Answer().
+  Status Fetch(const std::string& sql) {
+    answer_.clear();
+    ASSIGN_OR_RETURN(answer_, conn_->Query(sql));
+    return Status::OK();
   }
 
   Result<int64_t> Scalar(const std::string& sql) {
@@ -389,6 +394,7 @@ class SqlPeer final : public Peer {
 
   SqlFlavor flavor_;
   std::unique_ptr<SqlConn> conn_;
+  std::vector<SqlRow> answer_;  // of the last AsOf or Log
 };
 
 }  // namespace
