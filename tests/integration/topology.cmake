@@ -40,21 +40,12 @@ if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
 endif()
 
 # The sink role into a PostgreSQL and into a ClickHouse history (issue 8 item 3):
-# sink_stores_test.cc. Skipped when CH_TEST_PG_URL or PUBSUB_EMULATOR_HOST is unset (and the
-# ClickHouse case when CH_TEST_CLICKHOUSE_URL is).
+# sink_stores_test.cc, about a minute per store. Skipped when CH_TEST_PG_URL or
+# PUBSUB_EMULATOR_HOST is unset (and the ClickHouse case when CH_TEST_CLICKHOUSE_URL is).
 if(TARGET ch_app AND TARGET ch_e2e_util)
-  add_executable(sink_stores_test
-    ${CMAKE_CURRENT_LIST_DIR}/sink_stores_test.cc
-    ${CMAKE_CURRENT_LIST_DIR}/topology_util.cc)
-  target_link_libraries(sink_stores_test PRIVATE ch_app ch_e2e_util ch_emulator_control fmt::fmt
-    ch_testing GTest::gmock ch_gtest_main)
+  ch_add_test(sink_stores_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sink_stores_test.cc ${CMAKE_CURRENT_LIST_DIR}/topology_util.cc
+    DEPS ch_app ch_e2e_util ch_emulator_control fmt::fmt
+    LABELS integration pubsub TIMEOUT 300)
   add_dependencies(sink_stores_test campaign-history)
-  # Two entries so they run in parallel; the ClickHouse one checks ~4,000 as-of answers at
-  # ~0.1 s each on 18.16 (about 8 minutes on the shared 2-core machine).
-  add_test(NAME sink_stores_pg_test
-    COMMAND sink_stores_test --gtest_filter=SinkStoresTest.SinkLoadsTheHistoryTopicIntoPostgreSQL)
-  ch_set_test_properties(sink_stores_pg_test LABELS integration pubsub slow TIMEOUT 300)
-  add_test(NAME sink_stores_clickhouse_test
-    COMMAND sink_stores_test --gtest_filter=SinkStoresTest.SinkLoadsTheHistoryTopicIntoClickHouse)
-  ch_set_test_properties(sink_stores_clickhouse_test LABELS integration pubsub slow TIMEOUT 1200)
 endif()
