@@ -38,6 +38,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -66,6 +67,10 @@ struct Summary {
   double asof_p95_ms = -1;
   double asof_cpu_median_ms = -1;
   double log_median_ms = -1;
+  // PostgreSQL only: CPU time of the server backend serving the store (/proc/PID/stat), which
+  // the load of other processes inflates far less than wall-clock time.
+  double server_cpu_us_per_version = -1;
+  double server_cpu_asof_ms = -1;
 };
 Summary g_summary;
 
@@ -92,6 +97,24 @@ double ThreadCpuMs() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// CPU time (user + system) of process `pid` in milliseconds, from /proc/PID/stat (clock-tick
+// resolution), or -1.
+double ProcessCpuMs(int pid) {
+  FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the command name may contain spaces
+  unsigned long utime = 0, stime = 0;
+  if (p == nullptr || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                                  &utime, &stime) != 2) {
+    return -1;
+  }
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 const char* const kWords[] = {
@@ -593,6 +616,8 @@ int Run(int argc, char** argv) {
   };
   Timestamp last_time = first_time;
   const int64_t written_before = WrittenBytes();
+  const int backend = pgs != nullptr ? pgs->BackendPid() : 0;
+  const double server_before = backend != 0 ? ProcessCpuMs(backend) : -1;
   if (!reuse) {
     std::mt19937_64 pick(seed + 1);
     gen.Seed(kBig, 2000, pending);
@@ -606,6 +631,9 @@ int Run(int argc, char** argv) {
     if (!flush(true)) return 1;
     last_time = gen.now();
   }
+  const double server_load_ms = server_before >= 0 && backend == pgs->BackendPid()
+                                    ? ProcessCpuMs(backend) - server_before
+                                    : -1;
   auto stats = store->Stats();
   if (!stats.ok() || (!reuse && stats->records != records)) {
     fmt::print(stderr, "stats disagree: {}\n", stats.status().ToString());
@@ -652,6 +680,14 @@ int Run(int argc, char** argv) {
         100.0 * append_cpu_ms / append_ms, static_cast<double>(records) / (append_cpu_ms / 1000.0),
         static_cast<double>(written_before >= 0 ? WrittenBytes() - written_before : 0) /
             static_cast<double>(records));
+    if (server_load_ms >= 0) {
+      g_summary.server_cpu_us_per_version = 1000.0 * server_load_ms / static_cast<double>(records);
+      fmt::print(
+          "append, server backend CPU: {:.1f} us per version ({:.0f} versions per server "
+          "CPU-second)\n",
+          g_summary.server_cpu_us_per_version,
+          static_cast<double>(records) / (server_load_ms / 1000.0));
+    }
   }
   g_summary.records = records;
   g_summary.bytes_per_version = static_cast<double>(stats->bytes) / static_cast<double>(records);
@@ -690,6 +726,8 @@ int Run(int argc, char** argv) {
   std::vector<double> asof_ms;
   std::vector<double> asof_cpu_ms;
   size_t campaigns_seen = 0;
+  const int asof_backend = pgs != nullptr ? pgs->BackendPid() : 0;
+  const double asof_server_before = asof_backend != 0 ? ProcessCpuMs(asof_backend) : -1;
   for (int i = 0; i < moments; ++i) {
     Timestamp at = random_moment();
     auto start = Clock::now();
@@ -706,6 +744,12 @@ int Run(int argc, char** argv) {
       return 1;
     }
     campaigns_seen += r->size();
+  }
+  if (asof_server_before >= 0 && moments > 0 && asof_backend == pgs->BackendPid()) {
+    g_summary.server_cpu_asof_ms =
+        (ProcessCpuMs(asof_backend) - asof_server_before) / static_cast<double>(moments);
+    fmt::print("as-of, server backend CPU: {:.2f} ms per answer (mean over {} moments)\n",
+               g_summary.server_cpu_asof_ms, moments);
   }
   auto final_answer = store->AsOf(kBig, last_time);
   if (!final_answer.ok() || (!reuse && final_answer->size() != gen.order(kBig).size())) {
@@ -855,8 +899,9 @@ void RunInChild(StoreRun& run) {
     std::fflush(stderr);
     const Summary& s = g_summary;
     const std::string line =
-        fmt::format("{} {} {} {} {} {} {}\n", s.records, s.ingest_per_s, s.bytes_per_version,
-                    s.asof_median_ms, s.asof_p95_ms, s.asof_cpu_median_ms, s.log_median_ms);
+        fmt::format("{} {} {} {} {} {} {} {} {}\n", s.records, s.ingest_per_s, s.bytes_per_version,
+                    s.asof_median_ms, s.asof_p95_ms, s.asof_cpu_median_ms, s.log_median_ms,
+                    s.server_cpu_us_per_version, s.server_cpu_asof_ms);
     if (write(fds[1], line.data(), line.size()) < 0) _exit(3);
     _exit(rc);
   }
@@ -873,9 +918,9 @@ void RunInChild(StoreRun& run) {
     run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   Summary& s = run.summary;
-  std::sscanf(text.c_str(), "%ld %lf %lf %lf %lf %lf %lf", &s.records, &s.ingest_per_s,
+  std::sscanf(text.c_str(), "%ld %lf %lf %lf %lf %lf %lf %lf %lf", &s.records, &s.ingest_per_s,
               &s.bytes_per_version, &s.asof_median_ms, &s.asof_p95_ms, &s.asof_cpu_median_ms,
-              &s.log_median_ms);
+              &s.log_median_ms, &s.server_cpu_us_per_version, &s.server_cpu_asof_ms);
 }
 
 // clickhouse://HOST:PORT/ANYTHING -> clickhouse://HOST:PORT/DB.
@@ -915,6 +960,10 @@ void PrintTable(const std::vector<StoreRun>& runs) {
   row("as-of p95 (ms)", [](const StoreRun& r) { return Cell(r.summary.asof_p95_ms, "{:.2f}"); });
   row("as-of client thread CPU, median (ms)",
       [](const StoreRun& r) { return Cell(r.summary.asof_cpu_median_ms, "{:.2f}"); });
+  row("server backend CPU per version (us)",
+      [](const StoreRun& r) { return Cell(r.summary.server_cpu_us_per_version, "{:.1f}"); });
+  row("server backend CPU per as-of (ms)",
+      [](const StoreRun& r) { return Cell(r.summary.server_cpu_asof_ms, "{:.2f}"); });
   row("one campaign's log, median (ms)",
       [](const StoreRun& r) { return Cell(r.summary.log_median_ms, "{:.2f}"); });
   row("peak RSS of the benchmark process (MiB)", [](const StoreRun& r) {

@@ -1186,6 +1186,11 @@ PgHistoryStore::~PgHistoryStore() = default;
 
 const std::string& PgHistoryStore::schema() const { return impl_->schema; }
 
+int PgHistoryStore::BackendPid() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return impl_->conn && impl_->conn->ok() ? impl_->conn->backend_pid() : 0;
+}
+
 Result<std::unique_ptr<PgHistoryStore>> PgHistoryStore::Open(const PgHistoryOptions& options) {
   if (options.url.empty()) return InvalidArgumentError("history: the PostgreSQL URL is empty");
   auto impl = std::make_unique<Impl>();
