@@ -23,8 +23,15 @@
 //                      [--pg URL] [--pg-schema NAME]  (PostgreSQL: a fresh schema, by default
 //                                    pghistory_bench_<pid>, dropped
 //                                    at the end unless --keep; no SQLite baseline)
+//   history_bench --all [other flags]: the same workload into SQLite, PostgreSQL (--pg URL, or
+//     $CH_TEST_PG_URL) and ClickHouse (--clickhouse URL, or $CH_TEST_CLICKHOUSE_URL's server with
+//     a database history_bench_<pid>, dropped at the end unless --keep), each in a child process
+//     of its own (so each store's peak RSS is its own: wait4's ru_maxrss), then one table with a
+//     column per store. A store that is not configured is left out and says so.
 // Numbers only; nothing here asserts a timing.
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +39,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -50,6 +58,22 @@ namespace ch {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What one store's run measured, for --all's table (filled as Run prints; -1: not measured).
+struct Summary {
+  int64_t records = -1;
+  double ingest_per_s = -1;
+  double bytes_per_version = -1;
+  double asof_median_ms = -1;
+  double asof_p95_ms = -1;
+  double asof_cpu_median_ms = -1;
+  double log_median_ms = -1;
+  // PostgreSQL only: CPU time of the server backend serving the store (/proc/PID/stat), which
+  // the load of other processes inflates far less than wall-clock time.
+  double server_cpu_us_per_version = -1;
+  double server_cpu_asof_ms = -1;
+};
+Summary g_summary;
 
 double MsSince(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
@@ -74,6 +98,24 @@ double ThreadCpuMs() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+// CPU time (user + system) of process `pid` in milliseconds, from /proc/PID/stat (clock-tick
+// resolution), or -1.
+double ProcessCpuMs(int pid) {
+  FILE* f = std::fopen(fmt::format("/proc/{}/stat", pid).c_str(), "r");
+  if (f == nullptr) return -1;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = 0;
+  const char* p = std::strrchr(buf, ')');  // the command name may contain spaces
+  unsigned long utime = 0, stime = 0;
+  if (p == nullptr || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                                  &utime, &stime) != 2) {
+    return -1;
+  }
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 const char* const kWords[] = {
@@ -579,6 +621,8 @@ int Run(int argc, char** argv) {
   };
   Timestamp last_time = first_time;
   const int64_t written_before = WrittenBytes();
+  const int backend = pgs != nullptr ? pgs->BackendPid() : 0;
+  const double server_before = backend != 0 ? ProcessCpuMs(backend) : -1;
   if (!reuse) {
     std::mt19937_64 pick(seed + 1);
     gen.Seed(kBig, 2000, pending);
@@ -592,6 +636,9 @@ int Run(int argc, char** argv) {
     if (!flush(true)) return 1;
     last_time = gen.now();
   }
+  const double server_load_ms = server_before >= 0 && backend == pgs->BackendPid()
+                                    ? ProcessCpuMs(backend) - server_before
+                                    : -1;
   auto stats = store->Stats();
   if (!stats.ok() || (!reuse && stats->records != records)) {
     fmt::print(stderr, "stats disagree: {}\n", stats.status().ToString());
@@ -628,6 +675,7 @@ int Run(int argc, char** argv) {
         records, batches, batch, synchronous, page_size, autocheckpoint, merge_rows, path);
   }
   if (!reuse) {
+    g_summary.ingest_per_s = static_cast<double>(records) / (append_ms / 1000.0);
     fmt::print(
         "append: {:.0f} records/s (batch median {:.1f} ms, p95 {:.1f} ms, p99 {:.1f} ms, max "
         "{:.1f} ms; CPU {:.0f}% of the time = {:.0f} records per CPU-second; {:.0f} bytes "
@@ -637,7 +685,17 @@ int Run(int argc, char** argv) {
         100.0 * append_cpu_ms / append_ms, static_cast<double>(records) / (append_cpu_ms / 1000.0),
         static_cast<double>(written_before >= 0 ? WrittenBytes() - written_before : 0) /
             static_cast<double>(records));
+    if (server_load_ms >= 0) {
+      g_summary.server_cpu_us_per_version = 1000.0 * server_load_ms / static_cast<double>(records);
+      fmt::print(
+          "append, server backend CPU: {:.1f} us per version ({:.0f} versions per server "
+          "CPU-second)\n",
+          g_summary.server_cpu_us_per_version,
+          static_cast<double>(records) / (server_load_ms / 1000.0));
+    }
   }
+  g_summary.records = records;
+  g_summary.bytes_per_version = static_cast<double>(stats->bytes) / static_cast<double>(records);
   fmt::print("storage: {:.1f} bytes/version on disk ({:.1f} MB), indexes included",
              static_cast<double>(stats->bytes) / static_cast<double>(records),
              static_cast<double>(stats->bytes) / 1e6);
@@ -673,6 +731,8 @@ int Run(int argc, char** argv) {
   std::vector<double> asof_ms;
   std::vector<double> asof_cpu_ms;
   size_t campaigns_seen = 0;
+  const int asof_backend = pgs != nullptr ? pgs->BackendPid() : 0;
+  const double asof_server_before = asof_backend != 0 ? ProcessCpuMs(asof_backend) : -1;
   for (int i = 0; i < moments; ++i) {
     Timestamp at = random_moment();
     auto start = Clock::now();
@@ -690,12 +750,21 @@ int Run(int argc, char** argv) {
     }
     campaigns_seen += r->size();
   }
+  if (asof_server_before >= 0 && moments > 0 && asof_backend == pgs->BackendPid()) {
+    g_summary.server_cpu_asof_ms =
+        (ProcessCpuMs(asof_backend) - asof_server_before) / static_cast<double>(moments);
+    fmt::print("as-of, server backend CPU: {:.2f} ms per answer (mean over {} moments)\n",
+               g_summary.server_cpu_asof_ms, moments);
+  }
   auto final_answer = store->AsOf(kBig, last_time);
   if (!final_answer.ok() || (!reuse && final_answer->size() != gen.order(kBig).size())) {
     fmt::print(stderr, "as-of at the end does not match the model\n");
     return 1;
   }
   double median = Percentile(asof_ms, 0.5);
+  g_summary.asof_median_ms = median;
+  g_summary.asof_p95_ms = Percentile(asof_ms, 0.95);
+  g_summary.asof_cpu_median_ms = Percentile(asof_cpu_ms, 0.5);
   fmt::print(
       "as-of big customer (~{} campaigns): median {:.2f} ms, p95 {:.2f} ms over {} moments "
       "(thread CPU time: median {:.2f} ms, p95 {:.2f} ms)\n",
@@ -788,6 +857,7 @@ int Run(int argc, char** argv) {
         hottest_ms = ms;
       }
     }
+    g_summary.log_median_ms = Percentile(log_ms, 0.5);
     fmt::print(
         "campaign log (big customer, 100 random campaigns): median {:.2f} ms; longest "
         "({} versions) {:.2f} ms\n",
@@ -807,7 +877,174 @@ int Run(int argc, char** argv) {
   return 0;
 }
 
+// One store's part of --all, run in a child process.
+struct StoreRun {
+  std::string name;
+  std::vector<std::string> args;  // Run's arguments (argv[0] first)
+  Summary summary;
+  long peak_rss_kib = -1;  // the child's ru_maxrss
+  int exit_code = -1;
+  std::string skipped;  // why the store is left out ("" = run)
+};
+
+// Run `run.args` in a child process; fill its summary (through a pipe), peak RSS and exit code.
+void RunInChild(StoreRun& run) {
+  int fds[2];
+  if (pipe(fds) != 0) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) return;
+  if (pid == 0) {
+    close(fds[0]);
+    std::vector<char*> argv;
+    for (std::string& a : run.args) argv.push_back(a.data());
+    const int rc = Run(static_cast<int>(argv.size()), argv.data());
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const Summary& s = g_summary;
+    const std::string line =
+        fmt::format("{} {} {} {} {} {} {} {} {}\n", s.records, s.ingest_per_s, s.bytes_per_version,
+                    s.asof_median_ms, s.asof_p95_ms, s.asof_cpu_median_ms, s.log_median_ms,
+                    s.server_cpu_us_per_version, s.server_cpu_asof_ms);
+    if (write(fds[1], line.data(), line.size()) < 0) _exit(3);
+    _exit(rc);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[256];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  rusage ru{};
+  if (wait4(pid, &status, 0, &ru) == pid) {
+    run.peak_rss_kib = ru.ru_maxrss;
+    run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  Summary& s = run.summary;
+  std::sscanf(text.c_str(), "%ld %lf %lf %lf %lf %lf %lf %lf %lf", &s.records, &s.ingest_per_s,
+              &s.bytes_per_version, &s.asof_median_ms, &s.asof_p95_ms, &s.asof_cpu_median_ms,
+              &s.log_median_ms, &s.server_cpu_us_per_version, &s.server_cpu_asof_ms);
+}
+
+// clickhouse://HOST:PORT/ANYTHING -> clickhouse://HOST:PORT/DB.
+std::string WithClickHouseDatabase(const std::string& url, const std::string& db) {
+  const size_t scheme = url.find("://");
+  const size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return (slash == std::string::npos ? url : url.substr(0, slash)) + "/" + db;
+}
+
+std::string Cell(double v, const char* format) {
+  return v < 0 ? "-" : fmt::format(fmt::runtime(format), v);
+}
+
+void PrintTable(const std::vector<StoreRun>& runs) {
+  std::vector<const StoreRun*> cols;
+  for (const StoreRun& r : runs) {
+    if (r.skipped.empty()) cols.push_back(&r);
+  }
+  auto row = [&](const std::string& label, auto cell) {
+    std::string line = fmt::format("| {:<44} |", label);
+    for (const StoreRun* r : cols) line += fmt::format(" {:>12} |", cell(*r));
+    fmt::print("{}\n", line);
+  };
+  fmt::print("\nhistory_bench --all: one workload, each store in a process of its own\n\n");
+  row("", [](const StoreRun& r) { return r.name; });
+  std::string rule = "|" + std::string(46, '-') + "|";
+  for (size_t i = 0; i < cols.size(); ++i) rule += std::string(14, '-') + "|";
+  fmt::print("{}\n", rule);
+  row("versions",
+      [](const StoreRun& r) { return Cell(static_cast<double>(r.summary.records), "{:.0f}"); });
+  row("ingest, store API (versions/s)",
+      [](const StoreRun& r) { return Cell(r.summary.ingest_per_s, "{:.0f}"); });
+  row("bytes per stored version",
+      [](const StoreRun& r) { return Cell(r.summary.bytes_per_version, "{:.1f}"); });
+  row("as-of, 2,000-campaign customer, median (ms)",
+      [](const StoreRun& r) { return Cell(r.summary.asof_median_ms, "{:.2f}"); });
+  row("as-of p95 (ms)", [](const StoreRun& r) { return Cell(r.summary.asof_p95_ms, "{:.2f}"); });
+  row("as-of client thread CPU, median (ms)",
+      [](const StoreRun& r) { return Cell(r.summary.asof_cpu_median_ms, "{:.2f}"); });
+  row("server backend CPU per version (us)",
+      [](const StoreRun& r) { return Cell(r.summary.server_cpu_us_per_version, "{:.1f}"); });
+  row("server backend CPU per as-of (ms)",
+      [](const StoreRun& r) { return Cell(r.summary.server_cpu_asof_ms, "{:.2f}"); });
+  row("one campaign's log, median (ms)",
+      [](const StoreRun& r) { return Cell(r.summary.log_median_ms, "{:.2f}"); });
+  row("peak RSS of the benchmark process (MiB)", [](const StoreRun& r) {
+    return Cell(r.peak_rss_kib < 0 ? -1.0 : static_cast<double>(r.peak_rss_kib) / 1024.0, "{:.0f}");
+  });
+  row("exit code", [](const StoreRun& r) { return std::to_string(r.exit_code); });
+  for (const StoreRun& r : runs) {
+    if (!r.skipped.empty()) fmt::print("{}: not run ({})\n", r.name, r.skipped);
+  }
+  fmt::print(
+      "(peak RSS is the client's, not the server's; a server's memory is its own process's)\n");
+}
+
+// --all: the same arguments (minus --all, --pg, --clickhouse) for each store.
+int RunAll(int argc, char** argv) {
+  std::vector<std::string> common = {argv[0]};
+  std::string pg_url, clickhouse;
+  bool keep = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--all") continue;
+    if ((a == "--pg" || a == "--clickhouse") && i + 1 < argc) {
+      (a == "--pg" ? pg_url : clickhouse) = argv[++i];
+      continue;
+    }
+    if (a == "--path" || a == "--pg-schema" || a == "--reuse") {
+      fmt::print(stderr, "history_bench --all: {} names one store; run that store alone\n", a);
+      return 2;
+    }
+    if (a == "--keep") keep = true;
+    common.push_back(a);
+  }
+  bool derived_clickhouse = false;
+  if (pg_url.empty() && std::getenv("CH_TEST_PG_URL")) pg_url = std::getenv("CH_TEST_PG_URL");
+  if (clickhouse.empty() && std::getenv("CH_TEST_CLICKHOUSE_URL")) {
+    clickhouse = WithClickHouseDatabase(std::getenv("CH_TEST_CLICKHOUSE_URL"),
+                                        fmt::format("history_bench_{}", getpid()));
+    derived_clickhouse = true;
+  }
+  std::vector<StoreRun> runs(3);
+  runs[0].name = "SQLite";
+  runs[0].args = common;
+  runs[1].name = "PostgreSQL";
+  runs[1].args = common;
+  runs[1].args.insert(runs[1].args.end(), {"--pg", pg_url});
+  if (pg_url.empty()) runs[1].skipped = "no --pg URL and CH_TEST_PG_URL is not set";
+  runs[2].name = "ClickHouse";
+  runs[2].args = common;
+  runs[2].args.insert(runs[2].args.end(), {"--clickhouse", clickhouse});
+  if (clickhouse.empty()) {
+    runs[2].skipped = "no --clickhouse URL and CH_TEST_CLICKHOUSE_URL is not set";
+  }
+  int rc = 0;
+  for (StoreRun& r : runs) {
+    if (!r.skipped.empty()) continue;
+    fmt::print("\n==== {} ====\n", r.name);
+    RunInChild(r);
+    if (r.exit_code != 0) rc = 1;
+  }
+  if (derived_clickhouse && !keep) {
+    ClickHouseHistoryOptions co;
+    co.url = clickhouse;
+    if (auto ch = ClickHouseHistoryStore::Open(co); ch.ok()) {
+      (*ch)->DropDatabaseForTesting().IgnoreError();
+    }
+  }
+  PrintTable(runs);
+  return rc;
+}
+
 }  // namespace
 }  // namespace ch
 
-int main(int argc, char** argv) { return ch::Run(argc, argv); }
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--all") return ch::RunAll(argc, argv);
+  }
+  return ch::Run(argc, argv);
+}

@@ -99,6 +99,9 @@ class PgHistoryStore final : public HistoryStore {
   Result<std::vector<std::pair<std::string, int64_t>>> SpaceByObject();
   // Return the plan of the as-of query for (customer_id, at) (EXPLAIN ANALYZE when `analyze`).
   Result<std::string> ExplainAsOf(int64_t customer_id, Timestamp at, bool analyze);
+  // Return the process id of the server backend serving this store's connection (0 when not
+  // connected), for benchmarks that read the server's CPU time of it (/proc on the same host).
+  int BackendPid();
   // Return the schema this store uses.
   const std::string& schema() const;
 

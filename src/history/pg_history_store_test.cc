@@ -169,7 +169,7 @@ TEST_F(PgHistoryStoreTest, ASchema1WithRecordsIsRefusedAndAnEmptyOneUpgraded) {
   ASSERT_OK_AND_ASSIGN(auto conn, db_->Connect());
   // Back to what schema 1 looked like as far as migration 2 cares: its history table, a record.
   ASSERT_OK(conn->Exec("SET search_path TO pghistory_t; DELETE FROM schema_version WHERE version "
-                       "= 2; DROP TABLE history; DROP TABLE actors; DROP SEQUENCE actor_ids; "
+                       ">= 2; DROP TABLE history; DROP TABLE actors; DROP SEQUENCE actor_ids; "
                        "ALTER TABLE campaigns DROP COLUMN max_event_us, DROP COLUMN tied; "
                        "CREATE INDEX campaigns_by_customer ON campaigns(customer_id, "
                        "campaign_id); "
@@ -241,6 +241,41 @@ TEST_F(PgHistoryStoreTest, AsOfBreaksATieOfEventTimesByVersion) {
     EXPECT_EQ(versions[8], 2);
     EXPECT_EQ(versions[9], t == at ? 1 : 2);
   }
+}
+
+// Schema 3 keeps history.version as an integer: a schema 2 (bigint) with records is upgraded in
+// place, records kept.
+TEST_F(PgHistoryStoreTest, ASchema2IsUpgradedToIntegerVersionsKeepingItsRecords) {
+  const Timestamp at = *ParseTimestamp("2026-09-01T00:00:00Z");
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, Open());
+    ASSERT_OK(store->Append(std::vector<HistoryRecord>{Rec(1, 7, 1, at, 1), Rec(1, 7, 2, at, 2)}));
+  }
+  ASSERT_OK_AND_ASSIGN(auto conn, db_->Connect());
+  ASSERT_OK(conn->Exec("SET search_path TO pghistory_t; DELETE FROM schema_version WHERE version "
+                       "= 3; ALTER TABLE history ALTER COLUMN version TYPE bigint")
+                .status());
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  ASSERT_OK_AND_ASSIGN(
+      PgResult type,
+      conn->Exec("SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                 "'pghistory_t' AND table_name = 'history' AND column_name = 'version'"));
+  EXPECT_EQ(type.Get(0, 0), "integer");
+  ASSERT_OK_AND_ASSIGN(auto answer, store->AsOf(1, at));
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(answer[0].version, 2);
+}
+
+// A version the integer column cannot hold is refused with a clear error, and nothing of the call
+// is stored.
+TEST_F(PgHistoryStoreTest, AVersionAboveTheIntegerRangeIsRefusedAndNothingStored) {
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  const Timestamp at = *ParseTimestamp("2026-09-01T00:00:00Z");
+  EXPECT_THAT(store->Append(std::vector<HistoryRecord>{Rec(1, 7, 1, at, 1),
+                                                       Rec(1, 8, int64_t{1} << 31, at, 2)}),
+              ::ch::testing::StatusIsWith(StatusCode::kInvalidArgument, "version is above"));
+  ASSERT_OK_AND_ASSIGN(HistoryStats stats, store->Stats());
+  EXPECT_EQ(stats.records, 0);
 }
 
 }  // namespace

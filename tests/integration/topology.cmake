@@ -38,3 +38,14 @@ if(TARGET ch_app AND TARGET ch_e2e_util AND TARGET ch_emulator_control)
   endforeach()
   set_tests_properties(topology_emulator_restart_test PROPERTIES RUN_SERIAL TRUE)
 endif()
+
+# The sink role into a PostgreSQL and into a ClickHouse history (issue 8 item 3):
+# sink_stores_test.cc, about a minute per store. Skipped when CH_TEST_PG_URL or
+# PUBSUB_EMULATOR_HOST is unset (and the ClickHouse case when CH_TEST_CLICKHOUSE_URL is).
+if(TARGET ch_app AND TARGET ch_e2e_util)
+  ch_add_test(sink_stores_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/sink_stores_test.cc ${CMAKE_CURRENT_LIST_DIR}/topology_util.cc
+    DEPS ch_app ch_e2e_util ch_emulator_control fmt::fmt
+    LABELS integration pubsub TIMEOUT 300)
+  add_dependencies(sink_stores_test campaign-history)
+endif()
