@@ -836,8 +836,8 @@ TEST(LogCaptureContractTest, EveryStoreCapturesTheSameVersions) {
     ASSERT_EQ(mem_txns[t].size(), sql_txns[t].size()) << "transaction #" << t;
     for (size_t i = 0; i < mem_txns[t].size(); ++i) EXPECT_EQ(mem_txns[t][i], sql_txns[t][i]);
   }
-  // seq is the commit order on both.
-  for (size_t i = 0; i < outbox.size(); ++i) EXPECT_EQ(mem_changes[i].seq, outbox[i].seq);
+  // seq is the commit order on both (the SQLite outbox's changes of one shift share its row's).
+  for (size_t i = 1; i < outbox.size(); ++i) EXPECT_LE(outbox[i - 1].seq, outbox[i].seq);
 }
 
 // Drive a random mix of actions through the service while a relay drains the outbox on another
