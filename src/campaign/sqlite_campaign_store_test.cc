@@ -546,7 +546,7 @@ TEST_F(SqliteCampaignStoreTest, OutboxSeqIsNeverReusedAfterEverythingIsConfirmed
   ASSERT_OK_AND_ASSIGN(auto rows, ReadOutbox(*db, 3, 100));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].seq, 4);
-  EXPECT_EQ(*CountUnconfirmed(*db), 2);          // rows: the shift of a and b, then c
+  EXPECT_EQ(*CountUnconfirmed(*db), 3);          // changes: the shift of a and b (one row), then c
   ASSERT_OK(ConfirmOutboxThrough(*db, {2, 2}));  // older: no-op
   EXPECT_EQ(ReadConfirmedPosition(*db)->seq, 3);
 }

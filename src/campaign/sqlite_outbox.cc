@@ -219,7 +219,8 @@ Status ConfirmOutboxThrough(SqliteDb& db, const OutboxPosition& through) {
 
 Result<int64_t> CountUnconfirmed(SqliteDb& db) {
   ASSIGN_OR_RETURN(SqliteStmt * st,
-                   db.Prepare("SELECT count(*) FROM outbox WHERE seq > "
+                   db.Prepare("SELECT coalesce(sum(CASE WHEN op = 'shifted' THEN max(version, 1) "
+                              "ELSE 1 END), 0) FROM outbox WHERE seq > "
                               "(SELECT confirmed_seq FROM outbox_state WHERE id = 1)"));
   StmtReset reset(st);
   ASSIGN_OR_RETURN(bool row, st->Step());

@@ -62,7 +62,8 @@ Status ConfirmOutboxThrough(SqliteDb& db, const OutboxPosition& through);
 // exist (the relay has not read everything yet). A heartbeat costs one small write transaction.
 Result<std::optional<Timestamp>> OutboxHeartbeat(SqliteDb& db, int64_t polled_seq, Timestamp now);
 
-// Return the number of outbox rows after the confirmed seq (the relay's backlog).
+// Return the number of changes after the confirmed seq (the relay's backlog): a shift row counts
+// as the changes it stands for.
 Result<int64_t> CountUnconfirmed(SqliteDb& db);
 
 // Erasure (HistoryStore::EraseCustomer): remove the row images of `customer_id` that the relay
