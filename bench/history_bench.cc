@@ -358,6 +358,52 @@ std::string CheckDense(const std::vector<HistoryRecord>& rs) {
   return {};
 }
 
+// Time the as-of of `customer` at `moments` random moments through two read-only stores on
+// `base`'s file, alternating per moment: one opened with the previous read options (no mmap),
+// one with `base`'s. Prints the median / p95 wall and thread-CPU time of each and the ratio; fails
+// when the two answers differ.
+template <typename MomentFn>
+Status CompareAsOfConfigs(const SqliteHistoryOptions& base, int64_t customer, int moments,
+                          MomentFn random_moment) {
+  SqliteHistoryOptions before = base;
+  before.read_only = true;
+  before.mmap_kib = 0;
+  SqliteHistoryOptions now = base;
+  now.read_only = true;
+  ASSIGN_OR_RETURN(auto old_store, SqliteHistoryStore::Open(before));
+  ASSIGN_OR_RETURN(auto new_store, SqliteHistoryStore::Open(now));
+  std::vector<double> ms[2], cpu[2];
+  for (int i = -3; i < moments; ++i) {  // three warm-up moments each
+    Timestamp at = random_moment();
+    std::vector<HistoryRecord> answers[2];
+    for (int k = 0; k < 2; ++k) {
+      SqliteHistoryStore& store = k == 0 ? *old_store : *new_store;
+      auto start = Clock::now();
+      double cpu_start = ThreadCpuMs();
+      ASSIGN_OR_RETURN(answers[k], store.AsOf(customer, at));
+      if (i < 0) continue;
+      ms[k].push_back(MsSince(start));
+      cpu[k].push_back(ThreadCpuMs() - cpu_start);
+    }
+    if (answers[0] != answers[1]) {
+      return InternalError(
+          fmt::format("as-of at {} differs between the configurations", FormatTimestamp(at)));
+    }
+  }
+  const char* names[2] = {"mmap off (before)", "mmap on (now)"};
+  for (int k = 0; k < 2; ++k) {
+    fmt::print(
+        "as-of A/B, {:<18}: median {:.2f} ms, p95 {:.2f} ms; thread CPU median {:.2f} ms, p95 "
+        "{:.2f} ms ({} moments, alternated)\n",
+        names[k], Percentile(ms[k], 0.5), Percentile(ms[k], 0.95), Percentile(cpu[k], 0.5),
+        Percentile(cpu[k], 0.95), moments);
+  }
+  fmt::print("as-of A/B: now / before = {:.2f} (wall median), {:.2f} (CPU median)\n",
+             Percentile(ms[1], 0.5) / Percentile(ms[0], 0.5),
+             Percentile(cpu[1], 0.5) / Percentile(cpu[0], 0.5));
+  return Status::OK();
+}
+
 int Run(int argc, char** argv) {
   int64_t max_records = 1'470'000;
   int batch = 1000;
@@ -371,6 +417,7 @@ int Run(int argc, char** argv) {
   int64_t merge_rows = SqliteHistoryOptions().merge_threshold_rows;
   int64_t merge_chunk_rows = SqliteHistoryOptions().merge_chunk_rows;
   int cache_mib = SqliteHistoryOptions().cache_kib / 1024;
+  int64_t mmap_mib = SqliteHistoryOptions().mmap_kib / 1024;
   bool reuse = false;  // query an existing file (from --keep) instead of loading a new one
   uint64_t seed = 1;
   std::string clickhouse;
@@ -401,6 +448,8 @@ int Run(int argc, char** argv) {
       page_size = std::atoi(next().c_str());
     } else if (a == "--cache-mib") {
       cache_mib = std::atoi(next().c_str());
+    } else if (a == "--mmap-mib") {
+      mmap_mib = std::atoll(next().c_str());
     } else if (a == "--merge-rows") {
       merge_rows = std::atoll(next().c_str());
     } else if (a == "--merge-chunk-rows") {
@@ -469,6 +518,7 @@ int Run(int argc, char** argv) {
   options.merge_threshold_rows = merge_rows;
   options.merge_chunk_rows = merge_chunk_rows;
   options.cache_kib = cache_mib * 1024;
+  options.mmap_kib = mmap_mib * 1024;
   PgHistoryStore* pgs = nullptr;
   if (pg) {
     PgHistoryOptions po;
@@ -651,6 +701,15 @@ int Run(int argc, char** argv) {
   if (pgs) {
     auto plan = pgs->ExplainAsOf(kBig, random_moment(), /*analyze=*/true);
     if (plan.ok()) fmt::print("as-of plan (EXPLAIN ANALYZE, one moment):\n{}", *plan);
+  }
+
+  // Same run, same moments, alternated: the store with its read options of before issue 10 item
+  // 4 (no mmap) next to the current defaults, as a second read-only connection to the file.
+  if (sqlite != nullptr && moments > 0) {
+    if (Status s = CompareAsOfConfigs(options, kBig, moments, random_moment); !s.ok()) {
+      fmt::print(stderr, "{}\n", s.ToString());
+      return 1;
+    }
   }
 
   // Baseline: the obvious query over the same file (window function over the customer's history

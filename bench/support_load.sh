@@ -6,6 +6,9 @@
 #
 #   bench/support_load.sh [--data DIR] [--ops N] [--duration 15s] [--connections 8]
 #
+# It runs three loads: a page, the whole answer, and the whole answer with Accept-Encoding: gzip
+# (as a browser asks; bytes/answer is then the compressed size).
+#
 # --data DIR keeps the history there, and reuses it when it exists (replaying the large preset
 # takes minutes); --ops N replays only the first N ops (the big customer's 2,000 campaigns are
 # seeded either way).
@@ -65,18 +68,22 @@ COUNT=$(curl -sf -H "Authorization: Bearer $TOKEN" "$BASE?at=$AT&limit=1" |
   sed -n 's/.*"existing": *\([0-9]*\).*/\1/p')
 echo "customer 1 as of $AT: ${COUNT:-?} campaigns; wrk ${DURATION}, ${CONNECTIONS} connections, 2 threads"
 
+# run NAME URL [ACCEPT-ENCODING]
 run() {
-  local name=$1 url=$2
+  local name=$1 url=$2 coding=${3:-identity}
   local out
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" "$url")
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" \
+    -H "Accept-Encoding: $coding" "$url")
   local rps p50 p99 bytes
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  bytes=$(curl -sf -H "Authorization: Bearer $TOKEN" "$url" | wc -c)
-  printf '%-6s %10s req/s   p50 %8s   p99 %8s   %9s bytes/answer\n' "$name" "$rps" "$p50" "$p99" "$bytes"
+  bytes=$(curl -sf -H "Authorization: Bearer $TOKEN" -H "Accept-Encoding: $coding" "$url" | wc -c)
+  printf '%-8s %10s req/s   p50 %8s   p99 %8s   %9s bytes/answer\n' "$name" "$rps" "$p50" "$p99" "$bytes"
   if grep -q "Non-2xx" <<<"$out"; then echo "  (some answers were not 2xx)"; grep "Non-2xx" <<<"$out"; fi
 }
 run page "$BASE?at=$AT&limit=50"
 run whole "$BASE?at=$AT"
+# As a browser asks (the console): compressed bytes on the wire.
+run whole-gz "$BASE?at=$AT" gzip
 echo "targets: page >= 1000 req/s, p99 <= 20 ms; whole >= 100 req/s, p99 <= 100 ms"

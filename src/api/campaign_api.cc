@@ -731,10 +731,8 @@ bool CampaignApiServer::Impl::Authenticate(const httplib::Request& req, Route ro
   const std::string header = req.get_header_value("Authorization");
   std::string_view v = header;
   constexpr std::string_view kBearer = "bearer ";
-  bool bearer = v.size() > kBearer.size() && req.get_header_value_count("Authorization") == 1;
-  for (size_t i = 0; bearer && i < kBearer.size(); ++i) {
-    bearer = std::tolower(static_cast<unsigned char>(v[i])) == kBearer[i];
-  }
+  bool bearer = v.size() > kBearer.size() && req.get_header_value_count("Authorization") == 1 &&
+                StartsWithNoCase(v, kBearer);
   if (!bearer) {
     Refuse(req, route, res,
            UnauthenticatedError("Authorization: expected one header 'Bearer <API key>'"),

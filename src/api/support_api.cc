@@ -18,6 +18,8 @@
 #include <utility>
 
 #include "api/http_server_internal.h"
+#include "api/response_cache.h"
+#include "common/text.h"
 #include "common/time_util.h"
 #include "console/console_site.h"
 #include "query/cursor.h"
@@ -56,10 +58,22 @@ struct Call {
 struct Services {
   HistoryStore& history;
   const Clock& clock;
+  // Final as-of answers, rendered (null: none kept).
+  ResponseCache* rendered = nullptr;
+};
+
+// A 200 answer: a JSON body rendered for this request, or one kept in Services::rendered.
+struct Reply {
+  Reply(std::string b) : body(std::move(b)) {}  // NOLINT(google-explicit-constructor)
+  Reply(std::shared_ptr<const CachedBody> c, std::string k)
+      : cached(std::move(c)), cache_key(std::move(k)) {}
+  std::string body;
+  std::shared_ptr<const CachedBody> cached;
+  std::string cache_key;
 };
 
 // A handler answers 200 with a JSON body or fails with the Status to answer.
-using Handler = Result<std::string> (*)(const Services&, const Call&);
+using Handler = Result<Reply> (*)(const Services&, const Call&);
 
 // ---- parameters ---------------------------------------------------------------------------------
 
@@ -122,8 +136,38 @@ Result<std::string> ChoiceParam(const Call& c, std::string_view name,
 
 // ---- the routes ---------------------------------------------------------------------------------
 
-Result<std::string> HandleAsOf(const Services& s, const Call& c) {
-  ASSIGN_OR_RETURN(int64_t customer, PathId(c, "customer"));
+// What an as-of body depends on besides its request: the completeness it reports.
+std::string CompletenessKey(const Completeness& c) {
+  return fmt::format("{} {} {} {} {} {}", c.through_seq,
+                     c.complete_through ? c.complete_through->time_since_epoch().count() : -1,
+                     c.partial_transactions, c.held_records, c.waiting_transactions, c.conflicts);
+}
+
+std::string AsOfKey(int64_t customer, Timestamp at, const AsOfOptions& o) {
+  return fmt::format("as-of\n{}\n{}\n{}\n{}\n{}\n{}", customer, at.time_since_epoch().count(),
+                     o.limit, o.cursor, fmt::join(o.statuses, ","), o.name);
+}
+
+// The rendered answer kept under `key`, if it is still what QueryEngine::AsOf would answer: the
+// engine's refusals (an erased customer, a moment before a purge) are checked as it checks them,
+// and the history's completeness, which the body reports, must be the one it was rendered with.
+// Null when it must be rendered afresh.
+Result<std::shared_ptr<const CachedBody>> KeptAsOf(const Services& s, const std::string& key,
+                                                   int64_t customer, Timestamp at) {
+  if (s.rendered == nullptr) return nullptr;
+  std::shared_ptr<const CachedBody> kept = s.rendered->Find(key);
+  if (!kept) return nullptr;
+  ASSIGN_OR_RETURN(bool erased, s.history.Erased(customer));
+  if (erased) return nullptr;
+  ASSIGN_OR_RETURN(std::optional<Timestamp> purged, s.history.PurgedBefore(customer));
+  if (purged && at < *purged) return nullptr;
+  ASSIGN_OR_RETURN(Completeness c, s.history.GetCompleteness());
+  if (kept->validity() != CompletenessKey(c)) return nullptr;
+  s.rendered->CountHit();
+  return kept;
+}
+
+Result<AsOfOptions> AsOfParams(const Call& c) {
   AsOfOptions options;
   ASSIGN_OR_RETURN(std::optional<int64_t> limit, LimitParam(c, kMaxAsOfLimit));
   options.limit = limit.value_or(0);
@@ -136,6 +180,14 @@ Result<std::string> HandleAsOf(const Services& s, const Call& c) {
     }
   }
   options.name = c.Get("name").value_or("");
+  return options;
+}
+
+// An as-of answer is kept rendered once it is final: the moment answered lies strictly before
+// complete_through (history/as_of_cache.h says why nothing can change it then).
+Result<Reply> HandleAsOf(const Services& s, const Call& c) {
+  ASSIGN_OR_RETURN(int64_t customer, PathId(c, "customer"));
+  ASSIGN_OR_RETURN(AsOfOptions options, AsOfParams(c));
   // As the CLI: a cursor continues its answer at its own moment, so `at` may be left out, and a
   // relative one ("now") means that moment too.
   std::optional<std::string> at_text = c.Get("at");
@@ -146,12 +198,20 @@ Result<std::string> HandleAsOf(const Services& s, const Call& c) {
   } else {
     ASSIGN_OR_RETURN(at, TimeParam(c, "at", s.clock));
   }
+  std::string key = AsOfKey(customer, at, options);
+  ASSIGN_OR_RETURN(std::shared_ptr<const CachedBody> kept, KeptAsOf(s, key, customer, at));
+  if (kept) return Reply(std::move(kept), std::move(key));
   QueryEngine engine(s.history);
   ASSIGN_OR_RETURN(AsOfResult r, engine.AsOf(customer, at, options));
-  return RenderAsOfJson(r);
+  std::string body = RenderAsOfJson(r);
+  const std::optional<Timestamp>& complete = r.completeness.complete_through;
+  if (s.rendered == nullptr || !complete || r.answered_at >= *complete) return body;
+  std::shared_ptr<const CachedBody> entry =
+      s.rendered->Put(key, std::move(body), CompletenessKey(r.completeness));
+  return Reply(std::move(entry), std::move(key));
 }
 
-Result<std::string> HandleTimeline(const Services& s, const Call& c) {
+Result<Reply> HandleTimeline(const Services& s, const Call& c) {
   ASSIGN_OR_RETURN(int64_t customer, PathId(c, "customer"));
   ASSIGN_OR_RETURN(std::optional<TimeRange> range, RangeParams(c, s.clock, true, true));
   TimelineOptions options;
@@ -165,7 +225,7 @@ Result<std::string> HandleTimeline(const Services& s, const Call& c) {
   return RenderTimelineJson(r);
 }
 
-Result<std::string> HandleLog(const Services& s, const Call& c) {
+Result<Reply> HandleLog(const Services& s, const Call& c) {
   ASSIGN_OR_RETURN(int64_t id, PathId(c, "id"));
   ASSIGN_OR_RETURN(std::optional<TimeRange> range, RangeParams(c, s.clock, false, false));
   LogOptions options;
@@ -188,7 +248,7 @@ Result<VersionRef> RefParam(const Call& c, std::string_view name, const Clock& c
   return r;
 }
 
-Result<std::string> HandleDiff(const Services& s, const Call& c) {
+Result<Reply> HandleDiff(const Services& s, const Call& c) {
   ASSIGN_OR_RETURN(int64_t id, PathId(c, "id"));
   ASSIGN_OR_RETURN(VersionRef from, RefParam(c, "from", s.clock, std::nullopt));
   ASSIGN_OR_RETURN(VersionRef to, RefParam(c, "to", s.clock, "now"));
@@ -197,7 +257,7 @@ Result<std::string> HandleDiff(const Services& s, const Call& c) {
   return RenderDiffJson(r);
 }
 
-Result<std::string> HandleBlame(const Services& s, const Call& c) {
+Result<Reply> HandleBlame(const Services& s, const Call& c) {
   ASSIGN_OR_RETURN(int64_t id, PathId(c, "id"));
   ASSIGN_OR_RETURN(Timestamp at, TimeParam(c, "at", s.clock, "now"));
   QueryEngine engine(s.history);
@@ -205,7 +265,7 @@ Result<std::string> HandleBlame(const Services& s, const Call& c) {
   return RenderBlameJson(r);
 }
 
-Result<std::string> HandleSearch(const Services& s, const Call& c) {
+Result<Reply> HandleSearch(const Services& s, const Call& c) {
   std::optional<std::string> q = c.Get("q");
   if (!q) {
     return InvalidArgumentError("q: required (a customer id, a campaign id or part of a name)");
@@ -393,9 +453,27 @@ class SupportMetrics {
   std::map<std::string, Histogram> latency_;                               // guarded by mu_
 };
 
+std::string KeptAnswerMetrics(const ResponseCache::Stats& k) {
+  return fmt::format(
+      "# HELP campaign_history_support_kept_answer_hits_total As-of requests answered with a "
+      "kept rendered body.\n"
+      "# TYPE campaign_history_support_kept_answer_hits_total counter\n"
+      "campaign_history_support_kept_answer_hits_total {}\n"
+      "# HELP campaign_history_support_kept_answers Final as-of answers kept rendered.\n"
+      "# TYPE campaign_history_support_kept_answers gauge\n"
+      "campaign_history_support_kept_answers {}\n"
+      "# HELP campaign_history_support_kept_answer_bytes Memory of the kept answers (bodies and "
+      "their compressed forms).\n"
+      "# TYPE campaign_history_support_kept_answer_bytes gauge\n"
+      "campaign_history_support_kept_answer_bytes {}\n",
+      k.hits, k.entries, k.bytes);
+}
+
 // Set by the pre-routing handler and the error path, read by the logger (same thread).
 thread_local std::optional<SteadyClock::time_point> t_start;
 thread_local std::string t_error_code;
+// The request's Accept-Encoding as the client sent it (before DropBrotli).
+thread_local std::string t_accept_encoding;
 
 // The error answers of this server, which the metrics count by code.
 void SetError(httplib::Response& res, const Status& status) {
@@ -412,8 +490,10 @@ constexpr std::string_view kRealm = "Bearer realm=\"campaign-history support\"";
 
 // Remove "br" from the request's Accept-Encoding (see the pre-routing handler).
 void DropBrotli(httplib::Request& req) {
+  t_accept_encoding.clear();
   if (!req.has_header("Accept-Encoding")) return;
   std::string accepted = req.get_header_value("Accept-Encoding");
+  t_accept_encoding = accepted;
   std::string kept;
   size_t start = 0;
   while (start <= accepted.size()) {
@@ -457,7 +537,11 @@ void ServeConsoleRequest(const httplib::Request& req, httplib::Response& res) {
 class SupportApiServer::Impl {
  public:
   Impl(HistoryStore& history, const Clock& clock, SupportApiOptions options)
-      : services_{history, clock}, options_(std::move(options)) {}
+      : services_{history, clock},
+        options_(std::move(options)),
+        rendered_(options_.rendered_bytes) {
+    if (options_.rendered_bytes > 0) services_.rendered = &rendered_;
+  }
   ~Impl() { Stop(); }
 
   Status Start(const std::string& host, int port);
@@ -468,11 +552,14 @@ class SupportApiServer::Impl {
   void Configure();
   void Handle(const httplib::Request& req, httplib::Response& res);
   void Dispatch(const httplib::Request& req, httplib::Response& res);
+  // Answer with a kept body, in the coding the client prefers, without copying it.
+  void ServeKept(const Reply& reply, httplib::Response& res);
   // Return true when the request carries a known token; otherwise answer 401.
   bool Authenticate(const httplib::Request& req, httplib::Response& res);
 
   Services services_;
   const SupportApiOptions options_;
+  ResponseCache rendered_;
   SupportMetrics metrics_;
   httplib::Server server_;
   std::mutex lifecycle_mu_;
@@ -528,6 +615,9 @@ void SupportApiServer::Impl::Configure() {
   server_.set_read_timeout(10, 0);
   server_.set_write_timeout(10, 0);
   server_.set_keep_alive_timeout(2);
+  // httplib closes a keep-alive connection after 5 requests by default: a console or a script
+  // paging through a customer would pay a new connection every fifth request.
+  server_.set_keep_alive_max_count(100);
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_start = SteadyClock::now();
     t_error_code.clear();
@@ -614,10 +704,7 @@ bool SupportApiServer::Impl::Authenticate(const httplib::Request& req, httplib::
   const std::string header = req.get_header_value("Authorization");
   std::string_view v = header;
   constexpr std::string_view kBearer = "bearer ";
-  bool bearer = v.size() > kBearer.size();
-  for (size_t i = 0; bearer && i < kBearer.size(); ++i) {
-    bearer = std::tolower(static_cast<unsigned char>(v[i])) == kBearer[i];
-  }
+  bool bearer = v.size() > kBearer.size() && StartsWithNoCase(v, kBearer);
   if (!bearer) return refuse("Authorization: must be 'Bearer <token>'", false);
   v.remove_prefix(kBearer.size());
   while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
@@ -655,10 +742,11 @@ void SupportApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Resp
   }
   if (Status s = CheckParams(*route, req); !s.ok()) return SetError(res, s);
   if (route->handler != nullptr) {
-    Result<std::string> body = route->handler(services_, call);
-    if (!body.ok()) return SetError(res, body.status());
+    Result<Reply> reply = route->handler(services_, call);
+    if (!reply.ok()) return SetError(res, reply.status());
     res.status = 200;
-    res.body = std::move(*body);
+    if (reply->cached) return ServeKept(*reply, res);
+    res.body = std::move(reply->body);
     res.set_header("Content-Type", kJson);
     return;
   }
@@ -670,13 +758,31 @@ void SupportApiServer::Impl::Dispatch(const httplib::Request& req, httplib::Resp
     res.status = h.http_status;
     res.set_content(h.json, kJson);
   } else if (route->path == "/metrics") {
-    std::string text = metrics_.Render();
+    std::string text = metrics_.Render() + KeptAnswerMetrics(rendered_.stats());
     if (options_.registry != nullptr) text += options_.registry->Render();
     res.status = 200;
     res.set_content(text, "text/plain; version=0.0.4");
   } else {
     SetError(res, InternalError("unrouted request"));
   }
+}
+
+void SupportApiServer::Impl::ServeKept(const Reply& reply, httplib::Response& res) {
+  ContentCoding coding = reply.cached->Actual(PreferredCoding(t_accept_encoding));
+  const std::string& bytes = reply.cached->Get(coding);
+  rendered_.Served(reply.cache_key, *reply.cached, coding);
+  res.set_header("Vary", "Accept-Encoding");
+  if (coding != ContentCoding::kIdentity) {
+    res.set_header("Content-Encoding", std::string(ContentCodingName(coding)));
+  }
+  // A provider of known length: httplib writes these bytes as they are (it compresses only
+  // bodies and chunked providers), and the entry lives as long as the response needs it.
+  res.set_content_provider(bytes.size(), kJson,
+                           [body = reply.cached, data = bytes.data(), size = bytes.size()](
+                               size_t offset, size_t length, httplib::DataSink& sink) {
+                             if (offset >= size) return false;
+                             return sink.write(data + offset, std::min(length, size - offset));
+                           });
 }
 
 // ---- public -------------------------------------------------------------------------------------

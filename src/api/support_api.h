@@ -52,6 +52,9 @@ struct SupportApiOptions {
   int max_threads = 64;
   // More metrics for /metrics (e.g. the history's; may be null). Must outlive the server.
   const MetricsRegistry* registry = nullptr;
+  // Memory for final as-of answers kept rendered (and their gzip/brotli forms), so that the
+  // same answer is not rendered again; 0 keeps none (api/response_cache.h).
+  size_t rendered_bytes = 64 << 20;
   // What /healthz answers. Default: always 200 {"status":"ok"}.
   std::function<HealthReply()> health;
 };

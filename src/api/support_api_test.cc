@@ -16,7 +16,10 @@
 
 #include "common/time_util.h"
 #include "history/as_of_cache.h"
+#include "history/in_memory_history_store.h"
 #include "history/sqlite_history_store.h"
+#include "query/query_engine.h"
+#include "query/render.h"
 #include "testing/test_util.h"
 #include "tests/integration/e2e_util.h"
 
@@ -77,6 +80,70 @@ TEST(SupportApiStartTest, RefusesToStartWithoutTokens) {
   Status s = server.Start("127.0.0.1", 0);
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(s.message(), HasSubstr("--support-tokens"));
+}
+
+// A kept (rendered) as-of answer is served only while it is what the engine would answer: it
+// follows the completeness it reports, and an erased customer is refused, not served from memory.
+TEST(SupportApiKeptAnswersTest, FollowCompletenessAndErasure) {
+  InMemoryHistoryStore store;
+  const Timestamp t0{std::chrono::seconds(1'790'000'000)};
+  auto record = [&](int64_t campaign, int64_t seq, Timestamp at) {
+    HistoryRecord r;
+    r.customer_id = 1;
+    r.campaign_id = campaign;
+    r.version = 1;
+    r.event_time = at;
+    r.event_type = ChangeOp::kCreated;
+    r.actor = "user:1";
+    r.transaction_id = fmt::format("tx{}", seq);
+    r.priority = campaign;
+    r.snapshot = fmt::format(R"({{"id":{},"customer_id":1,"name":"c{}","status":"active"}})",
+                             campaign, campaign);
+    r.txn_seq = seq;
+    r.txn_changes = 1;
+    return r;
+  };
+  ASSERT_TRUE(store.Append(std::vector{record(7, 1, t0)}).ok());
+  ASSERT_TRUE(store.Append(std::vector{record(8, 2, t0 + std::chrono::seconds(10))}).ok());
+  SupportApiOptions options;
+  ASSERT_TRUE(options.tokens.AddPlain("kept-answers-token-1234", "test").ok());
+  SupportApiServer server(store, SystemClock::Default(), std::move(options));
+  ASSERT_TRUE(server.Start("127.0.0.1", 0).ok());
+  const Timestamp at = t0 + std::chrono::seconds(5);
+  const std::string target = "/v1/support/customers/1/as-of?at=" +
+                             httplib::detail::encode_query_param(FormatTimestamp(at));
+  auto get = [&] {
+    httplib::Client c("127.0.0.1", server.port());
+    auto r = c.Get(target, {{"Authorization", "Bearer kept-answers-token-1234"}});
+    EXPECT_TRUE(r);
+    return r ? std::pair(r->status, r->body) : std::pair(0, std::string());
+  };
+  auto engine = [&] {
+    QueryEngine e(store);
+    auto r = e.AsOf(1, at);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? RenderAsOfJson(*r) : std::string();
+  };
+  const std::string first = engine();
+  EXPECT_THAT(first, HasSubstr("\"c7\""));
+  EXPECT_EQ(get(), std::pair(200, first));
+  EXPECT_EQ(get(), std::pair(200, first)) << "kept";
+  {
+    httplib::Client c("127.0.0.1", server.port());
+    auto m = c.Get("/metrics");
+    ASSERT_TRUE(m);
+    EXPECT_THAT(m->body, HasSubstr("campaign_history_support_kept_answer_hits_total 1\n"));
+    EXPECT_THAT(m->body, HasSubstr("campaign_history_support_kept_answers 1\n"));
+  }
+  // complete_through moves: the kept body would report the old one.
+  ASSERT_TRUE(store.RecordHeartbeat({2, t0 + std::chrono::seconds(100)}).ok());
+  const std::string later = engine();
+  ASSERT_NE(later, first);
+  EXPECT_EQ(get(), std::pair(200, later));
+  EXPECT_EQ(get(), std::pair(200, later));
+  ASSERT_TRUE(store.EraseCustomer(1, "test").ok());
+  EXPECT_EQ(get().first, 404) << "an erased customer's answer is not served from memory";
+  server.Stop();
 }
 
 // ---- the server over the small workload's history -----------------------------------------------
@@ -305,6 +372,45 @@ TEST_F(SupportApiTest, AsOfCacheRemembersOnlyFinalMoments) {
   ASSERT_TRUE(cached.AsOf(1, later).ok());
   ASSERT_TRUE(cached.AsOf(1, later).ok());
   EXPECT_EQ(cached.hits(), 1) << "a moment past complete_through may still change";
+}
+
+// A final as-of answer is rendered once and then served as kept, in every coding a client
+// accepts (made once each): always the bytes the CLI prints.
+TEST_F(SupportApiTest, KeptAsOfAnswersEqualTheCliInEveryCoding) {
+  std::string at = Mid();
+  std::string target = "/v1/support/customers/1/as-of?at=" + Esc(at) + "&status=active&limit=3";
+  std::string cli = Cli(fmt::format("as-of --customer 1 --at '{}' --status active --limit 3", at));
+  for (const char* coding : {"", "", "gzip", "gzip, deflate, br", "br;q=0, gzip", "gzip;q=0"}) {
+    httplib::Client c("127.0.0.1", server_->port());
+    httplib::Headers h = {{"Authorization", std::string("Bearer ") + kToken}};
+    if (*coding) h.emplace("Accept-Encoding", coding);
+    auto r = c.Get(target, h);
+    ASSERT_TRUE(r) << coding;
+    EXPECT_EQ(r->status, 200) << coding;
+    EXPECT_EQ(r->body, cli) << coding;
+    std::string want =
+        std::string(coding) == "gzip, deflate, br"                                       ? "br"
+        : std::string(coding).find("gzip") == 0 || std::string(coding) == "br;q=0, gzip" ? "gzip"
+                                                                                         : "";
+    if (std::string(coding) == "gzip;q=0") want = "";
+    EXPECT_EQ(r->get_header_value("Content-Encoding"), want) << coding;
+    EXPECT_EQ(r->get_header_value("Vary"), "Accept-Encoding") << coding;
+    EXPECT_EQ(r->get_header_value("Content-Type"), "application/json") << coding;
+  }
+  Reply head = Send("HEAD", target);
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(head.Header("Content-Length"), std::to_string(cli.size()));
+  // The next page of the kept answer continues it, as the CLI's does.
+  std::string cursor = Json::parse(cli).value("next_cursor", "");
+  ASSERT_FALSE(cursor.empty());
+  ExpectSameAsCli(
+      fmt::format("/v1/support/customers/1/as-of?cursor={}&status=active&limit=3", Esc(cursor)),
+      fmt::format("as-of --customer 1 --cursor '{}' --status active --limit 3", cursor));
+  // An answer that may still change is not kept: each one reports the completeness of its moment.
+  Reply now1 = Get("/v1/support/customers/1/as-of?at=now&limit=1");
+  EXPECT_EQ(now1.status, 200);
+  EXPECT_EQ(now1.Header("Vary"), "");
 }
 
 TEST_F(SupportApiTest, AnswersSayHowCompleteTheHistoryIs) {
@@ -579,6 +685,10 @@ TEST_F(SupportApiTest, MetricsCountRequestsLatenciesAndErrors) {
   EXPECT_THAT(m.body, HasSubstr("campaign_history_support_request_duration_seconds_bucket{route="
                                 "\"/v1/support/search\",le=\"+Inf\"}"));
   EXPECT_THAT(m.body, ::testing::Not(HasSubstr(kToken)));
+  // The kept as-of answers (earlier tests asked for final moments).
+  EXPECT_THAT(m.body, HasSubstr("# TYPE campaign_history_support_kept_answers gauge\n"));
+  EXPECT_THAT(m.body, HasSubstr("campaign_history_support_kept_answer_hits_total "));
+  EXPECT_THAT(m.body, HasSubstr("campaign_history_support_kept_answer_bytes "));
 }
 
 }  // namespace

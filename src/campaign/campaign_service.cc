@@ -99,6 +99,7 @@ Result<CommitInfo> CampaignService::Create(const Campaign& draft, const WriteCon
   }
 
   ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, ctx.actor, ctx.replay));
+  RETURN_IF_ERROR(tx->ForCustomer(row.customer_id));
   if (row.id == 0) {
     ASSIGN_OR_RETURN(row.id, tx->AllocateId());
   } else {
@@ -252,6 +253,7 @@ Result<CommitInfo> CampaignService::Import(int64_t customer_id, const std::vecto
   // The transaction's actor: the rows' common writer (each row keeps its own updated_by).
   std::string actor = out.front().updated_by;
   ASSIGN_OR_RETURN(auto tx, BeginWrite(store_, actor, replay));
+  RETURN_IF_ERROR(tx->ForCustomer(customer_id));
   ASSIGN_OR_RETURN(std::vector<Campaign> existing, tx->List(customer_id));
   const int64_t limit = static_cast<int64_t>(existing.size() + out.size());
   std::set<int64_t> taken;

@@ -4,11 +4,14 @@
 // PgCampaignStore. The service semantics live once, in CampaignService; the contract suite in
 // tests/contract/ runs the service over every store.
 //
-// Transactions: BeginWrite() opens one write transaction (serialized with every other writer of
-// the same database) and assigns its commit stamp: commit_time() is strictly greater than the
-// commit_time of every transaction that committed before it in this database, and
-// transaction_id() is unique within the database. Rows written through the transaction carry
-// that commit_time as updated_at. Destroying a transaction that was not committed rolls it back.
+// Transactions: BeginWrite() opens one write transaction and assigns its commit stamp. Writers
+// are serialized per customer at least: SQLite and the in-memory store serialize every writer of
+// the database; PostgreSQL serializes only the writers of one customer, once the transaction
+// names the customer (ForCustomer, or reading one of its campaigns with Get). commit_time() is
+// strictly greater than the commit_time of every transaction that committed before it and wrote
+// the same customer (on SQLite and in memory: any customer), and transaction_id() is unique
+// within the database. Rows written through the transaction carry that commit_time as
+// updated_at. Destroying a transaction that was not committed rolls it back.
 //
 // Capture: a store opened with capture "log" records, in the same transaction, the full row image
 // of every insert/update/delete with its version, actor, transaction id and commit time (the
@@ -80,7 +83,17 @@ class CampaignTransaction {
   // Roll back unless Commit() succeeded.
   virtual ~CampaignTransaction() = default;
 
-  // Return the commit stamp assigned when the transaction began (see the file comment).
+  // Declare the customer whose campaigns the transaction is about to read or write. A store that
+  // serializes writers per customer (PostgreSQL) waits here for the customer's other writers and
+  // stamps the transaction; call it before commit_time() and before any write. Fails with
+  // Unavailable when the customer's lock is not free in time. Default: OK (the store serializes
+  // every writer already).
+  virtual Status ForCustomer(int64_t customer_id) {
+    (void)customer_id;
+    return Status::OK();
+  }
+  // Return the transaction's commit stamp (see the file comment): assigned when the transaction
+  // began, or -- on a store that serializes per customer -- when it named its customer.
   virtual Timestamp commit_time() const = 0;
   // Return the transaction id (unique within the database), e.g. "1042".
   virtual const std::string& transaction_id() const = 0;

@@ -2,18 +2,22 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <utility>
 
 #include "campaign/pg_client.h"
 #include "campaign/pg_schema.h"
-#include "common/timed_mutex.h"
 
 namespace ch {
 
 namespace {
+
+// Any constant: the advisory lock of PgCampaignStoreOptions::serialize_all_writers.
+constexpr int64_t kGlobalWriterLockKey = 7346912270114;
 
 using Params = std::vector<std::optional<std::string>>;
 
@@ -49,8 +53,20 @@ struct PgStoreState {
   PgConnectOptions connect;
   std::string where;
 
-  // Held by the open write transaction of this process for its whole lifetime.
-  TimedMutex writer_mu;
+  // The newest stamp (µs) this process committed (or found in the database when it opened):
+  // proposals are above it, so one process writing alone stamps in commit order across customers,
+  // and a rolled-back transaction gives its stamp back (lock-free; no writer mutex).
+  mutable std::atomic<int64_t> last_stamp_us{0};
+
+  // Return a proposal: max(now, the last committed stamp + 1 µs).
+  int64_t ProposeStamp() const {
+    return std::max(ToUnixMicros(clock->Now()), last_stamp_us.load() + 1);
+  }
+  void LearnStamp(int64_t us) const {
+    int64_t prev = last_stamp_us.load();
+    while (prev < us && !last_stamp_us.compare_exchange_weak(prev, us)) {
+    }
+  }
 
   std::mutex pool_mu;
   std::vector<std::unique_ptr<PgConn>> idle;  // guarded by pool_mu
@@ -111,29 +127,47 @@ struct PgStoreState {
 
 class PgCampaignTransaction final : public CampaignTransaction {
  public:
-  PgCampaignTransaction(std::unique_lock<TimedMutex> lock, PgStoreState& impl,
-                        PgStoreState::Lease lease, Timestamp commit_time, std::string txn_id)
-      : lock_(std::move(lock)),
-        impl_(impl),
-        lease_(std::move(lease)),
-        commit_time_(commit_time),
-        transaction_id_(std::move(txn_id)) {}
+  PgCampaignTransaction(PgStoreState& impl, PgStoreState::Lease lease)
+      : impl_(impl), lease_(std::move(lease)) {}
 
   ~PgCampaignTransaction() override {
     if (open_) Rollback();
   }
 
-  Timestamp commit_time() const override { return commit_time_; }
+  Status ForCustomer(int64_t customer_id) override {
+    RETURN_IF_ERROR(CheckOpen());
+    return LockCustomer(customer_id);
+  }
+
+  // Named before any customer was locked (the service never does), the stamp is fixed from this
+  // process's clock, and a later customer lock fails with Aborted if the customer already has a
+  // later stamp.
+  Timestamp commit_time() const override {
+    if (!stamp_us_) stamp_us_ = impl_.ProposeStamp();
+    return FromUnixMicros(*stamp_us_);
+  }
   const std::string& transaction_id() const override { return transaction_id_; }
 
   Result<std::optional<Campaign>> Get(int64_t id) override {
     RETURN_IF_ERROR(CheckOpen());
+    if (customers_.empty()) {
+      // The first read names the customer: lock it (and stamp), then read what its last writer
+      // committed.
+      ASSIGN_OR_RETURN(bool found, LockCustomerOf(id));
+      if (!found) return std::optional<Campaign>();
+    }
     ASSIGN_OR_RETURN(PgResult r, Run(kSelectCampaign + "WHERE id = $1", {std::to_string(id)}));
+    ASSIGN_OR_RETURN(std::optional<Campaign> row, ReadOptionalRow(r));
+    if (!row || customers_.count(row->customer_id) > 0) return row;
+    // A campaign of a second customer: lock that one too, then read again.
+    RETURN_IF_ERROR(LockCustomer(row->customer_id));
+    ASSIGN_OR_RETURN(r, Run(kSelectCampaign + "WHERE id = $1", {std::to_string(id)}));
     return ReadOptionalRow(r);
   }
 
   Result<int64_t> CountCustomer(int64_t customer_id) override {
     RETURN_IF_ERROR(CheckOpen());
+    RETURN_IF_ERROR(LockCustomer(customer_id));
     ASSIGN_OR_RETURN(PgResult r, Run("SELECT count(*) FROM campaigns WHERE customer_id = $1",
                                      {std::to_string(customer_id)}));
     return r.GetInt(0, 0);
@@ -141,6 +175,7 @@ class PgCampaignTransaction final : public CampaignTransaction {
 
   Result<std::vector<Campaign>> List(int64_t customer_id) override {
     RETURN_IF_ERROR(CheckOpen());
+    RETURN_IF_ERROR(LockCustomer(customer_id));
     ASSIGN_OR_RETURN(PgResult r,
                      Run(kSelectCampaign + "WHERE customer_id = $1 ORDER BY priority, id",
                          {std::to_string(customer_id)}));
@@ -149,12 +184,22 @@ class PgCampaignTransaction final : public CampaignTransaction {
 
   Result<int64_t> AllocateId() override {
     RETURN_IF_ERROR(CheckOpen());
-    // Both maxima are index lookups. Writers are serialized, so nobody else allocates meanwhile.
-    ASSIGN_OR_RETURN(PgResult r,
-                     Run("SELECT GREATEST((SELECT COALESCE(max(id), 0) FROM campaigns), "
-                         "(SELECT COALESCE(max(id), 0) FROM ch_deleted_campaigns)) + 1",
-                         {}));
+    // Writers of other customers allocate concurrently: the sequence hands out every value once.
+    // It must also pass every id inserted with an explicit id (imports, workload replays): when
+    // it is behind the highest id, take as many values as it lags (once; the sequence then leads).
+    ASSIGN_OR_RETURN(
+        PgResult r,
+        Run("SELECT nextval('ch_campaign_ids'), GREATEST((SELECT COALESCE(max(id), 0) FROM "
+            "campaigns), (SELECT COALESCE(max(id), 0) FROM ch_deleted_campaigns))",
+            {}));
     ASSIGN_OR_RETURN(int64_t next, r.GetInt(0, 0));
+    ASSIGN_OR_RETURN(int64_t highest, r.GetInt(0, 1));
+    if (next <= highest) {
+      ASSIGN_OR_RETURN(PgResult more,
+                       Run("SELECT max(nextval('ch_campaign_ids')) FROM generate_series(1, $1)",
+                           {std::to_string(highest - next + 1)}));
+      ASSIGN_OR_RETURN(next, more.GetInt(0, 0));
+    }
     // Two allocations without an insert in between must still differ.
     next = std::max(next, last_allocated_ + 1);
     last_allocated_ = next;
@@ -167,8 +212,11 @@ class PgCampaignTransaction final : public CampaignTransaction {
       return InvalidArgumentError(fmt::format("id: must be positive (got {})", row.id));
     }
     RETURN_IF_ERROR(CheckPgText(row));
+    RETURN_IF_ERROR(LockCustomer(row.customer_id));
     // Inserting only when the id is new keeps the transaction usable after AlreadyExists (a
-    // unique violation would abort the whole PostgreSQL transaction).
+    // unique violation would abort the whole PostgreSQL transaction). A concurrent delete of the
+    // id by another customer's writer cannot slip through: this statement sees the row either
+    // still there or in ch_deleted_campaigns.
     ASSIGN_OR_RETURN(
         PgResult r,
         Run(std::string("INSERT INTO campaigns (") + kPgCampaignColumnList +
@@ -191,6 +239,7 @@ class PgCampaignTransaction final : public CampaignTransaction {
   Status Replace(const Campaign& row) override {
     RETURN_IF_ERROR(CheckOpen());
     RETURN_IF_ERROR(CheckPgText(row));
+    RETURN_IF_ERROR(LockCustomer(row.customer_id));
     ASSIGN_OR_RETURN(
         PgResult r,
         Run("UPDATE campaigns SET customer_id = $2, name = $3, status = $4, priority = $5, "
@@ -206,6 +255,10 @@ class PgCampaignTransaction final : public CampaignTransaction {
     RETURN_IF_ERROR(CheckOpen());
     RETURN_IF_ERROR(ValidateActor(actor));
     RETURN_IF_ERROR(CheckPgText("actor", actor));
+    if (customers_.empty()) {
+      ASSIGN_OR_RETURN(bool found, LockCustomerOf(id));
+      if (!found) return NotFoundError(fmt::format("campaign {} not found", id));
+    }
     if (impl_.options.capture == StoreCapture::kLog) {
       // The deleted row names its previous writer, not the deleting actor: put the actor into
       // the WAL, in this transaction, just before the delete (PgLogicalSource attaches it).
@@ -213,20 +266,31 @@ class PgCampaignTransaction final : public CampaignTransaction {
           Run(fmt::format("SELECT pg_logical_emit_message(true, '{}', $1)", kPgActorMessagePrefix),
               {std::string(actor)}));
     }
-    ASSIGN_OR_RETURN(PgResult r,
-                     Run("WITH d AS (DELETE FROM campaigns WHERE id = $1 RETURNING id), "
-                         "k AS (INSERT INTO ch_deleted_campaigns (id) SELECT id FROM d "
-                         "ON CONFLICT DO NOTHING) SELECT count(*) FROM d",
-                         {std::to_string(id)}));
-    ASSIGN_OR_RETURN(int64_t deleted, r.GetInt(0, 0));
-    if (deleted == 0) return NotFoundError(fmt::format("campaign {} not found", id));
-    return Status::OK();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      // Only a campaign of a locked customer is deleted.
+      ASSIGN_OR_RETURN(PgResult r,
+                       Run("WITH d AS (DELETE FROM campaigns WHERE id = $1 AND customer_id = "
+                           "ANY($2::bigint[]) RETURNING id), "
+                           "k AS (INSERT INTO ch_deleted_campaigns (id) SELECT id FROM d "
+                           "ON CONFLICT DO NOTHING) SELECT count(*) FROM d",
+                           {std::to_string(id), LockedArray()}));
+      ASSIGN_OR_RETURN(int64_t deleted, r.GetInt(0, 0));
+      if (deleted == 1) return Status::OK();
+      // Absent, or a campaign of a customer not locked yet: lock it and try once more.
+      ASSIGN_OR_RETURN(PgResult owner, Run("SELECT customer_id FROM campaigns WHERE id = $1",
+                                           {std::to_string(id)}));
+      if (owner.rows() == 0) break;
+      ASSIGN_OR_RETURN(int64_t customer, owner.GetInt(0, 0));
+      RETURN_IF_ERROR(LockCustomer(customer));
+    }
+    return NotFoundError(fmt::format("campaign {} not found", id));
   }
 
   Result<std::vector<RowChange>> Shift(int64_t customer_id, int64_t delta, int64_t lo,
                                        std::optional<int64_t> hi, std::string_view actor) override {
     RETURN_IF_ERROR(CheckOpen());
     RETURN_IF_ERROR(CheckPgText("actor", actor));
+    RETURN_IF_ERROR(LockCustomer(customer_id));
     // One statement for the whole shift; RETURNING gives the new versions without a re-read.
     ASSIGN_OR_RETURN(
         PgResult r,
@@ -234,7 +298,7 @@ class PgCampaignTransaction final : public CampaignTransaction {
             "updated_at = $3, updated_by = $4 "
             "WHERE customer_id = $1 AND priority >= $5 AND ($6::bigint IS NULL OR priority <= $6) "
             "RETURNING id, version",
-            {std::to_string(customer_id), std::to_string(delta), FormatPgTimestamp(commit_time_),
+            {std::to_string(customer_id), std::to_string(delta), FormatPgTimestamp(commit_time()),
              std::string(actor), std::to_string(lo),
              hi ? std::optional<std::string>(std::to_string(*hi)) : std::nullopt}));
     std::vector<RowChange> out;
@@ -253,9 +317,13 @@ class PgCampaignTransaction final : public CampaignTransaction {
     RETURN_IF_ERROR(ValidateReplayPosition(to));
     RETURN_IF_ERROR(CheckPgText("replay position: source", to.source));
     // A compare-and-set: update only from the expected seq, insert only when nothing is there.
-    // Writers are serialized by the ch_txn row lock, so the row cannot change meanwhile.
+    // A concurrent replay of the same workload waits for this row's lock and then finds another
+    // seq (READ COMMITTED re-checks the WHERE clause on the row it waited for). The customer is
+    // not known yet (the service advances first), so recorded_at is this process's clock, not
+    // the stamp.
+    const int64_t recorded_us = stamp_us_.value_or(ToUnixMicros(impl_.clock->Now()));
     Params params = {to.workload, std::to_string(to.seq), to.digest, to.source,
-                     FormatPgTimestamp(commit_time_)};
+                     FormatPgTimestamp(FromUnixMicros(recorded_us))};
     if (advance.from_seq) params.push_back(std::to_string(*advance.from_seq));
     ASSIGN_OR_RETURN(
         PgResult r,
@@ -278,6 +346,7 @@ class PgCampaignTransaction final : public CampaignTransaction {
   Status Commit() override {
     RETURN_IF_ERROR(CheckOpen());
     open_ = false;
+    if (!begun_) return Status::OK();  // nothing reached the server
     auto r = lease_.conn().Exec("COMMIT");
     Status s = r.status();
     // COMMIT of a transaction in which a statement failed answers ROLLBACK, not an error.
@@ -287,7 +356,7 @@ class PgCampaignTransaction final : public CampaignTransaction {
           impl_.where));
     }
     if (!s.ok() && lease_.conn().InTransaction()) Rollback();
-    lock_.unlock();
+    if (s.ok() && stamp_us_) impl_.LearnStamp(*stamp_us_);
     return s;
   }
 
@@ -297,24 +366,104 @@ class PgCampaignTransaction final : public CampaignTransaction {
     return Status::OK();
   }
 
+  // Run a simple-protocol statement (integer literals only), opening the transaction with it in
+  // the same round trip when it is the first. A pooled connection that died while idle is
+  // replaced once, when nothing happened on it yet.
+  Result<PgResult> Start(const std::string& sql) {
+    const std::string text = begun_ ? sql : (sql.empty() ? "BEGIN" : "BEGIN; " + sql);
+    auto r = lease_.conn().Exec(text);
+    if (!r.ok() && !begun_ && lease_.reused() && !lease_.conn().ok()) {
+      ASSIGN_OR_RETURN(lease_, impl_.Acquire(/*allow_idle=*/false));
+      r = lease_.conn().Exec(text);
+    }
+    if (r.ok() || lease_.conn().InTransaction()) begun_ = true;
+    return r;
+  }
+
   Result<PgResult> Run(const std::string& sql, const Params& params) {
+    if (!begun_) RETURN_IF_ERROR(Start("").status());
     return lease_.conn().ExecParams(sql, params);
+  }
+
+  // The statement that locks and stamps a customer: an upsert of its ch_customer_txn row (the
+  // row lock is held until COMMIT/ROLLBACK), from `source` (a VALUES list or a SELECT giving
+  // customer_id, txn_id, commit_us). The stamp is GREATEST(the customer's last + 1 µs, proposed).
+  std::string LockStatement(const std::string& source) const {
+    return fmt::format(
+        "{}INSERT INTO ch_customer_txn AS t (customer_id, txn_id, commit_us) {} "
+        "ON CONFLICT (customer_id) DO UPDATE SET txn_id = EXCLUDED.txn_id, "
+        "commit_us = GREATEST(t.commit_us + 1, EXCLUDED.commit_us) "
+        "RETURNING customer_id, txn_id, commit_us",
+        impl_.options.serialize_all_writers && customers_.empty()
+            ? fmt::format("SELECT pg_advisory_xact_lock({}); ", kGlobalWriterLockKey)
+            : std::string(),
+        source);
+  }
+
+  int64_t Proposal() const { return stamp_us_ ? *stamp_us_ : impl_.ProposeStamp(); }
+
+  Status LockCustomer(int64_t customer_id) {
+    if (customers_.count(customer_id) > 0) return Status::OK();
+    ASSIGN_OR_RETURN(PgResult r, Start(LockStatement(fmt::format("VALUES ({}, txid_current(), {})",
+                                                                 customer_id, Proposal()))));
+    if (r.rows() != 1) {
+      return InternalError(fmt::format("PostgreSQL {}: locking customer {} returned {} rows",
+                                       impl_.where, customer_id, r.rows()));
+    }
+    return TakeStamp(r);
+  }
+
+  // Lock the customer of campaign `id` (one round trip). Return false when there is no such
+  // campaign (nothing is locked then).
+  Result<bool> LockCustomerOf(int64_t id) {
+    ASSIGN_OR_RETURN(PgResult r,
+                     Start(LockStatement(fmt::format("SELECT customer_id, txid_current(), {} FROM "
+                                                     "campaigns WHERE id = {}",
+                                                     Proposal(), id))));
+    if (r.rows() == 0) return false;
+    RETURN_IF_ERROR(TakeStamp(r));
+    return true;
+  }
+
+  Status TakeStamp(const PgResult& r) {
+    ASSIGN_OR_RETURN(int64_t customer, r.GetInt(0, 0));
+    ASSIGN_OR_RETURN(int64_t txn_id, r.GetInt(0, 1));
+    ASSIGN_OR_RETURN(int64_t commit_us, r.GetInt(0, 2));
+    if (stamp_us_ && *stamp_us_ != commit_us) {
+      return AbortedError(fmt::format(
+          "PostgreSQL {}: customer {} has a newer commit time than this transaction's (fixed "
+          "before the customer was locked); retry the transaction",
+          impl_.where, customer));
+    }
+    stamp_us_ = commit_us;
+    transaction_id_ = std::to_string(txn_id);
+    customers_.insert(customer);
+    return Status::OK();
+  }
+
+  std::string LockedArray() const {
+    std::string out = "{";
+    for (int64_t c : customers_) {
+      if (out.size() > 1) out += ',';
+      out += std::to_string(c);
+    }
+    return out + "}";
   }
 
   void Rollback() {
     open_ = false;
+    if (!begun_) return;
     // Failure here means the connection is broken: the server rolls back on its own, and the
     // lease is not returned to the pool.
     lease_.conn().Exec("ROLLBACK").status().IgnoreError();
   }
 
-  // Destroyed in reverse order: the lease (connection) goes back to the pool after the rollback
-  // in the destructor body, then the writer lock is released.
-  std::unique_lock<TimedMutex> lock_;
   PgStoreState& impl_;
   PgStoreState::Lease lease_;
-  const Timestamp commit_time_;
-  const std::string transaction_id_;
+  bool begun_ = false;
+  std::set<int64_t> customers_;  // locked by this transaction
+  mutable std::optional<int64_t> stamp_us_;
+  std::string transaction_id_;
   bool open_ = true;
   int64_t last_allocated_ = 0;
 };
@@ -370,6 +519,15 @@ Result<std::unique_ptr<PgCampaignStore>> PgCampaignStore::Open(
   }
   Status s = EnsurePgSchema(conn, options.capture == StoreCapture::kLog);
   if (!s.ok()) return fail(s);
+  // This process's stamps start above every stamp given so far (also schema version 1's), so a
+  // single writer's transactions are stamped in commit order across customers, as before.
+  auto floor = conn.Exec(
+      "SELECT GREATEST((SELECT COALESCE(max(commit_us), 0) FROM ch_customer_txn), (SELECT "
+      "COALESCE(max(value::bigint), 0) FROM ch_meta WHERE key = 'v1_commit_us'))");
+  if (!floor.ok()) return fail(floor.status());
+  auto floor_us = floor->GetInt(0, 0);
+  if (!floor_us.ok()) return fail(floor_us.status());
+  impl->last_stamp_us.store(*floor_us);
   if (options.capture == StoreCapture::kNone && !options.ignore_existing_capture) {
     auto pubs = conn.Exec(
         "SELECT string_agg(DISTINCT pubname, ', ') FROM pg_publication_tables "
@@ -393,42 +551,10 @@ StoreCapture PgCampaignStore::capture() const { return impl_->options.capture; }
 Result<std::unique_ptr<CampaignTransaction>> PgCampaignStore::BeginWrite(std::string_view actor) {
   RETURN_IF_ERROR(ValidateActor(actor));
   RETURN_IF_ERROR(CheckPgText("actor", actor));
-  std::unique_lock lock(impl_->writer_mu, std::defer_lock);
-  if (!lock.try_lock_for(std::chrono::milliseconds(impl_->options.lock_timeout_ms))) {
-    return UnavailableError(
-        fmt::format("PostgreSQL {}: another writer of this process held the "
-                    "write lock for more than {} ms",
-                    impl_->where, impl_->options.lock_timeout_ms));
-  }
-  // One round trip: BEGIN and the stamp (which takes the database-wide writer row lock). The
-  // clock value is an integer literal, so the simple protocol (which allows two statements) is
-  // safe here.
-  const std::string sql = fmt::format(
-      "BEGIN; UPDATE ch_txn SET txn_id = txid_current(), commit_us = GREATEST(commit_us + 1, {}) "
-      "WHERE id = 1 RETURNING txn_id, commit_us",
-      ToUnixMicros(impl_->clock->Now()));
-  auto begin = [&](PgConn& conn) -> Result<std::pair<int64_t, int64_t>> {
-    auto r = conn.Exec(sql);
-    if (!r.ok() || r->rows() != 1) {
-      if (conn.InTransaction()) conn.Exec("ROLLBACK").status().IgnoreError();
-      if (!r.ok()) return r.status();
-      return InternalError(fmt::format("PostgreSQL {}: the ch_txn row is missing", conn.where()));
-    }
-    ASSIGN_OR_RETURN(int64_t txn_id, r->GetInt(0, 0));
-    ASSIGN_OR_RETURN(int64_t commit_us, r->GetInt(0, 1));
-    return std::make_pair(txn_id, commit_us);
-  };
+  // Nothing is locked yet: BEGIN goes out with the first statement, the customer lock and the
+  // stamp with the statement that names the customer (ForCustomer, Get).
   ASSIGN_OR_RETURN(PgStoreState::Lease lease, impl_->Acquire());
-  auto stamp = begin(lease.conn());
-  if (!stamp.ok() && lease.reused() && !lease.conn().ok()) {
-    // The pooled connection had died while idle; nothing happened on it.
-    ASSIGN_OR_RETURN(lease, impl_->Acquire(/*allow_idle=*/false));
-    stamp = begin(lease.conn());
-  }
-  if (!stamp.ok()) return stamp.status().WithContext("cannot begin a write transaction");
-  return std::unique_ptr<CampaignTransaction>(
-      new PgCampaignTransaction(std::move(lock), *impl_, std::move(lease),
-                                FromUnixMicros(stamp->second), std::to_string(stamp->first)));
+  return std::unique_ptr<CampaignTransaction>(new PgCampaignTransaction(*impl_, std::move(lease)));
 }
 
 Result<std::optional<Campaign>> PgCampaignStore::Get(int64_t id) {

@@ -2,23 +2,34 @@
 // the semantics of SqliteCampaignStore (the CampaignStore contract; tests/contract/ checks both).
 // Tables and row encoding: campaign/pg_schema.h; capture: docs/formats/pg-capture.md.
 //
-// Transactions: BeginWrite takes a connection, runs BEGIN (READ COMMITTED) and, in the same round
-// trip, stamps the transaction by updating the one row of `ch_txn`:
-//   UPDATE ch_txn SET txn_id = txid_current(), commit_us = GREATEST(commit_us + 1, <now µs>)
-//    WHERE id = 1 RETURNING txn_id, commit_us
-// That row lock is held until COMMIT/ROLLBACK, so it serializes the writers of the database
-// across threads, processes and hosts (a waiting writer re-reads the row once the holder
-// commits). Hence, per database:
-//   commit_time    = max(clock.Now(), previous commit_time + 1 us): strictly increasing, in commit
-//                    order, whatever the clocks say (a rolled-back transaction gives its stamp
-//                    back)
+// Transactions: writers are serialized per customer, not per database. BeginWrite only takes a
+// pooled connection; BEGIN (READ COMMITTED) goes out with the transaction's first statement. The
+// statement that names the customer -- ForCustomer(c), or the first Get(id), which finds the
+// campaign's customer -- locks and stamps the transaction in one round trip by upserting the
+// customer's row of `ch_customer_txn`:
+//   INSERT INTO ch_customer_txn AS t VALUES (c, txid_current(), <proposed µs>)
+//   ON CONFLICT (customer_id) DO UPDATE SET txn_id = EXCLUDED.txn_id,
+//     commit_us = GREATEST(t.commit_us + 1, EXCLUDED.commit_us) RETURNING ...
+// That row lock is held until COMMIT/ROLLBACK, so it serializes the writers of one customer
+// across threads, processes and hosts, while writers of other customers go on in parallel (a
+// waiting writer re-reads the row once the holder commits; Get then re-reads the campaign).
+// Every statement that reads or writes a customer's campaigns locks the customer first. Hence:
+//   commit_time    = max(the customer's previous commit_time + 1 us, proposed): strictly
+//                    increasing per customer, in commit order. `proposed` = max(clock.Now(), this
+//                    process's last committed stamp + 1 us) -- lock-free, and above every stamp in
+//                    the database when the store opened -- so one process writing alone stamps in
+//                    commit order across customers too. Across customers written concurrently,
+//                    stamps need not follow commit order: log capture therefore takes the event
+//                    time in WAL (= commit) order as max(stamp, previous event time + 1 us)
+//                    (capture/pg_logical_source.h), which equals the stamp unless two
+//                    transactions committed out of stamp order.
 //   transaction_id = the PostgreSQL transaction id (txid_current(), 64-bit, as decimal text): what
 //                    PgLogicalSource reports for the same transaction
-// Inside a process, writers also queue on an in-process timed mutex first, so that at most one
-// connection per process waits on the row lock. A writer that cannot get the lock within
-// lock_timeout_ms fails with Unavailable (PostgreSQL's lock_timeout does the same for writers of
-// other processes). Ids are never reused: AllocateId returns 1 + the highest id in campaigns and
-// ch_deleted_campaigns (every deleted id is kept there).
+// A writer that cannot get its customer's lock within lock_timeout_ms fails with Unavailable
+// (PostgreSQL's lock_timeout). Ids are never reused: AllocateId takes the next value of the
+// ch_campaign_ids sequence, past every id in campaigns and ch_deleted_campaigns (every deleted id
+// is kept there). PgCampaignStoreOptions::serialize_all_writers restores one lock for the whole
+// database (the baseline of bench/pg_writers_bench).
 //
 // Reads (Get, List, ...) run as single statements on pooled connections outside any write
 // transaction: each sees the last committed state and never waits for a writer (MVCC).
@@ -69,12 +80,17 @@ struct PgCampaignStoreOptions {
   // reach the capture without their actor). Default: false.
   bool ignore_existing_capture = false;
   // Idle connections kept for reuse; more are opened on demand and closed when returned.
-  // Default: 4.
-  int max_idle_connections = 4;
+  // Concurrent writers each hold one for their transaction. Default: 8.
+  int max_idle_connections = 8;
   // Seconds to wait for the server when connecting. Default: 5.
   int connect_timeout_s = 5;
-  // How long BeginWrite waits for another writer (in this process or another). Default: 10000.
+  // How long a transaction waits for another writer of its customer (in this process or another)
+  // and any other row lock. Default: 10000.
   int lock_timeout_ms = 10000;
+  // Serialize every writer of the database (one transaction-scoped advisory lock, taken with the
+  // first customer lock), as schema version 1 did. For benchmarks (the baseline) and for
+  // comparing behaviour; it costs the scaling across customers. Default: false.
+  bool serialize_all_writers = false;
   // Server-side limit on each statement, 0 for none. Default: 0.
   int statement_timeout_ms = 0;
 };
@@ -89,8 +105,9 @@ class PgCampaignStore final : public CampaignStore {
   static Result<std::unique_ptr<PgCampaignStore>> Open(const PgCampaignStoreOptions& options);
   ~PgCampaignStore() override;
 
-  // See CampaignStore and the file comment. BeginWrite fails with Unavailable when the write lock
-  // is not free within lock_timeout_ms or the server is unreachable.
+  // See CampaignStore and the file comment. BeginWrite fails with Unavailable when no connection
+  // can be opened; the transaction's ForCustomer/Get fail with Unavailable when the customer's
+  // lock is not free within lock_timeout_ms.
   Result<std::unique_ptr<CampaignTransaction>> BeginWrite(std::string_view actor) override;
   Result<std::optional<Campaign>> Get(int64_t id) override;
   Result<std::vector<Campaign>> List(int64_t customer_id) override;

@@ -6,6 +6,7 @@
 #include "campaign/pg_campaign_store.h"
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -67,7 +68,8 @@ TEST_F(PgCampaignStoreTest, TransactionIdIsThePostgresTransactionId) {
   CampaignService service(*store);
   ASSERT_OK_AND_ASSIGN(auto info, service.Create(Draft(1, "a"), As("user:1")));
   EXPECT_EQ(Query("SELECT xmin::text FROM campaigns WHERE id = 1"), info.transaction_id);
-  EXPECT_EQ(Query("SELECT txn_id::text FROM ch_txn"), info.transaction_id);
+  EXPECT_EQ(Query("SELECT txn_id::text FROM ch_customer_txn WHERE customer_id = 1"),
+            info.transaction_id);
   ASSERT_OK_AND_ASSIGN(auto next, service.Create(Draft(1, "b"), As("user:1")));
   EXPECT_GT(std::stoll(next.transaction_id), std::stoll(info.transaction_id));
 }
@@ -90,8 +92,9 @@ TEST_F(PgCampaignStoreTest, ReadersDoNotWaitForAWriter) {
   EXPECT_EQ(row->priority, 2);
 }
 
-// Two stores on one database behave like two processes: PostgreSQL's row lock on ch_txn
-// serializes them, so stamps increase in commit order and priorities stay dense.
+// Two stores on one database behave like two processes: the row lock on the customer's
+// ch_customer_txn row serializes their writers of that customer, so stamps increase in commit
+// order and priorities stay dense.
 TEST_F(PgCampaignStoreTest, WritersOfSeveralProcessesAreSerialized) {
   ASSERT_OK_AND_ASSIGN(auto a, Open());
   ASSERT_OK_AND_ASSIGN(auto b, Open());
@@ -144,18 +147,140 @@ TEST_F(PgCampaignStoreTest, AWriterThatCannotGetTheLockInTimeIsUnavailable) {
   o.lock_timeout_ms = 200;
   ASSERT_OK_AND_ASSIGN(auto b, PgCampaignStore::Open(o));
   ASSERT_OK_AND_ASSIGN(auto held, a->BeginWrite("user:a"));
+  ASSERT_OK(held->ForCustomer(1));
+  ASSERT_OK_AND_ASSIGN(auto waiting, b->BeginWrite("user:b"));
   auto start = std::chrono::steady_clock::now();
-  EXPECT_THAT(b->BeginWrite("user:b"), StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(waiting->ForCustomer(1), StatusIs(StatusCode::kUnavailable));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  waiting.reset();
   held.reset();  // rolled back: the lock is free again
   ASSERT_OK_AND_ASSIGN(auto tx, b->BeginWrite("user:b"));
+  ASSERT_OK(tx->ForCustomer(1));
   ASSERT_OK(tx->Commit());
+}
+
+// The point of per-customer locks: while one customer's transaction is open (holding its lock),
+// another customer's writes commit, from another store (process) and from the same one.
+TEST_F(PgCampaignStoreTest, WritersOfDifferentCustomersDoNotBlockEachOther) {
+  PgCampaignStoreOptions o;
+  o.url = db_->url();
+  o.clock = &clock_;
+  o.lock_timeout_ms = 500;
+  ASSERT_OK_AND_ASSIGN(auto a, PgCampaignStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto b, PgCampaignStore::Open(o));
+  CampaignService sa(*a);
+  CampaignService sb(*b);
+  ASSERT_OK(sa.Create(Draft(1, "one"), As("user:1")));
+  ASSERT_OK_AND_ASSIGN(auto held, a->BeginWrite("user:1"));
+  ASSERT_OK(held->ForCustomer(1));
+  ASSERT_OK(held->Shift(1, +1, 1, std::nullopt, "user:1"));
+  // Customer 2 commits while customer 1's transaction holds its lock (a block would exceed the
+  // 500 ms lock timeout and fail).
+  ASSERT_OK_AND_ASSIGN(auto other, sb.Create(Draft(2, "two"), As("user:2")));
+  ASSERT_OK(sa.Create(Draft(3, "three"), As("user:3")));
+  ASSERT_OK_AND_ASSIGN(auto two, b->Get(other.row->id));
+  ASSERT_TRUE(two.has_value());
+  // Customer 1 itself still waits (and gives up after the timeout).
+  EXPECT_THAT(sb.Create(Draft(1, "blocked"), As("user:1")), StatusIs(StatusCode::kUnavailable));
+  EXPECT_THAT(sb.Update(1, CampaignPatch{.name = "blocked"}, As("user:1")),
+              StatusIs(StatusCode::kUnavailable));
+  ASSERT_OK(held->Commit());
+  ASSERT_OK_AND_ASSIGN(auto rows, a->List(1));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].priority, 2);
+  EXPECT_OK(sb.Create(Draft(1, "now"), As("user:1")));
+}
+
+// serialize_all_writers (the benchmark's baseline) brings back one lock for the database.
+TEST_F(PgCampaignStoreTest, SerializeAllWritersBlocksOtherCustomers) {
+  PgCampaignStoreOptions o;
+  o.url = db_->url();
+  o.lock_timeout_ms = 300;
+  o.serialize_all_writers = true;
+  ASSERT_OK_AND_ASSIGN(auto a, PgCampaignStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto b, PgCampaignStore::Open(o));
+  ASSERT_OK_AND_ASSIGN(auto held, a->BeginWrite("user:1"));
+  ASSERT_OK(held->ForCustomer(1));
+  CampaignService sb(*b);
+  EXPECT_THAT(sb.Create(Draft(2, "two"), As("user:2")), StatusIs(StatusCode::kUnavailable));
+  ASSERT_OK(held->Commit());
+  EXPECT_OK(sb.Create(Draft(2, "two"), As("user:2")));
+}
+
+// Writers of many customers at once: every stamp is strictly increasing per customer, ids
+// allocated concurrently are unique, and the allocation passes ids inserted explicitly.
+TEST_F(PgCampaignStoreTest, ConcurrentCustomersGetUniqueIdsAndOrderedStamps) {
+  ASSERT_OK_AND_ASSIGN(auto a, Open());
+  ASSERT_OK_AND_ASSIGN(auto b, Open());
+  CampaignService sa(*a);
+  CampaignService sb(*b);
+  Campaign explicit_id = Draft(9, "explicit");
+  explicit_id.id = 500;
+  ASSERT_OK(sa.Create(explicit_id, As("user:9")));
+  std::mutex mu;
+  std::map<int64_t, std::vector<Timestamp>> stamps;
+  std::set<int64_t> ids;
+  auto writer = [&](CampaignService& s, int64_t customer) {
+    for (int i = 0; i < 10; ++i) {
+      auto r = s.Create(Draft(customer, "w"), As("user:" + std::to_string(customer)));
+      EXPECT_OK(r);
+      if (!r.ok()) continue;
+      clock_.Advance(Micros(1));
+      std::lock_guard lock(mu);
+      stamps[customer].push_back(r->committed_at);
+      EXPECT_TRUE(ids.insert(r->row->id).second) << r->row->id;
+      EXPECT_GT(r->row->id, 500);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int64_t c = 1; c <= 4; ++c) threads.emplace_back(writer, std::ref(c % 2 ? sa : sb), c);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ids.size(), 40u);
+  for (const auto& [customer, times] : stamps) {
+    for (size_t i = 1; i < times.size(); ++i) EXPECT_LT(times[i - 1], times[i]) << customer;
+    ASSERT_OK_AND_ASSIGN(auto rows, a->List(customer));
+    ASSERT_EQ(rows.size(), 10u);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      EXPECT_EQ(rows[i].priority, static_cast<int64_t>(i + 1));
+    }
+  }
+}
+
+// A database of schema version 1 (one ch_txn row for every writer) is upgraded when opened: the
+// new stamps start above the old ones, ch_txn's row is retired (an older writer still running
+// fails instead of writing without the customer lock) and publications of campaigns also get the
+// customer stamps.
+TEST_F(PgCampaignStoreTest, UpgradesASchemaVersion1Database) {
+  { ASSERT_OK_AND_ASSIGN(auto store, Open()); }
+  const int64_t old_stamp = ToUnixMicros(clock_.Now()) + 3'600'000'000;  // an hour ahead
+  Query(
+      "DROP TABLE ch_customer_txn; DROP SEQUENCE ch_campaign_ids; "
+      "INSERT INTO campaigns SELECT 7, 1, 'old', 'draft', 1, 'app_open', 'all', NULL, NULL, 0, "
+      "'{}', 1, now(), now(), 'user:old'; "
+      "INSERT INTO ch_txn VALUES (1, 42, " +
+      std::to_string(old_stamp) +
+      "); UPDATE ch_meta SET value = '1' WHERE key = 'schema_version'; "
+      "CREATE PUBLICATION old_capture FOR TABLE campaigns, ch_txn");
+  ASSERT_OK_AND_ASSIGN(auto store, Open());
+  EXPECT_EQ(Query("SELECT value FROM ch_meta WHERE key = 'schema_version'"), "2");
+  EXPECT_EQ(Query("SELECT count(*) FROM ch_txn"), "0");
+  EXPECT_EQ(Query("SELECT value FROM ch_meta WHERE key = 'v1_commit_us'"),
+            std::to_string(old_stamp));
+  EXPECT_EQ(Query("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'old_capture' AND "
+                  "tablename = 'ch_customer_txn'"),
+            "1");
+  CampaignService service(*store);
+  ASSERT_OK_AND_ASSIGN(auto info, service.Create(Draft(2, "new"), As("user:2")));
+  EXPECT_GT(ToUnixMicros(info.committed_at), old_stamp);
+  EXPECT_GT(info.row->id, 7);
+  // What a version-1 writer runs first now finds no row (its BeginWrite fails).
+  EXPECT_EQ(Query("UPDATE ch_txn SET commit_us = commit_us + 1 WHERE id = 1 RETURNING 1"), "");
 }
 
 TEST_F(PgCampaignStoreTest, RefusesANewerSchema) {
   { ASSERT_OK_AND_ASSIGN(auto store, Open()); }
-  Query("UPDATE ch_meta SET value = '2' WHERE key = 'schema_version'");
-  EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "newer than the supported 1"));
+  Query("UPDATE ch_meta SET value = '3' WHERE key = 'schema_version'");
+  EXPECT_THAT(Open(), StatusIsWith(StatusCode::kFailedPrecondition, "newer than the supported 2"));
 }
 
 // A database created before replay positions existed gets their table when opened.

@@ -123,7 +123,12 @@ CREATE TABLE IF NOT EXISTS ch_txn (
   txn_id    bigint NOT NULL,
   commit_us bigint NOT NULL
 );
-INSERT INTO ch_txn (id, txn_id, commit_us) VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS ch_customer_txn (
+  customer_id bigint PRIMARY KEY,
+  txn_id      bigint NOT NULL,
+  commit_us   bigint NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS ch_campaign_ids;
 CREATE TABLE IF NOT EXISTS ch_replay_positions (
   workload    text PRIMARY KEY,
   seq         bigint NOT NULL,
@@ -137,8 +142,21 @@ CREATE TABLE IF NOT EXISTS ch_capture_progress (
   updated_at     timestamptz NOT NULL,
   confirmed_txns bigint NOT NULL DEFAULT 0,
   partial_lsn    pg_lsn,
-  partial_changes bigint NOT NULL DEFAULT 0
+  partial_changes bigint NOT NULL DEFAULT 0,
+  confirmed_event_us bigint
 );
+)sql";
+
+// Schema version 1 -> 2 (see EnsurePgSchema), after kCreateTables: keep the newest stamp as the
+// floor of the new ones, retire the database-wide stamp row (a version-1 writer still running then
+// fails instead of writing without the customer lock), and start the id sequence after every id.
+constexpr char kUpgrade1To2[] = R"sql(
+INSERT INTO ch_meta (key, value)
+  SELECT 'v1_commit_us', COALESCE(max(commit_us), 0)::text FROM ch_txn ON CONFLICT DO NOTHING;
+DELETE FROM ch_txn;
+SELECT setval('ch_campaign_ids', GREATEST(1, (SELECT COALESCE(max(id), 0) FROM campaigns),
+                                          (SELECT COALESCE(max(id), 0) FROM ch_deleted_campaigns)));
+UPDATE ch_meta SET value = '2' WHERE key = 'schema_version';
 )sql";
 
 // Any constant: the advisory lock that serializes schema creation within a database.
@@ -295,9 +313,11 @@ std::vector<std::optional<std::string>> CampaignToPgValues(const Campaign& c) {
 
 namespace {
 
-Status CheckVersion(PgConn& conn) {
+// Return the recorded schema version (0 when none is recorded yet); FailedPrecondition when it
+// is newer than this binary's.
+Result<int64_t> CheckVersion(PgConn& conn) {
   ASSIGN_OR_RETURN(PgResult r, conn.Exec("SELECT value FROM ch_meta WHERE key = 'schema_version'"));
-  if (r.rows() == 0) return Status::OK();
+  if (r.rows() == 0) return int64_t{0};
   int64_t version = 0;
   std::string_view v = r.Get(0, 0);
   std::from_chars(v.data(), v.data() + v.size(), version);
@@ -307,6 +327,21 @@ Status CheckVersion(PgConn& conn) {
         "the binary",
         conn.where(), version, kPgSchemaVersion));
   }
+  return version;
+}
+
+// Publish ch_customer_txn wherever campaigns is published: log capture reads the stamps from it.
+Status PublishCustomerStamps(PgConn& conn) {
+  ASSIGN_OR_RETURN(
+      PgResult pubs,
+      conn.Exec("SELECT p.pubname FROM pg_publication_tables p WHERE p.tablename = 'campaigns' "
+                "AND p.schemaname = current_schema() AND NOT EXISTS (SELECT 1 FROM "
+                "pg_publication_tables q WHERE q.pubname = p.pubname AND q.schemaname = "
+                "p.schemaname AND q.tablename = 'ch_customer_txn')"));
+  for (int i = 0; i < pubs.rows(); ++i) {
+    RETURN_IF_ERROR(conn.Exec(fmt::format("ALTER PUBLICATION {} ADD TABLE {}",
+                                          PgQuoteIdent(pubs.Get(i, 0)), kPgCustomerTxnTable)));
+  }
   return Status::OK();
 }
 
@@ -314,9 +349,13 @@ Status EnsureInTransaction(PgConn& conn, bool replica_identity_full) {
   RETURN_IF_ERROR(conn.Exec(fmt::format("SELECT pg_advisory_xact_lock({})", kSchemaLockKey)));
   RETURN_IF_ERROR(
       conn.Exec("CREATE TABLE IF NOT EXISTS ch_meta (key text PRIMARY KEY, value text NOT NULL)"));
-  RETURN_IF_ERROR(CheckVersion(conn));
+  ASSIGN_OR_RETURN(int64_t version, CheckVersion(conn));
   RETURN_IF_ERROR(conn.Exec(kCreateTables));
   RETURN_IF_ERROR(conn.Exec(kPgUpgradeProgressTable));
+  if (version == 1) {
+    RETURN_IF_ERROR(conn.Exec(kUpgrade1To2));
+    RETURN_IF_ERROR(PublishCustomerStamps(conn));
+  }
   RETURN_IF_ERROR(
       conn.Exec(fmt::format("INSERT INTO ch_meta (key, value) VALUES "
                             "('schema_version', '{}') ON CONFLICT DO NOTHING",
@@ -342,9 +381,11 @@ Status EnsurePgSchema(PgConn& conn, bool replica_identity_full) {
           "NULL AND to_regclass('ch_txn') IS NOT NULL AND to_regclass('ch_deleted_campaigns') "
           "IS NOT NULL AND to_regclass('ch_capture_progress') IS NOT NULL AND "
           "to_regclass('campaigns_active_by_end') IS NOT NULL AND "
-          "to_regclass('ch_replay_positions') IS NOT NULL"));
+          "to_regclass('ch_replay_positions') IS NOT NULL AND "
+          "to_regclass('ch_customer_txn') IS NOT NULL AND to_regclass('ch_campaign_ids') IS NOT "
+          "NULL"));
   if (present.rows() == 1 && present.Get(0, 0) == "t") {
-    RETURN_IF_ERROR(CheckVersion(conn));
+    RETURN_IF_ERROR(CheckVersion(conn).status());
     ASSIGN_OR_RETURN(
         PgResult v,
         conn.Exec(fmt::format("SELECT value = '{}' FROM ch_meta WHERE key = 'schema_version'",

@@ -46,7 +46,8 @@ Status CheckNames(const std::string& url, const std::string& slot, const std::st
 std::string SetupHint(const std::string& slot, const std::string& publication) {
   return fmt::format(
       "create the capture first: PgLogicalSource::CreateCapture(url, \"{0}\", \"{1}\"), or in SQL "
-      "(publication first): CREATE PUBLICATION {2} FOR TABLE campaigns, ch_txn WITH (publish = "
+      "(publication first): CREATE PUBLICATION {2} FOR TABLE campaigns, ch_customer_txn WITH "
+      "(publish = "
       "'insert, update, delete'); SELECT pg_create_logical_replication_slot('{0}', 'pgoutput');",
       slot, publication, PgQuoteIdent(publication));
 }
@@ -85,6 +86,8 @@ struct PgLogicalSource::Impl {
     uint64_t full_lsn = 0;
     int64_t full_txns = 0;
     std::optional<Partial> partial;
+    // The event time of the last whole transaction (at full_lsn), µs.
+    int64_t full_time_us = 0;
   };
 
   explicit Impl(const PgLogicalSourceOptions& o)
@@ -112,6 +115,18 @@ struct PgLogicalSource::Impl {
   std::optional<Partial> handed;
   // Each batch end handed out and not yet confirmed.
   std::deque<Handout> unconfirmed;
+  // Event times (µs) follow WAL order, which is commit order: a transaction's event time is
+  // max(its stamp, the previous transaction's + 1 µs). The chain runs from the last confirmed
+  // whole transaction (recorded with it), so a transaction resent after a restart gets the same
+  // time. `admit_*`: the newest transaction queued (its commit LSN, to give its later parts the
+  // same time); `handed_*`: the newest handed out (a reconnect resumes the chain there);
+  // `whole_handed_us`: the newest whole transaction handed out.
+  int64_t confirmed_time_us = 0;
+  int64_t admit_last_us = 0;
+  uint64_t admit_open_lsn = 0;
+  int64_t handed_last_us = 0;
+  uint64_t handed_open_lsn = 0;
+  int64_t whole_handed_us = 0;
   uint64_t received = 0;    // highest WAL position seen on the stream
   uint64_t feedback = 0;    // the flushed position reported to the server
   uint64_t slot_start = 0;  // the slot's confirmed position when this source opened
@@ -177,6 +192,8 @@ struct PgLogicalSource::Impl {
     failure.reset();
     awaiting_last_piece.reset();
     if (handed) awaiting_last_piece = handed->commit_lsn;
+    admit_last_us = handed_last_us;
+    admit_open_lsn = handed_open_lsn;
   }
 
   // The stream ended (-1: the server sent an error or CopyDone) or failed (-2): return the
@@ -266,9 +283,22 @@ struct PgLogicalSource::Impl {
     }
     // An empty piece: a transaction without campaign changes (not numbered), or one already out.
     if (piece.events.empty()) return Status::OK();
+    StampEventTime(piece);
     ready_events += piece.events.size();
     ready.push_back(std::move(piece));
     return Status::OK();
+  }
+
+  // Give the piece's events their place in the event-time chain (see admit_last_us).
+  void StampEventTime(DecodedTransaction& piece) {
+    int64_t time = admit_last_us;
+    if (admit_open_lsn == 0 || admit_open_lsn != piece.commit_lsn) {
+      const int64_t own = ToUnixMicros(piece.events.front().event_time);
+      time = std::max(own, admit_last_us + 1);
+      admit_last_us = time;
+      admit_open_lsn = piece.commit_lsn;
+    }
+    for (ChangeEvent& e : piece.events) e.event_time = FromUnixMicros(time);
   }
 
   // Number the next pieces and hand them out: about max_events, whole pieces.
@@ -280,13 +310,16 @@ struct PgLogicalSource::Impl {
       const bool continued = handed && handed->commit_lsn == t.commit_lsn;
       const int64_t seq = continued ? handed->seq : ++delivered_txns;
       Handout h;
+      handed_last_us = ToUnixMicros(t.events.front().event_time);
+      handed_open_lsn = t.commit_lsn;
       if (t.complete) {
         delivered = t.end_lsn;
         handed.reset();
-        h = Handout{{t.end_lsn, 0}, t.end_lsn, seq, std::nullopt};
+        whole_handed_us = handed_last_us;
+        h = Handout{{t.end_lsn, 0}, t.end_lsn, seq, std::nullopt, whole_handed_us};
       } else {
         handed = Partial{t.commit_lsn, seq, t.first_change + static_cast<int64_t>(t.events.size())};
-        h = Handout{{t.commit_lsn, handed->changes}, delivered, seq - 1, handed};
+        h = Handout{{t.commit_lsn, handed->changes}, delivered, seq - 1, handed, whole_handed_us};
       }
       batch.end_position = FormatSourcePosition(h.pos);
       unconfirmed.push_back(h);
@@ -308,19 +341,22 @@ struct PgLogicalSource::Impl {
   }
 
   // Record the progress (one row per slot; never moves back).
-  Status RecordProgress(uint64_t lsn, int64_t txns, const std::optional<Partial>& partial) {
+  Status RecordProgress(uint64_t lsn, int64_t txns, const std::optional<Partial>& partial,
+                        int64_t time_us) {
     auto r = SqlExec(
         "INSERT INTO ch_capture_progress (slot, confirmed_lsn, updated_at, confirmed_txns, "
-        "partial_lsn, partial_changes) VALUES ($1, $2::pg_lsn, now(), $3, $4::pg_lsn, $5) "
+        "partial_lsn, partial_changes, confirmed_event_us) VALUES ($1, $2::pg_lsn, now(), $3, "
+        "$4::pg_lsn, $5, $6) "
         "ON CONFLICT (slot) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, "
         "confirmed_txns = EXCLUDED.confirmed_txns, partial_lsn = EXCLUDED.partial_lsn, "
-        "partial_changes = EXCLUDED.partial_changes, updated_at = now() "
+        "partial_changes = EXCLUDED.partial_changes, confirmed_event_us = "
+        "EXCLUDED.confirmed_event_us, updated_at = now() "
         "WHERE (EXCLUDED.confirmed_lsn, COALESCE(EXCLUDED.partial_lsn, '0/0'), "
         "EXCLUDED.partial_changes) > (ch_capture_progress.confirmed_lsn, "
         "COALESCE(ch_capture_progress.partial_lsn, '0/0'), ch_capture_progress.partial_changes)",
         {options.slot, FormatLsn(lsn), std::to_string(txns),
          partial ? std::optional<std::string>(FormatLsn(partial->commit_lsn)) : std::nullopt,
-         std::to_string(partial ? partial->changes : 0)});
+         std::to_string(partial ? partial->changes : 0), std::to_string(time_us)});
     if (!r.ok()) {
       return r.status().WithContext(
           fmt::format("cannot record the capture progress of slot '{}'", options.slot));
@@ -388,7 +424,8 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
   if (!upgraded.ok()) return fail(upgraded.status());
   auto progress = sql.ExecParams(
       "SELECT confirmed_lsn::text, confirmed_lsn > pg_current_wal_lsn(), confirmed_txns, "
-      "partial_lsn::text, partial_changes FROM ch_capture_progress WHERE slot = $1",
+      "partial_lsn::text, partial_changes, COALESCE(confirmed_event_us, 0) FROM "
+      "ch_capture_progress WHERE slot = $1",
       {options.slot});
   if (!progress.ok()) return fail(progress.status());
   if (progress->rows() == 1) {
@@ -405,6 +442,9 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
     auto txns = progress->GetInt(0, 2);
     if (!txns.ok()) return fail(txns.status());
     impl->confirmed_txns = *txns;
+    auto time_us = progress->GetInt(0, 5);
+    if (!time_us.ok()) return fail(time_us.status());
+    impl->confirmed_time_us = *time_us;
     if (!progress->IsNull(0, 3)) {
       // A transaction in parts: its next parts come first, without what was confirmed.
       auto partial_lsn = ParseLsn(progress->Get(0, 3));
@@ -416,6 +456,7 @@ Result<std::unique_ptr<PgLogicalSource>> PgLogicalSource::Open(
   }
   impl->delivered = impl->confirmed;
   impl->delivered_txns = impl->confirmed_txns;
+  impl->admit_last_us = impl->handed_last_us = impl->whole_handed_us = impl->confirmed_time_us;
   impl->handed = impl->confirmed_partial;
   if (impl->handed) {
     impl->delivered_txns = impl->handed->seq;
@@ -506,10 +547,12 @@ Status PgLogicalSource::Confirm(const std::string& position) {
       pos.part != 0 ? last->partial : std::optional<Impl::Partial>();
   // Record first: if the process dies before the server hears of it, the resent transactions
   // (and parts) are skipped on restart.
-  RETURN_IF_ERROR(s.RecordProgress(lsn, txns, partial));
+  const int64_t time_us = last != nullptr ? last->full_time_us : s.confirmed_time_us;
+  RETURN_IF_ERROR(s.RecordProgress(lsn, txns, partial, time_us));
   s.unconfirmed.erase(s.unconfirmed.begin(),
                       s.unconfirmed.begin() + static_cast<std::ptrdiff_t>(covered));
   s.confirmed_txns = txns;
+  s.confirmed_time_us = time_us;
   s.confirmed = lsn;
   s.confirmed_partial = partial;
   // The server hears only of whole transactions: the slot keeps the WAL of a transaction in
@@ -569,11 +612,12 @@ Status PgLogicalSource::CreateCapture(const std::string& url, const std::string&
   if (!exists.ok()) return fail(exists.status());
   if (exists->Get(0, 0) == "0") {
     RETURN_IF_ERROR(fail(conn->Exec(fmt::format("CREATE PUBLICATION {} FOR TABLE campaigns, "
-                                                "ch_txn WITH (publish = 'insert, update, delete')",
+                                                "ch_customer_txn WITH (publish = 'insert, "
+                                                "update, delete')",
                                                 pub))
                              .status()));
   } else {
-    for (const char* table : {kPgCampaignsTable, kPgTxnTable}) {
+    for (const char* table : {kPgCampaignsTable, kPgCustomerTxnTable}) {
       auto has = conn->ExecParams(
           "SELECT count(*) FROM pg_publication_tables WHERE pubname = $1 AND schemaname = "
           "current_schema() AND tablename = $2",

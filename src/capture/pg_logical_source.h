@@ -7,10 +7,14 @@
 // which needs REPLICA IDENTITY FULL), version (for deletes: the old version + 1), op, actor
 // (row.updated_by; for deletes the actor PgCampaignStore wrote into the same transaction with
 // pg_logical_emit_message, or "unknown" when the deleting writer did not), event_time and
-// transaction_id. The last two come from the ch_txn stamp PgCampaignStore writes first in every
-// transaction (so they equal CommitInfo::committed_at / transaction_id, the rows' updated_at, and
-// what the SQLite and in-memory stores capture); for a transaction that did not go through
-// PgCampaignStore they fall back to PostgreSQL's commit timestamp and the 32-bit xid.
+// transaction_id. transaction_id is the stamp PgCampaignStore writes first in every transaction
+// (ch_customer_txn; ch_txn in WAL from schema version 1), else the 32-bit xid. event_time follows
+// WAL (= commit) order: max(the stamp -- PostgreSQL's commit timestamp when there is none --, the
+// previous transaction's event time + 1 us), so it equals CommitInfo::committed_at and the rows'
+// updated_at unless transactions of different customers committed out of stamp order, and the
+// history's completeness watermark never passes a transaction still to come. The chain resumes
+// from the last confirmed transaction's event time (ch_capture_progress.confirmed_event_us), so a
+// resent transaction gets the same event time.
 // source_position is the commit's end LSN ("0/16B3748"), the same for every event of a
 // transaction (of a transaction handed out in parts: each part's position, below).
 //
@@ -135,7 +139,7 @@ class PgLogicalSource final : public ChangeSource {
 
   // Create what log capture needs in the database at `url`, each part only when missing (so it is
   // safe to run again): the campaign schema with REPLICA IDENTITY FULL on campaigns, the
-  // publication (FOR TABLE campaigns, ch_txn; publishing insert, update, delete) and then the
+  // publication (FOR TABLE campaigns, ch_customer_txn; publishing insert, update, delete) and the
   // slot (pgoutput). A new slot starts with no recorded progress. Fails with InvalidArgument on
   // bad names, Unavailable when unreachable, FailedPrecondition when a slot of that name exists
   // for another database or plugin, or wal_level is not logical.

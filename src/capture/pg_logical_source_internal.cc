@@ -338,7 +338,11 @@ Status PgOutputDecoder::OnChange(char kind, std::string_view body) {
   }
   if (r.failed()) return Malformed(kind, "truncated");
 
-  if (rel.name == kPgTxnTable && kind != 'D') return OnStamp(rel, new_tuple);
+  // Stamps: ch_customer_txn (schema version 2) and ch_txn (version 1, in WAL from before the
+  // upgrade).
+  if ((rel.name == kPgCustomerTxnTable || rel.name == kPgTxnTable) && kind != 'D') {
+    return OnStamp(rel, new_tuple);
+  }
   if (rel.name != kPgCampaignsTable) return Status::OK();  // not ours: ignore
 
   ChangeEvent e;
@@ -408,7 +412,8 @@ Status PgOutputDecoder::OnStamp(const Relation& rel, const Tuple& t) {
       const std::string& s = *t.values[k];
       auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
       if (ec != std::errc() || p != s.data() + s.size()) {
-        return DataLossError(fmt::format("pg capture: ch_txn.commit_us '{}' is not an integer", s));
+        return DataLossError(
+            fmt::format("pg capture: {}.commit_us '{}' is not an integer", rel.name, s));
       }
       commit_us = v;
     }

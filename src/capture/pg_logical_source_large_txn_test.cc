@@ -173,9 +173,11 @@ TEST(PgLogicalSourceLargeTransactionTest, AMillionRowUpdateIsCapturedInBoundedMe
   ASSERT_OK(PgLogicalSource::CreateCapture(url, "large_slot", "large_pub"));
   // One transaction, stamped as PgCampaignStore stamps its own.
   ASSERT_OK(Exec(*conn,
-                 "BEGIN; UPDATE ch_txn SET txn_id = txid_current(), commit_us = "
-                 "GREATEST(commit_us + 1, (extract(epoch FROM clock_timestamp()) * 1e6)::bigint) "
-                 "WHERE id = 1; UPDATE campaigns SET version = version + 1, frequency_cap = "
+                 "BEGIN; INSERT INTO ch_customer_txn AS t VALUES (1, txid_current(), "
+                 "(extract(epoch FROM clock_timestamp()) * 1e6)::bigint) ON CONFLICT "
+                 "(customer_id) DO UPDATE SET txn_id = EXCLUDED.txn_id, commit_us = "
+                 "GREATEST(t.commit_us + 1, EXCLUDED.commit_us); UPDATE campaigns SET version = "
+                 "version + 1, frequency_cap = "
                  "frequency_cap + 1, updated_at = now(), updated_by = 'worker:bulk'; COMMIT"));
 
   testing::TempDir dir;

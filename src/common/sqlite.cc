@@ -148,6 +148,7 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
   sqlite3_extended_result_codes(raw, 1);
   std::string pragmas =
       fmt::format("PRAGMA cache_size=-{}; PRAGMA foreign_keys=ON;", options.cache_kib);
+  if (options.mmap_kib > 0) pragmas += fmt::format("PRAGMA mmap_size={};", options.mmap_kib * 1024);
   if (!options.read_only) {
     if (options.wal) pragmas += "PRAGMA journal_mode=WAL;";
     pragmas += fmt::format("PRAGMA synchronous={};", options.synchronous);

@@ -87,6 +87,9 @@ struct SqliteOptions {
   int busy_timeout_ms = 10000;
   // Page cache size in KiB (PRAGMA cache_size = -N). Default: 32768 (32 MiB).
   int cache_kib = 32768;
+  // Memory-mapped I/O limit in KiB (PRAGMA mmap_size): reads of pages within it come straight
+  // from the OS page cache, without a copy into SQLite's cache. 0 = off. Default: 0.
+  int64_t mmap_kib = 0;
 };
 
 class SqliteDb {

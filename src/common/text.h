@@ -17,6 +17,11 @@ bool IsValidUtf8(std::string_view s);
 // Return the number of code points in well-formed UTF-8 `s`.
 size_t Utf8Length(std::string_view s);
 
+// Return true when `s` begins with `lower_prefix` ignoring ASCII case (`lower_prefix` is given in
+// lower case): "Bearer x" starts with "bearer ". EqualsNoCase: the same for the whole of `s`.
+bool StartsWithNoCase(std::string_view s, std::string_view lower_prefix);
+bool EqualsNoCase(std::string_view s, std::string_view lower);
+
 // Return at most `max_chars` code points of `s`, with "…" appended when shortened.
 std::string Ellipsize(std::string_view s, size_t max_chars);
 

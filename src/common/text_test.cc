@@ -19,6 +19,16 @@ TEST(TextTest, CountsCodePoints) {
   EXPECT_EQ(Utf8Length("\xf0\x9f\x8e\x89"), 1u);
 }
 
+TEST(TextTest, ComparesIgnoringAsciiCase) {
+  EXPECT_TRUE(StartsWithNoCase("Bearer abc", "bearer "));
+  EXPECT_TRUE(StartsWithNoCase("BEARER ", "bearer "));
+  EXPECT_FALSE(StartsWithNoCase("Bear", "bearer "));
+  EXPECT_FALSE(StartsWithNoCase("Basic abc", "bearer "));
+  EXPECT_TRUE(EqualsNoCase("GZip", "gzip"));
+  EXPECT_FALSE(EqualsNoCase("gzip2", "gzip"));
+  EXPECT_FALSE(EqualsNoCase("gzi", "gzip"));
+}
+
 TEST(TextTest, Ellipsizes) {
   EXPECT_EQ(Ellipsize("hello", 10), "hello");
   EXPECT_EQ(Ellipsize("hello world", 5), "hello…");

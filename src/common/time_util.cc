@@ -181,10 +181,7 @@ std::string_view Trim(std::string_view s) {
 }
 
 bool StartsWithWord(std::string_view s, std::string_view word) {
-  if (s.size() < word.size()) return false;
-  for (size_t i = 0; i < word.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != word[i]) return false;
-  }
+  if (!StartsWithNoCase(s, word)) return false;
   return s.size() == word.size() || !std::isalpha(static_cast<unsigned char>(s[word.size()]));
 }
 

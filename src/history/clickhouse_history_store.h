@@ -12,7 +12,9 @@
 //     never depend on whether background merges ran. Snapshots are stored split
 //     (history/snapshot_codec.h): consecutive versions that only moved share an identical body,
 //     which ClickHouse's block compression stores almost for free.
-//   * Append checks which keys are stored (a redelivery is skipped, other content is a conflict),
+//   * Append checks which keys are stored (a redelivery is skipped, other content is a conflict;
+//     records above a per-campaign bound of the stored versions, which the one writer keeps,
+//     need no check),
 //     then writes the new records with ONE INSERT per month partition: one part, atomic. The
 //     records of one captured transaction share their commit time, so no partition boundary
 //     splits a transaction; the completeness ledger is written last, in one INSERT into an

@@ -427,6 +427,9 @@ struct SqliteHistoryStore::Impl {
   // Return the full body blob of `id` from the cache or the file. The pointer is valid until
   // the next call.
   Result<const std::string*> Body(int64_t id);
+  // Read the bodies of `ids` that are not cached yet, in id order (neighbouring ids share
+  // pages: a cold as-of reads each page once, in file order, instead of hopping).
+  Status PrefetchBodies(std::vector<int64_t> ids);
   // Turn a decoded row into a record (REQUIRES: the campaign and customer ids are set in `r`).
   // Decode `p` into `r`; without the snapshot when `with_snapshot` is false.
   Status Fill(const PackedRow& p, HistoryRecord& r, bool with_snapshot = true);
@@ -692,6 +695,15 @@ Result<const std::string*> SqliteHistoryStore::Impl::Body(int64_t id) {
   return bodies.Get(id);
 }
 
+Status SqliteHistoryStore::Impl::PrefetchBodies(std::vector<int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (int64_t id : ids) {
+    if (bodies.Get(id) == nullptr) RETURN_IF_ERROR(Body(id).status());
+  }
+  return Status::OK();
+}
+
 Status SqliteHistoryStore::Impl::Fill(const PackedRow& p, HistoryRecord& r, bool with_snapshot) {
   r.version = p.version;
   r.event_time = FromT(p.t);
@@ -765,6 +777,7 @@ Result<std::unique_ptr<SqliteHistoryStore>> SqliteHistoryStore::Open(
   so.read_only = options.read_only;
   so.synchronous = options.synchronous;
   so.cache_kib = options.cache_kib;
+  so.mmap_kib = options.mmap_kib;
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(impl->db, SqliteDb::Open(options.path, so));
   impl->clock = options.clock ? options.clock : &SystemClock::Default();
@@ -1555,6 +1568,10 @@ Result<std::vector<std::pair<HistoryRecord, HistoryRecord>>> SqliteHistoryStore:
 Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id, Timestamp at) {
   std::lock_guard<std::mutex> lock(mu_);
   Impl& m = *impl_;
+  // One read transaction for the query and the body reads after it: one consistent snapshot,
+  // and one WAL read lock instead of one per body read (each autocommit statement takes and
+  // drops it: measured, the lock calls were ~7 % of a cold process's as-of).
+  ASSIGN_OR_RETURN(auto tx, SqliteTransaction::Begin(*m.db, /*immediate=*/false));
   ASSIGN_OR_RETURN(SqliteStmt * s, m.db->Prepare(kAsOfSql));
   StmtScope scope(s);
   s->Bind(1, customer_id).Bind(2, m.ToT(at));
@@ -1565,6 +1582,7 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id,
   struct Chosen {
     int64_t priority;
     int64_t campaign_id;
+    int64_t body;
     uint32_t offset;
     uint32_t size;
   };
@@ -1593,7 +1611,7 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id,
       }
     }
     if ((p.kind & 3) == kKindDeleted) continue;
-    chosen.push_back({p.priority, s->ColumnInt64(0), static_cast<uint32_t>(rows.size()),
+    chosen.push_back({p.priority, s->ColumnInt64(0), p.body, static_cast<uint32_t>(rows.size()),
                       static_cast<uint32_t>(text.size())});
     rows.append(text);
   }
@@ -1601,6 +1619,10 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id,
   std::sort(chosen.begin(), chosen.end(), [](const Chosen& a, const Chosen& b) {
     return a.priority != b.priority ? a.priority < b.priority : a.campaign_id < b.campaign_id;
   });
+  std::vector<int64_t> body_ids;
+  body_ids.reserve(chosen.size());
+  for (const Chosen& c : chosen) body_ids.push_back(c.body);
+  RETURN_IF_ERROR(m.PrefetchBodies(std::move(body_ids)));
   std::vector<HistoryRecord> out(chosen.size());
   for (size_t k = 0; k < chosen.size(); ++k) {
     if (!DecodeRow(std::string_view(rows).substr(chosen[k].offset, chosen[k].size), p)) {
@@ -1611,6 +1633,7 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::AsOf(int64_t customer_id,
     r.customer_id = customer_id;
     RETURN_IF_ERROR(m.Fill(p, r));
   }
+  RETURN_IF_ERROR(tx->Commit());
   return out;
 }
 

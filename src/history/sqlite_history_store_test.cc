@@ -382,5 +382,52 @@ TEST_F(SqliteHistoryStoreTest, AMergeChunkForgetsOnlyTheRecentRowsOfTheCampaigns
   EXPECT_EQ(versions[20], 1) << "as-of between campaign 20's versions";
 }
 
+// The as-of read path (one read transaction, bodies prefetched in id order, mmap reads) gives
+// the same answer whatever the read options: mmap off, and a body cache too small to hold one
+// answer's bodies (the prefetch evicts what it read; Fill reads those again).
+TEST_F(SqliteHistoryStoreTest, AsOfIsTheSameWithoutMmapAndWithATinyBodyCache) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, Open());
+    std::vector<HistoryRecord> batch;
+    for (int id = 1; id <= 30; ++id) {
+      batch.push_back(Rec(1, id, 1, 0, id, "user:1", "Body " + std::to_string(id)));
+    }
+    ASSERT_OK(store->Append(batch));
+    batch.clear();
+    for (int id = 1; id <= 30; id += 2) {
+      batch.push_back(
+          Rec(1, id, 2, 10, 31 - id, "user:2", std::string(300, 'a' + id % 26) + "edit"));
+    }
+    ASSERT_OK(store->Append(batch));
+  }
+  auto open = [&](int64_t mmap_kib, size_t body_cache_bytes) {
+    SqliteHistoryOptions o;
+    o.path = dir_.File("history.db");
+    o.clock = &clock_;
+    o.read_only = true;
+    o.mmap_kib = mmap_kib;
+    o.body_cache_bytes = body_cache_bytes;
+    return SqliteHistoryStore::Open(o);
+  };
+  ASSERT_OK_AND_ASSIGN(auto usual, open(SqliteHistoryOptions().mmap_kib, 32 << 20));
+  ASSERT_OK_AND_ASSIGN(auto no_mmap, open(0, 32 << 20));
+  ASSERT_OK_AND_ASSIGN(auto tiny, open(SqliteHistoryOptions().mmap_kib, 200));
+  for (int at : {0, 5, 10, 20}) {
+    ASSERT_OK_AND_ASSIGN(auto want, usual->AsOf(1, T(at)));
+    ASSERT_EQ(want.size(), 30u);
+    // Campaign 29's edit (priority 2, after campaign 2 by id) is in the answer from T(10) on.
+    HistoryRecord second =
+        at < 10 ? Rec(1, 2, 1, 0, 2, "user:1", "Body 2")
+                : Rec(1, 29, 2, 10, 2, "user:2", std::string(300, 'a' + 29 % 26) + "edit");
+    EXPECT_EQ(want[1].snapshot, second.snapshot);
+    for (int round = 0; round < 2; ++round) {  // cold, then with whatever the caches kept
+      ASSERT_OK_AND_ASSIGN(auto a, no_mmap->AsOf(1, T(at)));
+      EXPECT_EQ(a, want);
+      ASSERT_OK_AND_ASSIGN(auto b, tiny->AsOf(1, T(at)));
+      EXPECT_EQ(b, want);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ch

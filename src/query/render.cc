@@ -424,7 +424,14 @@ std::string RenderAsOfJson(const AsOfResult& r) {
   std::string head = DumpJson(j);
   head.pop_back();  // the closing brace
   while (!head.empty() && head.back() == '\n') head.pop_back();
-  std::string out = head + ",\n  \"campaigns\": [";
+  // One buffer of the final size: a 2,000-campaign answer is ~2 MB, and growing it by doubling
+  // copied it several times over (and touched twice the fresh memory).
+  size_t size = head.size() + 32;
+  for (const HistoryRecord& c : r.campaigns) size += c.snapshot.size() + 2;
+  std::string out;
+  out.reserve(size);
+  out += head;
+  out += ",\n  \"campaigns\": [";
   for (size_t i = 0; i < r.campaigns.size(); ++i) {
     out += i == 0 ? "\n" : ",\n";
     out += r.campaigns[i].snapshot;

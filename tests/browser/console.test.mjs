@@ -351,6 +351,123 @@ test('the demo prints a console address and a token that signs in', async (t) =>
   await page.context().close();
 });
 
+// Page through the table until its last page; return every row shown ("id@vN").
+async function allShownRows(page) {
+  const rows = [];
+  for (;;) {
+    await page.waitForSelector('#campaign-table, #campaigns .notice');
+    rows.push(...await shownRows(page));
+    if (await page.$('#campaigns .notice') || await page.isDisabled('#page-next')) return rows;
+    const first = await page.getAttribute('#campaign-table tbody tr', 'data-campaign-id');
+    await page.click('#page-next');
+    await page.waitForFunction((id) => document.querySelector('#campaign-table tbody tr')?.dataset.campaignId !== id, first);
+  }
+}
+
+// A word of an active campaign's name (so the filters together match something) in other case.
+function pickNameFilter(campaigns) {
+  for (const s of campaigns) {
+    if (s.status !== 'active') continue;
+    const word = (s.name || '').split(/[^A-Za-z]+/).find((w) => w.length >= 4);
+    if (word) return word.slice(1, 4).toUpperCase();
+  }
+  throw new Error('no active campaign with a name word of 4+ letters');
+}
+
+test('the status and name filters of the table equal the CLI as-of --status --name', async () => {
+  const {customer, at} = pickCustomerAndMoment();
+  const all = cliJson('as-of', '--customer', String(customer), '--at', at);
+  const name = pickNameFilter(all.campaigns);
+  const page = await newPage();
+  await page.goto(base + '/console/');
+  await signIn(page);
+  await page.goto(`${base}/console/customers/${customer}?at=${encodeURIComponent(at)}&limit=${PAGE_SIZE}`);
+  await page.waitForSelector('#campaign-table');
+  // Status alone, chosen in the form.
+  const active = cliJson('as-of', '--customer', String(customer), '--at', at, '--status', 'active');
+  assert.ok(active.matching > 0 && active.matching < all.existing, 'some campaigns are active, not all');
+  await page.selectOption('#filter-status', 'active');
+  await page.click('#filter-go');
+  await page.waitForURL((u) => u.searchParams.get('status') === 'active');
+  await page.waitForSelector('#campaign-count:text("match the filters")');
+  assert.equal(await page.textContent('#campaign-count'),
+      `${active.matching.toLocaleString('en-US')} of ${all.existing.toLocaleString('en-US')} match the filters`);
+  assert.deepEqual(await allShownRows(page), cliRows(active.campaigns));
+  // Status and name together (the name compared without case).
+  const both = cliJson('as-of', '--customer', String(customer), '--at', at, '--status', 'active', '--name', name);
+  assert.ok(both.matching > 0, `active campaigns named *${name}*`);
+  await page.fill('#filter-name', name);
+  await page.click('#filter-go');
+  await page.waitForURL((u) => u.searchParams.get('name') === name && u.searchParams.get('status') === 'active');
+  await page.waitForSelector(`#campaign-count:text("${both.matching.toLocaleString('en-US')} of")`);
+  assert.deepEqual(await allShownRows(page), cliRows(both.campaigns));
+  for (const cell of await page.$$eval('#campaign-table tbody td.name', (tds) => tds.map((td) => td.textContent))) {
+    assert.ok(cell.toLowerCase().includes(name.toLowerCase()), cell);
+  }
+  // Name alone, from the address (a pasted link keeps its filters).
+  const named = cliJson('as-of', '--customer', String(customer), '--at', at, '--name', name);
+  await page.goto(`${base}/console/customers/${customer}?at=${encodeURIComponent(at)}&name=${name}&limit=${PAGE_SIZE}`);
+  await page.waitForSelector('#campaign-table');
+  assert.equal(await page.inputValue('#filter-name'), name);
+  assert.equal(await page.inputValue('#filter-status'), '');
+  assert.deepEqual(await allShownRows(page), cliRows(named.campaigns));
+  // Filters that match nothing say so.
+  await page.goto(`${base}/console/customers/${customer}?at=${encodeURIComponent(at)}&status=ended&name=zzqqzz`);
+  await page.waitForSelector('#campaigns .notice');
+  assert.match(await page.textContent('#campaigns .notice'), /none of the \d+ campaigns/i);
+  await page.context().close();
+});
+
+// A campaign of `customer` at `at` whose blame has a field last set by a shift-only version.
+function pickBlamed(customer, at) {
+  const r = cliJson('as-of', '--customer', String(customer), '--at', at);
+  for (const s of r.campaigns) {
+    const blame = cliJson('blame', '--campaign', String(s.id), '--at', at);
+    if (blame.fields.some((f) => f.cause) && blame.fields.some((f) => !f.cause)) return {id: s.id, blame};
+  }
+  throw new Error(`no campaign of customer ${customer} has a field set by a shift at ${at}`);
+}
+
+test('blame: who set each field, shift-only versions annotated, as the CLI blame', async () => {
+  const {customer, at} = pickCustomerAndMoment();
+  const {id, blame} = pickBlamed(customer, at);
+  const page = await newPage();
+  await page.goto(base + '/console/');
+  await signIn(page);
+  await page.goto(`${base}/console/customers/${customer}?at=${encodeURIComponent(at)}&campaign=${id}`);
+  await page.waitForSelector('#versions');
+  // Reached from the campaign view; the address keeps it.
+  await page.click('#tab-blame');
+  await page.waitForURL((u) => u.searchParams.get('tab') === 'blame');
+  await page.waitForSelector('#blame-table');
+  const rows = await page.$$eval('#blame-table tbody tr', (trs) => trs.map((tr) => ({
+    path: tr.dataset.path, version: Number(tr.dataset.version), kind: tr.dataset.kind,
+    who: tr.querySelector('td.actor').firstChild.textContent,
+    cause: tr.querySelector('.why .cause')?.textContent ?? null})));
+  assert.deepEqual(rows, blame.fields.map((f) => ({path: f.path, version: f.version, kind: f.kind, who: f.actor,
+    cause: f.cause ? f.cause.summary : null})));
+  assert.match(await page.textContent('#blame-heading'), new RegExp(`: v${blame.version}\\b`));
+  assert.match(await page.textContent('#blame-shift-note'), /shift-only/);
+  const shifted = blame.fields.find((f) => f.cause);
+  assert.match(await page.textContent(`#blame-table tr[data-path="${shifted.path}"] .why`), /^shifted: /);
+  await shot(page, 'blame');
+  // A pasted link opens the blame directly (after signing in).
+  const link = page.url();
+  const fresh = await newPage();
+  await fresh.goto(link);
+  await signIn(fresh);
+  await fresh.waitForSelector('#blame-table');
+  assert.equal(await fresh.getAttribute('#tab-blame', 'aria-selected'), 'true');
+  assert.equal(await fresh.$$eval('#blame-table tbody tr', (trs) => trs.length), blame.fields.length);
+  await fresh.context().close();
+  // A field's version opens the list of versions at that version.
+  await page.click(`#blame-table tr[data-path="${shifted.path}"] .vlink`);
+  await page.waitForURL((u) => !u.searchParams.get('tab') && u.searchParams.get('version') === String(shifted.version));
+  await page.waitForSelector(`#versions .focused[data-version="${shifted.version}"]`);
+  assert.equal(await page.isVisible(`#versions .focused[data-version="${shifted.version}"]`), true);
+  await page.context().close();
+});
+
 test('no script error or CSP violation on any page', () => {
   assert.deepEqual(pageErrors.filter((e) => !/status of 40[14]/.test(e)), []);
 });

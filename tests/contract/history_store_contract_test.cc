@@ -1130,24 +1130,26 @@ std::string AsOfKeys(HistoryStore& store, Timestamp at) {
   return out;
 }
 
-// A schema-1 database (as an older build wrote it) upgrades to schema 2 on open: the as-of
-// summary is backfilled, as-of answers as before and as the in-memory store does, also for
-// records appended after the upgrade; a build of schema 1 then refuses the database.
-TEST(ClickHouseHistoryMigration, SchemaOneUpgradesAndIsThenRefusedByOlderBuilds) {
+// A database written at `old_schema` (as an older build wrote it) upgrades on open: as-of
+// answers as before and as the in-memory store does, at moments around every summary bucket
+// edge, also for `after` appended (twice: a redelivery changes nothing) after the upgrade; a
+// build of `old_schema` then refuses the database.
+void CheckClickHouseUpgrade(const char* db_suffix, int old_schema,
+                            const std::vector<HistoryRecord>& after) {
   const char* base = std::getenv("CH_TEST_CLICKHOUSE_URL");
   if (base == nullptr || *base == '\0') {
     GTEST_SKIP() << "CH_TEST_CLICKHOUSE_URL is not set (scripts/services.sh start clickhouse)";
   }
   FakeClock clock(kT0);
   ClickHouseHistoryOptions o;
-  o.url = fmt::format("{}_migration", base);
+  o.url = fmt::format("{}_{}", base, db_suffix);
   o.clock = &clock;
   {
-    auto stale = ClickHouseHistoryStore::Open(o);  // a previous run's database, at schema 2
+    auto stale = ClickHouseHistoryStore::Open(o);  // a previous run's database
     ASSERT_TRUE(stale.ok()) << stale.status().ToString();
     ASSERT_TRUE((*stale)->DropDatabaseForTesting().ok());
   }
-  o.schema_version_for_testing = 1;
+  o.schema_version_for_testing = old_schema;
   // Hours and days apart (several summary levels), out of order, two versions at one instant.
   std::vector<HistoryRecord> before = {
       Created(10, 0),           Updated(10, 2, 3600, 2),  Updated(10, 3, 7 * 86400, 1),
@@ -1170,18 +1172,32 @@ TEST(ClickHouseHistoryMigration, SchemaOneUpgradesAndIsThenRefusedByOlderBuilds)
     auto upgraded = ClickHouseHistoryStore::Open(o);
     ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();
     for (double m : moments) EXPECT_EQ(AsOfKeys(**upgraded, T(m)), AsOfKeys(expected, T(m))) << m;
-    std::vector<HistoryRecord> after = {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1),
-                                        Created(13, 6 * 3600, 4)};
     ASSERT_TRUE(expected.Append(after).ok());
+    ASSERT_TRUE((*upgraded)->Append(after).ok());
     ASSERT_TRUE((*upgraded)->Append(after).ok());
     for (double m : moments) EXPECT_EQ(AsOfKeys(**upgraded, T(m)), AsOfKeys(expected, T(m))) << m;
   }
-  o.schema_version_for_testing = 1;
+  o.schema_version_for_testing = old_schema;
   auto refused = ClickHouseHistoryStore::Open(o);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("newer than this build"), std::string::npos)
       << refused.status().ToString();
+}
+
+// Schema 1 -> 2: the as-of summary is backfilled.
+TEST(ClickHouseHistoryMigration, SchemaOneUpgradesAndIsThenRefusedByOlderBuilds) {
+  CheckClickHouseUpgrade(
+      "migration", 1,
+      {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1), Created(13, 6 * 3600, 4)});
+}
+
+// Schema 2 (13 summary rows per record written by the client) -> 3 (one row per record,
+// expanded by the view).
+TEST(ClickHouseHistoryMigration, SchemaTwoUpgradesToOneSummaryRowPerRecord) {
+  CheckClickHouseUpgrade("migration2", 2,
+                         {Updated(11, 1, 40, 4), Updated(10, 5, 30 * 86400 + 1, 1),
+                          Created(13, 6 * 3600, 4), Updated(12, 4, 3 * 86400, 3)});
 }
 
 }  // namespace

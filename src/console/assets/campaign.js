@@ -4,8 +4,22 @@
 import * as api from './api.js';
 import {h, clear, fill, add, formatTime, timeKey, markedValue, applyPatch, withThousands} from './util.js';
 import {explainBox, showError} from './app.js';
+import {renderBlame} from './blame.js';
 
-export async function renderCampaign(panel, campaign, atText, onClose, customer) {
+// tab: 'versions' (default) or 'blame'; onTab(name, version) switches (and keeps it in the URL).
+export async function renderCampaign(panel, campaign, atText, onClose, customer, tab = '', onTab = () => {},
+    focusVersion = '') {
+  if (tab === 'blame') {
+    fill(panel, closeButton(onClose), h('h2', {id: 'campaign-title'}, `Campaign ${campaign}`),
+        tabs('blame', onTab), h('div', {id: 'blame'}));
+    if (/^[1-9][0-9]*$/.test(campaign)) {
+      await renderBlame(panel.querySelector('#blame'), campaign, atText, (v) => onTab('versions', v));
+    } else {
+      fill(panel.querySelector('#blame'), explainBox('error', 'Not a campaign id',
+          `“${campaign}” in the address is not a campaign id (a positive whole number).`));
+    }
+    return;
+  }
   fill(panel, h('p', {class: 'muted'}, `Loading campaign ${campaign}…`));
   if (!/^[1-9][0-9]*$/.test(campaign)) {
     fill(panel, explainBox('error', 'Not a campaign id',
@@ -39,13 +53,29 @@ export async function renderCampaign(panel, campaign, atText, onClose, customer)
   fill(panel, 
       closeButton(onClose),
       h('h2', {id: 'campaign-title'}, `Campaign ${r.campaign_id} “${last.name || ''}”`),
+      tabs('versions', onTab),
       h('p', {class: 'muted'}, `customer ${r.customer_id} · ${withThousands(r.versions.length)} versions · ${liveText}`),
       String(r.customer_id) !== String(customer) ? explainBox('warn', 'Another customer\'s campaign',
           `Campaign ${r.campaign_id} belongs to customer ${r.customer_id}, not to customer ${customer}: ` +
           'it is not in the list beside it.') : null,
       snapshotBox,
       h('ol', {class: 'versions', id: 'versions'}, groupVersions(r.versions, live, showSnapshot)));
-  if (live >= 0) panel.querySelector('.version.live')?.scrollIntoView({block: 'nearest'});
+  const wanted = focusVersion ? panel.querySelector(`[data-version="${Number(focusVersion)}"]`) : null;
+  if (wanted) {
+    wanted.closest('details')?.setAttribute('open', '');
+    wanted.classList.add('focused');
+    wanted.scrollIntoView({block: 'nearest'});
+  } else if (live >= 0) {
+    panel.querySelector('.version.live')?.scrollIntoView({block: 'nearest'});
+  }
+}
+
+// Versions | Blame: two views of the open campaign.
+function tabs(current, onTab) {
+  const tab = (name, label) => h('button', {type: 'button', role: 'tab', id: `tab-${name}`,
+    class: current === name ? 'tab current' : 'tab', 'aria-selected': current === name ? 'true' : 'false',
+    onclick: () => { if (current !== name) onTab(name); }}, label);
+  return h('div', {class: 'tabs', role: 'tablist'}, tab('versions', 'Versions'), tab('blame', 'Who set each field'));
 }
 
 function closeButton(onClose) {

@@ -1,6 +1,6 @@
 // The customer view: pick a moment (date-time input, or the scrubber over the customer's change
 // timeline), see the campaigns live then in priority order, paged by the API's limit/cursor, and
-// open one of them (campaign.js). URL: /console/customers/{c}?at=T&campaign=ID&status=S&name=N.
+// open one of them (campaign.js). URL: /console/customers/{c}?at=T&campaign=ID&tab=blame&status=S&name=N.
 import * as api from './api.js';
 import {h, clear, fill, add, formatTime, parseTime, timeKey, toInputValue, fromInputValue, isoTime, plain, shorten,
   withThousands} from './util.js';
@@ -27,7 +27,7 @@ function customerUrl(customer, params) {
 
 function currentParams(params) {
   const out = {};
-  for (const k of ['at', 'campaign', 'status', 'name', 'window', 'limit']) if (params.get(k)) out[k] = params.get(k);
+  for (const k of ['at', 'campaign', 'tab', 'version', 'status', 'name', 'window', 'limit']) if (params.get(k)) out[k] = params.get(k);
   return out;
 }
 
@@ -59,7 +59,11 @@ export function renderCustomer(main, customer, params) {
       h('div', {class: state.campaign ? 'split with-panel' : 'split'}, campaignsEl, panel));
   loadCampaigns(campaignsEl, customer, atText, state, go, '');
   loadScrubber(scrubEl, customer, moment, atText, state, go);
-  if (state.campaign) renderCampaign(panel, state.campaign, atText, () => go({campaign: ''}), customer);
+  if (state.campaign) {
+    renderCampaign(panel, state.campaign, atText, () => go({campaign: '', tab: '', version: ''}), customer,
+        state.tab, (tab, version) => go({tab: tab === 'blame' ? 'blame' : '', version: version ? String(version) : ''}),
+        state.version);
+  }
 }
 
 function momentForm(moment, isNow, go, customer, state) {
@@ -266,8 +270,8 @@ async function loadCampaigns(el, customer, atText, state, go, cursor, cursors = 
     class: String(s.id) === state.campaign ? 'selected' : null,
     dataset: {campaignId: s.id, version: s.version},
     tabindex: 0,
-    onclick: () => go({campaign: String(s.id)}),
-    onkeydown: (e) => { if (e.key === 'Enter') go({campaign: String(s.id)}); }},
+    onclick: () => go({campaign: String(s.id), version: ''}),
+    onkeydown: (e) => { if (e.key === 'Enter') go({campaign: String(s.id), version: ''}); }},
   h('td', {class: 'num'}, s.priority),
   h('td', {class: 'num'}, s.id),
   h('td', {class: 'name'}, s.name),
