@@ -238,10 +238,17 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
     if (!shift_rows_ || delta == 0) return ShiftRows(customer_id, delta, lo, hi, actor);
     ASSIGN_OR_RETURN(bool any, AnyInRange(customer_id, lo, hi));
     if (!any) return std::vector<RowChange>();
+    shift_unfinished_ = true;
     ASSIGN_OR_RETURN(int64_t shift_seq, OpenShiftRow(customer_id, delta, actor));
     Result<std::vector<RowChange>> out = ShiftRows(customer_id, delta, lo, hi, actor);
-    if (!out.ok()) return out;  // the caller rolls the transaction back
+    if (!out.ok()) {
+      // The caller rolls the transaction back; even so, never leave shift_seq set (while it is,
+      // the update trigger skips version + 1 updates).
+      (void)SetShiftSeq(0);
+      return out;
+    }
     RETURN_IF_ERROR(CloseShiftRow(shift_seq, *out));
+    shift_unfinished_ = false;
     return out;
   }
 
@@ -361,6 +368,9 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
   std::string context_actor_;
   // Capture shifts as one outbox row each (log capture, compact rows; outbox format 3).
   const bool shift_rows_;
+  // A shift row was opened and not closed (its shift failed): the transaction must not commit
+  // (the row would stay open, and shift_seq might stay set).
+  bool shift_unfinished_ = false;
 };
 
 Status SqliteCampaignTransaction::AdvanceReplay(const ReplayAdvance& advance) {
@@ -392,6 +402,11 @@ Status SqliteCampaignTransaction::AdvanceReplay(const ReplayAdvance& advance) {
 
 Status SqliteCampaignTransaction::Commit() {
   RETURN_IF_ERROR(CheckOpen());
+  if (shift_unfinished_) {
+    tx_.reset();
+    lock_.unlock();
+    return FailedPreconditionError("a priority shift of this transaction failed: rolled back");
+  }
   Status s = tx_->Commit();
   tx_.reset();  // on failure: roll back now
   lock_.unlock();

@@ -154,6 +154,54 @@ TEST_F(SqliteCampaignStoreTest, WritesThatBypassTheStoreAreCapturedToo) {
   EXPECT_EQ(rows[1].actor, "user:dba");
 }
 
+// A shift-shaped update (priority + 1, version + 1) by another writer is not a shift of the
+// store: the update trigger skips rows only while the store's own shift statement runs.
+TEST_F(SqliteCampaignStoreTest, AShiftByHandIsCapturedRowByRow) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
+  const size_t before = Outbox().size();
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK(
+      db->Exec("UPDATE campaigns SET priority = priority + 1, version = version + 1, "
+               "updated_by = 'user:dba' WHERE customer_id = 1"));
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), before + 2);
+  for (size_t i = before; i < rows.size(); ++i) {
+    EXPECT_FALSE(rows[i].image_omitted) << DebugString(rows[i]);
+    EXPECT_EQ(rows[i].actor, "user:dba");
+  }
+}
+
+// A shift whose statement fails leaves its transaction unable to commit: no open shift row and no
+// set shift_seq (which would make the trigger skip later writers' updates) can become durable.
+TEST_F(SqliteCampaignStoreTest, AFailedShiftCannotCommit) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
+  const size_t before = Outbox().size();
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK(
+      db->Exec("CREATE TRIGGER test_refuse BEFORE UPDATE OF priority ON campaigns "
+               "WHEN NEW.priority > 2 BEGIN SELECT RAISE(ABORT, 'refused by test'); END"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto tx, store->BeginWrite("user:1"));
+    EXPECT_FALSE(tx->Shift(1, +1, 1, std::nullopt, "user:1").ok());
+    EXPECT_THAT(tx->Commit(), StatusIsWith(StatusCode::kFailedPrecondition, "rolled back"));
+  }
+  ASSERT_OK(db->Exec("DROP TRIGGER test_refuse"));
+  EXPECT_EQ(Outbox().size(), before);
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * st, db->Prepare("SELECT shift_seq FROM txn_context"));
+  ASSERT_OK_AND_ASSIGN(bool row, st->Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(st->ColumnInt64(0), 0);
+  st->Reset();
+  ASSERT_OK(db->Exec("UPDATE campaigns SET version = version + 1 WHERE id = 1"));
+  EXPECT_EQ(Outbox().size(), before + 1);
+}
+
 TEST_F(SqliteCampaignStoreTest, NoCaptureWritesNoOutbox) {
   auto store = Open(CaptureSetting::kNone);
   CampaignService service(*store);
