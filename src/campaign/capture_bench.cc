@@ -4,6 +4,8 @@
 //   campaign_capture_bench [--rows 2000] [--shifts 200] [--updates 5000] [--dir /tmp]
 //   campaign_capture_bench --workload small.jsonl   (replay a generated workload, both modes)
 //   --synchronous FULL                              (fsync every commit; default NORMAL)
+//   --row-per-shift                                 (capture shifts row by row, as outbox
+//                                                    format 2 did; default: one row per shift)
 //   campaign_capture_bench --durability             (log capture with an outbox relay draining
 //                                                    it: the cost of each way to keep the
 //                                                    history within what survives power loss)
@@ -52,6 +54,7 @@ struct Args {
   std::string synchronous = "NORMAL";
   int page_size = 0;
   bool durability = false;
+  bool row_per_shift = false;
 };
 
 // How one measured run is set up.
@@ -164,6 +167,7 @@ Result2 RunOnce(const Args& a, const Mode& mode, int run) {
   o.capture = capture == StoreCapture::kLog ? CaptureSetting::kLog : CaptureSetting::kNone;
   o.synchronous = mode.synchronous;
   o.page_size = a.page_size;
+  o.one_row_per_shift = !a.row_per_shift;
   auto store = SqliteCampaignStore::Open(o);
   if (!store.ok()) {
     fmt::print(stderr, "{}\n", store.status().ToString());
@@ -253,6 +257,7 @@ ReplayResult Replay(const Args& a, const std::string& workload, StoreCapture cap
   o.capture = capture == StoreCapture::kLog ? CaptureSetting::kLog : CaptureSetting::kNone;
   o.synchronous = a.synchronous;
   o.page_size = a.page_size;
+  o.one_row_per_shift = !a.row_per_shift;
   auto store = SqliteCampaignStore::Open(o);
   if (!store.ok()) {
     fmt::print(stderr, "{}\n", store.status().ToString());
@@ -368,6 +373,11 @@ int main(int argc, char** argv) {
     if (k == "--durability") {
       a.durability = true;
       --i;  // takes no value
+      continue;
+    }
+    if (k == "--row-per-shift") {
+      a.row_per_shift = true;
+      --i;
       continue;
     }
     if (i + 1 >= argc) break;

@@ -33,13 +33,25 @@ struct CapturedChange {
   // did not change the content leaves row.content empty: it is the previous version's (outbox
   // format 2, docs/formats/outbox.md; see ResolveOmittedContent).
   Campaign row;
+  // A version of a priority shift (outbox format 3, a "shifted" row): row holds only id,
+  // customer_id, version, updated_at and updated_by (content is empty); the rest of the image is
+  // the previous version's, with priority + priority_shift. See ResolveOmittedContent.
+  bool image_omitted = false;
+  int64_t priority_shift = 0;
 
   bool operator==(const CapturedChange&) const = default;
 };
 
-// Fill in every omitted content of `changes` (in commit order) from the campaign's previous
-// change in the list. Fails with NotFound naming the campaign and version when the previous
-// content is not in the list (it was confirmed and discarded earlier).
+// Return the image of a version that `shift` (image_omitted) made from `previous`, the image of
+// the campaign's previous version. Fails with DataLoss when `previous` is not that (another
+// campaign or customer, or not version - 1).
+Result<Campaign> ApplyShift(const Campaign& previous, int64_t campaign_id, int64_t customer_id,
+                            int64_t version, int64_t priority_shift, Timestamp updated_at,
+                            const std::string& updated_by);
+
+// Fill in every omitted content and image of `changes` (in commit order) from the campaign's
+// previous change in the list. Fails with NotFound naming the campaign and version when the
+// previous version is not in the list (it was confirmed and discarded earlier).
 Status ResolveOmittedContent(std::vector<CapturedChange>& changes);
 
 // Return a compact rendering for tests and logs: "#12 tx 4 c7@v3 updated p1 by user:1".

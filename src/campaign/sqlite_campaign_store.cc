@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <iterator>
 #include <limits>
 #include <mutex>
+#include <unordered_set>
 #include <utility>
 
 #include "campaign/sqlite_capture_internal.h"
@@ -57,6 +59,8 @@ Result<std::optional<int64_t>> QueryInt(SqliteDb& db, const std::string& sql) {
 struct SqliteCampaignStore::Impl {
   SqliteCampaignStoreOptions options;
   Clock* clock = nullptr;
+  // Log capture with compact rows: shifts are captured as one outbox row (format 3).
+  bool shift_rows = false;
 
   // Held by the open write transaction for its whole lifetime; guards `writer`.
   TimedMutex writer_mu;
@@ -108,13 +112,15 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
  public:
   SqliteCampaignTransaction(std::unique_lock<TimedMutex> lock, SqliteDb& db,
                             std::unique_ptr<SqliteTransaction> tx, Timestamp commit_time,
-                            int64_t txn_id, std::string actor)
+                            int64_t txn_id, std::string actor, bool shift_rows)
       : lock_(std::move(lock)),
         db_(db),
         tx_(std::move(tx)),
         commit_time_(commit_time),
+        txn_id_(txn_id),
         transaction_id_(std::to_string(txn_id)),
-        context_actor_(std::move(actor)) {}
+        context_actor_(std::move(actor)),
+        shift_rows_(shift_rows) {}
 
   // Members are destroyed in reverse order: the SQLite transaction rolls back (when still open)
   // before the writer lock is released.
@@ -229,6 +235,107 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
   Result<std::vector<RowChange>> Shift(int64_t customer_id, int64_t delta, int64_t lo,
                                        std::optional<int64_t> hi, std::string_view actor) override {
     RETURN_IF_ERROR(CheckOpen());
+    if (!shift_rows_ || delta == 0) return ShiftRows(customer_id, delta, lo, hi, actor);
+    ASSIGN_OR_RETURN(bool any, AnyInRange(customer_id, lo, hi));
+    if (!any) return std::vector<RowChange>();
+    shift_unfinished_ = true;
+    ASSIGN_OR_RETURN(int64_t shift_seq, OpenShiftRow(customer_id, delta, actor));
+    Result<std::vector<RowChange>> out = ShiftRows(customer_id, delta, lo, hi, actor);
+    if (!out.ok()) {
+      // The caller rolls the transaction back; even so, never leave shift_seq set (while it is,
+      // the update trigger skips version + 1 updates).
+      (void)SetShiftSeq(0);
+      return out;
+    }
+    RETURN_IF_ERROR(CloseShiftRow(shift_seq, *out));
+    shift_unfinished_ = false;
+    return out;
+  }
+
+  Status AdvanceReplay(const ReplayAdvance& advance) override;
+  Status Commit() override;
+
+ private:
+  Status CheckOpen() const {
+    if (tx_ == nullptr) return FailedPreconditionError("transaction already finished");
+    return Status::OK();
+  }
+
+  Result<bool> AnyInRange(int64_t customer_id, int64_t lo, std::optional<int64_t> hi) {
+    ASSIGN_OR_RETURN(SqliteStmt * st,
+                     db_.Prepare("SELECT EXISTS (SELECT 1 FROM campaigns WHERE customer_id = ?1 "
+                                 "AND priority >= ?2 AND priority <= ?3)"));
+    st->Bind(1, customer_id).Bind(2, lo).Bind(3, hi.value_or(std::numeric_limits<int64_t>::max()));
+    ASSIGN_OR_RETURN(std::optional<int64_t> any, ReadOneInt(st));
+    return any.value_or(0) != 0;
+  }
+
+  // Insert the (still open: version -1) shift row and name it in txn_context, so that the
+  // update trigger skips the rows the shift statement changes (outbox format 3).
+  Result<int64_t> OpenShiftRow(int64_t customer_id, int64_t delta, std::string_view actor) {
+    ASSIGN_OR_RETURN(
+        SqliteStmt * ins,
+        db_.Prepare("INSERT INTO outbox (txn_id, commit_us, op, actor, version, campaign_id, "
+                    "customer_id, name, status, priority, trigger_event, audience_segment, "
+                    "start_at, end_at, frequency_cap, content, row_version, created_at, "
+                    "updated_at, updated_by) VALUES (?1, ?2, 'shifted', ?3, -1, 0, ?4, '', '', "
+                    "?5, '', '', NULL, NULL, 0, '', 0, ?2, ?2, ?3) RETURNING seq"));
+    ins->Bind(1, txn_id_)
+        .Bind(2, ToUnixMicros(commit_time_))
+        .Bind(3, actor)
+        .Bind(4, customer_id)
+        .Bind(5, delta);
+    ASSIGN_OR_RETURN(std::optional<int64_t> seq, ReadOneInt(ins));
+    if (!seq) return InternalError("inserting the shift row returned no seq");
+    RETURN_IF_ERROR(SetShiftSeq(*seq));
+    return *seq;
+  }
+
+  Status SetShiftSeq(int64_t seq) {
+    ASSIGN_OR_RETURN(SqliteStmt * st,
+                     db_.Prepare("UPDATE txn_context SET shift_seq = ?1 WHERE id = 1"));
+    st->Bind(1, seq);
+    return st->Run();
+  }
+
+  // Close the shift row: list the shifted campaigns the trigger skipped (those it captured row by
+  // row, e.g. listed in capture_baseline, follow the shift row), or drop the row when it
+  // skipped none (full-row triggers).
+  Status CloseShiftRow(int64_t shift_seq, const std::vector<RowChange>& shifted) {
+    RETURN_IF_ERROR(SetShiftSeq(0));
+    ASSIGN_OR_RETURN(SqliteStmt * captured,
+                     db_.Prepare("SELECT campaign_id FROM outbox WHERE seq > ?1"));
+    captured->Bind(1, shift_seq);
+    std::unordered_set<int64_t> by_row;
+    {
+      StmtReset reset(captured);
+      while (true) {
+        ASSIGN_OR_RETURN(bool row, captured->Step());
+        if (!row) break;
+        by_row.insert(captured->ColumnInt64(0));
+      }
+    }
+    std::string list;
+    int64_t count = 0;
+    for (const RowChange& c : shifted) {
+      if (by_row.contains(c.campaign_id)) continue;
+      if (count++ > 0) list += ',';
+      fmt::format_to(std::back_inserter(list), "{}:{}", c.campaign_id, c.version);
+    }
+    if (count == 0) {
+      // Not the newest row (the captured rows follow it), so outbox_keep_newest lets it go.
+      ASSIGN_OR_RETURN(SqliteStmt * del, db_.Prepare("DELETE FROM outbox WHERE seq = ?1"));
+      del->Bind(1, shift_seq);
+      return del->Run();
+    }
+    ASSIGN_OR_RETURN(SqliteStmt * close,
+                     db_.Prepare("UPDATE outbox SET version = ?2, content = ?3 WHERE seq = ?1"));
+    close->Bind(1, shift_seq).Bind(2, count).Bind(3, list);
+    return close->Run();
+  }
+
+  Result<std::vector<RowChange>> ShiftRows(int64_t customer_id, int64_t delta, int64_t lo,
+                                           std::optional<int64_t> hi, std::string_view actor) {
     // One statement for the whole shift; RETURNING gives the new versions without a re-read.
     ASSIGN_OR_RETURN(
         SqliteStmt * st,
@@ -252,54 +359,59 @@ class SqliteCampaignTransaction final : public CampaignTransaction {
     return out;
   }
 
-  Status AdvanceReplay(const ReplayAdvance& advance) override {
-    RETURN_IF_ERROR(CheckOpen());
-    const ReplayPosition& to = advance.to;
-    RETURN_IF_ERROR(ValidateReplayPosition(to));
-    // A compare-and-set: update only from the expected seq, insert only when nothing is there.
-    ASSIGN_OR_RETURN(
-        SqliteStmt * st,
-        db_.Prepare(advance.from_seq
-                        ? "UPDATE replay_positions SET seq = ?2, digest = ?3, source = ?4, "
-                          "commit_us = ?5 WHERE workload = ?1 AND seq = ?6"
-                        : "INSERT INTO replay_positions (workload, seq, digest, source, commit_us) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (workload) DO NOTHING"));
-    st->Bind(1, to.workload)
-        .Bind(2, to.seq)
-        .Bind(3, to.digest)
-        .Bind(4, to.source)
-        .Bind(5, ToUnixMicros(commit_time_));
-    if (advance.from_seq) st->Bind(6, *advance.from_seq);
-    RETURN_IF_ERROR(st->Run());
-    if (db_.Changes() == 1) return Status::OK();
-    ASSIGN_OR_RETURN(SqliteStmt * q,
-                     db_.Prepare("SELECT seq FROM replay_positions WHERE workload = ?1"));
-    q->Bind(1, to.workload);
-    ASSIGN_OR_RETURN(std::optional<int64_t> recorded, ReadOneInt(q));
-    return ReplayPositionConflict(advance, recorded);
-  }
-
-  Status Commit() override {
-    RETURN_IF_ERROR(CheckOpen());
-    Status s = tx_->Commit();
-    tx_.reset();  // on failure: roll back now
-    lock_.unlock();
-    return s;
-  }
-
- private:
-  Status CheckOpen() const {
-    if (tx_ == nullptr) return FailedPreconditionError("transaction already finished");
-    return Status::OK();
-  }
-
   std::unique_lock<TimedMutex> lock_;
   SqliteDb& db_;
   std::unique_ptr<SqliteTransaction> tx_;
   const Timestamp commit_time_;
+  const int64_t txn_id_;
   const std::string transaction_id_;
   std::string context_actor_;
+  // Capture shifts as one outbox row each (log capture, compact rows; outbox format 3).
+  const bool shift_rows_;
+  // A shift row was opened and not closed (its shift failed): the transaction must not commit
+  // (the row would stay open, and shift_seq might stay set).
+  bool shift_unfinished_ = false;
 };
+
+Status SqliteCampaignTransaction::AdvanceReplay(const ReplayAdvance& advance) {
+  RETURN_IF_ERROR(CheckOpen());
+  const ReplayPosition& to = advance.to;
+  RETURN_IF_ERROR(ValidateReplayPosition(to));
+  // A compare-and-set: update only from the expected seq, insert only when nothing is there.
+  ASSIGN_OR_RETURN(
+      SqliteStmt * st,
+      db_.Prepare(advance.from_seq
+                      ? "UPDATE replay_positions SET seq = ?2, digest = ?3, source = ?4, "
+                        "commit_us = ?5 WHERE workload = ?1 AND seq = ?6"
+                      : "INSERT INTO replay_positions (workload, seq, digest, source, commit_us) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (workload) DO NOTHING"));
+  st->Bind(1, to.workload)
+      .Bind(2, to.seq)
+      .Bind(3, to.digest)
+      .Bind(4, to.source)
+      .Bind(5, ToUnixMicros(commit_time_));
+  if (advance.from_seq) st->Bind(6, *advance.from_seq);
+  RETURN_IF_ERROR(st->Run());
+  if (db_.Changes() == 1) return Status::OK();
+  ASSIGN_OR_RETURN(SqliteStmt * q,
+                   db_.Prepare("SELECT seq FROM replay_positions WHERE workload = ?1"));
+  q->Bind(1, to.workload);
+  ASSIGN_OR_RETURN(std::optional<int64_t> recorded, ReadOneInt(q));
+  return ReplayPositionConflict(advance, recorded);
+}
+
+Status SqliteCampaignTransaction::Commit() {
+  RETURN_IF_ERROR(CheckOpen());
+  if (shift_unfinished_) {
+    tx_.reset();
+    lock_.unlock();
+    return FailedPreconditionError("a priority shift of this transaction failed: rolled back");
+  }
+  Status s = tx_->Commit();
+  tx_.reset();  // on failure: roll back now
+  lock_.unlock();
+  return s;
+}
 
 Status CheckSynchronous(const std::string& value) {
   std::string v;
@@ -380,6 +492,12 @@ Result<std::unique_ptr<SqliteCampaignStore>> SqliteCampaignStore::Open(
   ASSIGN_OR_RETURN(impl->writer, SqliteDb::Open(options.path, o));
   Status s = PrepareSchema(*impl->writer, options);
   if (!s.ok()) return s.WithContext(fmt::format("cannot open campaign store '{}'", options.path));
+  if (options.capture == CaptureSetting::kLog) {
+    ASSIGN_OR_RETURN(sqlite_capture::Recorded recorded,
+                     sqlite_capture::ReadRecorded(*impl->writer));
+    impl->shift_rows = options.one_row_per_shift &&
+                       recorded.rows.value_or(options.rows_if_new) == OutboxRows::kCompact;
+  }
   return std::unique_ptr<SqliteCampaignStore>(new SqliteCampaignStore(std::move(impl)));
 }
 
@@ -414,8 +532,9 @@ Result<std::unique_ptr<CampaignTransaction>> SqliteCampaignStore::BeginWrite(
     txn_id = st->ColumnInt64(0);
     commit_us = st->ColumnInt64(1);
   }
-  return std::unique_ptr<CampaignTransaction>(new SqliteCampaignTransaction(
-      std::move(lock), db, std::move(tx), FromUnixMicros(commit_us), txn_id, std::string(actor)));
+  return std::unique_ptr<CampaignTransaction>(
+      new SqliteCampaignTransaction(std::move(lock), db, std::move(tx), FromUnixMicros(commit_us),
+                                    txn_id, std::string(actor), impl_->shift_rows));
 }
 
 Result<std::optional<Campaign>> SqliteCampaignStore::Get(int64_t id) {

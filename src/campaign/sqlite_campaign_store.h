@@ -71,6 +71,11 @@ struct SqliteCampaignStoreOptions {
   // Page size of a newly created file, in bytes (a power of two, 512..65536); 0 keeps SQLite's
   // default (4096). Ignored for an existing file. Default: 0.
   int page_size = 0;
+  // Log capture with compact rows: capture a priority shift (one statement that moves a range of
+  // a customer's campaigns) as one outbox row instead of one per shifted campaign (outbox format
+  // 3, docs/formats/outbox.md). false writes the rows one by one, as format 2 did (tests, the
+  // capture bench). Default: true.
+  bool one_row_per_shift = true;
 };
 
 class SqliteCampaignStore final : public CampaignStore {

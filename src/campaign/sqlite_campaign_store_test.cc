@@ -37,9 +37,18 @@ WriteContext As(std::string actor) {
 class SqliteCampaignStoreTest : public ::testing::Test {
  protected:
   std::unique_ptr<SqliteCampaignStore> Open(CaptureSetting capture = CaptureSetting::kLog,
-                                            OutboxRows rows = OutboxRows::kCompact) {
+                                            OutboxRows rows = OutboxRows::kCompact,
+                                            bool one_row_per_shift = true) {
+    return OpenAt(path_, capture, rows, one_row_per_shift);
+  }
+
+  std::unique_ptr<SqliteCampaignStore> OpenAt(const std::string& path,
+                                              CaptureSetting capture = CaptureSetting::kLog,
+                                              OutboxRows rows = OutboxRows::kCompact,
+                                              bool one_row_per_shift = true) {
     SqliteCampaignStoreOptions o;
-    o.path = path_;
+    o.path = path;
+    o.one_row_per_shift = one_row_per_shift;
     o.clock = &clock_;
     o.capture = capture;
     o.rows_if_new = rows;
@@ -59,8 +68,10 @@ class SqliteCampaignStoreTest : public ::testing::Test {
   }
 
   // Read the outbox through a connection of its own, as the relay does.
-  std::vector<CapturedChange> Outbox() {
-    auto db = SqliteDb::Open(path_);
+  std::vector<CapturedChange> Outbox() { return OutboxAt(path_); }
+
+  std::vector<CapturedChange> OutboxAt(const std::string& path) {
+    auto db = SqliteDb::Open(path);
     EXPECT_OK(db);
     if (!db.ok()) return {};
     auto rows = ReadOutbox(**db, 0, 1'000'000);
@@ -141,6 +152,54 @@ TEST_F(SqliteCampaignStoreTest, WritesThatBypassTheStoreAreCapturedToo) {
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[1].row.name, "by hand");
   EXPECT_EQ(rows[1].actor, "user:dba");
+}
+
+// A shift-shaped update (priority + 1, version + 1) by another writer is not a shift of the
+// store: the update trigger skips rows only while the store's own shift statement runs.
+TEST_F(SqliteCampaignStoreTest, AShiftByHandIsCapturedRowByRow) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
+  const size_t before = Outbox().size();
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK(
+      db->Exec("UPDATE campaigns SET priority = priority + 1, version = version + 1, "
+               "updated_by = 'user:dba' WHERE customer_id = 1"));
+  auto rows = Outbox();
+  ASSERT_EQ(rows.size(), before + 2);
+  for (size_t i = before; i < rows.size(); ++i) {
+    EXPECT_FALSE(rows[i].image_omitted) << DebugString(rows[i]);
+    EXPECT_EQ(rows[i].actor, "user:dba");
+  }
+}
+
+// A shift whose statement fails leaves its transaction unable to commit: no open shift row and no
+// set shift_seq (which would make the trigger skip later writers' updates) can become durable.
+TEST_F(SqliteCampaignStoreTest, AFailedShiftCannotCommit) {
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
+  const size_t before = Outbox().size();
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK(
+      db->Exec("CREATE TRIGGER test_refuse BEFORE UPDATE OF priority ON campaigns "
+               "WHEN NEW.priority > 2 BEGIN SELECT RAISE(ABORT, 'refused by test'); END"));
+  {
+    ASSERT_OK_AND_ASSIGN(auto tx, store->BeginWrite("user:1"));
+    EXPECT_FALSE(tx->Shift(1, +1, 1, std::nullopt, "user:1").ok());
+    EXPECT_THAT(tx->Commit(), StatusIsWith(StatusCode::kFailedPrecondition, "rolled back"));
+  }
+  ASSERT_OK(db->Exec("DROP TRIGGER test_refuse"));
+  EXPECT_EQ(Outbox().size(), before);
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * st, db->Prepare("SELECT shift_seq FROM txn_context"));
+  ASSERT_OK_AND_ASSIGN(bool row, st->Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(st->ColumnInt64(0), 0);
+  st->Reset();
+  ASSERT_OK(db->Exec("UPDATE campaigns SET version = version + 1 WHERE id = 1"));
+  EXPECT_EQ(Outbox().size(), before + 1);
 }
 
 TEST_F(SqliteCampaignStoreTest, NoCaptureWritesNoOutbox) {
@@ -238,6 +297,164 @@ TEST_F(SqliteCampaignStoreTest, FullOutboxRepeatsUnchangedContent) {
   ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // shifts c1
   for (const CapturedChange& c : RawOutbox()) EXPECT_FALSE(c.row.content.empty()) << DebugString(c);
   EXPECT_EQ(RawOutbox().size(), 3u);
+}
+
+// What the outbox says, row by row: the changes in commit order, those of one transaction
+// sorted (the order within a shift statement is SQLite's), without the outbox seq.
+std::vector<std::string> Canonical(std::vector<CapturedChange> changes) {
+  std::stable_sort(changes.begin(), changes.end(), [](const auto& a, const auto& b) {
+    if (a.transaction_id != b.transaction_id) return a.seq < b.seq;
+    return a.row.id < b.row.id;
+  });
+  std::vector<std::string> out;
+  for (const CapturedChange& c : changes) {
+    out.push_back(fmt::format("tx {} at {} {} v{} by {}: {}", c.transaction_id,
+                              ToUnixMicros(c.commit_time), ChangeOpName(c.op), c.version, c.actor,
+                              CampaignToJson(c.row)));
+  }
+  return out;
+}
+
+void Writes(CampaignService& service) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_OK(service.Create(Draft(1, "c" + std::to_string(i)), As("user:1")));  // shifts
+  }
+  ASSERT_OK(service.Create(Draft(2, "other"), As("user:9")));
+  ASSERT_OK(service.Move(1, 3, As("user:2")));
+  ASSERT_OK(service.Move(5, 5, As("user:3")));
+  CampaignPatch p;
+  p.content = R"({"title":"new"})";
+  ASSERT_OK(service.Update(2, p, As("user:4")));
+  ASSERT_OK(service.Delete(4, As("user:5")));
+  ASSERT_OK(service.Delete(1, As("user:6")));
+}
+
+int64_t OutboxRowCount(const std::string& path) {
+  auto db = SqliteDb::Open(path);
+  EXPECT_OK(db);
+  if (!db.ok()) return -1;
+  auto st = (*db)->Prepare("SELECT count(*) FROM outbox");
+  EXPECT_OK(st);
+  if (!st.ok()) return -1;
+  auto row = (*st)->Step();
+  return row.ok() && *row ? (*st)->ColumnInt64(0) : -1;
+}
+
+// Format 3: each shift statement is one outbox row; expanded (and resolved from the earlier
+// versions) it says exactly what the row-by-row capture of format 2 says.
+TEST_F(SqliteCampaignStoreTest, AShiftIsOneOutboxRowThatExpandsToTheRowByRowChanges) {
+  const std::string by_row = dir_.File("by_row.db");
+  {
+    auto a = Open();
+    CampaignService sa(*a);
+    Writes(sa);
+    // The clock stands still: both files stamp the same commit times.
+    auto b = OpenAt(by_row, CaptureSetting::kLog, OutboxRows::kCompact,
+                    /*one_row_per_shift=*/false);
+    CampaignService sb(*b);
+    Writes(sb);
+  }
+  std::vector<std::string> expected = Canonical(OutboxAt(by_row));
+  EXPECT_EQ(Canonical(Outbox()), expected);
+  EXPECT_GT(expected.size(), 20u);
+  EXPECT_LT(OutboxRowCount(path_), OutboxRowCount(by_row));
+  // Raw, a shift's changes say only what changed.
+  int shifted = 0;
+  for (const CapturedChange& c : RawOutbox()) {
+    if (!c.image_omitted) continue;
+    ++shifted;
+    EXPECT_EQ(c.op, ChangeOp::kUpdated);
+    EXPECT_TRUE(c.row.content.empty());
+    EXPECT_NE(c.priority_shift, 0);
+  }
+  EXPECT_GT(shifted, 10);
+}
+
+// A shift that moves nothing writes nothing; one whose campaigns are all captured row by row
+// (a relayed, "full" outbox) leaves no shift row behind.
+TEST_F(SqliteCampaignStoreTest, ShiftRowsOnlyWhereTheyStandForRows) {
+  {
+    auto store = Open();
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));  // shifts nothing
+    EXPECT_EQ(OutboxRowCount(path_), 1);
+  }
+  ASSERT_OK(
+      SetSqliteCapture(path_, {.mode = CaptureSetting::kLog, .rows = OutboxRows::kFull}).status());
+  // A process that still thinks the outbox is compact: the full-row trigger captures every row.
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));
+  for (const CapturedChange& c : RawOutbox()) {
+    EXPECT_FALSE(c.image_omitted) << DebugString(c);
+    EXPECT_FALSE(c.row.content.empty()) << DebugString(c);
+  }
+  EXPECT_EQ(OutboxRowCount(path_), 3);
+}
+
+// A shift row that does not say what it must is refused with DataLoss naming the row, not
+// expanded into wrong versions.
+TEST_F(SqliteCampaignStoreTest, CorruptShiftRowsAreDataLoss) {
+  auto store = Open();
+  CampaignService service(*store);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service.Create(Draft(1, "x"), As("user:1")));
+  // tx3: seq 4 = the shift of c1, c2 (to versions 3 and 2), seq 5 = c3 created.
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK_AND_ASSIGN(auto good, ReadOutbox(*db, 3, 100));
+  ASSERT_EQ(good.size(), 3u);
+  EXPECT_TRUE(good[0].image_omitted);
+  const char* corruptions[] = {
+      "content = ''",    "content = '1:3,2'",   "content = '1:3,x:2'", "content = '1:3,2:2,'",
+      "content = '1:3'", "content = '1:1,2:2'", "content = '0:3,2:2'", "version = -1",
+      "version = 0",     "version = 3",         "priority = 0",        "content = '1:3;2:2'",
+  };
+  for (const char* c : corruptions) {
+    ASSERT_OK(db->Exec("SAVEPOINT corrupt"));
+    ASSERT_OK(db->Exec(std::string("UPDATE outbox SET ") + c + " WHERE seq = 4"));
+    EXPECT_THAT(
+        ReadOutbox(*db, 0, 100),
+        StatusIsWith(StatusCode::kDataLoss, "outbox row 4 (a priority shift of customer 1)"))
+        << c;
+    ASSERT_OK(db->Exec("ROLLBACK TO corrupt; RELEASE corrupt"));
+  }
+  ASSERT_OK_AND_ASSIGN(auto again, ReadOutbox(*db, 3, 100));
+  EXPECT_EQ(again, good);
+}
+
+// A format-2 file with a backlog: opened by this code it becomes format 3 in place; its queued
+// rows still read as they were, new shifts are single rows, and the chain of captured versions
+// is not restarted (no campaign is listed in capture_baseline).
+TEST_F(SqliteCampaignStoreTest, AFormat2BacklogStillDrainsAfterTheUpgrade) {
+  {
+    auto store = Open(CaptureSetting::kLog, OutboxRows::kCompact, /*one_row_per_shift=*/false);
+    CampaignService service(*store);
+    for (int i = 0; i < 3; ++i) ASSERT_OK(service.Create(Draft(1, "x"), As("user:1")));
+  }
+  const std::vector<CapturedChange> old_rows = Outbox();
+  ASSERT_EQ(old_rows.size(), 6u);
+  {
+    // What format 2 wrote: no shift_seq column, version 2, an update trigger without the skip.
+    ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+    ASSERT_OK(
+        db->Exec("DROP TRIGGER campaigns_capture_update; "
+                 "ALTER TABLE txn_context DROP COLUMN shift_seq; "
+                 "UPDATE meta SET value = '2' WHERE key = 'outbox_version'"));
+  }
+  auto store = Open();
+  CampaignService service(*store);
+  ASSERT_OK(service.Create(Draft(1, "y"), As("user:1")));  // shifts c1..c3: one row
+  EXPECT_EQ(OutboxRowCount(path_), 8);
+  std::vector<CapturedChange> all = Outbox();
+  ASSERT_EQ(all.size(), 10u);
+  EXPECT_EQ(std::vector<CapturedChange>(all.begin(), all.begin() + 6), old_rows);
+  ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
+  ASSERT_OK_AND_ASSIGN(SqliteStmt * st,
+                       db->Prepare("SELECT (SELECT value FROM meta WHERE key = 'outbox_version'), "
+                                   "(SELECT count(*) FROM capture_baseline)"));
+  ASSERT_OK_AND_ASSIGN(bool row, st->Step());
+  ASSERT_TRUE(row);
+  EXPECT_EQ(st->ColumnString(0), "3");
+  EXPECT_EQ(st->ColumnInt64(1), 0);
 }
 
 TEST_F(SqliteCampaignStoreTest, CommitTimesTransactionIdsAndIdsPersistAcrossReopen) {
@@ -377,7 +594,7 @@ TEST_F(SqliteCampaignStoreTest, OutboxSeqIsNeverReusedAfterEverythingIsConfirmed
   ASSERT_OK_AND_ASSIGN(auto rows, ReadOutbox(*db, 3, 100));
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].seq, 4);
-  EXPECT_EQ(*CountUnconfirmed(*db), 3);
+  EXPECT_EQ(*CountUnconfirmed(*db), 3);          // changes: the shift of a and b (one row), then c
   ASSERT_OK(ConfirmOutboxThrough(*db, {2, 2}));  // older: no-op
   EXPECT_EQ(ReadConfirmedPosition(*db)->seq, 3);
 }
@@ -386,15 +603,16 @@ TEST_F(SqliteCampaignStoreTest, ReadOutboxNeverSplitsATransaction) {
   auto store = Open();
   CampaignService service(*store);
   for (int i = 0; i < 4; ++i) ASSERT_OK(service.Create(Draft(1, "x"), As("user:1")));
-  // seq 1 (tx1) | 2,3 (tx2) | 4,5,6 (tx3) | 7..10 (tx4)
+  // Rows (each shift is one, format 3): seq 1 (tx1) | 2,3 (tx2) | 4,5 (tx3) | 6,7 (tx4); the
+  // changes of tx3 and tx4: 3 and 4.
   ASSERT_OK_AND_ASSIGN(auto db, SqliteDb::Open(path_));
   ASSERT_OK_AND_ASSIGN(auto a, ReadOutbox(*db, 0, 2));
   EXPECT_EQ(a.size(), 3u);  // tx1 + the whole of tx2
   ASSERT_OK_AND_ASSIGN(auto b, ReadOutbox(*db, 3, 1));
-  EXPECT_EQ(b.size(), 3u);
-  ASSERT_OK_AND_ASSIGN(auto c, ReadOutbox(*db, 6, 100));
+  EXPECT_EQ(b.size(), 3u);  // the whole of tx3
+  ASSERT_OK_AND_ASSIGN(auto c, ReadOutbox(*db, 5, 100));
   EXPECT_EQ(c.size(), 4u);
-  ASSERT_OK_AND_ASSIGN(auto d, ReadOutbox(*db, 10, 100));
+  ASSERT_OK_AND_ASSIGN(auto d, ReadOutbox(*db, 7, 100));
   EXPECT_TRUE(d.empty());
 }
 

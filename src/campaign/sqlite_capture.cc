@@ -68,18 +68,38 @@ Status Record(SqliteDb& db, CaptureSetting mode, OutboxRows rows) {
   return SetMeta(db, "schema_version", std::to_string(sqlite_schema::kSchemaVersion));
 }
 
+Status ReplaceOnce(std::string& text, std::string_view what, std::string_view with) {
+  size_t at = text.find(what);
+  if (at == std::string::npos) return InternalError("outbox trigger template changed");
+  text.replace(at, what.size(), with);
+  return Status::OK();
+}
+
+// Give txn_context the shift_seq column (outbox format 3) when it lacks it.
+Status AddShiftSeq(SqliteDb& db) {
+  ASSIGN_OR_RETURN(int64_t has, QueryCount(db,
+                                           "SELECT count(*) FROM pragma_table_info('txn_context') "
+                                           "WHERE name = 'shift_seq'"));
+  if (has > 0) return Status::OK();
+  return db.Exec(sqlite_schema::kAddShiftSeq);
+}
+
 // Install (or re-create in the current format) the outbox and the capture triggers.
 Status InstallTriggers(SqliteDb& db, const Recorded& before, OutboxRows rows) {
   RETURN_IF_ERROR(db.Exec(sqlite_schema::kDropCaptureTriggers));
+  RETURN_IF_ERROR(AddShiftSeq(db));
   std::string create = sqlite_schema::kCreateOutbox;
-  if (rows == OutboxRows::kFull) {
-    size_t at = create.find(sqlite_schema::kCompactContent);
-    if (at == std::string::npos) return InternalError("outbox trigger template changed");
-    create.replace(at, std::string_view(sqlite_schema::kCompactContent).size(),
-                   sqlite_schema::kFullContent);
+  const bool full = rows == OutboxRows::kFull;
+  RETURN_IF_ERROR(ReplaceOnce(create, sqlite_schema::kShiftSkipPlaceholder,
+                              full ? "" : sqlite_schema::kShiftSkip));
+  if (full) {
+    RETURN_IF_ERROR(
+        ReplaceOnce(create, sqlite_schema::kCompactContent, sqlite_schema::kFullContent));
   }
   RETURN_IF_ERROR(db.Exec(create));
-  if (!before.triggers || before.outbox_version < sqlite_schema::kOutboxVersion) {
+  // Format 2 -> 3 keeps the chain of captured versions intact; only a start (or a restart after
+  // a gap, or a version-1 file) lists the existing campaigns.
+  if (!before.triggers || before.outbox_version < 2) {
     // Capture starts now (or restarts after a gap): the previous versions of the existing
     // campaigns are not in the outbox chain, so their next captured update carries the content.
     RETURN_IF_ERROR(
@@ -96,8 +116,9 @@ Status InstallTriggers(SqliteDb& db, const Recorded& before, OutboxRows rows) {
 Status FillOmittedContent(SqliteDb& db, const PreviousContentFn& previous) {
   ASSIGN_OR_RETURN(int64_t confirmed,
                    QueryCount(db, "SELECT confirmed_seq FROM outbox_state WHERE id = 1"));
-  ASSIGN_OR_RETURN(SqliteStmt * scan, db.Prepare("SELECT seq, campaign_id, version, content FROM "
-                                                 "outbox ORDER BY seq"));
+  ASSIGN_OR_RETURN(SqliteStmt * scan,
+                   db.Prepare("SELECT seq, campaign_id, version, content, op, customer_id FROM "
+                              "outbox ORDER BY seq"));
   std::unordered_map<int64_t, std::string> latest;
   // (seq, content) to write once the scan is done (SQLite does not define what a scan sees of
   // rows updated under it).
@@ -110,6 +131,16 @@ Status FillOmittedContent(SqliteDb& db, const PreviousContentFn& previous) {
       const int64_t seq = scan->ColumnInt64(0), id = scan->ColumnInt64(1);
       const int64_t version = scan->ColumnInt64(2);
       std::string content = scan->ColumnString(3);
+      if (scan->ColumnText(4) == sqlite_schema::kShiftedOp) {
+        if (seq <= confirmed) continue;  // nobody reads it again
+        // Its images are the previous versions' with the shift applied: only the history (or
+        // the embedded publisher) can expand it.
+        return FailedPreconditionError(fmt::format(
+            "outbox row {} is a priority shift of customer {} (outbox format 3), which only the "
+            "embedded publisher expands: drain the outbox into the history first (any query "
+            "command on the embedded setup does), then try again",
+            seq, scan->ColumnInt64(5)));
+      }
       if (!content.empty()) {
         latest[id] = std::move(content);
         continue;

@@ -34,8 +34,10 @@ WriteContext As(std::string actor) {
 
 class SqliteCaptureTest : public ::testing::Test {
  protected:
-  Result<std::unique_ptr<SqliteCampaignStore>> Open(CaptureSetting mode, OutboxRows rows) {
+  Result<std::unique_ptr<SqliteCampaignStore>> Open(CaptureSetting mode, OutboxRows rows,
+                                                    bool one_row_per_shift = true) {
     SqliteCampaignStoreOptions o;
+    o.one_row_per_shift = one_row_per_shift;
     o.path = path_;
     o.clock = &clock_;
     o.capture = mode;
@@ -111,11 +113,34 @@ TEST_F(SqliteCaptureTest, TheRowFormatDoesNotFlipWithTheOpener) {
   EXPECT_EQ(s.rows, OutboxRows::kFull);
 }
 
+// A queued shift row (format 3) stands for images only the history can complete: compact -> full
+// refuses until the outbox is drained, and changes nothing; confirmed shift rows do not matter.
+TEST_F(SqliteCaptureTest, SwitchingToFullRowsWaitsForQueuedShiftRowsToDrain) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, Open(CaptureSetting::kLog, OutboxRows::kCompact));
+    CampaignService service(*store);
+    ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
+    ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // a shift row for c1
+  }
+  EXPECT_THAT(SetSqliteCapture(path_, {.mode = CaptureSetting::kLog, .rows = OutboxRows::kFull}),
+              StatusIsWith(StatusCode::kFailedPrecondition,
+                           "outbox row 2 is a priority shift of customer 1"));
+  ASSERT_OK_AND_ASSIGN(SqliteCaptureState before, ReadSqliteCaptureState(path_));
+  EXPECT_EQ(before.rows, OutboxRows::kCompact);
+  ConfirmAll();
+  ASSERT_OK_AND_ASSIGN(
+      SqliteCaptureState after,
+      SetSqliteCapture(path_, {.mode = CaptureSetting::kLog, .rows = OutboxRows::kFull}));
+  EXPECT_EQ(after.rows, OutboxRows::kFull);
+}
+
 // Compact -> full fills in every omitted content still queued, from the outbox or (when the
 // previous version was already drained) from the history, so a relay to a bus can read them all.
 TEST_F(SqliteCaptureTest, SwitchingToFullRowsFillsInEveryOmittedContent) {
   {
-    ASSERT_OK_AND_ASSIGN(auto store, Open(CaptureSetting::kLog, OutboxRows::kCompact));
+    // Row by row (format 2): shift rows cannot be filled in (the next test).
+    ASSERT_OK_AND_ASSIGN(auto store, Open(CaptureSetting::kLog, OutboxRows::kCompact,
+                                          /*one_row_per_shift=*/false));
     CampaignService service(*store);
     ASSERT_OK(service.Create(Draft(1, "a"), As("user:1")));
     ASSERT_OK(service.Create(Draft(1, "b"), As("user:1")));  // shifts c1: omitted

@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+#include <string_view>
+
 #include "campaign/sqlite_schema_internal.h"
 
 namespace ch {
@@ -12,6 +15,78 @@ namespace {
 
 constexpr char kSelectColumns[] =
     "SELECT seq, txn_id, commit_us, op, actor, version, " CH_OUTBOX_IMAGE_COLUMNS " FROM outbox ";
+
+Status ShiftRowError(int64_t seq, int64_t customer_id, std::string_view what) {
+  return DataLossError(
+      fmt::format("outbox row {} (a priority shift of customer {}): {}", seq, customer_id, what));
+}
+
+Result<int64_t> ParseListNumber(std::string_view text, int64_t seq, int64_t customer_id) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v <= 0) {
+    return ShiftRowError(seq, customer_id,
+                         fmt::format("'{}' in its campaign list is not a positive number", text));
+  }
+  return v;
+}
+
+// Expand a shift row (format 3) into one change per shifted campaign, in list order: only the
+// ids, the version, updated_at/by and the shift are known; the rest is the previous version's.
+Status ReadShiftRow(const SqliteStmt& st, std::vector<CapturedChange>& out) {
+  const int64_t seq = st.ColumnInt64(0);
+  const int64_t count = st.ColumnInt64(5);
+  const int64_t customer_id = st.ColumnInt64(7);
+  const int64_t delta = st.ColumnInt64(10);
+  const std::string_view list = st.ColumnText(16);
+  if (count <= 0) {
+    return ShiftRowError(seq, customer_id,
+                         count == -1 ? "it was never closed (its writer did not finish)"
+                                     : fmt::format("it says it shifted {} campaigns", count));
+  }
+  if (delta == 0) return ShiftRowError(seq, customer_id, "its shift is 0");
+  CapturedChange base;
+  base.seq = seq;
+  base.transaction_id = std::to_string(st.ColumnInt64(1));
+  base.commit_time = FromUnixMicros(st.ColumnInt64(2));
+  base.op = ChangeOp::kUpdated;
+  base.actor = st.ColumnString(4);
+  base.image_omitted = true;
+  base.priority_shift = delta;
+  base.row.customer_id = customer_id;
+  base.row.content.clear();  // omitted, as for an unchanged content
+  base.row.updated_at = FromUnixMicros(st.ColumnInt64(19));
+  base.row.updated_by = st.ColumnString(20);
+  const size_t first = out.size();
+  size_t at = 0;
+  while (at <= list.size()) {
+    size_t comma = list.find(',', at);
+    if (comma == std::string_view::npos) comma = list.size();
+    std::string_view entry = list.substr(at, comma - at);
+    size_t colon = entry.find(':');
+    if (colon == std::string_view::npos) {
+      return ShiftRowError(seq, customer_id,
+                           fmt::format("'{}' in its campaign list is not id:version", entry));
+    }
+    CapturedChange c = base;
+    ASSIGN_OR_RETURN(c.row.id, ParseListNumber(entry.substr(0, colon), seq, customer_id));
+    ASSIGN_OR_RETURN(c.version, ParseListNumber(entry.substr(colon + 1), seq, customer_id));
+    if (c.version < 2) {
+      return ShiftRowError(
+          seq, customer_id,
+          fmt::format("campaign {} cannot be shifted to version {}", c.row.id, c.version));
+    }
+    c.row.version = c.version;
+    out.push_back(std::move(c));
+    at = comma + 1;
+  }
+  if (static_cast<int64_t>(out.size() - first) != count) {
+    return ShiftRowError(
+        seq, customer_id,
+        fmt::format("it says it shifted {} campaigns but lists {}", count, out.size() - first));
+  }
+  return Status::OK();
+}
 
 Result<CapturedChange> ReadRow(const SqliteStmt& st) {
   CapturedChange c;
@@ -28,14 +103,12 @@ Result<CapturedChange> ReadRow(const SqliteStmt& st) {
   return c;
 }
 
-Status ReadAll(SqliteStmt* st, std::vector<CapturedChange>& out) {
-  StmtReset reset(st);
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, st->Step());
-    if (!row) return Status::OK();
-    ASSIGN_OR_RETURN(CapturedChange c, ReadRow(*st));
-    out.push_back(std::move(c));
-  }
+// Append the changes of the current row of `st` to `out`.
+Status ReadRowInto(const SqliteStmt& st, std::vector<CapturedChange>& out) {
+  if (st.ColumnText(3) == sqlite_schema::kShiftedOp) return ReadShiftRow(st, out);
+  ASSIGN_OR_RETURN(CapturedChange c, ReadRow(st));
+  out.push_back(std::move(c));
+  return Status::OK();
 }
 
 }  // namespace
@@ -61,25 +134,22 @@ Status CheckOutbox(SqliteDb& db) {
 Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, size_t max_rows) {
   std::vector<CapturedChange> out;
   if (max_rows == 0) max_rows = 1;
-  ASSIGN_OR_RETURN(SqliteStmt * first, db.Prepare(std::string(kSelectColumns) +
-                                                  "WHERE seq > ?1 ORDER BY seq LIMIT ?2"));
-  first->Bind(1, after_seq).Bind(2, static_cast<int64_t>(max_rows));
-  RETURN_IF_ERROR(ReadAll(first, out));
-  if (out.size() < max_rows) return out;
-  // Read on to the end of the last transaction. Its rows are contiguous in seq (writers are
-  // serialized) and were committed together, so they are all visible now. Stop at the first row
-  // of the next transaction rather than filtering: the backlog behind it may be long.
-  ASSIGN_OR_RETURN(SqliteStmt * rest,
+  // The first `max_rows` changes (a shift row counts as the changes it stands for), then on to
+  // the end of the last transaction. Its rows are contiguous in seq (writers are serialized) and
+  // were committed together, so they are all visible now. Stop at the first row of the next
+  // transaction rather than filtering: the backlog behind it may be long.
+  ASSIGN_OR_RETURN(SqliteStmt * st,
                    db.Prepare(std::string(kSelectColumns) + "WHERE seq > ?1 ORDER BY seq"));
-  const std::string last_txn = out.back().transaction_id;
-  rest->Bind(1, out.back().seq);
-  StmtReset reset(rest);
+  st->Bind(1, after_seq);
+  StmtReset reset(st);
+  int64_t last_txn = 0;
   while (true) {
-    ASSIGN_OR_RETURN(bool row, rest->Step());
+    ASSIGN_OR_RETURN(bool row, st->Step());
     if (!row) break;
-    ASSIGN_OR_RETURN(CapturedChange c, ReadRow(*rest));
-    if (c.transaction_id != last_txn) break;
-    out.push_back(std::move(c));
+    const int64_t txn = st->ColumnInt64(1);
+    if (out.size() >= max_rows && txn != last_txn) break;
+    RETURN_IF_ERROR(ReadRowInto(*st, out));
+    last_txn = txn;
   }
   return out;
 }
@@ -149,7 +219,8 @@ Status ConfirmOutboxThrough(SqliteDb& db, const OutboxPosition& through) {
 
 Result<int64_t> CountUnconfirmed(SqliteDb& db) {
   ASSIGN_OR_RETURN(SqliteStmt * st,
-                   db.Prepare("SELECT count(*) FROM outbox WHERE seq > "
+                   db.Prepare("SELECT coalesce(sum(CASE WHEN op = 'shifted' THEN max(version, 1) "
+                              "ELSE 1 END), 0) FROM outbox WHERE seq > "
                               "(SELECT confirmed_seq FROM outbox_state WHERE id = 1)"));
   StmtReset reset(st);
   ASSIGN_OR_RETURN(bool row, st->Step());

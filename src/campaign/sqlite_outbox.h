@@ -22,7 +22,7 @@ namespace ch {
 
 // The outbox format this code reads and writes (meta key "outbox_version"). DO NOT CHANGE the
 // meaning of a released version.
-inline constexpr int kOutboxFormatVersion = 2;
+inline constexpr int kOutboxFormatVersion = 3;
 
 // Return OK when `db` has an outbox of a format this code understands. Fails with
 // FailedPrecondition when there is none (the store was never opened with capture "log") or when
@@ -30,8 +30,9 @@ inline constexpr int kOutboxFormatVersion = 2;
 Status CheckOutbox(SqliteDb& db);
 
 // Return the captured changes with seq > `after_seq`, in seq (= commit) order: the first
-// `max_rows` of them and then on until the last transaction read is complete, so a transaction
-// is never split. Empty when there is nothing new. REQUIRES: CheckOutbox(db) is OK.
+// `max_rows` of them (a shift row counts as the changes it expands to) and then on until the last
+// transaction read is complete, so a transaction is never split. Empty when there is nothing new.
+// REQUIRES: CheckOutbox(db) is OK.
 Result<std::vector<CapturedChange>> ReadOutbox(SqliteDb& db, int64_t after_seq, size_t max_rows);
 
 // The relay's confirmed position: the last confirmed outbox seq and how many captured
@@ -61,7 +62,8 @@ Status ConfirmOutboxThrough(SqliteDb& db, const OutboxPosition& through);
 // exist (the relay has not read everything yet). A heartbeat costs one small write transaction.
 Result<std::optional<Timestamp>> OutboxHeartbeat(SqliteDb& db, int64_t polled_seq, Timestamp now);
 
-// Return the number of outbox rows after the confirmed seq (the relay's backlog).
+// Return the number of changes after the confirmed seq (the relay's backlog): a shift row counts
+// as the changes it stands for.
 Result<int64_t> CountUnconfirmed(SqliteDb& db);
 
 // Erasure (HistoryStore::EraseCustomer): remove the row images of `customer_id` that the relay

@@ -320,7 +320,9 @@ ChangeEvent ChangeEventFromCapture(CapturedChange&& c) {
   e.actor = std::move(c.actor);
   e.transaction_id = std::move(c.transaction_id);
   e.source_position = std::to_string(c.seq);
-  e.content_omitted = c.row.content.empty();
+  e.content_omitted = c.row.content.empty() || c.image_omitted;
+  e.image_omitted = c.image_omitted;
+  e.priority_shift = c.priority_shift;
   e.row = std::move(c.row);
   return e;
 }

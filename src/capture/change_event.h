@@ -69,6 +69,11 @@ struct ChangeEvent {
   // the previous version's (the compact SQLite outbox). Consumers must resolve it before the
   // event is recorded or put on a bus; EncodeChangeMessage refuses such events.
   bool content_omitted = false;
+  // True when only the ids, version, updated_at and updated_by of `row` are set: the version is
+  // a priority shift (the SQLite outbox's "shifted" rows, format 3), its image the previous
+  // version's with priority + priority_shift (CapturedChange). content_omitted is set too.
+  bool image_omitted = false;
+  int64_t priority_shift = 0;
   // Log capture: the transaction's number in the capture stream (1, 2, 3, ... dense over every
   // captured transaction of the campaign database, in commit order), assigned by the source;
   // and the number of changes the transaction made. Together they let the history know when a

@@ -41,10 +41,17 @@ std::vector<std::string> Render(const SourceBatch& b) {
 
 class SqliteOutboxSourceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  // Row by row (outbox format 2), so that every change has its own seq; the shift rows of
+  // format 3 have a test of their own.
+  void SetUp() override { OpenStore(/*one_row_per_shift=*/false); }
+
+  void OpenStore(bool one_row_per_shift) {
+    service_.reset();
+    store_.reset();
     SqliteCampaignStoreOptions o;
     o.path = path_;
     o.clock = &clock_;
+    o.one_row_per_shift = one_row_per_shift;
     ASSERT_OK_AND_ASSIGN(store_, SqliteCampaignStore::Open(o));
     service_ = std::make_unique<CampaignService>(*store_);
   }
@@ -89,6 +96,39 @@ TEST_F(SqliteOutboxSourceTest, PollReturnsWholeTransactionsInCommitOrder) {
   EXPECT_EQ(e.capture, CaptureMode::kLog);
   EXPECT_EQ(e.actor, "user:1");
   EXPECT_EQ(e.event_time, e.row->updated_at);
+}
+
+// Format 3: a shift row stands for one change per campaign it lists, all at its seq; the
+// transaction's change count counts them, and a batch never ends inside a shift row.
+TEST_F(SqliteOutboxSourceTest, AShiftRowIsHandedOutAsTheChangesItStandsFor) {
+  OpenStore(/*one_row_per_shift=*/true);
+  for (int i = 0; i < 3; ++i) ASSERT_OK(service_->Create(Draft(1), As("user:1")));
+  ASSERT_OK(service_->Delete(3, As("user:2")));  // shifts c1, c2 up
+  auto source = OpenSource();
+  ASSERT_OK_AND_ASSIGN(auto a, source->Poll(4, Micros(0)));
+  EXPECT_THAT(Render(a),
+              ElementsAre("1 tx1 created c1@v1", "2 tx2 updated c1@v2", "3 tx2 created c2@v1",
+                          "4 tx3 updated c1@v3", "4 tx3 updated c2@v2", "5 tx3 created c3@v1"));
+  EXPECT_EQ(a.end_position, "5");
+  EXPECT_EQ(a.events[3].txn_changes, 3);
+  EXPECT_EQ(a.events[3].txn_seq, 3);
+  EXPECT_TRUE(a.events[3].image_omitted);
+  EXPECT_TRUE(a.events[3].content_omitted);
+  EXPECT_EQ(a.events[3].priority_shift, 1);
+  EXPECT_EQ(a.events[3].actor, "user:1");
+  EXPECT_EQ(a.events[3].row->updated_at, a.events[3].event_time);
+  ASSERT_OK(source->Confirm(a.end_position));
+  ASSERT_OK_AND_ASSIGN(auto b, source->Poll(1, Micros(0)));
+  // The delete of the top campaign: the tombstone, then the shift of the two below it.
+  EXPECT_THAT(Render(b),
+              ElementsAre("6 tx4 deleted c3@v2", "7 tx4 updated c1@v4", "7 tx4 updated c2@v3"));
+  EXPECT_EQ(b.events[1].priority_shift, -1);
+  EXPECT_EQ(b.events[1].actor, "user:2");
+  EXPECT_EQ(b.events[1].txn_changes, 3);
+  ASSERT_OK(service_->Delete(1, As("user:2")));  // the last one: shifts nothing
+  ASSERT_OK_AND_ASSIGN(auto c, source->Poll(1, Micros(0)));
+  EXPECT_THAT(Render(c), ElementsAre("8 tx5 deleted c1@v5"));
+  EXPECT_EQ(*source->Backlog(), 4);  // changes (the shift row counts as its two)
 }
 
 TEST_F(SqliteOutboxSourceTest, ConfirmDeletesAndRestartResumesAfterIt) {

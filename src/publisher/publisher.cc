@@ -66,37 +66,80 @@ Publisher::Publisher(const PublisherOptions& options) : options_(options) {}
 
 void Publisher::Remember(const Campaign& row) {
   if (row.content.empty()) return;
-  if (contents_.size() >= options_.content_cache_campaigns && !contents_.contains(row.id)) {
-    contents_.clear();
+  if (images_.size() >= options_.content_cache_campaigns && !images_.contains(row.id)) {
+    images_.clear();
   }
-  auto& slot = contents_[row.id];
-  if (row.version >= slot.first) slot = {row.version, row.content};
+  auto [it, added] = images_.try_emplace(row.id, row);
+  if (!added && row.version >= it->second.version) it->second = row;
+}
+
+Result<std::optional<Campaign>> Publisher::PreviousImage(int64_t id, int64_t version) {
+  auto it = images_.find(id);
+  if (it != images_.end() && it->second.version == version) {
+    return std::optional<Campaign>(it->second);
+  }
+  ASSIGN_OR_RETURN(std::optional<HistoryRecord> before,
+                   FromHistory(options_.history->GetVersion(id, version)));
+  if (!before) return std::optional<Campaign>();
+  if (before->event_type == ChangeOp::kDeleted) {
+    return DataLossError(fmt::format(
+        "campaign {} version {} is a deletion, yet a later version changes the campaign", id,
+        version));
+  }
+  Result<Campaign> prior = CampaignFromJson(before->snapshot);
+  if (!prior.ok()) {
+    return DataLossError(fmt::format("campaign {} version {} in the history: {}", id, version,
+                                     prior.status().message()));
+  }
+  return std::optional<Campaign>(std::move(*prior));
 }
 
 Status Publisher::ResolveContent(ChangeEvent& event) {
   Campaign& row = *event.row;
   const int64_t previous = row.version - 1;
-  auto it = contents_.find(row.id);
-  if (it != contents_.end() && it->second.first == previous) {
-    row.content = it->second.second;
-  } else {
-    ASSIGN_OR_RETURN(std::optional<HistoryRecord> before,
-                     FromHistory(options_.history->GetVersion(row.id, previous)));
-    if (!before) {
-      // An erased customer's versions are gone on purpose, and the store refuses this one too.
-      ASSIGN_OR_RETURN(bool erased, FromHistory(options_.history->Erased(event.customer_id)));
-      if (erased) {
-        event.content_omitted = false;
-        return Status::OK();
-      }
-      return DataLossError(fmt::format(
-          "campaign {} version {} did not change its content, but version {} is not in the "
-          "history to take it from",
-          row.id, row.version, previous));
+  ASSIGN_OR_RETURN(std::optional<Campaign> prior, PreviousImage(row.id, previous));
+  if (!prior) {
+    // An erased customer's versions are gone on purpose, and the store refuses this one too.
+    ASSIGN_OR_RETURN(bool erased, FromHistory(options_.history->Erased(event.customer_id)));
+    if (erased) {
+      event.content_omitted = false;
+      return Status::OK();
     }
-    ASSIGN_OR_RETURN(Campaign prior, CampaignFromJson(before->snapshot));
-    row.content = std::move(prior.content);
+    return DataLossError(fmt::format(
+        "campaign {} version {} did not change its content, but version {} is not in the "
+        "history to take it from",
+        row.id, row.version, previous));
   }
+  row.content = std::move(prior->content);
+  event.content_omitted = false;
+  return Status::OK();
+}
+
+Status Publisher::ResolveImage(ChangeEvent& event) {
+  Campaign& row = *event.row;
+  const int64_t previous = event.version - 1;
+  ASSIGN_OR_RETURN(std::optional<Campaign> prior, PreviousImage(event.campaign_id, previous));
+  if (!prior) {
+    ASSIGN_OR_RETURN(bool erased, FromHistory(options_.history->Erased(event.customer_id)));
+    if (!erased) {
+      return DataLossError(fmt::format(
+          "campaign {} version {} is a priority shift of version {}, which is not in the "
+          "history to take its image from",
+          event.campaign_id, event.version, previous));
+    }
+    // The store refuses an erased customer's records: any image will do.
+    prior = row;
+    prior->id = event.campaign_id;
+    prior->customer_id = event.customer_id;
+    prior->version = previous;
+    prior->content = "{}";
+  }
+  ASSIGN_OR_RETURN(Campaign next,
+                   ApplyShift(*prior, event.campaign_id, event.customer_id, event.version,
+                              event.priority_shift, row.updated_at, row.updated_by));
+  row = std::move(next);
+  event.image_omitted = false;
+  event.priority_shift = 0;
   event.content_omitted = false;
   return Status::OK();
 }
@@ -167,7 +210,7 @@ Result<PublishStats> Publisher::Process(std::span<const ChangeEvent> events) {
     if (e.capture == CaptureMode::kLog) {
       if (e.content_omitted && e.row) {
         ChangeEvent resolved = e;
-        RETURN_IF_ERROR(ResolveContent(resolved));
+        RETURN_IF_ERROR(e.image_omitted ? ResolveImage(resolved) : ResolveContent(resolved));
         ASSIGN_OR_RETURN(HistoryRecord r, BuildLogRecord(resolved));
         Remember(*resolved.row);
         records.push_back(std::move(r));

@@ -35,8 +35,9 @@
 namespace ch {
 
 struct PublisherOptions {
-  // Contents remembered per campaign to resolve events whose content was omitted because it did
-  // not change (the compact outbox). Default: 50,000 campaigns (bounded memory: ~1 KiB each).
+  // Images remembered per campaign to resolve events whose content (or, for a priority shift,
+  // whole image) was omitted because it did not change (the compact outbox). Default: 50,000
+  // campaigns (bounded memory: ~1 KiB each).
   size_t content_cache_campaigns = 50000;
   // REQUIRES: not null; must outlive the publisher.
   HistoryStore* history = nullptr;
@@ -95,12 +96,19 @@ class Publisher {
   // version (this batch, the cache, or the history store). Fails with DataLoss when the previous
   // version is nowhere (it must be: the outbox is drained in commit order).
   Status ResolveContent(ChangeEvent& event);
+  // Fill in the image of a priority shift's version (event.image_omitted): the previous
+  // version's (the cache or the history store) with the shift applied. Fails with DataLoss when
+  // the previous version is nowhere or is not the campaign's.
+  Status ResolveImage(ChangeEvent& event);
+  // The image of campaign `id` at `version`: from the cache, else from the history store;
+  // nullopt when the history has no such version.
+  Result<std::optional<Campaign>> PreviousImage(int64_t id, int64_t version);
   void Remember(const Campaign& row);
 
   PublisherOptions options_;
-  // campaign id -> (version, content) of the newest version seen. Bounded by
-  // options_.content_cache_campaigns (cleared when full: a miss only costs a history lookup).
-  std::unordered_map<int64_t, std::pair<int64_t, std::string>> contents_;
+  // campaign id -> the newest full image seen. Bounded by options_.content_cache_campaigns
+  // (cleared when full: a miss only costs a history lookup).
+  std::unordered_map<int64_t, Campaign> images_;
 };
 
 }  // namespace ch

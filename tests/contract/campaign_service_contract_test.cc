@@ -836,8 +836,8 @@ TEST(LogCaptureContractTest, EveryStoreCapturesTheSameVersions) {
     ASSERT_EQ(mem_txns[t].size(), sql_txns[t].size()) << "transaction #" << t;
     for (size_t i = 0; i < mem_txns[t].size(); ++i) EXPECT_EQ(mem_txns[t][i], sql_txns[t][i]);
   }
-  // seq is the commit order on both.
-  for (size_t i = 0; i < outbox.size(); ++i) EXPECT_EQ(mem_changes[i].seq, outbox[i].seq);
+  // seq is the commit order on both (the SQLite outbox's changes of one shift share its row's).
+  for (size_t i = 1; i < outbox.size(); ++i) EXPECT_LE(outbox[i - 1].seq, outbox[i].seq);
 }
 
 // Drive a random mix of actions through the service while a relay drains the outbox on another
@@ -922,7 +922,7 @@ TEST(LogCaptureContractTest, OutboxSourceDeliversEveryCommittedVersionOnce) {
     for (const ChangeEvent& e : batch.events) {
       ++events;
       int64_t seq = std::stoll(e.source_position);
-      EXPECT_GT(seq, last_seq);
+      EXPECT_GE(seq, last_seq);  // the changes of one SQLite shift row share its seq
       last_seq = seq;
       RowChange rc{e.op, e.campaign_id, e.customer_id, e.version};
       got[e.transaction_id].insert(Render(rc));

@@ -130,17 +130,22 @@ TEST_F(CliCaptureModeTest, TheOutboxRowFormatDoesNotFlipWithTheBus) {
 
   ExpectFails("--bus pubsub://no-such-project serve --roles capture", 4,
               {"compact outbox rows", "capture setup --outbox-rows full"});
-  ExpectRuns("capture setup --outbox-rows full");
+  // Queued shift rows (outbox format 3) stand for images only the history completes: the switch
+  // refuses, changes nothing and says to drain first.
+  ExpectFails("capture setup --outbox-rows full", 4, {"priority shift", "drain the outbox"});
   s = CaptureStatus();
-  EXPECT_EQ(s["outbox_rows"], "full");
+  EXPECT_EQ(s["outbox_rows"], "compact");
   EXPECT_EQ(s["backlog"].get<int64_t>(), backlog);
-  EXPECT_EQ(s["omitted_content"].get<int64_t>(), 0);
 
-  // Drain everything with the embedded publisher (any query does): it reads full rows as well.
+  // Drain everything with the embedded publisher (any query does), then switch.
   nlohmann::json campaigns = Json("as-of --customer 2 --at 2100-01-01 --json")["campaigns"];
   ASSERT_FALSE(campaigns.empty());
   s = CaptureStatus();
   EXPECT_EQ(s["backlog"], 0);
+  ExpectRuns("capture setup --outbox-rows full");
+  s = CaptureStatus();
+  EXPECT_EQ(s["outbox_rows"], "full");
+  EXPECT_EQ(s["omitted_content"].get<int64_t>(), 0);
   std::ifstream whole(dir_.File("small.jsonl"));
   int64_t expected = 0;
   for (std::string l; std::getline(whole, l);) {
