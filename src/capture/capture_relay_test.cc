@@ -233,12 +233,14 @@ TEST(CaptureRelayTest, RefusesChangesWithoutTheirContent) {
 
 // A SQLite outbox written with compact rows (for the embedded publisher) and switched to full
 // rows by 'capture setup --outbox-rows full' is relayed completely: the rows queued before the
-// switch (their omitted contents filled in) and the ones written after it.
+// switch (their omitted contents filled in) and the ones written after it. The shifts are
+// written row by row (format 2's rows): a queued shift row of format 3 makes the switch refuse
+// until the outbox is drained (cli_capture_mode_test).
 TEST(CaptureRelayTest, RelaysEveryRowOfASqliteOutboxSwitchedToFullRows) {
   testing::TempDir dir;
   const std::string path = dir.File("campaigns.db");
   FakeClock clock;
-  SqliteCampaignStoreOptions so{.path = path, .clock = &clock};
+  SqliteCampaignStoreOptions so{.path = path, .clock = &clock, .one_row_per_shift = false};
   ASSERT_OK_AND_ASSIGN(auto store, SqliteCampaignStore::Open(so));
   CampaignService service(*store);
   WriteContext as{.actor = "user:1"};
