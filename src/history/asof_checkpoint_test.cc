@@ -36,12 +36,49 @@ TEST(AsOfCheckpointTest, RejectsTruncatedOrForeignBlobs) {
   EncodeCheckpoint(entries, blob);
   std::vector<CheckpointEntry> out;
   for (size_t n = 0; n < blob.size(); ++n) {
-    EXPECT_FALSE(DecodeCheckpoint(blob.substr(0, n), out)) << n;
+    std::string cut = blob.substr(0, n);
+    EXPECT_FALSE(DecodeCheckpoint(cut, out)) << n;
   }
-  EXPECT_FALSE(DecodeCheckpoint(blob + "z", out));
+  std::string longer = blob + "z";
+  EXPECT_FALSE(DecodeCheckpoint(longer, out));
   std::string other = blob;
-  other[0] = 2;  // an unknown format
+  other[0] = 3;  // an unknown format
   EXPECT_FALSE(DecodeCheckpoint(other, out));
+  std::string flipped = blob;
+  flipped[blob.size() / 2] ^= 0x55;  // deflated bytes that do not inflate to the body
+  EXPECT_FALSE(DecodeCheckpoint(flipped, out));
+  std::string huge = blob;
+  huge[1] = '\xff';  // a body size far beyond what the bytes hold
+  EXPECT_FALSE(DecodeCheckpoint(huge, out));
+}
+
+// Checkpoints of format 1 (the body not deflated) are still read.
+TEST(AsOfCheckpointTest, ReadsUndeflatedBlobsOfFormatOne) {
+  std::string blob =
+      "\x01\x02\x03\x03"
+      "abc\x06\x02"
+      "de";  // format 1, 2 entries: 3 -> "abc", 9 -> "de"
+  std::vector<CheckpointEntry> out;
+  ASSERT_TRUE(DecodeCheckpoint(blob, out));
+  EXPECT_EQ(Render(out), "3=abc 9=de");
+}
+
+// A checkpoint of the big customer (2,000 campaigns with similar rows) is stored deflated.
+TEST(AsOfCheckpointTest, DeflatesTheRows) {
+  std::vector<std::string> rows;
+  for (int i = 0; i < 2000; ++i) rows.push_back("row-of-campaign-" + std::to_string(i % 97));
+  std::vector<CheckpointEntry> entries;
+  size_t raw = 0;
+  for (int i = 0; i < 2000; ++i) {
+    entries.push_back({i + 1, rows[static_cast<size_t>(i)]});
+    raw += rows[static_cast<size_t>(i)].size() + 2;
+  }
+  std::string blob;
+  EncodeCheckpoint(entries, blob);
+  EXPECT_LT(blob.size(), raw / 3);
+  std::vector<CheckpointEntry> back;
+  ASSERT_TRUE(DecodeCheckpoint(blob, back));
+  EXPECT_EQ(Render(back), Render(entries));
 }
 
 TEST(AsOfCheckpointTest, TheLatestChangeOfACampaignReplacesItsEntryAndADeleteRemovesIt) {

@@ -863,7 +863,7 @@ Status SqliteHistoryStore::Impl::UpdateCheckpoints(int64_t customer, const Touch
                                  "t = ?2"));
     std::vector<CheckpointEntry> base;
     std::string arena, data;
-    for (const auto& [at, blob] : stale) {
+    for (auto& [at, blob] : stale) {
       if (!DecodeCheckpoint(blob, base)) {
         return DataLossError(
             fmt::format("history: checkpoint of customer {} is undecodable", customer));
