@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <utility>
 
 #include "common/time_util.h"
@@ -97,6 +98,24 @@ std::string RenderCampaigns(const std::vector<Campaign>& campaigns, const Render
   m.reserve(campaigns.size());
   for (const Campaign& c : campaigns) m.push_back(ToModelCampaign(c));
   return RenderModelCampaigns(m, options);
+}
+
+std::string FirstRenderingDifference(const std::string& got, const std::string& want,
+                                     const std::string& got_label, size_t cut) {
+  std::istringstream g(got), w(want);
+  std::string gl, wl;
+  for (int i = 0;; ++i) {
+    bool hg = static_cast<bool>(std::getline(g, gl));
+    bool hw = static_cast<bool>(std::getline(w, wl));
+    if (!hg && !hw) return "";
+    if (!hg) gl = "(missing)";
+    if (!hw) wl = "(extra)";
+    if (gl != wl || !hg || !hw) {
+      const std::string pad(got_label.size() > 5 ? got_label.size() - 5 : 0, ' ');
+      return fmt::format("entry {}:\n  {}: {}\n  model:{} {}", i, got_label, gl.substr(0, cut), pad,
+                         wl.substr(0, cut));
+    }
+  }
 }
 
 WorkloadModel::WorkloadModel(ModelOptions options) : options_(options) {}

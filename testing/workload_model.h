@@ -185,4 +185,9 @@ std::string RenderModelCampaigns(const std::vector<ModelCampaign>& campaigns,
 std::string RenderCampaigns(const std::vector<Campaign>& campaigns,
                             const RenderOptions& options = {});
 
+// The first entry (line) at which two renderings differ, as "entry N:" followed by the line of
+// each side (labelled `got_label` and "model", cut to `cut` bytes); "" when they are equal.
+std::string FirstRenderingDifference(const std::string& got, const std::string& want,
+                                     const std::string& got_label, size_t cut);
+
 }  // namespace ch::testing

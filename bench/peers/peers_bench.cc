@@ -93,30 +93,13 @@ struct Measured {
   int mismatches = 0;
 };
 
-// The first differing line of two renderings (one campaign per line).
-std::string FirstDifference(const std::string& got, const std::string& want) {
-  std::istringstream g(got), w(want);
-  std::string gl, wl;
-  for (int i = 0;; ++i) {
-    bool hg = static_cast<bool>(std::getline(g, gl));
-    bool hw = static_cast<bool>(std::getline(w, wl));
-    if (!hg && !hw) return "(none)";
-    if (!hg) gl = "(missing)";
-    if (!hw) wl = "(extra)";
-    if (gl != wl || !hg || !hw) {
-      return fmt::format("entry {}:\n      peer:  {}\n      model: {}", i, gl.substr(0, 240),
-                         wl.substr(0, 240));
-    }
-  }
-}
-
 bool Same(const std::string& peer, const std::string& what, const std::vector<ModelCampaign>& got,
           const std::vector<ModelCampaign>& want) {
   std::string g = testing::RenderModelCampaigns(got, {.all_fields = true});
   std::string w = testing::RenderModelCampaigns(want, {.all_fields = true});
   if (g == w) return true;
   std::cerr << fmt::format("MISMATCH {}: {} ({} campaigns, model {}): {}\n", peer, what, got.size(),
-                           want.size(), FirstDifference(g, w));
+                           want.size(), testing::FirstRenderingDifference(g, w, "peer", 240));
   return false;
 }
 

@@ -65,27 +65,6 @@ std::string RenderAsOf(const std::vector<HistoryRecord>& records) {
   return RenderCampaigns(campaigns, {.all_fields = true});
 }
 
-namespace {
-
-// Return the first differing entry of two renderings (one campaign per line), compactly.
-std::string FirstDifference(const std::string& got, const std::string& want) {
-  std::istringstream g(got), w(want);
-  std::string gl, wl;
-  for (int i = 0;; ++i) {
-    bool hg = static_cast<bool>(std::getline(g, gl));
-    bool hw = static_cast<bool>(std::getline(w, wl));
-    if (!hg && !hw) return "";
-    if (!hg) gl = "(missing)";
-    if (!hw) wl = "(extra)";
-    if (gl != wl || !hg || !hw) {
-      return fmt::format("entry {}:\n  history: {}\n  model:   {}", i, gl.substr(0, 300),
-                         wl.substr(0, 300));
-    }
-  }
-}
-
-}  // namespace
-
 std::string CompareHistoryWithModel(HistoryStore& history, const WorkloadModel& model,
                                     const std::vector<WorkloadLine>& lines,
                                     const std::vector<ReplayedOp>& ops, int all_customers_every) {
@@ -110,7 +89,7 @@ std::string CompareHistoryWithModel(HistoryStore& history, const WorkloadModel& 
       std::string got = RenderAsOf(*at);
       if (got != want) {
         return fmt::format("as-of customer {} right after seq {}: {}", c, op.seq,
-                           FirstDifference(got, want));
+                           testing::FirstRenderingDifference(got, want, "history", 300));
       }
       auto before = history.AsOf(c, op.committed_at - Micros(1));
       if (!before.ok()) return before.status().ToString();
@@ -120,8 +99,9 @@ std::string CompareHistoryWithModel(HistoryStore& history, const WorkloadModel& 
               : RenderModelCampaigns({}, {.all_fields = true});
       std::string got_before = RenderAsOf(*before);
       if (got_before != want_before) {
-        return fmt::format("as-of customer {} 1us before seq {}: {}", c, op.seq,
-                           FirstDifference(got_before, want_before));
+        return fmt::format(
+            "as-of customer {} 1us before seq {}: {}", c, op.seq,
+            testing::FirstRenderingDifference(got_before, want_before, "history", 300));
       }
     }
     previous_seq = op.seq;
