@@ -40,57 +40,47 @@ HistoryStoreBackend InMemoryBackend() {
   return b;
 }
 
-HistoryStoreBackend SqliteBackend() {
+// SQLite, named `name`, with the suite's options changed by `tune`.
+HistoryStoreBackend SqliteVariant(std::string name,
+                                  std::function<void(SqliteHistoryOptions&)> tune) {
   HistoryStoreBackend b;
-  b.name = "Sqlite";
+  b.name = std::move(name);
   b.caps.reports_bytes = true;
   b.caps.persistent = true;
-  b.open = [](const Clock& clock, const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
+  b.open = [tune](const Clock& clock,
+                  const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
     SqliteHistoryOptions o;
     o.path = dir + "/history.db";
     o.clock = &clock;
     o.synchronous = "NORMAL";  // durability is not what this suite tests; speed is welcome
+    tune(o);
     ASSIGN_OR_RETURN(auto store, SqliteHistoryStore::Open(o));
     return std::unique_ptr<HistoryStore>(std::move(store));
   };
   return b;
 }
 
+HistoryStoreBackend SqliteBackend() {
+  return SqliteVariant("Sqlite", [](SqliteHistoryOptions&) {});
+}
+
 // SQLite with a tiny merge threshold: records move from the `recent` table into the history
 // table after almost every Append, so every query meets both tables in every combination.
 HistoryStoreBackend SqliteMergingBackend() {
-  HistoryStoreBackend b = SqliteBackend();
-  b.name = "SqliteMerging";
-  b.open = [](const Clock& clock, const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
-    SqliteHistoryOptions o;
-    o.path = dir + "/history.db";
-    o.clock = &clock;
-    o.synchronous = "NORMAL";
+  return SqliteVariant("SqliteMerging", [](SqliteHistoryOptions& o) {
     o.merge_threshold_rows = 3;
     o.body_cache_bytes = 4096;  // and caches too small to hold anything for long
-    ASSIGN_OR_RETURN(auto store, SqliteHistoryStore::Open(o));
-    return std::unique_ptr<HistoryStore>(std::move(store));
-  };
-  return b;
+  });
 }
 
 // SQLite with a checkpoint after every second record (and a tiny merge threshold): almost every
 // as-of reads a checkpoint plus the records after it, and every late, duplicate or reordered
 // record meets checkpoints it has to correct.
 HistoryStoreBackend SqliteCheckpointBackend() {
-  HistoryStoreBackend b = SqliteBackend();
-  b.name = "SqliteCheckpoint";
-  b.open = [](const Clock& clock, const std::string& dir) -> Result<std::unique_ptr<HistoryStore>> {
-    SqliteHistoryOptions o;
-    o.path = dir + "/history.db";
-    o.clock = &clock;
-    o.synchronous = "NORMAL";
+  return SqliteVariant("SqliteCheckpoint", [](SqliteHistoryOptions& o) {
     o.merge_threshold_rows = 3;
     o.checkpoint_every = 2;
-    ASSIGN_OR_RETURN(auto store, SqliteHistoryStore::Open(o));
-    return std::unique_ptr<HistoryStore>(std::move(store));
-  };
-  return b;
+  });
 }
 
 // ClickHouse (CH_TEST_CLICKHOUSE_URL=clickhouse://HOST:PORT/DB): every test gets its own database,
