@@ -732,6 +732,34 @@ CheckpointChange ChangeOf(int64_t campaign_id, const PackedRow& p) {
 
 }  // namespace
 
+namespace {
+
+// Of columns 1 (`history`) and 2 (`recent`) of `s`'s current row -- each a campaign's newest
+// packed row in that table, or NULL -- decode the newer by (t, version) into `p` and return its
+// bytes; nullopt when both are NULL. `q` is scratch.
+Result<std::optional<std::string_view>> NewerOfBothTables(SqliteStmt& s, PackedRow& p,
+                                                          PackedRow& q) {
+  const bool in_history = !s.ColumnIsNull(1);
+  const bool in_recent = !s.ColumnIsNull(2);
+  if (!in_history && !in_recent) return std::optional<std::string_view>();
+  std::string_view text;
+  if (in_history) {
+    text = s.ColumnText(1);
+    if (!DecodeRow(text, p)) return DataLossError("history: undecodable row");
+  }
+  if (in_recent) {
+    std::string_view recent = s.ColumnText(2);
+    if (!DecodeRow(recent, q)) return DataLossError("history: undecodable row");
+    if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) {
+      p = q;
+      text = recent;
+    }
+  }
+  return std::optional<std::string_view>(text);
+}
+
+}  // namespace
+
 Status SqliteHistoryStore::Impl::CollectBySeeks(int64_t customer, int64_t t, std::string& arena,
                                                 std::vector<CheckpointChange>& out) {
   ASSIGN_OR_RETURN(SqliteStmt * s, db->Prepare(kAsOfSql));
@@ -744,23 +772,9 @@ Status SqliteHistoryStore::Impl::CollectBySeeks(int64_t customer, int64_t t, std
   while (true) {
     ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) break;
-    bool in_history = !s->ColumnIsNull(1);
-    bool in_recent = !s->ColumnIsNull(2);
-    if (!in_history && !in_recent) continue;  // no record at or before t
-    std::string_view text;
-    if (in_history) {
-      text = s->ColumnText(1);
-      if (!DecodeRow(text, p)) return DataLossError("history: undecodable row");
-    }
-    if (in_recent) {
-      std::string_view recent = s->ColumnText(2);
-      if (!DecodeRow(recent, q)) return DataLossError("history: undecodable row");
-      if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) {
-        p = q;
-        text = recent;
-      }
-    }
-    rows.Add(ChangeOf(s->ColumnInt64(0), p), text, out);
+    ASSIGN_OR_RETURN(std::optional<std::string_view> text, NewerOfBothTables(*s, p, q));
+    if (!text) continue;  // no record at or before t
+    rows.Add(ChangeOf(s->ColumnInt64(0), p), *text, out);
   }
   rows.Finish(out, first);
   return Status::OK();
@@ -2147,16 +2161,8 @@ Result<std::vector<HistoryRecord>> SqliteHistoryStore::CustomerCampaigns(int64_t
   while (true) {
     ASSIGN_OR_RETURN(bool row, s->Step());
     if (!row) break;
-    bool in_history = !s->ColumnIsNull(1);
-    bool in_recent = !s->ColumnIsNull(2);
-    if (!in_history && !in_recent) continue;
-    if (in_history && !DecodeRow(s->ColumnText(1), p)) {
-      return DataLossError("history: undecodable row");
-    }
-    if (in_recent) {
-      if (!DecodeRow(s->ColumnText(2), q)) return DataLossError("history: undecodable row");
-      if (!in_history || std::pair(q.t, q.version) > std::pair(p.t, p.version)) p = q;
-    }
+    ASSIGN_OR_RETURN(std::optional<std::string_view> text, NewerOfBothTables(*s, p, q));
+    if (!text) continue;
     HistoryRecord& r = out.emplace_back();
     r.campaign_id = s->ColumnInt64(0);
     r.customer_id = customer_id;
